@@ -1,0 +1,244 @@
+// Package config is the schema of portico's TOML config file and its loader.
+//
+// The Go structs below are the contract of the config file: each field's doc
+// comment states its default, unit and security caveats, and docs/config.md
+// follows them. Load decodes strictly (unknown keys are errors), resolves
+// relative paths against the folder of the file that names them, fills in
+// defaults in one place (applyDefaults) and validates. Handlers receive the
+// section of the config that concerns them and never re-parse it.
+package config
+
+// Config is a whole loaded configuration: the main file plus its includes.
+type Config struct {
+	Server Server `toml:"server"`
+	Sites  []Site `toml:"site"`
+
+	// File is the absolute path of the main config file ("" in quick mode).
+	File string `toml:"-"`
+}
+
+// Server holds process-wide settings. Only the main file may set them.
+type Server struct {
+	// ShutdownTimeout bounds how long SIGTERM waits for requests in flight.
+	// Default "30s".
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	// AccessLog is "off", "stdout", "stderr" or a file path. Default "stdout".
+	AccessLog string `toml:"access_log"`
+	// LogFormat of the access log: "combined" (Apache/nginx) or "json".
+	// Default "combined".
+	LogFormat string `toml:"log_format"`
+	// ErrorLog is where portico's own log lines go (errors, CGI stderr,
+	// worker output): "stderr", "stdout" or a file path. Default "stderr".
+	ErrorLog string `toml:"error_log"`
+	// Admin is an optional "host:port" serving GET /metrics, GET /healthz,
+	// POST /reload and POST /cache/purge. Bind it to loopback: it has no auth.
+	Admin string `toml:"admin"`
+	// Include lists globs of further files holding [[site]] tables
+	// (nginx's sites-enabled habit), relative to the main file.
+	Include []string `toml:"include"`
+
+	// ReadHeaderTimeout cuts off a client that trickles its request headers.
+	// Default "10s".
+	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
+	// ReadTimeout is the longest a request body read may wait for progress:
+	// the deadline moves each time bytes arrive (slow-POST defence).
+	// Default "60s".
+	ReadTimeout Duration `toml:"read_timeout"`
+	// WriteTimeout is the longest a response write may wait for the client to
+	// take bytes; the deadline moves with progress, so long downloads and
+	// streams are not cut while they move. Default "60s".
+	WriteTimeout Duration `toml:"write_timeout"`
+	// IdleTimeout closes keep-alive connections idle this long. Default "120s".
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// MaxHeaderBytes caps the request line plus headers; beyond it: 431.
+	// Default "1MB".
+	MaxHeaderBytes Size `toml:"max_header_bytes"`
+	// MaxBodySize caps request bodies; beyond it: 413. Routes may override it.
+	// Default "100MB". 0 is not allowed (use a large value instead).
+	MaxBodySize Size `toml:"max_body_size"`
+	// TrustedProxies lists addresses or CIDRs of proxies in front of portico
+	// whose X-Forwarded-* headers are believed. Default: none, so incoming
+	// forwarding headers are replaced, not appended to.
+	TrustedProxies []string `toml:"trusted_proxies"`
+}
+
+// Site is one virtual host: a set of listeners, the Host names it answers,
+// and its routes.
+type Site struct {
+	// Name is used in logs and metrics. Default: the first host, else "default".
+	Name string `toml:"name"`
+	// Listen lists "host:port" addresses. Default [":8080"].
+	Listen []string `toml:"listen"`
+	// Hosts are matched against the request's Host (port ignored, case
+	// folded): exact names first, then "*.suffix" wildcards. A site with no
+	// hosts is the default site of its listeners.
+	Hosts []string `toml:"hosts"`
+	// TLS enables HTTPS (and HTTP/2) on all of this site's listeners.
+	TLS *TLS `toml:"tls"`
+	// Headers are added to every response of the site.
+	Headers map[string]string `toml:"headers"`
+	// Routes: a request goes to the route with the longest matching prefix.
+	Routes []Route `toml:"route"`
+
+	// Source is the file and line where the [[site]] table starts.
+	Source Position `toml:"-"`
+}
+
+// TLS names a certificate and key in PEM files.
+type TLS struct {
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+}
+
+// Route maps a path prefix to exactly one handler.
+type Route struct {
+	// Path is the prefix matched against the request path. A prefix ending
+	// in "/" also matches the path without it ("/api/" matches "/api").
+	Path string `toml:"path"`
+	// StripPrefix removes Path (less its trailing slash) from the request
+	// path before the handler sees it. Default false.
+	StripPrefix bool `toml:"strip_prefix"`
+	// MaxBodySize overrides server.max_body_size for this route.
+	MaxBodySize Size `toml:"max_body_size"`
+
+	Static   *Static   `toml:"static"`
+	CGI      *CGI      `toml:"cgi"`
+	Proxy    *Proxy    `toml:"proxy"`
+	WSGI     *WSGI     `toml:"wsgi"`
+	Redirect *Redirect `toml:"redirect"`
+	// Cache may be added to proxy and wsgi routes.
+	Cache *Cache `toml:"cache"`
+
+	// Source is the file and line where the route is declared.
+	Source Position `toml:"-"`
+}
+
+// Static serves files from a folder.
+type Static struct {
+	// Root is the folder served. Required; must exist. Nothing outside it is
+	// ever served, symlinks included.
+	Root string `toml:"root"`
+	// Index files tried for a directory, in order. Default ["index.html"].
+	Index []string `toml:"index"`
+	// Browse turns on HTML directory listings. Default false (true in quick mode).
+	Browse bool `toml:"browse"`
+	// SPA answers GETs for missing paths whose Accept names text/html with
+	// the root index.html (history-mode routing). Default false.
+	SPA bool `toml:"spa"`
+	// Dotfiles allows serving names starting with "." (".env", ".git/").
+	// Default false: they are 404.
+	Dotfiles bool `toml:"dotfiles"`
+	// Precompressed serves a sibling .br/.zst/.gz file when the client
+	// accepts that encoding. Default true.
+	Precompressed *bool `toml:"precompressed"`
+	// CacheControl, if set, is sent as the Cache-Control header of files.
+	CacheControl string `toml:"cache_control"`
+	// Hide lists extra folders (absolute after loading) that must never be
+	// served from this root, e.g. a cgi root inside it. Filled by Load.
+	Hide []string `toml:"-"`
+}
+
+// CGI runs scripts from a folder (RFC 3875).
+type CGI struct {
+	// Root is the folder of scripts. Required; must exist. Only regular
+	// executable files (or files with an interpreter) under it run.
+	Root string `toml:"root"`
+	// Timeout is the wall-clock limit of one script run; past it the whole
+	// process group gets SIGTERM, then SIGKILL. Default "30s".
+	Timeout Duration `toml:"timeout"`
+	// Env adds variables to every script's environment.
+	Env map[string]string `toml:"env"`
+	// User the scripts run as when portico runs as root. Default "nobody".
+	User string `toml:"user"`
+	// MaxProcesses caps scripts running at once; beyond it: 503 with
+	// Retry-After. Default 64.
+	MaxProcesses int `toml:"max_processes"`
+	// Interpreters maps a file extension to a program that runs files of
+	// that extension which are not executable themselves, e.g.
+	// { ".py" = "python3", ".php" = "php-cgi" }.
+	Interpreters map[string]string `toml:"interpreters"`
+	// SpoolChunked spools chunked request bodies to a temporary file to
+	// learn CONTENT_LENGTH. Default true; false answers 411 instead.
+	SpoolChunked *bool `toml:"spool_chunked"`
+}
+
+// Proxy forwards requests to upstream servers.
+type Proxy struct {
+	// Upstreams are "http://host:port" URLs or "unix:/path.sock", each
+	// optionally followed by " weight=N" (nginx style). At least one.
+	Upstreams []string `toml:"upstreams"`
+	// Balance is round_robin (default), least_conn, ip_hash or random
+	// (two random choices, the less loaded wins).
+	Balance string `toml:"balance"`
+	// Health configures optional active health checks.
+	Health *Health `toml:"health"`
+	// MaxFails failed attempts within FailTimeout take an upstream out of
+	// rotation for FailTimeout (nginx's passive checks). Default 1 and "10s".
+	MaxFails    int      `toml:"max_fails"`
+	FailTimeout Duration `toml:"fail_timeout"`
+	// Retries bounds how many other upstreams a failed request is tried on.
+	// Default: the number of upstreams less one.
+	Retries int `toml:"retries"`
+	// RetryTimeout bounds the total time spent on retries. Default "10s".
+	RetryTimeout Duration `toml:"retry_timeout"`
+	// ConnectTimeout bounds dialing an upstream. Default "5s".
+	ConnectTimeout Duration `toml:"connect_timeout"`
+	// ReadTimeout bounds the wait for the upstream's response headers.
+	// Default "60s".
+	ReadTimeout Duration `toml:"read_timeout"`
+	// Host is the Host header sent upstream: "client" (default: the
+	// client's Host), "upstream" (the upstream's host:port) or a literal name.
+	Host string `toml:"host"`
+}
+
+// Health configures active health checks of a proxy's upstreams.
+type Health struct {
+	// Path requested with GET on each upstream. Required.
+	Path string `toml:"path"`
+	// Interval between checks. Default "5s".
+	Interval Duration `toml:"interval"`
+	// Timeout of one check. Default "2s".
+	Timeout Duration `toml:"timeout"`
+	// Expect is the status code that means healthy. Default: any 2xx.
+	Expect int `toml:"expect"`
+}
+
+// WSGI runs a Python WSGI app in a pool of supervised worker processes.
+type WSGI struct {
+	// App is "module:callable". Required.
+	App string `toml:"app"`
+	// Dir is the folder the module is imported from. Default: the config's folder.
+	Dir string `toml:"dir"`
+	// Workers is the number of Python processes. Default 2.
+	Workers int `toml:"workers"`
+	// Python is the interpreter. Default "python3".
+	Python string `toml:"python"`
+	// Timeout bounds one request inside a worker. Default "30s".
+	Timeout Duration `toml:"timeout"`
+}
+
+// Redirect answers every request with a redirect.
+type Redirect struct {
+	// To is the target URL. Required.
+	To string `toml:"to"`
+	// Status is 301, 302, 303, 307 or 308. Default 302.
+	Status int `toml:"status"`
+}
+
+// Cache is an RFC 9111 shared response cache in front of a proxy or wsgi route.
+type Cache struct {
+	// MaxSize bounds the bytes stored (memory store). Default "256MB".
+	MaxSize Size `toml:"max_size"`
+	// MaxObjectSize: larger responses pass through unstored. Default "8MB".
+	MaxObjectSize Size `toml:"max_object_size"`
+	// Store is "memory" (default) or a "redis://host:port/db" URL shared by
+	// several portico instances.
+	Store string `toml:"store"`
+	// Key lists the parts of the primary cache key, from "method",
+	// "scheme", "host", "path", "query". Default: all of them. Vary
+	// headers are always added as secondary keys.
+	Key []string `toml:"key"`
+	// IgnoreClientNoCache ignores a client's Cache-Control: no-cache /
+	// Pragma: no-cache (which otherwise forces revalidation). Default false.
+	IgnoreClientNoCache bool `toml:"ignore_client_no_cache"`
+}
