@@ -109,6 +109,12 @@ type Route struct {
 	// Cache may be added to proxy and wsgi routes.
 	Cache *Cache `toml:"cache"`
 
+	// FilesFirst lets a route hold both static and proxy: files are served
+	// when they exist, everything else goes to the proxy (nginx's
+	// `try_files $uri @app`). Quick mode's --proxy sets it; the file format
+	// does not expose it.
+	FilesFirst bool `toml:"-"`
+
 	// Source is the file and line where the route is declared.
 	Source Position `toml:"-"`
 }

@@ -1,0 +1,175 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Defaults of the [server] table. docs/config.md quotes them.
+const (
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 60 * time.Second
+	DefaultWriteTimeout      = 60 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultMaxHeaderBytes    = 1 << 20
+	DefaultMaxBodySize       = 100 << 20
+)
+
+// ApplyDefaults fills every unset field with its default. It is the one
+// place defaults live; handlers may rely on it.
+func ApplyDefaults(cfg *Config) {
+	s := &cfg.Server
+	setDur(&s.ShutdownTimeout, DefaultShutdownTimeout)
+	setDur(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDur(&s.ReadTimeout, DefaultReadTimeout)
+	setDur(&s.WriteTimeout, DefaultWriteTimeout)
+	setDur(&s.IdleTimeout, DefaultIdleTimeout)
+	setStr(&s.AccessLog, "stdout")
+	setStr(&s.LogFormat, "combined")
+	setStr(&s.ErrorLog, "stderr")
+	if s.MaxHeaderBytes == 0 {
+		s.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if s.MaxBodySize == 0 {
+		s.MaxBodySize = DefaultMaxBodySize
+	}
+	for i := range cfg.Sites {
+		site := &cfg.Sites[i]
+		for k, h := range site.Hosts {
+			site.Hosts[k] = strings.TrimSuffix(strings.ToLower(h), ".")
+		}
+		if site.Name == "" {
+			if len(site.Hosts) > 0 {
+				site.Name = site.Hosts[0]
+			} else {
+				site.Name = "default"
+				if i > 0 {
+					site.Name = fmt.Sprintf("site%d", i+1)
+				}
+			}
+		}
+		if len(site.Listen) == 0 {
+			site.Listen = []string{":8080"}
+		}
+		for j := range site.Routes {
+			applyRouteDefaults(&site.Routes[j], s)
+		}
+		hideCGIRoots(site)
+	}
+}
+
+// hideCGIRoots tells every static route of a site about the cgi roots that
+// lie inside its root, so a script's source can never be served as a file.
+func hideCGIRoots(site *Site) {
+	for i := range site.Routes {
+		st := site.Routes[i].Static
+		if st == nil {
+			continue
+		}
+		st.Hide = st.Hide[:0]
+		for j := range site.Routes {
+			c := site.Routes[j].CGI
+			if c == nil {
+				continue
+			}
+			if rel, err := filepath.Rel(st.Root, c.Root); err == nil && filepath.IsLocal(rel) || rel == "." {
+				st.Hide = append(st.Hide, c.Root)
+			}
+		}
+	}
+}
+
+func applyRouteDefaults(r *Route, s *Server) {
+	if r.MaxBodySize == 0 {
+		r.MaxBodySize = s.MaxBodySize
+	}
+	if st := r.Static; st != nil {
+		if len(st.Index) == 0 {
+			st.Index = []string{"index.html"}
+		}
+		if st.Precompressed == nil {
+			t := true
+			st.Precompressed = &t
+		}
+	}
+	if c := r.CGI; c != nil {
+		setDur(&c.Timeout, 30*time.Second)
+		setStr(&c.User, "nobody")
+		if c.MaxProcesses == 0 {
+			c.MaxProcesses = 64
+		}
+		if c.SpoolChunked == nil {
+			t := true
+			c.SpoolChunked = &t
+		}
+	}
+	if p := r.Proxy; p != nil {
+		setStr(&p.Balance, "round_robin")
+		if p.MaxFails == 0 {
+			p.MaxFails = 1
+		}
+		setDur(&p.FailTimeout, 10*time.Second)
+		setDur(&p.RetryTimeout, 10*time.Second)
+		setDur(&p.ConnectTimeout, 5*time.Second)
+		setDur(&p.ReadTimeout, 60*time.Second)
+		setStr(&p.Host, "client")
+		if h := p.Health; h != nil {
+			setDur(&h.Interval, 5*time.Second)
+			setDur(&h.Timeout, 2*time.Second)
+		}
+	}
+	if w := r.WSGI; w != nil {
+		if w.Workers == 0 {
+			w.Workers = 2
+		}
+		setStr(&w.Python, "python3")
+		setDur(&w.Timeout, 30*time.Second)
+	}
+	if rd := r.Redirect; rd != nil && rd.Status == 0 {
+		rd.Status = 302
+	}
+	if c := r.Cache; c != nil {
+		if c.MaxSize == 0 {
+			c.MaxSize = 256 << 20
+		}
+		if c.MaxObjectSize == 0 {
+			c.MaxObjectSize = 8 << 20
+		}
+		setStr(&c.Store, "memory")
+		if len(c.Key) == 0 {
+			c.Key = []string{"method", "scheme", "host", "path", "query"}
+		}
+	}
+}
+
+func setDur(d *Duration, v time.Duration) {
+	if *d == 0 {
+		*d = Duration(v)
+	}
+}
+
+func setStr(s *string, v string) {
+	if *s == "" {
+		*s = v
+	}
+}
+
+// ParsePrefix parses an address ("10.0.0.1") or CIDR ("10.0.0.0/8").
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}

@@ -1,0 +1,492 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Problem is one thing wrong with a config, at a place in a file.
+type Problem struct {
+	Pos Position
+	Msg string
+}
+
+func (p Problem) Error() string { return p.Pos.String() + ": " + p.Msg }
+
+// Problems is every problem found in a config. Load returns it as its error
+// so that `portico check` can print them all at once, one per line.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Load reads the config file at path and every file its server.include
+// globs name, decodes them strictly, resolves relative paths against the
+// folder of the file that names them, fills in defaults and validates.
+// The error, if any, is a Problems listing every problem with file and line.
+func Load(path string) (*Config, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, Problems{{Pos: Position{File: path}, Msg: err.Error()}}
+	}
+	cfg := &Config{File: abs}
+	var probs Problems
+	main, ps, p := decodeFile(abs)
+	probs = append(probs, p...)
+	if main == nil {
+		return nil, probs
+	}
+	cfg.Server = main.Server
+	cfg.Sites = main.Sites
+	sources := make([]*positions, len(cfg.Sites))
+	for i := range sources {
+		sources[i] = ps
+	}
+	dir := filepath.Dir(abs)
+	resolveSites(cfg.Sites, dir, ps, 0)
+	if cfg.Server.AccessLog != "" && !isLogKeyword(cfg.Server.AccessLog) {
+		cfg.Server.AccessLog = resolve(dir, cfg.Server.AccessLog)
+	}
+	if cfg.Server.ErrorLog != "" && !isLogKeyword(cfg.Server.ErrorLog) {
+		cfg.Server.ErrorLog = resolve(dir, cfg.Server.ErrorLog)
+	}
+
+	for _, pattern := range cfg.Server.Include {
+		matches, err := filepath.Glob(resolve(dir, pattern))
+		if err != nil {
+			probs = append(probs, Problem{ps.at("server.include"), fmt.Sprintf("include %q: %v", pattern, err)})
+			continue
+		}
+		sort.Strings(matches)
+		for _, m := range matches {
+			if m == abs {
+				continue
+			}
+			inc, ips, p := decodeFile(m)
+			probs = append(probs, p...)
+			if inc == nil {
+				continue
+			}
+			if !serverEmpty(inc.Server) {
+				probs = append(probs, Problem{ips.at("server"), "[server] is only allowed in the main config file"})
+			}
+			resolveSites(inc.Sites, filepath.Dir(m), ips, 0)
+			for range inc.Sites {
+				sources = append(sources, ips)
+			}
+			cfg.Sites = append(cfg.Sites, inc.Sites...)
+		}
+	}
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	ApplyDefaults(cfg)
+	probs = append(probs, validate(cfg, sources)...)
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	return cfg, nil
+}
+
+func serverEmpty(s Server) bool {
+	return s.ShutdownTimeout == 0 && s.AccessLog == "" && s.LogFormat == "" && s.ErrorLog == "" &&
+		s.Admin == "" && len(s.Include) == 0 && s.ReadHeaderTimeout == 0 && s.ReadTimeout == 0 &&
+		s.WriteTimeout == 0 && s.IdleTimeout == 0 && s.MaxHeaderBytes == 0 && s.MaxBodySize == 0 &&
+		len(s.TrustedProxies) == 0
+}
+
+// decodeFile strictly decodes one file. Sources of sites and routes are
+// filled from the position index.
+func decodeFile(path string) (*Config, *positions, Problems) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, Problems{{Pos: Position{File: path}, Msg: "cannot read config: " + unwrapPathError(err)}}
+	}
+	ps := scanPositions(path, data)
+	var cfg Config
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, ps, decodeProblems(path, err)
+	}
+	for i := range cfg.Sites {
+		cfg.Sites[i].Source = ps.at(fmt.Sprintf("site[%d]", i))
+		for j := range cfg.Sites[i].Routes {
+			cfg.Sites[i].Routes[j].Source = ps.at(fmt.Sprintf("site[%d].route[%d]", i, j))
+		}
+	}
+	return &cfg, ps, nil
+}
+
+func decodeProblems(path string, err error) Problems {
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) {
+		var out Problems
+		for _, e := range strict.Errors {
+			row, _ := e.Position()
+			out = append(out, Problem{Position{path, row}, fmt.Sprintf("unknown key %q", strings.Join(e.Key(), "."))})
+		}
+		return out
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, _ := de.Position()
+		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		if k := de.Key(); len(k) > 0 {
+			msg = fmt.Sprintf("%s: %s", strings.Join(k, "."), msg)
+		}
+		return Problems{{Position{path, row}, msg}}
+	}
+	return Problems{{Position{File: path}, err.Error()}}
+}
+
+func unwrapPathError(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+func isLogKeyword(s string) bool { return s == "off" || s == "stdout" || s == "stderr" }
+
+func resolve(dir, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+// resolveSites makes every path in the sites absolute, relative to dir.
+func resolveSites(sites []Site, dir string, ps *positions, _ int) {
+	for i := range sites {
+		s := &sites[i]
+		if s.TLS != nil {
+			s.TLS.Cert = resolve(dir, s.TLS.Cert)
+			s.TLS.Key = resolve(dir, s.TLS.Key)
+		}
+		for j := range s.Routes {
+			r := &s.Routes[j]
+			if r.Static != nil {
+				r.Static.Root = resolve(dir, r.Static.Root)
+			}
+			if r.CGI != nil {
+				r.CGI.Root = resolve(dir, r.CGI.Root)
+			}
+			if r.WSGI != nil {
+				if r.WSGI.Dir == "" {
+					r.WSGI.Dir = dir
+				} else {
+					r.WSGI.Dir = resolve(dir, r.WSGI.Dir)
+				}
+			}
+			if r.Proxy != nil {
+				for k, u := range r.Proxy.Upstreams {
+					if rest, ok := strings.CutPrefix(u, "unix:"); ok && !filepath.IsAbs(rest) && rest != "" {
+						r.Proxy.Upstreams[k] = "unix:" + resolve(dir, rest)
+					}
+				}
+			}
+		}
+	}
+}
+
+// Validate checks a config built in memory (quick mode) the same way Load
+// checks a file. The config's defaults must have been applied.
+func Validate(cfg *Config) error {
+	if p := validate(cfg, nil); len(p) > 0 {
+		return p
+	}
+	return nil
+}
+
+// validate checks everything that can be checked without building handlers.
+func validate(cfg *Config, sources []*positions) Problems {
+	var probs Problems
+	psOf := func(i int) *positions {
+		if i < len(sources) {
+			return sources[i]
+		}
+		return nil
+	}
+	add := func(ps *positions, path string, format string, args ...any) {
+		pos := Position{File: cfg.File}
+		if ps != nil {
+			pos = ps.at(path)
+		}
+		probs = append(probs, Problem{pos, fmt.Sprintf(format, args...)})
+	}
+	srv := cfg.Server
+	mainPS := psOf(0)
+	switch srv.LogFormat {
+	case "combined", "json":
+	default:
+		add(mainPS, "server.log_format", "log_format must be \"combined\" or \"json\", not %q", srv.LogFormat)
+	}
+	if srv.Admin != "" {
+		if _, _, err := net.SplitHostPort(srv.Admin); err != nil {
+			add(mainPS, "server.admin", "admin %q: want host:port", srv.Admin)
+		}
+	}
+	if srv.MaxBodySize <= 0 {
+		add(mainPS, "server.max_body_size", "max_body_size must be positive")
+	}
+	for _, tp := range srv.TrustedProxies {
+		if _, err := ParsePrefix(tp); err != nil {
+			add(mainPS, "server.trusted_proxies", "trusted_proxies: %v", err)
+		}
+	}
+	if len(cfg.Sites) == 0 {
+		add(mainPS, "", "no [[site]] defined: nothing to serve")
+	}
+
+	// claims detects two sites answering the same host on one listener.
+	type claim struct{ listener, host string }
+	claimed := map[claim]string{}
+	tlsOf := map[string]bool{}
+	tlsSet := map[string]bool{}
+	names := map[string]Position{}
+
+	for i := range cfg.Sites {
+		s := &cfg.Sites[i]
+		ps := psOf(i)
+		base := fmt.Sprintf("site[%d]", localIndex(sources, i))
+		if prev, ok := names[s.Name]; ok {
+			add(ps, base+".name", "site name %q already used at %s", s.Name, prev)
+		} else {
+			names[s.Name] = s.Source
+		}
+		if len(s.Listen) == 0 {
+			add(ps, base, "site %q: listen is empty", s.Name)
+		}
+		for _, l := range s.Listen {
+			if _, port, err := net.SplitHostPort(l); err != nil {
+				add(ps, base+".listen", "listen %q: want host:port, e.g. \":8080\"", l)
+				continue
+			} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+				add(ps, base+".listen", "listen %q: bad port", l)
+				continue
+			}
+			key := ListenerKey(l)
+			if tlsSet[key] && tlsOf[key] != (s.TLS != nil) {
+				add(ps, base+".tls", "listener %s mixes sites with and without tls", l)
+			}
+			tlsSet[key], tlsOf[key] = true, s.TLS != nil
+			hosts := s.Hosts
+			if len(hosts) == 0 {
+				hosts = []string{""}
+			}
+			for _, h := range hosts {
+				c := claim{key, h}
+				if other, ok := claimed[c]; ok {
+					what := "host " + strconvQuote(h)
+					if h == "" {
+						what = "the default site (no hosts)"
+					}
+					add(ps, base+".hosts", "site %q: %s on listener %s is already claimed by site %q", s.Name, what, l, other)
+					continue
+				}
+				claimed[c] = s.Name
+			}
+		}
+		for _, h := range s.Hosts {
+			if h == "" || strings.ContainsAny(h, " /:") || strings.Contains(h[1:], "*") || (strings.HasPrefix(h, "*") && !strings.HasPrefix(h, "*.")) {
+				add(ps, base+".hosts", "host %q: want a name like \"example.test\" or \"*.example.test\"", h)
+			}
+		}
+		if s.TLS != nil {
+			if s.TLS.Cert == "" || s.TLS.Key == "" {
+				add(ps, base+".tls", "tls needs both cert and key")
+			} else {
+				for _, f := range []string{s.TLS.Cert, s.TLS.Key} {
+					if _, err := os.Stat(f); err != nil {
+						add(ps, base+".tls", "tls file %s: %s", f, unwrapPathError(err))
+					}
+				}
+			}
+		}
+		for k := range s.Headers {
+			if !validHeaderName(k) {
+				add(ps, base+".headers", "header name %q is not valid", k)
+			}
+		}
+		if len(s.Routes) == 0 {
+			add(ps, base, "site %q has no routes", s.Name)
+		}
+		paths := map[string]bool{}
+		for j := range s.Routes {
+			r := &s.Routes[j]
+			rb := fmt.Sprintf("%s.route[%d]", base, j)
+			if !strings.HasPrefix(r.Path, "/") {
+				add(ps, rb+".path", "route path %q must start with \"/\"", r.Path)
+			}
+			if paths[r.Path] {
+				add(ps, rb+".path", "route path %q is defined twice in site %q", r.Path, s.Name)
+			}
+			paths[r.Path] = true
+			if r.MaxBodySize < 0 {
+				add(ps, rb+".max_body_size", "max_body_size must not be negative")
+			}
+			var kinds []string
+			if r.Static != nil {
+				kinds = append(kinds, "static")
+			}
+			if r.CGI != nil {
+				kinds = append(kinds, "cgi")
+			}
+			if r.Proxy != nil {
+				kinds = append(kinds, "proxy")
+			}
+			if r.WSGI != nil {
+				kinds = append(kinds, "wsgi")
+			}
+			if r.Redirect != nil {
+				kinds = append(kinds, "redirect")
+			}
+			switch {
+			case len(kinds) == 0:
+				add(ps, rb, "route %q has no handler: set one of static, cgi, proxy, wsgi, redirect", r.Path)
+			case len(kinds) > 1 && !(r.FilesFirst && len(kinds) == 2 && r.Static != nil && r.Proxy != nil):
+				add(ps, rb, "route %q has %d handlers (%s): a route has exactly one", r.Path, len(kinds), strings.Join(kinds, ", "))
+			}
+			if r.Cache != nil && r.Proxy == nil && r.WSGI == nil {
+				add(ps, rb+".cache", "route %q: cache works only with proxy or wsgi", r.Path)
+			}
+			if st := r.Static; st != nil {
+				checkDir(add, ps, rb+".static.root", "static root", st.Root)
+				for _, ix := range st.Index {
+					if ix == "" || strings.ContainsAny(ix, `/\`) {
+						add(ps, rb+".static.index", "index %q must be a plain file name", ix)
+					}
+				}
+			}
+			if c := r.CGI; c != nil {
+				checkDir(add, ps, rb+".cgi.root", "cgi root", c.Root)
+				if c.MaxProcesses < 1 {
+					add(ps, rb+".cgi.max_processes", "max_processes must be at least 1")
+				}
+				for ext := range c.Interpreters {
+					if !strings.HasPrefix(ext, ".") {
+						add(ps, rb+".cgi.interpreters", "interpreter key %q must be an extension like \".py\"", ext)
+					}
+				}
+			}
+			if p := r.Proxy; p != nil {
+				if len(p.Upstreams) == 0 {
+					add(ps, rb+".proxy.upstreams", "proxy needs at least one upstream")
+				}
+				switch p.Balance {
+				case "round_robin", "least_conn", "ip_hash", "random":
+				default:
+					add(ps, rb+".proxy.balance", "balance must be round_robin, least_conn, ip_hash or random, not %q", p.Balance)
+				}
+				if p.Health != nil && !strings.HasPrefix(p.Health.Path, "/") {
+					add(ps, rb+".proxy.health.path", "health path %q must start with \"/\"", p.Health.Path)
+				}
+			}
+			if w := r.WSGI; w != nil {
+				if !strings.Contains(w.App, ":") {
+					add(ps, rb+".wsgi.app", "wsgi app %q: want \"module:callable\"", w.App)
+				}
+				if w.Workers < 1 {
+					add(ps, rb+".wsgi.workers", "workers must be at least 1")
+				}
+				checkDir(add, ps, rb+".wsgi.dir", "wsgi dir", w.Dir)
+			}
+			if rd := r.Redirect; rd != nil {
+				if rd.To == "" {
+					add(ps, rb+".redirect.to", "redirect needs \"to\"")
+				}
+				switch rd.Status {
+				case 301, 302, 303, 307, 308:
+				default:
+					add(ps, rb+".redirect.status", "redirect status must be 301, 302, 303, 307 or 308, not %d", rd.Status)
+				}
+			}
+			if c := r.Cache; c != nil {
+				if c.Store != "memory" && !strings.HasPrefix(c.Store, "redis://") && !strings.HasPrefix(c.Store, "rediss://") {
+					add(ps, rb+".cache.store", "cache store must be \"memory\" or a redis:// URL, not %q", c.Store)
+				}
+				for _, k := range c.Key {
+					switch k {
+					case "method", "scheme", "host", "path", "query":
+					default:
+						add(ps, rb+".cache.key", "cache key part %q: want method, scheme, host, path or query", k)
+					}
+				}
+			}
+		}
+	}
+	return probs
+}
+
+// localIndex turns a global site index into the index within its own file,
+// which is what the position index knows.
+func localIndex(sources []*positions, i int) int {
+	if i >= len(sources) {
+		return i
+	}
+	n := 0
+	for k := 0; k < i; k++ {
+		if sources[k] == sources[i] {
+			n++
+		}
+	}
+	return n
+}
+
+func checkDir(add func(*positions, string, string, ...any), ps *positions, path, what, dir string) {
+	if dir == "" {
+		add(ps, path, "%s is required", what)
+		return
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		add(ps, path, "%s %s: %s", what, dir, unwrapPathError(err))
+		return
+	}
+	if !fi.IsDir() {
+		add(ps, path, "%s %s is not a folder", what, dir)
+	}
+}
+
+func strconvQuote(s string) string { return strconv.Quote(s) }
+
+func validHeaderName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for _, c := range k {
+		if c <= ' ' || c >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?={}", c) {
+			return false
+		}
+	}
+	return true
+}
+
+// ListenerKey normalises a listen address so ":80" and "0.0.0.0:80" that
+// name the same socket compare equal enough for conflict checks.
+func ListenerKey(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "0.0.0.0" || host == "::" {
+		host = ""
+	}
+	return net.JoinHostPort(strings.ToLower(host), port)
+}

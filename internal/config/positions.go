@@ -1,0 +1,125 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2/unstable"
+)
+
+// positions maps a key path of one file, written with array indices
+// ("site[0].route[2].static.root"), to the line it is declared on. It lets
+// validation errors name a file and line although the decoded structs carry
+// no positions.
+type positions struct {
+	file  string
+	lines map[string]int
+}
+
+// scanPositions walks the TOML document once. Parse errors are ignored here:
+// the strict decoder reports them with their own positions.
+func scanPositions(file string, data []byte) *positions {
+	ps := &positions{file: file, lines: map[string]int{}}
+	counts := map[string]int{} // indexed array-table path -> elements seen
+	var p unstable.Parser
+	p.Reset(data)
+	prefix := ""
+	lineOf := func(n *unstable.Node) int {
+		if n == nil || n.Raw.Length == 0 && n.Raw.Offset == 0 {
+			return 0
+		}
+		return p.Shape(n.Raw).Start.Line
+	}
+	// resolve turns a dotted key into an indexed path: every segment that
+	// names an array of tables refers to its latest element.
+	resolve := func(keys []string, newArrayElem bool) string {
+		path := ""
+		for i, k := range keys {
+			if path == "" {
+				path = k
+			} else {
+				path += "." + k
+			}
+			if i == len(keys)-1 && newArrayElem {
+				n := counts[path]
+				counts[path] = n + 1
+				path = fmt.Sprintf("%s[%d]", path, n)
+				continue
+			}
+			if n, ok := counts[path]; ok {
+				path = fmt.Sprintf("%s[%d]", path, n-1)
+			}
+		}
+		return path
+	}
+	var walkKV func(base string, kv *unstable.Node)
+	walkKV = func(base string, kv *unstable.Node) {
+		var keys []string
+		var first *unstable.Node
+		it := kv.Key()
+		for it.Next() {
+			n := it.Node()
+			if first == nil {
+				first = n
+			}
+			keys = append(keys, string(n.Data))
+		}
+		path := strings.Join(keys, ".")
+		if base != "" {
+			path = base + "." + path
+		}
+		if l := lineOf(first); l > 0 {
+			ps.lines[path] = l
+		}
+		v := kv.Value()
+		if v != nil && v.Kind == unstable.InlineTable {
+			c := v.Children()
+			for c.Next() {
+				walkKV(path, c.Node())
+			}
+		}
+	}
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			var keys []string
+			var first *unstable.Node
+			it := e.Key()
+			for it.Next() {
+				n := it.Node()
+				if first == nil {
+					first = n
+				}
+				keys = append(keys, string(n.Data))
+			}
+			prefix = resolve(keys, e.Kind == unstable.ArrayTable)
+			if l := lineOf(first); l > 0 {
+				ps.lines[prefix] = l
+			}
+		case unstable.KeyValue:
+			walkKV(prefix, e)
+		}
+	}
+	return ps
+}
+
+// at returns the position of the most specific known key along path:
+// "site[0].route[1].static.root" falls back to "site[0].route[1].static",
+// then "site[0].route[1]", and so on.
+func (ps *positions) at(path string) Position {
+	if ps == nil {
+		return Position{}
+	}
+	for p := path; p != ""; {
+		if l, ok := ps.lines[p]; ok {
+			return Position{File: ps.file, Line: l}
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return Position{File: ps.file}
+}
