@@ -1,13 +1,56 @@
-// Package proxy is a reverse proxy and load balancer. (Stub: being written.)
+// Package proxy is portico's reverse proxy and load balancer.
+//
+// A Handler forwards the requests of one route to a pool of upstreams
+// (http:// or https:// URLs, or unix:/path.sock), balanced round robin
+// (smooth weighted, as nginx), least_conn, ip_hash (weighted rendezvous
+// hashing of the client address) or random (two weighted random choices,
+// the less loaded wins).
+//
+// It is built on httputil.ReverseProxy with a Rewrite function, so
+// hop-by-hop headers, including those a client names in Connection, are
+// removed before portico adds X-Forwarded-For, X-Forwarded-Proto,
+// X-Forwarded-Host and Via: a client cannot make portico strip what it adds.
+// Incoming forwarding headers are kept (and appended to) only when the peer
+// is a trusted proxy. The path is forwarded escaped as received (%2F, %3F
+// and %23 stay encoded), and so is the query.
+//
+// Upstream health:
+//   - passive (nginx's max_fails / fail_timeout): max_fails failed attempts
+//     (connection refused or reset, timeout) within fail_timeout take an
+//     upstream out of rotation for fail_timeout. If every upstream is out
+//     by passive checks, they are tried anyway, as nginx does.
+//   - active (health = {path, interval, timeout, expect}): one goroutine per
+//     handler GETs path on each upstream every interval; a failing upstream
+//     is out of rotation until a check passes again. Close stops it.
+//
+// State changes are logged: Warn "upstream down", Info "upstream up", with
+// the upstream address and the reason.
+//
+// Retries: each attempt picks its upstream in a RoundTripper wrapped around
+// one tuned http.Transport. A request that could not be sent (no connection
+// could be made) is tried on another upstream whatever its method; an
+// idempotent request (GET HEAD OPTIONS PUT DELETE TRACE) also after a
+// transport error when its body, if any, was not read yet, and, when it has
+// no body, after a 502/503/504 answer. Attempts are bounded by retries and
+// retry_timeout. When no upstream is left: 502 (504 when the last attempt
+// timed out).
 package proxy
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/netip"
+	"strings"
+	"sync"
+	"time"
 
 	"portico/internal/config"
+	"portico/internal/errorpage"
 )
 
 // Options are the dependencies of a proxy handler.
@@ -17,17 +60,330 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 }
 
+// Host header modes.
+const (
+	hostClient = iota
+	hostUpstream
+	hostLiteral
+)
+
 // Handler proxies one route to its upstreams.
-type Handler struct{}
+type Handler struct {
+	rp        *httputil.ReverseProxy
+	transport *http.Transport
+	bal       *balancer
+	pool      *pool
+	log       *slog.Logger
+	trusted   []netip.Prefix
+
+	hostMode     int
+	hostLiteral  string
+	retries      int
+	retryTimeout time.Duration
+
+	health    *config.Health
+	stop      context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+}
 
 var _ http.Handler = (*Handler)(nil)
 
+// Defaults for zero config values (the loader fills the same ones).
+const (
+	defaultMaxFails       = 1
+	defaultFailTimeout    = 10 * time.Second
+	defaultRetryTimeout   = 10 * time.Second
+	defaultConnectTimeout = 5 * time.Second
+	defaultReadTimeout    = 60 * time.Second
+	defaultHealthInterval = 5 * time.Second
+	defaultHealthTimeout  = 2 * time.Second
+)
+
 // New validates cfg and builds the handler; health checks start here.
-func New(cfg config.Proxy, opts Options) (*Handler, error) { return &Handler{}, nil }
+//
+// cfg.Retries: 0 means the default, the number of upstreams less one; a
+// negative value turns retries off.
+func New(cfg config.Proxy, opts Options) (*Handler, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if len(cfg.Upstreams) == 0 {
+		return nil, errors.New("proxy.upstreams: at least one upstream is required")
+	}
+	if len(cfg.Upstreams) > maxUpstreams {
+		return nil, fmt.Errorf("proxy.upstreams: at most %d upstreams per route", maxUpstreams)
+	}
+	policy, ok := parseBalance(cfg.Balance)
+	if !ok {
+		return nil, fmt.Errorf("proxy.balance: unknown policy %q (want round_robin, least_conn, ip_hash or random)", cfg.Balance)
+	}
+	ups := make([]*upstream, len(cfg.Upstreams))
+	unix := map[string]string{}
+	weighted := false
+	for i, s := range cfg.Upstreams {
+		u, err := parseUpstream(i, s)
+		if err != nil {
+			return nil, err
+		}
+		if u.unixPath != "" {
+			unix[u.host] = u.unixPath
+		}
+		if i > 0 && u.weight != ups[0].weight {
+			weighted = true
+		}
+		ups[i] = u
+	}
+	if cfg.MaxFails < 0 {
+		return nil, errors.New("proxy.max_fails: must not be negative")
+	}
+	h := &Handler{
+		log:          log,
+		trusted:      opts.TrustedProxies,
+		retries:      cfg.Retries,
+		retryTimeout: orDefault(cfg.RetryTimeout.D(), defaultRetryTimeout),
+	}
+	switch {
+	case h.retries == 0:
+		h.retries = len(ups) - 1
+	case h.retries < 0:
+		h.retries = 0
+	}
+	switch cfg.Host {
+	case "", "client":
+		h.hostMode = hostClient
+	case "upstream":
+		h.hostMode = hostUpstream
+	default:
+		if strings.ContainsAny(cfg.Host, " \t\r\n/") {
+			return nil, fmt.Errorf("proxy.host: bad host %q (want \"client\", \"upstream\" or a host name)", cfg.Host)
+		}
+		h.hostMode, h.hostLiteral = hostLiteral, cfg.Host
+	}
+	if cfg.Health != nil {
+		hc := *cfg.Health
+		if hc.Path == "" || hc.Path[0] != '/' {
+			return nil, fmt.Errorf("proxy.health.path: %q must start with /", hc.Path)
+		}
+		if hc.Expect != 0 && (hc.Expect < 100 || hc.Expect > 599) {
+			return nil, fmt.Errorf("proxy.health.expect: bad status %d", hc.Expect)
+		}
+		hc.Interval = config.Duration(orDefault(hc.Interval.D(), defaultHealthInterval))
+		hc.Timeout = config.Duration(orDefault(hc.Timeout.D(), defaultHealthTimeout))
+		h.health = &hc
+	}
+
+	h.pool = &pool{
+		ups:         ups,
+		maxFails:    cfg.MaxFails,
+		failTimeout: orDefault(cfg.FailTimeout.D(), defaultFailTimeout),
+		log:         log,
+	}
+	if h.pool.maxFails == 0 {
+		h.pool.maxFails = defaultMaxFails
+	}
+	h.bal = &balancer{policy: policy, ups: ups, weighted: weighted}
+	h.transport = &http.Transport{
+		Proxy:                  nil, // never from the environment (httpoxy)
+		DialContext:            dialer(orDefault(cfg.ConnectTimeout.D(), defaultConnectTimeout), unix),
+		MaxIdleConns:           0, // no global cap; per host below
+		MaxIdleConnsPerHost:    256,
+		IdleConnTimeout:        90 * time.Second,
+		ResponseHeaderTimeout:  orDefault(cfg.ReadTimeout.D(), defaultReadTimeout),
+		ExpectContinueTimeout:  time.Second,
+		TLSHandshakeTimeout:    orDefault(cfg.ConnectTimeout.D(), defaultConnectTimeout),
+		DisableCompression:     true, // pass Content-Encoding through untouched
+		ForceAttemptHTTP2:      false,
+		MaxResponseHeaderBytes: 1 << 20,
+		WriteBufferSize:        32 << 10,
+		ReadBufferSize:         32 << 10,
+	}
+	h.rp = &httputil.ReverseProxy{
+		Rewrite:        h.rewrite,
+		Transport:      retryTransport{h: h},
+		BufferPool:     bufferPool{},
+		ModifyResponse: modifyResponse,
+		ErrorHandler:   h.errorHandler,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelInfo),
+		// FlushInterval 0: ReverseProxy already flushes every write for
+		// text/event-stream and for responses of unknown length (streams),
+		// and lets bodies of known length fill the buffer.
+	}
+	if h.health != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		h.stop = cancel
+		h.done = make(chan struct{})
+		go h.healthLoop(ctx)
+	}
+	return h, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	http.Error(w, "not implemented", http.StatusNotImplemented)
+	h.rp.ServeHTTP(w, r)
 }
 
 // Close stops health checks and closes idle upstream connections.
-func (h *Handler) Close(ctx context.Context) error { return nil }
+func (h *Handler) Close(ctx context.Context) error {
+	var err error
+	h.closeOnce.Do(func() {
+		if h.stop != nil {
+			h.stop()
+			select {
+			case <-h.done:
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+		}
+		h.transport.CloseIdleConnections()
+	})
+	return err
+}
+
+// pick chooses the upstream of the next attempt; when every upstream is out
+// of rotation by passive checks only, it tries them anyway (as nginx).
+func (h *Handler) pick(tried uint64, remoteAddr string) *upstream {
+	now := time.Now().UnixNano()
+	if u := h.bal.pick(now, tried, remoteAddr, false); u != nil {
+		return u
+	}
+	return h.bal.pick(now, tried, remoteAddr, true)
+}
+
+func (h *Handler) logRetry(u *upstream, err error) {
+	if h.log.Enabled(context.Background(), slog.LevelInfo) {
+		h.log.Info("proxy retry", "upstream", u.addr, "err", err)
+	}
+}
+
+var viaValue = []string{"1.1 portico"}
+
+// trustedPeer reports whether the request's peer may set forwarding headers.
+func (h *Handler) trustedPeer(r *http.Request) bool {
+	if len(h.trusted) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range h.trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// rewrite runs after ReverseProxy removed hop-by-hop headers and the
+// incoming Forwarded / X-Forwarded-* headers from pr.Out.
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
+	in, out := pr.In, pr.Out
+	hdr := out.Header
+
+	// Forward the query exactly as received (ReverseProxy drops parameters
+	// Go cannot parse); the path is already the escaped one (URL.RawPath).
+	out.URL.RawQuery = in.URL.RawQuery
+
+	ip := clientIP(in.RemoteAddr)
+	if h.trustedPeer(in) {
+		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
+			hdr["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
+		} else {
+			hdr["X-Forwarded-For"] = []string{ip}
+		}
+		if v := in.Header["X-Forwarded-Proto"]; len(v) > 0 {
+			hdr["X-Forwarded-Proto"] = v
+		} else {
+			hdr["X-Forwarded-Proto"] = protoOf(in)
+		}
+		if v := in.Header["X-Forwarded-Host"]; len(v) > 0 {
+			hdr["X-Forwarded-Host"] = v
+		} else {
+			hdr["X-Forwarded-Host"] = []string{in.Host}
+		}
+		if v := in.Header["Forwarded"]; len(v) > 0 {
+			hdr["Forwarded"] = v
+		}
+	} else {
+		hdr["X-Forwarded-For"] = []string{ip}
+		hdr["X-Forwarded-Proto"] = protoOf(in)
+		hdr["X-Forwarded-Host"] = []string{in.Host}
+	}
+	if v := hdr["Via"]; len(v) > 0 {
+		hdr["Via"] = []string{strings.Join(v, ", ") + ", 1.1 portico"}
+	} else {
+		hdr["Via"] = viaValue
+	}
+	// httpoxy: an upstream CGI or app may turn Proxy into HTTP_PROXY.
+	delete(hdr, "Proxy")
+
+	switch h.hostMode {
+	case hostClient:
+		out.Host = in.Host
+	case hostLiteral:
+		out.Host = h.hostLiteral
+	} // hostUpstream: set per attempt by the transport
+}
+
+var (
+	protoHTTP  = []string{"http"}
+	protoHTTPS = []string{"https"}
+)
+
+func protoOf(r *http.Request) []string {
+	if r.TLS != nil {
+		return protoHTTPS
+	}
+	return protoHTTP
+}
+
+// modifyResponse appends portico to the response's Via.
+func modifyResponse(resp *http.Response) error {
+	if v := resp.Header["Via"]; len(v) > 0 {
+		resp.Header["Via"] = []string{strings.Join(v, ", ") + ", 1.1 portico"}
+	} else {
+		resp.Header["Via"] = viaValue
+	}
+	return nil
+}
+
+// errorHandler maps proxy failures to status codes; detail goes to the log.
+func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		// The client went away; nginx logs this as 499.
+		w.WriteHeader(499)
+		return
+	}
+	status := http.StatusBadGateway
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		status = http.StatusGatewayTimeout
+	}
+	h.log.Warn("proxy error", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	errorpage.Write(w, r, status)
+}
+
+// bufferPool lends ReverseProxy 32 KiB copy buffers. It stores array
+// pointers, so Put does not allocate.
+type bufferPool struct{}
+
+const bufSize = 32 << 10
+
+var buffers = sync.Pool{New: func() any { return new([bufSize]byte) }}
+
+func (bufferPool) Get() []byte { return buffers.Get().(*[bufSize]byte)[:] }
+
+func (bufferPool) Put(b []byte) {
+	if cap(b) == bufSize {
+		buffers.Put((*[bufSize]byte)(b[:bufSize]))
+	}
+}

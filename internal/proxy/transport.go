@@ -1,0 +1,239 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// errNoUpstream is returned when no upstream is left to try.
+var errNoUpstream = errors.New("no upstream available")
+
+// upstreamError names the upstream a transport error came from.
+type upstreamError struct {
+	addr string
+	err  error
+}
+
+func (e *upstreamError) Error() string { return "upstream " + e.addr + ": " + e.err.Error() }
+func (e *upstreamError) Unwrap() error { return e.err }
+
+// retryTransport is the http.RoundTripper given to httputil.ReverseProxy. It
+// picks the upstream for each attempt, so ReverseProxy does its header
+// handling and streaming once while a request that could not be sent is
+// tried on another upstream.
+type retryTransport struct {
+	h *Handler
+}
+
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// isDialError reports whether err means no connection was made, so nothing
+// of the request reached the upstream.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+func retryStatus(code int) bool {
+	return code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
+}
+
+func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	h := t.h
+	ctx := req.Context()
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	idem := idempotent(req.Method)
+	var guard *bodyGuard
+	if hasBody {
+		guard = &bodyGuard{body: req.Body}
+	}
+	var (
+		tried    uint64
+		deadline time.Time
+		lastErr  error
+	)
+	attempts := h.retries + 1
+	u := h.pick(tried, req.RemoteAddr)
+	for attempt := 0; ; attempt++ {
+		if u == nil {
+			if lastErr != nil {
+				return nil, lastErr
+			}
+			return nil, errNoUpstream
+		}
+		tried |= 1 << uint(u.idx)
+		out := *req
+		url := *req.URL
+		url.Scheme, url.Host = u.scheme, u.host
+		out.URL = &url
+		if h.hostMode == hostUpstream {
+			out.Host = u.hostHeader
+		}
+		if hasBody {
+			out.Body = guard.attempt(attempt)
+			out.GetBody = nil
+		}
+		if attempt == 0 && attempts > 1 {
+			deadline = time.Now().Add(h.retryTimeout)
+		}
+
+		u.active.Add(1)
+		resp, err := h.transport.RoundTrip(&out)
+		if err != nil {
+			u.active.Add(-1)
+			if ctx.Err() != nil {
+				// The client went away: not the upstream's fault.
+				return nil, err
+			}
+			h.pool.fail(u, err)
+			lastErr = &upstreamError{addr: u.addr, err: err}
+			// Retry only what certainly did not reach the upstream (no
+			// connection), or an idempotent request whose body, if any,
+			// was not read yet.
+			if attempt+1 >= attempts || time.Now().After(deadline) {
+				return nil, lastErr
+			}
+			if hasBody && !guard.release(attempt+1) {
+				return nil, lastErr
+			}
+			if !isDialError(err) && !idem {
+				return nil, lastErr
+			}
+			h.logRetry(u, err)
+			u = h.pick(tried, req.RemoteAddr)
+			continue
+		}
+
+		if retryStatus(resp.StatusCode) && idem && !hasBody &&
+			attempt+1 < attempts && time.Now().Before(deadline) {
+			if next := h.pick(tried, req.RemoteAddr); next != nil {
+				// The upstream answered, so it is not counted as failed
+				// (an app may answer 503 on purpose); the request is
+				// idempotent and bodiless, so it may go elsewhere.
+				h.logRetry(u, fmt.Errorf("status %d", resp.StatusCode))
+				drainClose(resp.Body)
+				u.active.Add(-1)
+				lastErr = nil
+				u = next
+				continue
+			}
+		}
+		h.pool.ok(u)
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			if rwc, ok := resp.Body.(io.ReadWriteCloser); ok {
+				resp.Body = &upgradedBody{ReadWriteCloser: rwc, u: u}
+				return resp, nil
+			}
+		}
+		resp.Body = &countedBody{ReadCloser: resp.Body, u: u}
+		return resp, nil
+	}
+}
+
+// drainClose reads a little of a discarded body so that its connection can
+// be reused, then closes it.
+func drainClose(b io.ReadCloser) {
+	_, _ = io.CopyN(io.Discard, b, 64<<10)
+	_ = b.Close()
+}
+
+// countedBody ends the upstream's in-flight count when ReverseProxy closes
+// the response body.
+type countedBody struct {
+	io.ReadCloser
+	u    *upstream
+	once sync.Once
+}
+
+func (b *countedBody) Close() error {
+	b.once.Do(func() { b.u.active.Add(-1) })
+	return b.ReadCloser.Close()
+}
+
+// upgradedBody is countedBody for a switched protocol (WebSocket): it keeps
+// the io.ReadWriteCloser that ReverseProxy needs.
+type upgradedBody struct {
+	io.ReadWriteCloser
+	u    *upstream
+	once sync.Once
+}
+
+func (b *upgradedBody) Close() error {
+	b.once.Do(func() { b.u.active.Add(-1) })
+	return b.ReadWriteCloser.Close()
+}
+
+// bodyGuard lets a request body be offered to a second attempt only if the
+// first never started reading it. Each attempt reads through its own
+// guardedBody; once the body is handed to a later attempt, reads by an
+// earlier one (the transport's write loop may outlive a failed RoundTrip)
+// fail instead of stealing bytes.
+type bodyGuard struct {
+	mu      sync.Mutex
+	body    io.ReadCloser
+	owner   int
+	touched bool
+}
+
+func (g *bodyGuard) attempt(n int) io.ReadCloser { return &guardedBody{g: g, n: n} }
+
+// release hands the body to attempt next if no read has started; a read in
+// progress holds the lock, so TryLock failing also means "touched".
+func (g *bodyGuard) release(next int) bool {
+	if !g.mu.TryLock() {
+		return false
+	}
+	defer g.mu.Unlock()
+	if g.touched {
+		return false
+	}
+	g.owner = next
+	return true
+}
+
+var errBodyAbandoned = errors.New("proxy: request body moved to another attempt")
+
+type guardedBody struct {
+	g *bodyGuard
+	n int
+}
+
+func (b *guardedBody) Read(p []byte) (int, error) {
+	g := b.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.owner != b.n {
+		return 0, errBodyAbandoned
+	}
+	g.touched = true
+	return g.body.Read(p)
+}
+
+// Close does nothing: the transport closes a request body when an attempt
+// fails, but the body may still go to the next one. ReverseProxy closes the
+// real body when the request ends.
+func (b *guardedBody) Close() error { return nil }
+
+// dialer returns the transport's DialContext: unix-socket upstreams are
+// reached through their synthetic host name.
+func dialer(timeout time.Duration, unix map[string]string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if path, ok := unix[addr]; ok {
+			return d.DialContext(ctx, "unix", path)
+		}
+		return d.DialContext(ctx, network, addr)
+	}
+}
