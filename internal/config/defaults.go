@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -58,26 +59,37 @@ func ApplyDefaults(cfg *Config) {
 		for j := range site.Routes {
 			applyRouteDefaults(&site.Routes[j], s)
 		}
-		hideCGIRoots(site)
 	}
+	hideCGIRoots(cfg)
 }
 
-// hideCGIRoots tells every static route of a site about the cgi roots that
-// lie inside its root, so a script's source can never be served as a file.
-func hideCGIRoots(site *Site) {
-	for i := range site.Routes {
-		st := site.Routes[i].Static
-		if st == nil {
-			continue
+// hideCGIRoots tells every static route about the cgi roots that lie inside
+// its root, so a script's source can never be served as a file. All sites'
+// cgi roots count: another site's cgi-bin under this site's root is as
+// secret as this site's own.
+func hideCGIRoots(cfg *Config) {
+	var cgiRoots []string
+	for i := range cfg.Sites {
+		for _, r := range cfg.Sites[i].Routes {
+			if r.CGI != nil && r.CGI.Root != "" {
+				cgiRoots = append(cgiRoots, filepath.Clean(r.CGI.Root))
+			}
 		}
-		st.Hide = st.Hide[:0]
-		for j := range site.Routes {
-			c := site.Routes[j].CGI
-			if c == nil {
+	}
+	for i := range cfg.Sites {
+		for j := range cfg.Sites[i].Routes {
+			st := cfg.Sites[i].Routes[j].Static
+			if st == nil {
 				continue
 			}
-			if rel, err := filepath.Rel(st.Root, c.Root); err == nil && filepath.IsLocal(rel) || rel == "." {
-				st.Hide = append(st.Hide, c.Root)
+			st.Hide = nil
+			for _, c := range cgiRoots {
+				if slices.Contains(st.Hide, c) {
+					continue
+				}
+				if rel, err := filepath.Rel(st.Root, c); err == nil && filepath.IsLocal(rel) {
+					st.Hide = append(st.Hide, c)
+				}
 			}
 		}
 	}
@@ -117,6 +129,9 @@ func applyRouteDefaults(r *Route, s *Server) {
 		setDur(&p.ConnectTimeout, 5*time.Second)
 		setDur(&p.ReadTimeout, 60*time.Second)
 		setStr(&p.Host, "client")
+		if p.Retries == 0 && len(p.Upstreams) > 1 {
+			p.Retries = len(p.Upstreams) - 1
+		}
 		if h := p.Health; h != nil {
 			setDur(&h.Interval, 5*time.Second)
 			setDur(&h.Timeout, 2*time.Second)

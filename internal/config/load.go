@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -21,6 +22,15 @@ type Problem struct {
 }
 
 func (p Problem) Error() string { return p.Pos.String() + ": " + p.Msg }
+
+func (ps Problems) hasLine(line int) bool {
+	for _, p := range ps {
+		if p.Pos.Line == line {
+			return true
+		}
+	}
+	return false
+}
 
 // Problems is every problem found in a config. Load returns it as its error
 // so that `portico check` can print them all at once, one per line.
@@ -65,10 +75,17 @@ func Load(path string) (*Config, error) {
 		cfg.Server.ErrorLog = resolve(dir, cfg.Server.ErrorLog)
 	}
 
-	for _, pattern := range cfg.Server.Include {
+	for k, pattern := range cfg.Server.Include {
+		incPos := ps.at(fmt.Sprintf("server.include[%d]", k))
 		matches, err := filepath.Glob(resolve(dir, pattern))
 		if err != nil {
-			probs = append(probs, Problem{ps.at("server.include"), fmt.Sprintf("include %q: %v", pattern, err)})
+			probs = append(probs, Problem{incPos, fmt.Sprintf("include %q: %v", pattern, err)})
+			continue
+		}
+		if len(matches) == 0 && !hasMeta(pattern) {
+			// A glob may match nothing (an empty sites-enabled); a plain
+			// file name that names nothing is a mistake.
+			probs = append(probs, Problem{incPos, fmt.Sprintf("include %q: no such file", pattern)})
 			continue
 		}
 		sort.Strings(matches)
@@ -76,7 +93,20 @@ func Load(path string) (*Config, error) {
 			if m == abs {
 				continue
 			}
+			if fi, err := os.Stat(m); err == nil && fi.IsDir() {
+				if !hasMeta(pattern) {
+					probs = append(probs, Problem{incPos, fmt.Sprintf("include %q is a folder: use a glob such as %q", pattern, filepath.Join(pattern, "*.toml"))})
+				}
+				continue
+			}
 			inc, ips, p := decodeFile(m)
+			if ips == nil {
+				// Unreadable: point at the include line, which has one.
+				for _, q := range p {
+					probs = append(probs, Problem{incPos, fmt.Sprintf("include %q: %s: %s", pattern, m, q.Msg)})
+				}
+				continue
+			}
 			probs = append(probs, p...)
 			if inc == nil {
 				continue
@@ -102,6 +132,8 @@ func Load(path string) (*Config, error) {
 	return cfg, nil
 }
 
+func hasMeta(pattern string) bool { return strings.ContainsAny(pattern, `*?[\`) }
+
 func serverEmpty(s Server) bool {
 	return s.ShutdownTimeout == 0 && s.AccessLog == "" && s.LogFormat == "" && s.ErrorLog == "" &&
 		s.Admin == "" && len(s.Include) == 0 && s.ReadHeaderTimeout == 0 && s.ReadTimeout == 0 &&
@@ -117,11 +149,22 @@ func decodeFile(path string) (*Config, *positions, Problems) {
 		return nil, nil, Problems{{Pos: Position{File: path}, Msg: "cannot read config: " + unwrapPathError(err)}}
 	}
 	ps := scanPositions(path, data)
+	kindProbs := checkKinds(ps)
 	var cfg Config
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
-		return nil, ps, decodeProblems(path, err)
+		probs := kindProbs
+		for _, p := range decodeProblems(path, err) {
+			if len(kindProbs) > 0 && (p.Pos.Line == 0 || kindProbs.hasLine(p.Pos.Line)) {
+				continue // the same problem, already reported with its line
+			}
+			probs = append(probs, p)
+		}
+		return nil, ps, probs
+	}
+	if len(kindProbs) > 0 {
+		return nil, ps, kindProbs
 	}
 	for i := range cfg.Sites {
 		cfg.Sites[i].Source = ps.at(fmt.Sprintf("site[%d]", i))
@@ -145,7 +188,7 @@ func decodeProblems(path string, err error) Problems {
 	var de *toml.DecodeError
 	if errors.As(err, &de) {
 		row, _ := de.Position()
-		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		msg := friendlyMismatch(strings.TrimPrefix(de.Error(), "toml: "))
 		if k := de.Key(); len(k) > 0 {
 			msg = fmt.Sprintf("%s: %s", strings.Join(k, "."), msg)
 		}
@@ -245,18 +288,28 @@ func validate(cfg *Config, sources []*positions) Problems {
 	if srv.MaxBodySize <= 0 {
 		add(mainPS, "server.max_body_size", "max_body_size must be positive")
 	}
+	if srv.MaxHeaderBytes <= 0 {
+		add(mainPS, "server.max_header_bytes", "max_header_bytes must be positive")
+	}
 	for _, tp := range srv.TrustedProxies {
 		if _, err := ParsePrefix(tp); err != nil {
 			add(mainPS, "server.trusted_proxies", "trusted_proxies: %v", err)
 		}
 	}
 	if len(cfg.Sites) == 0 {
-		add(mainPS, "", "no [[site]] defined: nothing to serve")
+		pos := Position{File: cfg.File}
+		if mainPS != nil {
+			pos = mainPS.at("server")
+			if pos.Line == 0 {
+				pos.Line = 1
+			}
+		}
+		probs = append(probs, Problem{pos, "no [[site]] defined: nothing to serve"})
 	}
 
 	// claims detects two sites answering the same host on one listener.
 	type claim struct{ listener, host string }
-	claimed := map[claim]string{}
+	claimed := map[claim]int{} // -> index of the site
 	tlsOf := map[string]bool{}
 	tlsSet := map[string]bool{}
 	names := map[string]Position{}
@@ -297,10 +350,14 @@ func validate(cfg *Config, sources []*positions) Problems {
 					if h == "" {
 						what = "the default site (no hosts)"
 					}
-					add(ps, base+".hosts", "site %q: %s on listener %s is already claimed by site %q", s.Name, what, l, other)
+					if other == i {
+						add(ps, base+".hosts", "site %q: %s is listed twice for listener %s", s.Name, what, l)
+					} else {
+						add(ps, base+".hosts", "site %q: %s on listener %s is already claimed by site %q (%s)", s.Name, what, l, cfg.Sites[other].Name, cfg.Sites[other].Source)
+					}
 					continue
 				}
-				claimed[c] = s.Name
+				claimed[c] = i
 			}
 		}
 		for _, h := range s.Hosts {
@@ -394,12 +451,28 @@ func validate(cfg *Config, sources []*positions) Problems {
 				default:
 					add(ps, rb+".proxy.balance", "balance must be round_robin, least_conn, ip_hash or random, not %q", p.Balance)
 				}
-				if p.Health != nil && !strings.HasPrefix(p.Health.Path, "/") {
-					add(ps, rb+".proxy.health.path", "health path %q must start with \"/\"", p.Health.Path)
+				for _, u := range p.Upstreams {
+					if err := checkUpstream(u); err != nil {
+						add(ps, rb+".proxy.upstreams", "upstream %q: %v", u, err)
+					}
+				}
+				if p.MaxFails < 0 {
+					add(ps, rb+".proxy.max_fails", "max_fails must not be negative")
+				}
+				if p.Retries < 0 {
+					add(ps, rb+".proxy.retries", "retries must not be negative")
+				}
+				if h := p.Health; h != nil {
+					if !strings.HasPrefix(h.Path, "/") {
+						add(ps, rb+".proxy.health.path", "health path %q must start with \"/\"", h.Path)
+					}
+					if h.Expect != 0 && (h.Expect < 100 || h.Expect > 599) {
+						add(ps, rb+".proxy.health.expect", "health expect %d is not an HTTP status code", h.Expect)
+					}
 				}
 			}
 			if w := r.WSGI; w != nil {
-				if !strings.Contains(w.App, ":") {
+				if mod, fn, ok := strings.Cut(w.App, ":"); !ok || mod == "" || fn == "" {
 					add(ps, rb+".wsgi.app", "wsgi app %q: want \"module:callable\"", w.App)
 				}
 				if w.Workers < 1 {
@@ -418,6 +491,12 @@ func validate(cfg *Config, sources []*positions) Problems {
 				}
 			}
 			if c := r.Cache; c != nil {
+				if c.MaxSize < 0 {
+					add(ps, rb+".cache.max_size", "max_size must not be negative")
+				}
+				if c.MaxObjectSize < 0 {
+					add(ps, rb+".cache.max_object_size", "max_object_size must not be negative")
+				}
 				if c.Store != "memory" && !strings.HasPrefix(c.Store, "redis://") && !strings.HasPrefix(c.Store, "rediss://") {
 					add(ps, rb+".cache.store", "cache store must be \"memory\" or a redis:// URL, not %q", c.Store)
 				}
@@ -462,6 +541,37 @@ func checkDir(add func(*positions, string, string, ...any), ps *positions, path,
 	if !fi.IsDir() {
 		add(ps, path, "%s %s is not a folder", what, dir)
 	}
+}
+
+// checkUpstream checks one proxy upstream: "http://host:port",
+// "https://host:port" or "unix:/path.sock", optionally followed by
+// " weight=N".
+func checkUpstream(u string) error {
+	fields := strings.Fields(u)
+	if len(fields) == 0 {
+		return fmt.Errorf("empty upstream")
+	}
+	for _, f := range fields[1:] {
+		w, ok := strings.CutPrefix(f, "weight=")
+		if n, err := strconv.Atoi(w); !ok || err != nil || n < 1 {
+			return fmt.Errorf("%q: only \"weight=N\" (N >= 1) may follow the address", f)
+		}
+	}
+	addr := fields[0]
+	if rest, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if rest == "" {
+			return fmt.Errorf("want unix:/path/to.sock")
+		}
+		return nil
+	}
+	pu, err := url.Parse(addr)
+	if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+		return fmt.Errorf("want http://host:port, https://host:port or unix:/path.sock")
+	}
+	if pu.Path != "" && pu.Path != "/" || pu.RawQuery != "" || pu.Fragment != "" || pu.User != nil {
+		return fmt.Errorf("an upstream is scheme://host:port only, without path, query or user")
+	}
+	return nil
 }
 
 func strconvQuote(s string) string { return strconv.Quote(s) }

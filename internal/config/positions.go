@@ -14,12 +14,17 @@ import (
 type positions struct {
 	file  string
 	lines map[string]int
+	// kinds records the kind of every value written in the file, by the
+	// same indexed key path, so Load can reject values the decoder would
+	// accept silently (a bare integer as a duration means nanoseconds).
+	kinds map[string]unstable.Kind
+	order []string // keys of kinds in document order, for stable reports
 }
 
 // scanPositions walks the TOML document once. Parse errors are ignored here:
 // the strict decoder reports them with their own positions.
 func scanPositions(file string, data []byte) *positions {
-	ps := &positions{file: file, lines: map[string]int{}}
+	ps := &positions{file: file, lines: map[string]int{}, kinds: map[string]unstable.Kind{}}
 	counts := map[string]int{} // indexed array-table path -> elements seen
 	var p unstable.Parser
 	p.Reset(data)
@@ -53,6 +58,7 @@ func scanPositions(file string, data []byte) *positions {
 		return path
 	}
 	var walkKV func(base string, kv *unstable.Node)
+	var walkValue func(path string, v *unstable.Node, line int)
 	walkKV = func(base string, kv *unstable.Node) {
 		var keys []string
 		var first *unstable.Node
@@ -71,11 +77,33 @@ func scanPositions(file string, data []byte) *positions {
 		if l := lineOf(first); l > 0 {
 			ps.lines[path] = l
 		}
-		v := kv.Value()
-		if v != nil && v.Kind == unstable.InlineTable {
+		walkValue(path, kv.Value(), lineOf(first))
+	}
+	walkValue = func(path string, v *unstable.Node, line int) {
+		if v == nil {
+			return
+		}
+		if _, seen := ps.kinds[path]; !seen {
+			ps.order = append(ps.order, path)
+		}
+		ps.kinds[path] = v.Kind
+		switch v.Kind {
+		case unstable.InlineTable:
 			c := v.Children()
 			for c.Next() {
 				walkKV(path, c.Node())
+			}
+		case unstable.Array:
+			// An inline array of tables: route = [{ path = "/", ... }].
+			c := v.Children()
+			for i := 0; c.Next(); i++ {
+				elem := fmt.Sprintf("%s[%d]", path, i)
+				if line > 0 {
+					if _, ok := ps.lines[elem]; !ok {
+						ps.lines[elem] = line
+					}
+				}
+				walkValue(elem, c.Node(), line)
 			}
 		}
 	}

@@ -1,0 +1,149 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2/unstable"
+)
+
+// scalarKeys maps every key of the schema whose Go type is Duration or Size,
+// written without array indices ("site.route.cgi.timeout"), to that type.
+// The decoder would store a bare TOML integer into these int64 types as is,
+// so `timeout = 30` would mean 30 nanoseconds; Load rejects that instead.
+var scalarKeys = func() map[string]reflect.Type {
+	m := map[string]reflect.Type{}
+	var walk func(prefix string, t reflect.Type)
+	walk = func(prefix string, t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+		switch t {
+		case durationType, sizeType:
+			m[prefix] = t
+			return
+		}
+		if t.Kind() != reflect.Struct {
+			return
+		}
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			key := name
+			if prefix != "" {
+				key = prefix + "." + name
+			}
+			walk(key, f.Type)
+		}
+	}
+	walk("", reflect.TypeOf(Config{}))
+	return m
+}()
+
+var (
+	durationType = reflect.TypeOf(Duration(0))
+	sizeType     = reflect.TypeOf(Size(0))
+	indexRE      = regexp.MustCompile(`\[\d+\]`)
+)
+
+// checkKinds reports durations and sizes written with a TOML type the
+// decoder would misread or report without a line: a duration must be a
+// string ("30s"), a size a string ("64MB") or a non-negative integer.
+func checkKinds(ps *positions) Problems {
+	var probs Problems
+	for _, path := range ps.order {
+		if strings.HasSuffix(path, "]") {
+			continue // an array element: the array itself is checked
+		}
+		t, ok := scalarKeys[indexRE.ReplaceAllString(path, "")]
+		if !ok {
+			continue
+		}
+		kind := ps.kinds[path]
+		var msg string
+		switch {
+		case kind == unstable.String:
+			continue
+		case t == durationType && kind == unstable.Integer:
+			msg = "a duration needs a unit: write a string such as \"30s\" or \"5m\" (a bare number would be nanoseconds)"
+		case t == durationType:
+			msg = fmt.Sprintf("want a duration string such as \"30s\", not %s", kindName(kind))
+		case t == sizeType && kind == unstable.Integer:
+			continue // a byte count; negative values are caught by validate
+		default:
+			msg = fmt.Sprintf("want a size such as \"64MB\" or a number of bytes, not %s", kindName(kind))
+		}
+		probs = append(probs, Problem{ps.at(path), keyName(path) + ": " + msg})
+	}
+	return probs
+}
+
+// keyName writes an indexed key path the way the user wrote it.
+func keyName(path string) string { return indexRE.ReplaceAllString(path, "") }
+
+func kindName(k unstable.Kind) string {
+	switch k {
+	case unstable.String:
+		return "a string"
+	case unstable.Integer:
+		return "an integer"
+	case unstable.Float:
+		return "a float"
+	case unstable.Bool:
+		return "a boolean"
+	case unstable.Array:
+		return "an array"
+	case unstable.InlineTable, unstable.Table, unstable.ArrayTable:
+		return "a table"
+	case unstable.DateTime, unstable.LocalDate, unstable.LocalTime, unstable.LocalDateTime:
+		return "a date/time"
+	}
+	return "a " + k.String()
+}
+
+var mismatchRE = regexp.MustCompile(`^cannot decode TOML (.+?) into (?:struct field \S+ of type )?(\S+)$`)
+
+// friendlyMismatch rewrites the decoder's type mismatch message, which names
+// Go types, in the words of the config file.
+func friendlyMismatch(msg string) string {
+	m := mismatchRE.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	have := m[1]
+	switch {
+	case strings.HasPrefix(have, "inline table"), have == "table", have == "array table":
+		have = "a table"
+	case strings.HasPrefix(have, "a") || strings.HasPrefix(have, "i"):
+		have = "an " + have
+	default:
+		have = "a " + have
+	}
+	want := m[2]
+	switch {
+	case want == "string":
+		want = "a string"
+	case want == "bool":
+		want = "true or false"
+	case strings.HasPrefix(want, "int") || strings.HasPrefix(want, "uint"):
+		want = "an integer"
+	case want == "[]string":
+		want = "an array of strings, e.g. [\"a\", \"b\"]"
+	case strings.HasPrefix(want, "[]"):
+		want = "an array of tables"
+	case strings.HasPrefix(want, "map["):
+		want = "a table of strings, e.g. { NAME = \"value\" }"
+	case want == "config.Duration":
+		want = "a duration string such as \"30s\""
+	case want == "config.Size":
+		want = "a size such as \"64MB\""
+	default:
+		want = "a table"
+	}
+	return "want " + want + ", not " + have
+}
