@@ -459,9 +459,6 @@ func validate(cfg *Config, sources []*positions) Problems {
 				if p.MaxFails < 0 {
 					add(ps, rb+".proxy.max_fails", "max_fails must not be negative")
 				}
-				if p.Retries < 0 {
-					add(ps, rb+".proxy.retries", "retries must not be negative")
-				}
 				if h := p.Health; h != nil {
 					if !strings.HasPrefix(h.Path, "/") {
 						add(ps, rb+".proxy.health.path", "health path %q must start with \"/\"", h.Path)
@@ -553,8 +550,8 @@ func checkUpstream(u string) error {
 	}
 	for _, f := range fields[1:] {
 		w, ok := strings.CutPrefix(f, "weight=")
-		if n, err := strconv.Atoi(w); !ok || err != nil || n < 1 {
-			return fmt.Errorf("%q: only \"weight=N\" (N >= 1) may follow the address", f)
+		if n, err := strconv.Atoi(w); !ok || err != nil || n < 1 || n > 1000 {
+			return fmt.Errorf("%q: only \"weight=N\" (N from 1 to 1000) may follow the address", f)
 		}
 	}
 	addr := fields[0]
@@ -565,11 +562,16 @@ func checkUpstream(u string) error {
 		return nil
 	}
 	pu, err := url.Parse(addr)
-	if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+	if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Hostname() == "" {
 		return fmt.Errorf("want http://host:port, https://host:port or unix:/path.sock")
 	}
-	if pu.Path != "" && pu.Path != "/" || pu.RawQuery != "" || pu.Fragment != "" || pu.User != nil {
+	if pu.Path != "" && pu.Path != "/" || pu.RawQuery != "" || pu.ForceQuery || pu.Fragment != "" || pu.User != nil {
 		return fmt.Errorf("an upstream is scheme://host:port only, without path, query or user")
+	}
+	if p := pu.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("bad port")
+		}
 	}
 	return nil
 }

@@ -171,7 +171,8 @@ type CGI struct {
 // Proxy forwards requests to upstream servers.
 type Proxy struct {
 	// Upstreams are "http://host:port" URLs or "unix:/path.sock", each
-	// optionally followed by " weight=N" (nginx style). At least one.
+	// optionally followed by " weight=N" (nginx style, N from 1 to 1000).
+	// At least one.
 	Upstreams []string `toml:"upstreams"`
 	// Balance is round_robin (default), least_conn, ip_hash or random
 	// (two random choices, the less loaded wins).
@@ -183,7 +184,8 @@ type Proxy struct {
 	MaxFails    int      `toml:"max_fails"`
 	FailTimeout Duration `toml:"fail_timeout"`
 	// Retries bounds how many other upstreams a failed request is tried on.
-	// Default: the number of upstreams less one.
+	// Default (0): the number of upstreams less one. A negative value turns
+	// retries off.
 	Retries int `toml:"retries"`
 	// RetryTimeout bounds the total time spent on retries. Default "10s".
 	RetryTimeout Duration `toml:"retry_timeout"`
