@@ -1,11 +1,34 @@
-// Package static serves files from a folder. (Stub: being written.)
+// Package static serves files from a folder: conditional and range
+// requests, precompressed siblings (.br, .zst, .gz), index files, optional
+// directory listings and single-page-app fallback.
+//
+// Nothing outside the root is ever served. Request paths are checked by the
+// helpers in path.go (traversal, encoded separators, NUL, backslashes,
+// dotfiles) and every file is opened through an os.Root, which refuses to
+// follow ".." or symlinks out of the root.
+//
+// Speed comes from an open-file cache (entry.go): per cleaned path it keeps
+// the metadata, pre-built header values and, for files up to 64 KiB, the
+// bytes. A cached path is re-checked with stat at most once a second, so
+// edits show up within about a second. Larger files are sent with sendfile.
 package static
 
 import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
 
 	"portico/internal/config"
+	"portico/internal/errorpage"
 )
 
 // Options are the dependencies of a static handler.
@@ -20,16 +43,512 @@ type Options struct {
 }
 
 // Handler serves one static route.
-type Handler struct{}
+type Handler struct {
+	root          *os.Root
+	rootReal      string   // cfg.Root with symlinks resolved
+	hiddenRel     []string // cfg.Hide folders inside the root, relative, slash-separated
+	hiddenReal    []string // cfg.Hide folders with symlinks resolved
+	index         []string
+	browse        bool
+	spa           bool
+	dotfiles      bool
+	precompressed bool
+	cacheControl  []string // nil: no Cache-Control header on files
+
+	prefix   string
+	fallback http.Handler
+	log      *slog.Logger
+	cache    fileCache
+}
 
 var _ http.Handler = (*Handler)(nil)
 
-// New validates cfg and builds the handler.
-func New(cfg config.Static, opts Options) (*Handler, error) { return &Handler{}, nil }
+// Cache bounds and revalidation interval.
+const (
+	defaultMaxEntries = 8192
+	defaultMaxBytes   = 64 << 20
+	revalidateEvery   = time.Second
+)
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	http.Error(w, "not implemented", http.StatusNotImplemented)
+// New validates cfg and builds the handler. The root must exist and be a
+// folder.
+func New(cfg config.Static, opts Options) (*Handler, error) {
+	if cfg.Root == "" {
+		return nil, errors.New("static: root is required")
+	}
+	fi, err := os.Stat(cfg.Root)
+	if err != nil {
+		return nil, fmt.Errorf("static: root: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("static: root %s is not a folder", cfg.Root)
+	}
+	rootReal, err := filepath.EvalSymlinks(cfg.Root)
+	if err != nil {
+		return nil, fmt.Errorf("static: root: %w", err)
+	}
+	index := cfg.Index
+	if len(index) == 0 {
+		index = []string{"index.html"}
+	}
+	for _, name := range index {
+		if !filepath.IsLocal(name) || strings.ContainsAny(name, "\\/\x00") || name == "." {
+			return nil, fmt.Errorf("static: index %q: must be a file name", name)
+		}
+	}
+	if p := opts.Prefix; strings.HasSuffix(p, "/") || (p != "" && p[0] != '/') {
+		return nil, fmt.Errorf("static: prefix %q: want \"\" or \"/path\" without a trailing slash", p)
+	}
+	root, err := os.OpenRoot(cfg.Root)
+	if err != nil {
+		return nil, fmt.Errorf("static: root: %w", err)
+	}
+	h := &Handler{
+		root:          root,
+		rootReal:      rootReal,
+		index:         index,
+		browse:        cfg.Browse,
+		spa:           cfg.SPA,
+		dotfiles:      cfg.Dotfiles,
+		precompressed: cfg.Precompressed == nil || *cfg.Precompressed,
+		prefix:        opts.Prefix,
+		fallback:      opts.Fallback,
+		log:           opts.Logger,
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	if cfg.CacheControl != "" {
+		h.cacheControl = []string{cfg.CacheControl}
+	}
+	for _, hid := range cfg.Hide {
+		if r, err := filepath.Rel(cfg.Root, hid); err == nil && filepath.IsLocal(r) || r == "." {
+			h.hiddenRel = append(h.hiddenRel, filepath.ToSlash(r))
+		}
+		if real, err := filepath.EvalSymlinks(hid); err == nil {
+			h.hiddenReal = append(h.hiddenReal, real)
+		} else {
+			h.hiddenReal = append(h.hiddenReal, filepath.Clean(hid))
+		}
+	}
+	h.cache = fileCache{
+		m:          make(map[string]*node),
+		maxEntries: defaultMaxEntries,
+		maxBytes:   defaultMaxBytes,
+		revalidate: int64(revalidateEvery),
+	}
+	return h, nil
 }
 
-// Close releases cached open files.
-func (h *Handler) Close() error { return nil }
+// Close releases the root and the cache.
+func (h *Handler) Close() error {
+	h.cache.clear()
+	return h.root.Close()
+}
+
+// Pre-built header values, assigned into header maps without allocating.
+var (
+	hvBytes      = []string{"bytes"}
+	hvVaryAE     = []string{"Accept-Encoding"}
+	hvNoCache    = []string{"no-cache"}
+	hvAllow      = []string{"GET, HEAD, OPTIONS"}
+	hvHTML       = []string{"text/html; charset=utf-8"}
+	errNotServed = errors.New("static: not a file")
+)
+
+// ErrRedirect is returned by Lookup for a folder requested without its
+// trailing slash: ServeHTTP answers it with a redirect.
+var ErrRedirect = errors.New("static: folder needs a trailing slash")
+
+// Lookup is the hot path as plain data, for an HTTP engine that writes
+// responses itself. urlPath is the decoded request path (prefix included)
+// and rawPath its escaped form as received ("" when it is the canonical
+// escaping, like url.URL.RawPath). It returns the entry a plain GET should
+// be answered with (200, Entry.Head, then Entry.Body, or the file from
+// Entry.Open when Body is nil) after picking the precompressed variant for
+// acceptEncoding.
+//
+// Any non-nil error means "not a plain file hit": the engine must then hand
+// the request to ServeHTTP, which answers every other case (404, redirects,
+// listings, SPA fallback, the Fallback handler). So must it for requests
+// that are not GET or HEAD or that carry Range or any If-* header, which
+// Lookup does not evaluate.
+func (h *Handler) Lookup(urlPath, rawPath, acceptEncoding string) (*Entry, error) {
+	rel, slash, ok := cleanTraversalPath(urlPath, h.prefix, h.dotfiles)
+	if !ok || hasEncodedSeparator(rawPath) {
+		return nil, fs.ErrNotExist
+	}
+	n, kind, err := h.resolve(rel, slash)
+	switch kind {
+	case resFile:
+		return h.pick(n, acceptEncoding), nil
+	case resRedirect:
+		return nil, ErrRedirect
+	case resError:
+		return nil, err
+	}
+	return nil, errNotServed
+}
+
+type resKind int
+
+const (
+	resMissing resKind = iota
+	resFile
+	resRedirect
+	resListing
+	resError
+)
+
+// resolve finds what rel names: a file (directly or as a folder's index), a
+// folder that needs a redirect or a listing, nothing, or an error.
+func (h *Handler) resolve(rel string, slash bool) (*node, resKind, error) {
+	n := h.node(rel)
+	switch {
+	case n.err != nil:
+		if errors.Is(n.err, fs.ErrNotExist) {
+			return nil, resMissing, nil
+		}
+		return nil, resError, n.err
+	case n.isDir:
+		if !slash {
+			return nil, resRedirect, nil
+		}
+		for _, idx := range h.index {
+			name := idx
+			if rel != "." {
+				name = rel + "/" + idx
+			}
+			if in := h.node(name); in.plain != nil {
+				return in, resFile, nil
+			} else if in.err != nil && !errors.Is(in.err, fs.ErrNotExist) {
+				return nil, resError, in.err
+			}
+		}
+		if h.browse {
+			return n, resListing, nil
+		}
+		return nil, resMissing, nil
+	case slash:
+		return nil, resMissing, nil // "file.txt/"
+	}
+	return n, resFile, nil
+}
+
+// pick chooses the representation of a file for an Accept-Encoding value.
+func (h *Handler) pick(n *node, acceptEncoding string) *Entry {
+	if n.anyEnc && acceptEncoding != "" {
+		if i := pickEncoding(acceptEncoding, &n.have); i >= 0 {
+			return n.enc[i]
+		}
+	}
+	return n.plain
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	getOrHead := r.Method == http.MethodGet || r.Method == http.MethodHead
+	if !getOrHead && h.fallback == nil {
+		h.wrongMethod(w, r)
+		return
+	}
+	rel, slash, ok := cleanTraversalPath(r.URL.Path, h.prefix, h.dotfiles)
+	if !ok || (r.URL.RawPath != "" && hasEncodedSeparator(r.URL.RawPath)) {
+		h.notFound(w, r)
+		return
+	}
+	n, kind, err := h.resolve(rel, slash)
+	if !getOrHead {
+		if kind == resMissing {
+			h.fallback.ServeHTTP(w, r)
+			return
+		}
+		h.wrongMethod(w, r)
+		return
+	}
+	switch kind {
+	case resFile:
+		h.serveFile(w, r, n, rel, false)
+	case resRedirect:
+		h.redirectToSlash(w, r, rel)
+	case resListing:
+		h.serveListing(w, r, rel, n)
+	case resError:
+		h.fail(w, r, err)
+	default:
+		h.missing(w, r)
+	}
+}
+
+// missing answers a GET or HEAD for a path with no file: the SPA's root
+// index for page navigations, else the Fallback handler, else 404.
+func (h *Handler) missing(w http.ResponseWriter, r *http.Request) {
+	if h.spa && acceptsHTML(r.Header["Accept"]) {
+		for _, idx := range h.index {
+			if in := h.node(idx); in.plain != nil {
+				h.serveFile(w, r, in, idx, true)
+				return
+			}
+		}
+	}
+	h.notFound(w, r)
+}
+
+func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
+	if h.fallback != nil {
+		h.fallback.ServeHTTP(w, r)
+		return
+	}
+	errorpage.Write(w, r, http.StatusNotFound)
+}
+
+func (h *Handler) wrongMethod(w http.ResponseWriter, r *http.Request) {
+	w.Header()["Allow"] = hvAllow
+	if r.Method == http.MethodOptions {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	errorpage.Write(w, r, http.StatusMethodNotAllowed)
+}
+
+// fail maps a file system error to a response, in one place: not found ->
+// 404, permission -> 403, anything else -> 500 with the detail logged.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		errorpage.Write(w, r, http.StatusNotFound)
+	case errors.Is(err, fs.ErrPermission):
+		errorpage.Write(w, r, http.StatusForbidden)
+	default:
+		h.log.Error("static: serving file", "path", r.URL.Path, "err", err)
+		errorpage.Write(w, r, http.StatusInternalServerError)
+	}
+}
+
+// redirectToSlash sends a folder requested without its trailing slash to
+// the slash form, keeping the query.
+func (h *Handler) redirectToSlash(w http.ResponseWriter, r *http.Request, rel string) {
+	loc := h.prefix + "/"
+	if rel != "." {
+		loc += escapePath(rel) + "/"
+	}
+	if r.URL.RawQuery != "" {
+		loc += "?" + r.URL.RawQuery
+	}
+	hdr := w.Header()
+	hdr.Set("Location", loc)
+	hdr["Content-Type"] = hvHTML
+	w.WriteHeader(http.StatusMovedPermanently)
+	if r.Method != http.MethodHead {
+		io.WriteString(w, "<a href=\""+htmlEscape(loc)+"\">Moved Permanently</a>.\n")
+	}
+}
+
+// serveFile answers a GET or HEAD with the file of n: conditional
+// requests, ranges, then the body. spa marks the SPA fallback answer, which
+// must not be cached as if it were the requested path.
+func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, n *node, rel string, spa bool) {
+	var ae string
+	if v := r.Header["Accept-Encoding"]; len(v) > 0 {
+		ae = v[0]
+		if len(v) > 1 {
+			ae = strings.Join(v, ",")
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		e := h.pick(n, ae)
+		err := h.serveEntry(w, r, e, spa)
+		if err == nil {
+			return
+		}
+		if errors.Is(err, errStale) && attempt == 0 {
+			// The file changed since it was cached: reload and retry once.
+			n = h.load(rel)
+			n.checked.Store(time.Now().UnixNano())
+			h.cache.put(string([]byte(rel)), n)
+			if n.plain != nil {
+				continue
+			}
+			err = n.err
+		}
+		if errors.Is(err, errStale) {
+			err = fs.ErrNotExist
+		}
+		h.fail(w, r, err)
+		return
+	}
+}
+
+// serveEntry writes the response for one representation. It returns an
+// error only before anything was written.
+func (h *Handler) serveEntry(w http.ResponseWriter, r *http.Request, e *Entry, spa bool) error {
+	hdr := w.Header()
+	if e.Vary {
+		hdr["Vary"] = hvVaryAE
+	}
+	if spa {
+		hdr["Cache-Control"] = hvNoCache
+	} else if h.cacheControl != nil {
+		hdr["Cache-Control"] = h.cacheControl
+	}
+	switch checkPreconditions(r, e) {
+	case http.StatusNotModified:
+		hdr["ETag"] = e.ETag
+		hdr["Last-Modified"] = e.LastModified
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	case http.StatusPreconditionFailed:
+		errorpage.Write(w, r, http.StatusPreconditionFailed)
+		return nil
+	}
+	var ranges []byteRange
+	if rh := r.Header["Range"]; len(rh) == 1 && r.Method == http.MethodGet && e.Size > 0 && ifRangeAllows(r.Header["If-Range"], e) {
+		var buf [4]byteRange
+		var res rangeResult
+		ranges, res = parseRanges(rh[0], e.Size, buf[:0])
+		if res == rangeUnsatisfiable {
+			hdr.Set("Content-Range", "bytes */"+e.ContentLength[0])
+			hdr["Accept-Ranges"] = hvBytes
+			errorpage.Write(w, r, http.StatusRequestedRangeNotSatisfiable)
+			return nil
+		}
+	}
+	var f *os.File
+	if e.Body == nil && r.Method != http.MethodHead {
+		var err error
+		if f, err = e.Open(); err != nil {
+			return err
+		}
+		defer f.Close()
+	}
+	hdr["Accept-Ranges"] = hvBytes
+	hdr["ETag"] = e.ETag
+	hdr["Last-Modified"] = e.LastModified
+	if e.ContentEncoding != nil {
+		hdr["Content-Encoding"] = e.ContentEncoding
+	}
+	switch len(ranges) {
+	case 0:
+		hdr["Content-Type"] = e.ContentType
+		hdr["Content-Length"] = e.ContentLength
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			h.writeBody(w, e, f, 0, e.Size)
+		}
+	case 1:
+		hdr["Content-Type"] = e.ContentType
+		hdr["Content-Range"] = []string{contentRange(ranges[0], e.Size)}
+		hdr["Content-Length"] = []string{strconv.FormatInt(ranges[0].length, 10)}
+		w.WriteHeader(http.StatusPartialContent)
+		h.writeBody(w, e, f, ranges[0].start, ranges[0].length)
+	default:
+		h.writeMultipart(w, e, f, ranges)
+	}
+	return nil
+}
+
+// writeBody sends length bytes from start, from memory or with sendfile.
+func (h *Handler) writeBody(w http.ResponseWriter, e *Entry, f *os.File, start, length int64) {
+	if e.Body != nil {
+		w.Write(e.Body[start : start+length])
+		return
+	}
+	if start != 0 {
+		if _, err := f.Seek(start, io.SeekStart); err != nil {
+			h.log.Warn("static: seek", "file", e.relFile, "err", err)
+			return
+		}
+	}
+	// An *io.LimitedReader around an *os.File lets net/http use sendfile;
+	// the limit also keeps a file that grew from overrunning Content-Length.
+	if _, err := io.Copy(w, &io.LimitedReader{R: f, N: length}); err != nil {
+		h.log.Debug("static: write", "file", e.relFile, "err", err)
+	}
+}
+
+// writeMultipart answers several ranges with multipart/byteranges
+// (RFC 9110 14.6), with an exact Content-Length.
+func (h *Handler) writeMultipart(w http.ResponseWriter, e *Entry, f *os.File, ranges []byteRange) {
+	boundary := strconv.FormatUint(rand.Uint64(), 36) + strconv.FormatUint(rand.Uint64(), 36)
+	heads := make([]string, len(ranges))
+	var total int64
+	for i, rg := range ranges {
+		sep := "\r\n--"
+		if i == 0 {
+			sep = "--"
+		}
+		heads[i] = sep + boundary + "\r\nContent-Type: " + e.ContentType[0] +
+			"\r\nContent-Range: " + contentRange(rg, e.Size) + "\r\n\r\n"
+		total += int64(len(heads[i])) + rg.length
+	}
+	tail := "\r\n--" + boundary + "--\r\n"
+	total += int64(len(tail))
+	hdr := w.Header()
+	hdr.Set("Content-Type", "multipart/byteranges; boundary="+boundary)
+	hdr.Set("Content-Length", strconv.FormatInt(total, 10))
+	w.WriteHeader(http.StatusPartialContent)
+	for i, rg := range ranges {
+		io.WriteString(w, heads[i])
+		h.writeBody(w, e, f, rg.start, rg.length)
+	}
+	io.WriteString(w, tail)
+}
+
+// checkPreconditions evaluates the conditional headers in the order of
+// RFC 9110 13.2.2. It returns 0 to go on, 304 or 412.
+func checkPreconditions(r *http.Request, e *Entry) int {
+	hdr := r.Header
+	if im := hdr["If-Match"]; len(im) > 0 {
+		if !etagListMatch(im, e.ETag[0], false) {
+			return http.StatusPreconditionFailed
+		}
+	} else if ius := hdr["If-Unmodified-Since"]; len(ius) > 0 {
+		if t, err := http.ParseTime(ius[0]); err == nil && e.ModTime.Truncate(time.Second).After(t) {
+			return http.StatusPreconditionFailed
+		}
+	}
+	getOrHead := r.Method == http.MethodGet || r.Method == http.MethodHead
+	if inm := hdr["If-None-Match"]; len(inm) > 0 {
+		if etagListMatch(inm, e.ETag[0], true) {
+			if getOrHead {
+				return http.StatusNotModified
+			}
+			return http.StatusPreconditionFailed
+		}
+	} else if ims := hdr["If-Modified-Since"]; len(ims) > 0 && getOrHead {
+		if t, err := http.ParseTime(ims[0]); err == nil && !e.ModTime.Truncate(time.Second).After(t) {
+			return http.StatusNotModified
+		}
+	}
+	return 0
+}
+
+// ifRangeAllows evaluates If-Range (RFC 9110 13.1.5): ranges apply only if
+// the validator still matches (strong comparison for entity tags, an exact
+// date for Last-Modified).
+func ifRangeAllows(v []string, e *Entry) bool {
+	if len(v) == 0 {
+		return true
+	}
+	s := strings.TrimSpace(v[0])
+	if strings.HasPrefix(s, `"`) {
+		return s == e.ETag[0]
+	}
+	if strings.HasPrefix(s, "W/") {
+		return false
+	}
+	t, err := http.ParseTime(s)
+	return err == nil && t.Equal(e.ModTime.Truncate(time.Second))
+}
+
+// escapePath escapes each segment of a slash-separated path for a URL.
+func escapePath(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		segs[i] = urlPathEscape(s)
+	}
+	return strings.Join(segs, "/")
+}
+
+var htmlReplacer = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;")
+
+func htmlEscape(s string) string { return htmlReplacer.Replace(s) }
