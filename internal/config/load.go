@@ -103,7 +103,7 @@ func Load(path string) (*Config, error) {
 			if ips == nil {
 				// Unreadable: point at the include line, which has one.
 				for _, q := range p {
-					probs = append(probs, Problem{incPos, fmt.Sprintf("include %q: %s: %s", pattern, m, q.Msg)})
+					probs = append(probs, Problem{incPos, fmt.Sprintf("include %q: %s", pattern, strings.Replace(q.Msg, "config", m, 1))})
 				}
 				continue
 			}
@@ -125,7 +125,7 @@ func Load(path string) (*Config, error) {
 		return nil, probs
 	}
 	ApplyDefaults(cfg)
-	probs = append(probs, validate(cfg, sources)...)
+	probs = append(probs, validate(cfg, ps, sources)...)
 	if len(probs) > 0 {
 		return nil, probs
 	}
@@ -251,14 +251,16 @@ func resolveSites(sites []Site, dir string, ps *positions, _ int) {
 // Validate checks a config built in memory (quick mode) the same way Load
 // checks a file. The config's defaults must have been applied.
 func Validate(cfg *Config) error {
-	if p := validate(cfg, nil); len(p) > 0 {
+	if p := validate(cfg, nil, nil); len(p) > 0 {
 		return p
 	}
 	return nil
 }
 
 // validate checks everything that can be checked without building handlers.
-func validate(cfg *Config, sources []*positions) Problems {
+// mainPS indexes the main file, sources[i] the file of site i; both may be
+// nil for a config built in memory.
+func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 	var probs Problems
 	psOf := func(i int) *positions {
 		if i < len(sources) {
@@ -274,7 +276,6 @@ func validate(cfg *Config, sources []*positions) Problems {
 		probs = append(probs, Problem{pos, fmt.Sprintf(format, args...)})
 	}
 	srv := cfg.Server
-	mainPS := psOf(0)
 	switch srv.LogFormat {
 	case "combined", "json":
 	default:
@@ -291,9 +292,9 @@ func validate(cfg *Config, sources []*positions) Problems {
 	if srv.MaxHeaderBytes <= 0 {
 		add(mainPS, "server.max_header_bytes", "max_header_bytes must be positive")
 	}
-	for _, tp := range srv.TrustedProxies {
+	for k, tp := range srv.TrustedProxies {
 		if _, err := ParsePrefix(tp); err != nil {
-			add(mainPS, "server.trusted_proxies", "trusted_proxies: %v", err)
+			add(mainPS, fmt.Sprintf("server.trusted_proxies[%d]", k), "trusted_proxies: %v", err)
 		}
 	}
 	if len(cfg.Sites) == 0 {
@@ -326,12 +327,13 @@ func validate(cfg *Config, sources []*positions) Problems {
 		if len(s.Listen) == 0 {
 			add(ps, base, "site %q: listen is empty", s.Name)
 		}
-		for _, l := range s.Listen {
+		for k, l := range s.Listen {
+			lk := fmt.Sprintf("%s.listen[%d]", base, k)
 			if _, port, err := net.SplitHostPort(l); err != nil {
-				add(ps, base+".listen", "listen %q: want host:port, e.g. \":8080\"", l)
+				add(ps, lk, "listen %q: want host:port, e.g. \":8080\"", l)
 				continue
 			} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-				add(ps, base+".listen", "listen %q: bad port", l)
+				add(ps, lk, "listen %q: bad port", l)
 				continue
 			}
 			key := ListenerKey(l)
@@ -343,7 +345,11 @@ func validate(cfg *Config, sources []*positions) Problems {
 			if len(hosts) == 0 {
 				hosts = []string{""}
 			}
-			for _, h := range hosts {
+			for k, h := range hosts {
+				hk := fmt.Sprintf("%s.hosts[%d]", base, k)
+				if len(s.Hosts) == 0 {
+					hk = lk
+				}
 				c := claim{key, h}
 				if other, ok := claimed[c]; ok {
 					what := "host " + strconvQuote(h)
@@ -351,18 +357,18 @@ func validate(cfg *Config, sources []*positions) Problems {
 						what = "the default site (no hosts)"
 					}
 					if other == i {
-						add(ps, base+".hosts", "site %q: %s is listed twice for listener %s", s.Name, what, l)
+						add(ps, hk, "site %q: %s is listed twice for listener %s", s.Name, what, l)
 					} else {
-						add(ps, base+".hosts", "site %q: %s on listener %s is already claimed by site %q (%s)", s.Name, what, l, cfg.Sites[other].Name, cfg.Sites[other].Source)
+						add(ps, hk, "site %q: %s on listener %s is already claimed by site %q (%s)", s.Name, what, l, cfg.Sites[other].Name, cfg.Sites[other].Source)
 					}
 					continue
 				}
 				claimed[c] = i
 			}
 		}
-		for _, h := range s.Hosts {
+		for k, h := range s.Hosts {
 			if h == "" || strings.ContainsAny(h, " /:") || strings.Contains(h[1:], "*") || (strings.HasPrefix(h, "*") && !strings.HasPrefix(h, "*.")) {
-				add(ps, base+".hosts", "host %q: want a name like \"example.test\" or \"*.example.test\"", h)
+				add(ps, fmt.Sprintf("%s.hosts[%d]", base, k), "host %q: want a name like \"example.test\" or \"*.example.test\"", h)
 			}
 		}
 		if s.TLS != nil {
@@ -425,9 +431,9 @@ func validate(cfg *Config, sources []*positions) Problems {
 			}
 			if st := r.Static; st != nil {
 				checkDir(add, ps, rb+".static.root", "static root", st.Root)
-				for _, ix := range st.Index {
+				for k, ix := range st.Index {
 					if ix == "" || strings.ContainsAny(ix, `/\`) {
-						add(ps, rb+".static.index", "index %q must be a plain file name", ix)
+						add(ps, fmt.Sprintf("%s.static.index[%d]", rb, k), "index %q must be a plain file name", ix)
 					}
 				}
 			}
@@ -451,9 +457,9 @@ func validate(cfg *Config, sources []*positions) Problems {
 				default:
 					add(ps, rb+".proxy.balance", "balance must be round_robin, least_conn, ip_hash or random, not %q", p.Balance)
 				}
-				for _, u := range p.Upstreams {
+				for k, u := range p.Upstreams {
 					if err := checkUpstream(u); err != nil {
-						add(ps, rb+".proxy.upstreams", "upstream %q: %v", u, err)
+						add(ps, fmt.Sprintf("%s.proxy.upstreams[%d]", rb, k), "upstream %q: %v", u, err)
 					}
 				}
 				if p.MaxFails < 0 {
@@ -497,11 +503,11 @@ func validate(cfg *Config, sources []*positions) Problems {
 				if c.Store != "memory" && !strings.HasPrefix(c.Store, "redis://") && !strings.HasPrefix(c.Store, "rediss://") {
 					add(ps, rb+".cache.store", "cache store must be \"memory\" or a redis:// URL, not %q", c.Store)
 				}
-				for _, k := range c.Key {
+				for n, k := range c.Key {
 					switch k {
 					case "method", "scheme", "host", "path", "query":
 					default:
-						add(ps, rb+".cache.key", "cache key part %q: want method, scheme, host, path or query", k)
+						add(ps, fmt.Sprintf("%s.cache.key[%d]", rb, n), "cache key part %q: want method, scheme, host, path or query", k)
 					}
 				}
 			}

@@ -98,12 +98,16 @@ func scanPositions(file string, data []byte) *positions {
 			c := v.Children()
 			for i := 0; c.Next(); i++ {
 				elem := fmt.Sprintf("%s[%d]", path, i)
-				if line > 0 {
+				l := lineOf(c.Node())
+				if l == 0 {
+					l = line
+				}
+				if l > 0 {
 					if _, ok := ps.lines[elem]; !ok {
-						ps.lines[elem] = line
+						ps.lines[elem] = l
 					}
 				}
-				walkValue(elem, c.Node(), line)
+				walkValue(elem, c.Node(), l)
 			}
 		}
 	}
