@@ -1,0 +1,312 @@
+// Package cli implements portico's subcommands: flag parsing, signals and
+// the one-line error messages a user sees. The work itself lives in the
+// config and server packages.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"portico/internal/admin"
+	"portico/internal/config"
+	"portico/internal/server"
+)
+
+// Version is set at build time with -ldflags "-X portico/internal/cli.Version=...".
+var Version = "0.1.0-dev"
+
+const usage = `portico: a web server for files, CGI scripts and app servers
+
+Usage:
+  portico serve [flags] [PORT]   serve a folder now (like python3 -m http.server)
+  portico run   [-c FILE]        run from a config file (default ./portico.toml)
+  portico check [-c FILE]        validate a config file; print ok or each problem
+  portico reload [-c FILE]       ask the running portico to reload (needs server.admin)
+  portico version                print the version
+
+Run 'portico COMMAND -h' for the flags of a command.
+`
+
+// Main runs portico with args (without the program name) and returns the
+// process exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return cmdServe(args[1:], stdout, stderr)
+	case "run":
+		return cmdRun(args[1:], stdout, stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "reload":
+		return cmdReload(args[1:], stdout, stderr)
+	case "version", "--version", "-version", "-v":
+		fmt.Fprintf(stdout, "portico %s (%s %s/%s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return 0
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "portico: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+// newFlagSet makes a flag set whose errors are one line and whose -h
+// prints the command's usage to stdout.
+func newFlagSet(name, synopsis string, stdout io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "Usage: portico %s\n\nFlags:\n", synopsis)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// parseFlags parses args, allowing flags after positional arguments
+// ("portico serve 8080 --cgi"). It returns the positional arguments, or
+// done=true with an exit code when the command should stop (-h or an error).
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (pos []string, code int, done bool) {
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.Usage()
+				return nil, 0, true
+			}
+			fmt.Fprintf(stderr, "portico %s: %v (see 'portico %s -h')\n", fs.Name(), err, fs.Name())
+			return nil, 2, true
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, 0, false
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func configFlag(fs *flag.FlagSet) *string {
+	c := new(string)
+	fs.StringVar(c, "c", "portico.toml", "config `FILE`")
+	fs.StringVar(c, "config", "portico.toml", "config `FILE` (same as -c)")
+	return c
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("check", "check [-c FILE]", stdout)
+	file := configFlag(fs)
+	pos, code, done := parseFlags(fs, args, stderr)
+	if done {
+		return code
+	}
+	if len(pos) > 0 {
+		*file = pos[0]
+	}
+	cfg, err := config.Load(*file)
+	if err != nil {
+		printProblems(stderr, err)
+		return 1
+	}
+	// Run the same prepare step as `run`, so check and run never disagree.
+	t, err := server.Build(cfg, server.Deps{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		printProblems(stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Close(ctx)
+	cancel()
+	fmt.Fprintln(stdout, "ok")
+	return 0
+}
+
+// printProblems prints each line of a config or build error.
+func printProblems(w io.Writer, err error) {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if line != "" {
+			fmt.Fprintln(w, line)
+		}
+	}
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("run", "run [-c FILE]", stdout)
+	file := configFlag(fs)
+	pos, code, done := parseFlags(fs, args, stderr)
+	if done {
+		return code
+	}
+	if len(pos) > 0 {
+		*file = pos[0]
+	}
+	cfg, err := config.Load(*file)
+	if err != nil {
+		printProblems(stderr, err)
+		return 1
+	}
+	return runServer(cfg, func() (*config.Config, error) { return config.Load(*file) }, "", stdout, stderr)
+}
+
+func cmdReload(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("reload", "reload [-c FILE]", stdout)
+	file := configFlag(fs)
+	pos, code, done := parseFlags(fs, args, stderr)
+	if done {
+		return code
+	}
+	if len(pos) > 0 {
+		*file = pos[0]
+	}
+	cfg, err := config.Load(*file)
+	if err != nil {
+		printProblems(stderr, err)
+		return 1
+	}
+	if cfg.Server.Admin == "" {
+		fmt.Fprintf(stderr, "portico reload: %s sets no server.admin address; send SIGHUP to the portico process instead\n", *file)
+		return 1
+	}
+	host, port, _ := net.SplitHostPort(cfg.Server.Admin)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	client := &http.Client{Timeout: 60 * time.Second}
+	resp, err := client.Post("http://"+net.JoinHostPort(host, port)+"/reload", "text/plain", nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "portico reload: %v\n", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "portico reload: %s\n", strings.TrimSpace(string(body)))
+		return 1
+	}
+	fmt.Fprintln(stdout, "reloaded")
+	return 0
+}
+
+// runServer starts portico with cfg and serves until SIGTERM or SIGINT.
+// reload, when not nil, loads the config again on SIGHUP or POST /reload.
+func runServer(cfg *config.Config, reload func() (*config.Config, error), openURL string, stdout, stderr io.Writer) int {
+	errOut, closeErrLog, err := openErrorLog(cfg.Server.ErrorLog, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "portico: %v\n", err)
+		return 1
+	}
+	defer closeErrLog()
+	logger := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	metrics := server.NewMetrics()
+	srv := server.New(server.Options{Logger: logger, Stdout: stdout, Stderr: stderr, Metrics: metrics})
+
+	// Signals are caught before listening, so a SIGTERM right after start
+	// is a clean shutdown, not a kill.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	if err := srv.Start(cfg); err != nil {
+		fmt.Fprintf(stderr, "portico: %v\n", oneLine(err))
+		return 1
+	}
+	doReload := func() error {
+		if reload == nil {
+			return errors.New("no config file to reload")
+		}
+		ncfg, err := reload()
+		if err == nil {
+			err = srv.Reload(ncfg)
+		}
+		if err != nil {
+			logger.Error("reload failed; the old config keeps running", "err", oneLine(err))
+			return err
+		}
+		logger.Info("config reloaded")
+		return nil
+	}
+	var adminSrv *http.Server
+	if cfg.Server.Admin != "" {
+		ln, err := net.Listen("tcp", cfg.Server.Admin)
+		if err != nil {
+			fmt.Fprintf(stderr, "portico: admin listen %s: %v\n", cfg.Server.Admin, oneLine(err))
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			srv.Shutdown(ctx)
+			cancel()
+			return 1
+		}
+		var reloadFn func() error
+		if reload != nil {
+			reloadFn = doReload
+		}
+		adminSrv = &http.Server{
+			Handler: admin.New(admin.Options{Logger: logger, Metrics: metrics.Handler(), Reload: reloadFn,
+				Caches: func() []*cacheHandler { return srv.Tree().Caches() }}),
+			ReadHeaderTimeout: 10 * time.Second,
+		}
+		fmt.Fprintf(stdout, "portico: admin on http://%s/\n", ln.Addr())
+		go adminSrv.Serve(ln)
+	}
+	if openURL != "" {
+		openBrowser(openURL, stderr)
+	}
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			logger.Info("SIGHUP: reloading config")
+			doReload()
+			continue
+		}
+		logger.Info("shutting down", "signal", sig.String())
+		break
+	}
+	timeout := srv.Tree().Config().Server.ShutdownTimeout.D()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if adminSrv != nil {
+		adminSrv.Shutdown(ctx)
+	}
+	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		logger.Warn("shutdown", "err", err)
+	}
+	return 0
+}
+
+// oneLine keeps the first line of an error: users get one clear line.
+func oneLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func openErrorLog(dest string, stdout, stderr io.Writer) (io.Writer, func(), error) {
+	switch dest {
+	case "", "stderr":
+		return stderr, func() {}, nil
+	case "stdout":
+		return stdout, func() {}, nil
+	}
+	f, err := os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("error log: %w", err)
+	}
+	return f, func() { f.Close() }, nil
+}

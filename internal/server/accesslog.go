@@ -1,0 +1,235 @@
+package server
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+)
+
+// accessLog writes one line per request in Combined Log Format or JSON.
+// Lines are appended to a pooled buffer and written through a bufio.Writer
+// flushed every flushEvery, so logging costs no syscall per request.
+type accessLog struct {
+	json   bool
+	mu     sync.Mutex
+	out    *bufio.Writer
+	closer io.Closer // the file, when the log owns one
+	stop   chan struct{}
+	done   chan struct{}
+	stamp  atomic.Pointer[timeStamp]
+}
+
+type timeStamp struct {
+	sec  int64
+	text string // "[24/Nov/2026:06:03:22 +0000]" or RFC 3339 for JSON
+}
+
+const flushEvery = 200 * time.Millisecond
+
+var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// openAccessLog opens dest ("off", "stdout", "stderr" or a path); nil for off.
+func openAccessLog(dest, format string, stdout, stderr io.Writer) (*accessLog, error) {
+	var w io.Writer
+	var c io.Closer
+	switch dest {
+	case "off", "":
+		return nil, nil
+	case "stdout":
+		w = stdout
+	case "stderr":
+		w = stderr
+	default:
+		f, err := os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("access log: %w", err)
+		}
+		w, c = f, f
+	}
+	l := &accessLog{json: format == "json", out: bufio.NewWriterSize(w, 64<<10), closer: c,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go l.flushLoop()
+	return l, nil
+}
+
+func (l *accessLog) flushLoop() {
+	defer close(l.done)
+	t := time.NewTicker(flushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			l.mu.Lock()
+			_ = l.out.Flush()
+			l.mu.Unlock()
+		case <-l.stop:
+			return
+		}
+	}
+}
+
+// Close flushes and closes the log.
+func (l *accessLog) Close() error {
+	if l == nil {
+		return nil
+	}
+	close(l.stop)
+	<-l.done
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	err := l.out.Flush()
+	if l.closer != nil {
+		if cerr := l.closer.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+func (l *accessLog) timeText(now time.Time) string {
+	sec := now.Unix()
+	if ts := l.stamp.Load(); ts != nil && ts.sec == sec {
+		return ts.text
+	}
+	var text string
+	if l.json {
+		text = now.Format(time.RFC3339)
+	} else {
+		text = now.Format("[02/Jan/2006:15:04:05 -0700]")
+	}
+	l.stamp.Store(&timeStamp{sec: sec, text: text})
+	return text
+}
+
+// log writes the line for one finished request.
+func (l *accessLog) log(r *http.Request, rec *recorder, now time.Time) {
+	bp := linePool.Get().(*[]byte)
+	b := (*bp)[:0]
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	user := "-"
+	if u, _, ok := r.BasicAuth(); ok && u != "" {
+		user = u
+	}
+	if l.json {
+		b = append(b, `{"time":"`...)
+		b = append(b, l.timeText(now)...)
+		b = append(b, `","remote_addr":`...)
+		b = appendJSONString(b, host)
+		b = append(b, `,"user":`...)
+		b = appendJSONString(b, user)
+		b = append(b, `,"site":`...)
+		b = appendJSONString(b, rec.site)
+		b = append(b, `,"host":`...)
+		b = appendJSONString(b, r.Host)
+		b = append(b, `,"method":`...)
+		b = appendJSONString(b, r.Method)
+		b = append(b, `,"uri":`...)
+		b = appendJSONString(b, r.RequestURI)
+		b = append(b, `,"proto":`...)
+		b = appendJSONString(b, r.Proto)
+		b = append(b, `,"status":`...)
+		b = strconv.AppendInt(b, int64(rec.status), 10)
+		b = append(b, `,"bytes":`...)
+		b = strconv.AppendInt(b, rec.bytes, 10)
+		b = append(b, `,"duration_ms":`...)
+		b = strconv.AppendFloat(b, float64(now.Sub(rec.start).Microseconds())/1000, 'f', 3, 64)
+		b = append(b, `,"referer":`...)
+		b = appendJSONString(b, r.Header.Get("Referer"))
+		b = append(b, `,"user_agent":`...)
+		b = appendJSONString(b, r.Header.Get("User-Agent"))
+		b = append(b, "}\n"...)
+	} else {
+		b = append(b, host...)
+		b = append(b, " - "...)
+		b = appendCLF(b, user)
+		b = append(b, ' ')
+		b = append(b, l.timeText(now)...)
+		b = append(b, ` "`...)
+		b = appendCLF(b, r.Method)
+		b = append(b, ' ')
+		b = appendCLF(b, r.RequestURI)
+		b = append(b, ' ')
+		b = appendCLF(b, r.Proto)
+		b = append(b, `" `...)
+		b = strconv.AppendInt(b, int64(rec.status), 10)
+		b = append(b, ' ')
+		if rec.bytes == 0 {
+			b = append(b, '-')
+		} else {
+			b = strconv.AppendInt(b, rec.bytes, 10)
+		}
+		b = append(b, ` "`...)
+		b = appendCLFOrDash(b, r.Header.Get("Referer"))
+		b = append(b, `" "`...)
+		b = appendCLFOrDash(b, r.Header.Get("User-Agent"))
+		b = append(b, "\"\n"...)
+	}
+	l.mu.Lock()
+	_, _ = l.out.Write(b)
+	l.mu.Unlock()
+	*bp = b
+	linePool.Put(bp)
+}
+
+const hexDigits = "0123456789ABCDEF"
+
+// appendCLF appends s escaped the way nginx escapes log fields: quotes,
+// backslashes, control and non-ASCII bytes become \xHH, so a request cannot
+// forge log lines.
+func appendCLF(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			b = append(b, '\\', 'x', hexDigits[c>>4], hexDigits[c&15])
+			continue
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+func appendCLFOrDash(b []byte, s string) []byte {
+	if s == "" {
+		return append(b, '-')
+	}
+	return appendCLF(b, s)
+}
+
+// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20 || c == 0x7f:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&15])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}

@@ -1,0 +1,255 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"portico/internal/cache"
+	"portico/internal/cgi"
+	"portico/internal/config"
+	"portico/internal/proxy"
+	"portico/internal/static"
+)
+
+// Tree is an immutable handler tree built from one config. A reload builds
+// a new Tree and swaps one pointer; requests in flight finish on the old one,
+// which is closed once they are done.
+type Tree struct {
+	cfg        *config.Config
+	byListener map[string]*vhost // ListenerKey -> host router
+	certs      map[string]*certSet
+	caches     []*cache.Handler
+	closers    []func(context.Context) error
+	log        *accessLog
+	metrics    *Metrics
+	inflight   atomic.Int64
+}
+
+// Caches lists the response caches of the tree, for the admin purge.
+func (t *Tree) Caches() []*cache.Handler { return t.caches }
+
+// Config returns the config the tree was built from.
+func (t *Tree) Config() *config.Config { return t.cfg }
+
+// Deps are what building a tree needs from outside.
+type Deps struct {
+	Logger  *slog.Logger
+	Stdout  interface{ Write([]byte) (int, error) }
+	Stderr  interface{ Write([]byte) (int, error) }
+	Metrics *Metrics
+}
+
+// Build turns a loaded config into a handler tree. It is the prepare step
+// that `portico check` runs too: every handler validates its section here.
+// On error nothing is left running.
+func Build(cfg *config.Config, deps Deps) (t *Tree, err error) {
+	t = &Tree{cfg: cfg, byListener: map[string]*vhost{}, certs: map[string]*certSet{}, metrics: deps.Metrics}
+	defer func() {
+		if err != nil {
+			t.Close(context.Background())
+			t = nil
+		}
+	}()
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var trusted []netip.Prefix
+	for _, s := range cfg.Server.TrustedProxies {
+		p, err := config.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("trusted_proxies: %w", err)
+		}
+		trusted = append(trusted, p)
+	}
+	var errs []error
+	for i := range cfg.Sites {
+		sc := &cfg.Sites[i]
+		st, err := t.buildSite(sc, logger, trusted)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var cert *tls.Certificate
+		if sc.TLS != nil {
+			c, err := tls.LoadX509KeyPair(sc.TLS.Cert, sc.TLS.Key)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: site %q: tls: %w", sc.Source, sc.Name, err))
+				continue
+			}
+			cert = &c
+		}
+		for _, l := range sc.Listen {
+			key := config.ListenerKey(l)
+			v := t.byListener[key]
+			if v == nil {
+				v = &vhost{exact: map[string]*site{}}
+				t.byListener[key] = v
+			}
+			v.add(sc.Hosts, st)
+			if cert != nil {
+				cs := t.certs[key]
+				if cs == nil {
+					cs = &certSet{exact: map[string]*tls.Certificate{}}
+					t.certs[key] = cs
+				}
+				cs.add(sc.Hosts, cert)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return t, nil
+}
+
+func (t *Tree) buildSite(sc *config.Site, logger *slog.Logger, trusted []netip.Prefix) (*site, error) {
+	st := newSite(sc.Name, nil, sc.Headers)
+	routes := make([]*route, 0, len(sc.Routes))
+	for j := range sc.Routes {
+		rc := &sc.Routes[j]
+		h, err := t.buildHandler(sc, rc, st, logger, trusted)
+		if err != nil {
+			return nil, fmt.Errorf("%s: site %q route %q: %w", rc.Source, sc.Name, rc.Path, err)
+		}
+		routes = append(routes, &route{
+			path:        rc.Path,
+			bare:        strings.TrimSuffix(rc.Path, "/"),
+			strip:       rc.StripPrefix,
+			maxBody:     int64(rc.MaxBodySize),
+			readTimeout: t.cfg.Server.ReadTimeout.D(),
+			handler:     h,
+		})
+	}
+	*st = *newSite(sc.Name, routes, sc.Headers)
+	return st, nil
+}
+
+func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger *slog.Logger, trusted []netip.Prefix) (http.Handler, error) {
+	prefix := strings.TrimSuffix(rc.Path, "/")
+	lg := logger.With("site", sc.Name, "route", rc.Path)
+	var proxyHandler http.Handler
+	if rc.Proxy != nil {
+		p, err := proxy.New(*rc.Proxy, proxy.Options{Logger: lg, TrustedProxies: trusted})
+		if err != nil {
+			return nil, fmt.Errorf("proxy: %w", err)
+		}
+		t.closers = append(t.closers, p.Close)
+		proxyHandler = p
+		if rc.Cache != nil {
+			c, err := cache.New(*rc.Cache, p, cache.Options{Logger: lg, Name: sc.Name + " " + rc.Path})
+			if err != nil {
+				return nil, fmt.Errorf("cache: %w", err)
+			}
+			t.closers = append(t.closers, c.Close)
+			t.caches = append(t.caches, c)
+			proxyHandler = c
+		}
+	}
+	switch {
+	case rc.Static != nil:
+		var fallback http.Handler
+		if rc.FilesFirst {
+			fallback = proxyHandler
+		}
+		h, err := static.New(*rc.Static, static.Options{Logger: lg, Prefix: prefix, Fallback: fallback})
+		if err != nil {
+			return nil, fmt.Errorf("static: %w", err)
+		}
+		t.closers = append(t.closers, func(context.Context) error { return h.Close() })
+		return h, nil
+	case rc.CGI != nil:
+		h, err := cgi.New(*rc.CGI, cgi.Options{Logger: lg, Prefix: prefix, Redispatch: st.redispatch})
+		if err != nil {
+			return nil, fmt.Errorf("cgi: %w", err)
+		}
+		t.closers = append(t.closers, h.Close)
+		return h, nil
+	case rc.Proxy != nil:
+		return proxyHandler, nil
+	case rc.WSGI != nil:
+		return nil, errors.New("wsgi routes are not available in this version of portico yet")
+	case rc.Redirect != nil:
+		return &redirectHandler{to: rc.Redirect.To, status: rc.Redirect.Status, prefix: prefix}, nil
+	}
+	return nil, errors.New("route has no handler")
+}
+
+// Close releases everything the tree holds: running scripts, health
+// checkers, caches, open files, the access log.
+func (t *Tree) Close(ctx context.Context) error {
+	var errs []error
+	for i := len(t.closers) - 1; i >= 0; i-- {
+		if err := t.closers[i](ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	t.closers = nil
+	if t.log != nil {
+		if err := t.log.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		t.log = nil
+	}
+	return errors.Join(errs...)
+}
+
+// drain waits until no request is in flight on the tree, or ctx ends.
+func (t *Tree) drain(ctx context.Context) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for t.inflight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// certSet picks a site's certificate by SNI.
+type certSet struct {
+	exact     map[string]*tls.Certificate
+	wildcards []struct {
+		suffix string
+		cert   *tls.Certificate
+	}
+	fallback *tls.Certificate
+}
+
+func (c *certSet) add(hosts []string, cert *tls.Certificate) {
+	if c.fallback == nil || len(hosts) == 0 {
+		c.fallback = cert
+	}
+	for _, h := range hosts {
+		if suf, ok := strings.CutPrefix(h, "*"); ok {
+			c.wildcards = append(c.wildcards, struct {
+				suffix string
+				cert   *tls.Certificate
+			}{suf, cert})
+			continue
+		}
+		c.exact[h] = cert
+	}
+}
+
+func (c *certSet) pick(name string) *tls.Certificate {
+	name = normalizeHost(name)
+	if cert, ok := c.exact[name]; ok {
+		return cert
+	}
+	for _, w := range c.wildcards {
+		if strings.HasSuffix(name, w.suffix) {
+			return w.cert
+		}
+	}
+	return c.fallback
+}

@@ -1,0 +1,296 @@
+package server
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"portico/internal/errorpage"
+)
+
+// route is one built [[site.route]]: a prefix and its handler.
+type route struct {
+	path        string // as configured, e.g. "/api/"
+	bare        string // path without its trailing slash ("/api"), "" for "/"
+	strip       bool
+	maxBody     int64
+	readTimeout time.Duration
+	handler     http.Handler
+}
+
+// matches reports whether the route's prefix matches p. A prefix ending in
+// "/" also matches the path without it ("/api/" matches "/api").
+func (rt *route) matches(p string) bool {
+	return strings.HasPrefix(p, rt.path) || (rt.bare != "" && p == rt.bare && rt.path != rt.bare)
+}
+
+// site is one built [[site]]: its routes, longest prefix first.
+type site struct {
+	name    string
+	routes  []*route
+	headers [][2]string
+}
+
+func newSite(name string, routes []*route, headers map[string]string) *site {
+	sort.SliceStable(routes, func(i, j int) bool { return len(routes[i].path) > len(routes[j].path) })
+	s := &site{name: name, routes: routes}
+	keys := make([]string, 0, len(headers))
+	for k := range headers {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		s.headers = append(s.headers, [2]string{http.CanonicalHeaderKey(k), headers[k]})
+	}
+	return s
+}
+
+type redispatchKey struct{}
+
+// maxRedispatch bounds chains of CGI local redirects.
+const maxRedispatch = 10
+
+func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if rec, ok := w.(*recorder); ok {
+		rec.site = s.name
+	}
+	h := w.Header()
+	for _, kv := range s.headers {
+		h[kv[0]] = []string{kv[1]}
+	}
+	s.dispatch(w, r)
+}
+
+// dispatch finds the route for r and serves it.
+func (s *site) dispatch(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	if !safeRequestPath(p) {
+		errorpage.WriteMessage(w, r, http.StatusBadRequest, "The request path is not valid.")
+		return
+	}
+	var rt *route
+	for _, c := range s.routes {
+		if c.matches(p) {
+			rt = c
+			break
+		}
+	}
+	if rt == nil {
+		errorpage.Write(w, r, http.StatusNotFound)
+		return
+	}
+	if r.ContentLength > rt.maxBody {
+		w.Header().Set("Connection", "close")
+		errorpage.Write(w, r, http.StatusRequestEntityTooLarge)
+		return
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &progressBody{rc: http.NewResponseController(w), timeout: rt.readTimeout,
+			body: http.MaxBytesReader(w, r.Body, rt.maxBody)}
+	}
+	if rt.strip && rt.bare != "" {
+		r = stripPrefix(r, rt.bare)
+	}
+	rt.handler.ServeHTTP(w, r)
+}
+
+// redispatch serves a CGI local redirect: a new GET for target through the
+// site's full routing, never straight to a handler (Apache CVE-2024-38476).
+func (s *site) redispatch(w http.ResponseWriter, r *http.Request) {
+	depth, _ := r.Context().Value(redispatchKey{}).(int)
+	if depth >= maxRedispatch {
+		errorpage.Write(w, r, http.StatusInternalServerError)
+		return
+	}
+	r = r.WithContext(context.WithValue(r.Context(), redispatchKey{}, depth+1))
+	s.dispatch(w, r)
+}
+
+// stripPrefix returns a shallow copy of r whose path lacks prefix, keeping
+// the escaped form (RawPath) consistent with the decoded one.
+func stripPrefix(r *http.Request, prefix string) *http.Request {
+	r2 := new(http.Request)
+	*r2 = *r
+	u := *r.URL
+	r2.URL = &u
+	u.Path = strings.TrimPrefix(r.URL.Path, prefix)
+	if u.Path == "" || u.Path[0] != '/' {
+		u.Path = "/" + u.Path
+	}
+	if r.URL.RawPath != "" {
+		ep := strings.TrimPrefix(r.URL.RawPath, prefix)
+		if ep == "" || ep[0] != '/' {
+			ep = "/" + ep
+		}
+		if dec, err := url.PathUnescape(ep); err == nil && dec == u.Path {
+			u.RawPath = ep
+		} else {
+			u.RawPath = ""
+		}
+	}
+	return r2
+}
+
+// safeRequestPath rejects paths that could reach a route other than the one
+// their prefix names once a handler or upstream normalises them: dot
+// segments ("/static/../admin") and NUL bytes. nginx answers these 400 too.
+func safeRequestPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return p == "*"
+	}
+	if strings.IndexByte(p, 0) >= 0 {
+		return false
+	}
+	if !strings.Contains(p, "/.") {
+		return true
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// progressBody moves the connection's read deadline forward before each
+// read of the request body, so a slow POST is cut off when it stalls, not
+// when it is merely long.
+type progressBody struct {
+	rc      *http.ResponseController
+	timeout time.Duration
+	body    interface {
+		Read([]byte) (int, error)
+		Close() error
+	}
+}
+
+func (b *progressBody) Read(p []byte) (int, error) {
+	if b.timeout > 0 {
+		_ = b.rc.SetReadDeadline(time.Now().Add(b.timeout))
+	}
+	return b.body.Read(p)
+}
+
+func (b *progressBody) Close() error { return b.body.Close() }
+
+// vhost picks the site of a request by its Host: exact names, then
+// wildcards (longest suffix first), then the listener's default site.
+type vhost struct {
+	exact     map[string]*site
+	wildcards []wildcard
+	fallback  *site
+}
+
+type wildcard struct {
+	suffix string // ".example.test"
+	site   *site
+}
+
+func (v *vhost) add(hosts []string, s *site) {
+	if len(hosts) == 0 {
+		v.fallback = s
+		return
+	}
+	for _, h := range hosts {
+		if suf, ok := strings.CutPrefix(h, "*"); ok {
+			v.wildcards = append(v.wildcards, wildcard{suf, s})
+			continue
+		}
+		v.exact[h] = s
+	}
+	sort.SliceStable(v.wildcards, func(i, j int) bool { return len(v.wildcards[i].suffix) > len(v.wildcards[j].suffix) })
+}
+
+func (v *vhost) lookup(host string) *site {
+	host = normalizeHost(host)
+	if s, ok := v.exact[host]; ok {
+		return s
+	}
+	for _, w := range v.wildcards {
+		if len(host) > len(w.suffix) && strings.HasSuffix(host, w.suffix) {
+			return w.site
+		}
+	}
+	return v.fallback
+}
+
+func (v *vhost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := v.lookup(r.Host)
+	if s == nil {
+		errorpage.WriteMessage(w, r, http.StatusNotFound, "No site is configured for this host name.")
+		return
+	}
+	s.ServeHTTP(w, r)
+}
+
+// normalizeHost strips the port and a trailing dot and lowercases, without
+// allocating in the common already-clean case.
+func normalizeHost(h string) string {
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
+		if strings.Count(h, ":") == 1 || strings.HasPrefix(h, "[") {
+			h = h[:i]
+		}
+	}
+	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		h = h[1 : len(h)-1]
+	}
+	h = strings.TrimSuffix(h, ".")
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(h)
+		}
+	}
+	return h
+}
+
+// redirectHandler answers every request with a redirect. In "to", {uri} is
+// replaced by the request's path and query, {path} by the path after the
+// route prefix and {query} by the raw query.
+type redirectHandler struct {
+	to     string
+	status int
+	prefix string
+}
+
+func (h *redirectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	target := h.to
+	if strings.Contains(target, "{") {
+		rest := strings.TrimPrefix(r.URL.EscapedPath(), h.prefix)
+		target = strings.NewReplacer("{uri}", r.URL.RequestURI(), "{path}", strings.TrimPrefix(rest, "/"), "{query}", r.URL.RawQuery).Replace(target)
+	}
+	w.Header().Set("Location", target)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(h.status)
+}
+
+// listenURL is the URL printed for a listener.
+func listenURL(addr net.Addr, tls bool) string {
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return scheme + "://" + addr.String() + "/"
+	}
+	if host == "::" {
+		host = "0.0.0.0"
+	}
+	if p, _ := strconv.Atoi(port); (p == 80 && !tls) || (p == 443 && tls) {
+		return scheme + "://" + formatHost(host) + "/"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port) + "/"
+}
+
+func formatHost(h string) string {
+	if strings.Contains(h, ":") {
+		return "[" + h + "]"
+	}
+	return h
+}
