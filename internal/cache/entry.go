@@ -1,0 +1,345 @@
+package cache
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Entry is a stored response: plain data, independent of the connection it
+// came from, served by copying its header slices and writing its body.
+//
+// Header is the header as served: hop-by-hop fields, Set-Cookie, Age and
+// Cache-Status removed, Content-Length set to len(Body). Its value slices
+// are clipped (len == cap) so a caller that appends to a served header
+// never writes into the stored array.
+//
+// A "marker" entry (Status == 0) stands at the primary key of a response
+// that has Vary: it names the request fields that select a variant and an
+// ID; variants are stored at primary + "\x00" + ID + "\x00" + secondary.
+type Entry struct {
+	Status       int
+	Header       http.Header
+	Body         []byte
+	RequestTime  time.Time     // when the request that fetched it was sent
+	ResponseTime time.Time     // when its response arrived
+	InitialAge   time.Duration // corrected_initial_age, RFC 9111 section 4.2.3
+	Expires      time.Time     // when the store may drop it
+	URL          string        // scheme://host/path?query, for logs and purge
+	VaryNames    []string      // canonical names from Vary (sorted)
+	VaryKey      string        // variants: the secondary key they answer
+	MarkerID     string        // markers: the ID in their variants' keys
+
+	// Derived by prepare from the fields above; never stored.
+	lifetime       time.Duration
+	noCache        bool // always revalidate
+	mustRevalidate bool // no stale serving (must-revalidate, proxy-revalidate, s-maxage)
+	swr, sie       time.Duration
+	etag, lastMod  string
+	lastModTime    time.Time
+	hitHdr         atomic.Pointer[hitHeader]
+}
+
+// hitHeader caches the per-second header values of hits (Age and
+// Cache-Status), so that a hit allocates nothing for them most of the time.
+type hitHeader struct {
+	sec         int64
+	age, status []string
+}
+
+func (e *Entry) isMarker() bool { return e.Status == 0 }
+
+// heuristicStatus lists the status codes that are cacheable by default
+// (RFC 9110 section 15.1), less 206 which portico never stores.
+func heuristicStatus(code int) bool {
+	switch code {
+	case 200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501:
+		return true
+	}
+	return false
+}
+
+// maxHeuristic caps heuristic freshness (RFC 9111 section 4.2.2 allows any
+// value; a day keeps a forgotten Last-Modified from pinning a page).
+const maxHeuristic = 24 * time.Hour
+
+// prepare derives the freshness data of an entry from its header. It runs
+// once when an entry is stored or decoded, never per hit.
+func (e *Entry) prepare() {
+	if e.isMarker() {
+		return
+	}
+	cc := parseCacheControl(e.Header["Cache-Control"])
+	e.lifetime = freshnessLifetime(cc, e.Header, e.ResponseTime)
+	e.noCache = cc.noCache
+	e.mustRevalidate = cc.mustRevalidate || cc.proxyRevalidate || cc.sMaxAge >= 0 || cc.sMaxAgeInvalid
+	if cc.staleWhileReval > 0 {
+		e.swr = time.Duration(cc.staleWhileReval) * time.Second
+	}
+	if cc.staleIfError > 0 {
+		e.sie = time.Duration(cc.staleIfError) * time.Second
+	}
+	e.etag = e.Header.Get("Etag")
+	e.lastMod = e.Header.Get("Last-Modified")
+	if t, err := http.ParseTime(e.lastMod); err == nil {
+		e.lastModTime = t
+	}
+}
+
+// freshnessLifetime implements RFC 9111 section 4.2.1 for a shared cache:
+// s-maxage, then max-age, then Expires - Date, then the heuristic of
+// section 4.2.2 (10% of Date - Last-Modified, at most maxHeuristic) for
+// statuses cacheable by default. An invalid value means stale (0).
+func freshnessLifetime(cc cacheControl, h http.Header, respTime time.Time) time.Duration {
+	if cc.sMaxAgeInvalid {
+		return 0
+	}
+	if cc.sMaxAge >= 0 {
+		return time.Duration(cc.sMaxAge) * time.Second
+	}
+	if cc.maxAgeInvalid {
+		return 0
+	}
+	if cc.maxAge >= 0 {
+		return time.Duration(cc.maxAge) * time.Second
+	}
+	date := dateOf(h, respTime)
+	if exp, ok := h["Expires"]; ok {
+		if len(exp) != 1 {
+			return 0
+		}
+		t, err := http.ParseTime(exp[0])
+		if err != nil {
+			return 0 // "Expires: 0" and friends: already expired
+		}
+		if d := t.Sub(date); d > 0 {
+			return d
+		}
+		return 0
+	}
+	return heuristicLifetime(h, date)
+}
+
+func heuristicLifetime(h http.Header, date time.Time) time.Duration {
+	lm, err := http.ParseTime(h.Get("Last-Modified"))
+	if err != nil || !lm.Before(date) {
+		return 0
+	}
+	d := date.Sub(lm) / 10
+	return min(d, maxHeuristic)
+}
+
+// hasExplicitFreshness reports whether the response states its freshness.
+func hasExplicitFreshness(cc cacheControl, h http.Header) bool {
+	return cc.sMaxAge >= 0 || cc.sMaxAgeInvalid || cc.maxAge >= 0 || cc.maxAgeInvalid || len(h["Expires"]) > 0
+}
+
+func dateOf(h http.Header, fallback time.Time) time.Time {
+	if d := h["Date"]; len(d) == 1 {
+		if t, err := http.ParseTime(d[0]); err == nil {
+			return t
+		}
+	}
+	return fallback
+}
+
+// initialAge computes corrected_initial_age (RFC 9111 section 4.2.3).
+func initialAge(h http.Header, reqTime, respTime time.Time) time.Duration {
+	var ageValue time.Duration
+	if a := h["Age"]; len(a) > 0 {
+		if n, ok := parseDelta(strings.TrimSpace(a[0])); ok {
+			ageValue = time.Duration(n) * time.Second
+		}
+	}
+	apparent := max(0, respTime.Sub(dateOf(h, respTime)))
+	delay := max(0, respTime.Sub(reqTime))
+	return max(apparent, ageValue+delay)
+}
+
+// age is current_age (RFC 9111 section 4.2.3).
+func (e *Entry) age(now time.Time) time.Duration {
+	return e.InitialAge + max(0, now.Sub(e.ResponseTime))
+}
+
+// hasValidator reports whether the entry can be revalidated.
+func (e *Entry) hasValidator() bool { return e.etag != "" || e.lastMod != "" }
+
+// size approximates the memory an entry holds, for max_size.
+func (e *Entry) size() int64 {
+	n := int64(len(e.Body)) + int64(len(e.URL)+len(e.VaryKey)+len(e.MarkerID)) + 256
+	for k, vs := range e.Header {
+		n += int64(len(k)) + 16
+		for _, v := range vs {
+			n += int64(len(v)) + 16
+		}
+	}
+	for _, v := range e.VaryNames {
+		n += int64(len(v)) + 16
+	}
+	return n
+}
+
+// hitHeaders returns the Age and Cache-Status values for a hit now,
+// rebuilt at most once per second per entry.
+func (e *Entry) hitHeaders(now time.Time, name string) *hitHeader {
+	sec := now.Unix()
+	if hh := e.hitHdr.Load(); hh != nil && hh.sec == sec {
+		return hh
+	}
+	age := e.age(now)
+	ageSec := int64(age / time.Second)
+	ttl := int64((e.lifetime - age) / time.Second)
+	hh := &hitHeader{
+		sec:    sec,
+		age:    []string{strconv.FormatInt(ageSec, 10)},
+		status: []string{name + "; hit; ttl=" + strconv.FormatInt(ttl, 10)},
+	}
+	e.hitHdr.Store(hh)
+	return hh
+}
+
+// Binary encoding of an entry (the Redis store's value):
+//
+//	"PC1" kind(byte) status(uvarint) reqTime respTime expires (varint unix ns)
+//	initialAge(varint ns) URL VaryKey MarkerID (string) nVary(uvarint) names...
+//	nHeader(uvarint) { name nValues values... } body
+//
+// where string = uvarint length + bytes.
+const encMagic = "PC1"
+
+var errBadEntry = errors.New("cache: malformed stored entry")
+
+func (e *Entry) encode() []byte {
+	n := len(encMagic) + 64 + len(e.Body) + len(e.URL) + len(e.VaryKey) + len(e.MarkerID)
+	for k, vs := range e.Header {
+		n += len(k) + 4
+		for _, v := range vs {
+			n += len(v) + 4
+		}
+	}
+	b := make([]byte, 0, n)
+	b = append(b, encMagic...)
+	b = binary.AppendUvarint(b, uint64(e.Status))
+	b = binary.AppendVarint(b, e.RequestTime.UnixNano())
+	b = binary.AppendVarint(b, e.ResponseTime.UnixNano())
+	b = binary.AppendVarint(b, e.Expires.UnixNano())
+	b = binary.AppendVarint(b, int64(e.InitialAge))
+	b = appendString(b, e.URL)
+	b = appendString(b, e.VaryKey)
+	b = appendString(b, e.MarkerID)
+	b = binary.AppendUvarint(b, uint64(len(e.VaryNames)))
+	for _, v := range e.VaryNames {
+		b = appendString(b, v)
+	}
+	b = binary.AppendUvarint(b, uint64(len(e.Header)))
+	for k, vs := range e.Header {
+		b = appendString(b, k)
+		b = binary.AppendUvarint(b, uint64(len(vs)))
+		for _, v := range vs {
+			b = appendString(b, v)
+		}
+	}
+	b = appendString(b, string(e.Body))
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+type decoder struct {
+	b   []byte
+	err bool
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = true
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = true
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err || n > uint64(len(d.b)) {
+		d.err = true
+		return nil
+	}
+	s := d.b[:n:n]
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) string() string { return string(d.bytes()) }
+
+// count reads a length that must fit in what is left (each item >= 1 byte).
+func (d *decoder) count() int {
+	n := d.uvarint()
+	if d.err || n > uint64(len(d.b)) {
+		d.err = true
+		return 0
+	}
+	return int(n)
+}
+
+func decodeEntry(b []byte) (*Entry, error) {
+	if len(b) < len(encMagic) || string(b[:len(encMagic)]) != encMagic {
+		return nil, errBadEntry
+	}
+	d := &decoder{b: b[len(encMagic):]}
+	e := &Entry{}
+	st := d.uvarint()
+	if st > 999 {
+		return nil, errBadEntry
+	}
+	e.Status = int(st)
+	e.RequestTime = time.Unix(0, d.varint())
+	e.ResponseTime = time.Unix(0, d.varint())
+	e.Expires = time.Unix(0, d.varint())
+	e.InitialAge = time.Duration(d.varint())
+	e.URL = d.string()
+	e.VaryKey = d.string()
+	e.MarkerID = d.string()
+	if nv := d.count(); nv > 0 {
+		e.VaryNames = make([]string, nv)
+		for i := range e.VaryNames {
+			e.VaryNames[i] = d.string()
+		}
+	}
+	nh := d.count()
+	e.Header = make(http.Header, nh)
+	for i := 0; i < nh && !d.err; i++ {
+		k := d.string()
+		nvals := d.count()
+		vs := make([]string, nvals)
+		for j := range vs {
+			vs[j] = d.string()
+		}
+		e.Header[k] = vs
+	}
+	body := d.bytes()
+	if d.err || len(d.b) != 0 {
+		return nil, errBadEntry
+	}
+	e.Body = append([]byte(nil), body...)
+	e.prepare()
+	return e, nil
+}

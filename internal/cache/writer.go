@@ -1,0 +1,376 @@
+package cache
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// fetchWriter is the ResponseWriter next writes an upstream response to.
+// At WriteHeader it decides: a 304 to a revalidation refreshes the stored
+// entry and the client gets that; an error while a stale entry may serve
+// (stale-if-error) gives the client the stale entry; anything else streams
+// to the client as it comes, and when storable is also copied into a
+// buffer (dropped past max_object_size) that becomes the stored entry when
+// the body is complete. client is nil for a background refresh.
+//
+// It keeps http.Flusher, http.Hijacker and io.ReaderFrom, and Unwrap for
+// http.ResponseController. 1xx informational responses are not relayed.
+type fetchWriter struct {
+	h       *Handler
+	client  http.ResponseWriter
+	req     *http.Request // the client's request: its conditionals and Vary values
+	st      fetchState
+	f       *flight // nil when not leading a flight
+	reqTime time.Time
+	hdr     http.Header // what next writes; copied to the client at WriteHeader
+
+	wroteHeader       bool
+	status            int
+	respTime          time.Time
+	swallow           bool   // the upstream body is not for the client
+	result            *Entry // served to the client instead, after next returns
+	resultStatus      string
+	clientNotModified bool // the client got a 304; the body is only stored
+	tee               bool
+	buf               []byte
+	names             []string // the response's Vary names
+	failed            bool
+	retry             bool
+}
+
+var (
+	_ http.Flusher  = (*fetchWriter)(nil)
+	_ http.Hijacker = (*fetchWriter)(nil)
+	_ io.ReaderFrom = (*fetchWriter)(nil)
+)
+
+func (fw *fetchWriter) Header() http.Header { return fw.hdr }
+
+func (fw *fetchWriter) release(e *Entry) {
+	if fw.f != nil {
+		fw.h.release(fw.st.key, fw.f, e)
+	}
+}
+
+func (fw *fetchWriter) ctx() context.Context { return context.WithoutCancel(fw.req.Context()) }
+
+func (fw *fetchWriter) WriteHeader(code int) {
+	if fw.wroteHeader || code < 200 {
+		return
+	}
+	fw.wroteHeader = true
+	fw.status = code
+	h, st := fw.h, &fw.st
+	now := h.now()
+	fw.respTime = now
+
+	if st.stale != nil && code == http.StatusNotModified {
+		fw.swallow = true
+		e := refreshed(st.stale, fw.hdr, fw.reqTime, now)
+		if e == nil {
+			fw.retry = true
+			fw.release(nil)
+			return
+		}
+		fw.result = e
+		fw.resultStatus = statusName + "; fwd=" + st.fwd + "; fwd-status=304"
+		if cc := parseCacheControl(e.Header["Cache-Control"]); cc.noStore || cc.private {
+			h.store.Delete(fw.ctx(), st.storeKey)
+		} else {
+			h.store.Set(fw.ctx(), st.storeKey, e)
+		}
+		fw.release(e)
+		return
+	}
+	if st.stale != nil && code >= 500 && fw.staleIfError(now) {
+		fw.swallow = true
+		fw.result = st.stale
+		fw.resultStatus = statusName + "; fwd=stale; fwd-status=" + strconv.Itoa(code) + "; detail=stale-if-error"
+		fw.release(st.stale)
+		return
+	}
+
+	storable := h.storable(fw.req, st.rcc, code, fw.hdr, now)
+	if storable {
+		if cl := fw.hdr["Content-Length"]; len(cl) > 0 {
+			n, err := strconv.ParseInt(cl[0], 10, 64)
+			if err != nil || n < 0 || n > h.maxObject {
+				storable = false
+			} else {
+				fw.buf = make([]byte, 0, n)
+			}
+		}
+	}
+	if storable {
+		fw.tee = true
+		fw.names, _ = varyNames(fw.hdr)
+		if fw.buf == nil {
+			fw.buf = make([]byte, 0, 4096)
+		}
+	} else {
+		fw.release(nil)
+		if st.stale != nil && code < 500 && fw.req.Method == http.MethodGet {
+			// Superseded by a response that may not be stored.
+			h.store.Delete(fw.ctx(), st.storeKey)
+		}
+	}
+	if fw.client == nil {
+		return
+	}
+	cs := statusName + "; fwd=" + st.fwd
+	if st.stale != nil {
+		cs += "; fwd-status=" + strconv.Itoa(code)
+	}
+	if storable {
+		cs += "; stored"
+	}
+	dst := fw.client.Header()
+	for k, v := range fw.hdr {
+		dst[k] = v
+	}
+	dst["Cache-Status"] = append(slices.Clip(fw.hdr["Cache-Status"]), cs)
+	if storable && code == http.StatusOK && fw.req.Method == http.MethodGet && fw.clientConditionalMatches() {
+		fw.clientNotModified = true
+		delete(dst, "Content-Length")
+		delete(dst, "Content-Type")
+		delete(dst, "Content-Encoding")
+		fw.client.WriteHeader(http.StatusNotModified)
+		return
+	}
+	fw.client.WriteHeader(code)
+}
+
+// clientConditionalMatches evaluates the client's own validators (which
+// were not sent upstream) against the response being stored.
+func (fw *fetchWriter) clientConditionalMatches() bool {
+	if fw.req.Header["If-None-Match"] == nil && fw.req.Header["If-Modified-Since"] == nil {
+		return false
+	}
+	e := &Entry{etag: fw.hdr.Get("Etag")}
+	if t, err := http.ParseTime(fw.hdr.Get("Last-Modified")); err == nil {
+		e.lastModTime = t
+	}
+	return notModified(fw.req, e)
+}
+
+// staleIfError reports whether the stale entry may answer an upstream
+// error (RFC 5861 section 4; the request's stale-if-error wins).
+func (fw *fetchWriter) staleIfError(now time.Time) bool {
+	e := fw.st.stale
+	if e.mustRevalidate || e.noCache {
+		return false
+	}
+	window := e.sie
+	if rs := fw.st.rcc.staleIfError; rs >= 0 {
+		window = time.Duration(rs) * time.Second
+	}
+	return window > 0 && e.age(now)-e.lifetime <= window
+}
+
+func (fw *fetchWriter) Write(p []byte) (int, error) {
+	if !fw.wroteHeader {
+		fw.WriteHeader(http.StatusOK)
+	}
+	if fw.swallow {
+		return len(p), nil
+	}
+	if fw.tee {
+		if int64(len(fw.buf)+len(p)) > fw.h.maxObject {
+			fw.dropTee()
+		} else {
+			fw.buf = append(fw.buf, p...)
+		}
+	}
+	if fw.client == nil || fw.clientNotModified {
+		return len(p), nil
+	}
+	n, err := fw.client.Write(p)
+	if err != nil {
+		fw.failed = true
+		fw.dropTee()
+	}
+	return n, err
+}
+
+// dropTee stops storing: the response passes through unstored and the
+// collapsed waiters go upstream themselves.
+func (fw *fetchWriter) dropTee() {
+	if fw.tee {
+		fw.tee = false
+		fw.buf = nil
+		fw.release(nil)
+	}
+}
+
+func (fw *fetchWriter) Flush() {
+	if !fw.wroteHeader {
+		fw.WriteHeader(http.StatusOK)
+	}
+	if fw.swallow || fw.client == nil || fw.clientNotModified {
+		return
+	}
+	if fl, ok := fw.client.(http.Flusher); ok {
+		fl.Flush()
+	} else {
+		_ = http.NewResponseController(fw.client).Flush()
+	}
+}
+
+// ReadFrom keeps sendfile and splice for responses that pass through
+// unstored; a stored response is copied through Write to be teed.
+func (fw *fetchWriter) ReadFrom(src io.Reader) (int64, error) {
+	if !fw.wroteHeader {
+		fw.WriteHeader(http.StatusOK)
+	}
+	if !fw.tee && !fw.swallow && fw.client != nil && !fw.clientNotModified {
+		if rf, ok := fw.client.(io.ReaderFrom); ok {
+			n, err := rf.ReadFrom(src)
+			if err != nil {
+				fw.failed = true
+			}
+			return n, err
+		}
+	}
+	return io.Copy(writerOnly{fw}, src)
+}
+
+type writerOnly struct{ io.Writer }
+
+func (fw *fetchWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if fw.client == nil {
+		return nil, nil, errors.New("cache: cannot hijack a background fetch")
+	}
+	fw.failed = true
+	fw.dropTee()
+	fw.release(nil)
+	return http.NewResponseController(fw.client).Hijack()
+}
+
+// Unwrap lets http.ResponseController reach the client's writer.
+func (fw *fetchWriter) Unwrap() http.ResponseWriter { return fw.client }
+
+// finish runs when next returns: the client gets the refreshed or stale
+// entry if one replaces the upstream response, a complete teed body is
+// stored, and the flight is released.
+func (fw *fetchWriter) finish() {
+	if !fw.wroteHeader {
+		fw.WriteHeader(http.StatusOK)
+	}
+	if fw.result != nil && fw.client != nil {
+		fw.h.serveEntry(fw.client, fw.req, fw.result, []string{fw.resultStatus}, fw.h.now())
+	}
+	var stored *Entry
+	if fw.tee && !fw.failed {
+		cl := fw.hdr["Content-Length"]
+		if len(cl) == 0 || cl[0] == strconv.Itoa(len(fw.buf)) {
+			body := fw.buf
+			if cap(body)-len(body) > len(body)/4 {
+				body = slices.Clone(body)
+			}
+			e := &Entry{
+				Status: fw.status, Header: storedHeader(fw.hdr), Body: body,
+				RequestTime: fw.reqTime, ResponseTime: fw.respTime, URL: fw.h.entryURL(fw.req),
+			}
+			finishEntry(e, fw.hdr)
+			fw.h.put(fw.ctx(), fw.req, fw.st, e, fw.names)
+			stored = e
+		}
+	}
+	fw.copyTrailers()
+	fw.release(stored)
+}
+
+// abort ends a fetch that panicked (e.g. http.ErrAbortHandler).
+func (fw *fetchWriter) abort() {
+	fw.failed = true
+	fw.tee = false
+	fw.release(nil)
+}
+
+// copyTrailers passes trailers that next set after the body on to the client.
+func (fw *fetchWriter) copyTrailers() {
+	if fw.client == nil || fw.swallow {
+		return
+	}
+	dst := fw.client.Header()
+	for k, v := range fw.hdr {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			dst[k] = v
+		}
+	}
+	for _, line := range fw.hdr["Trailer"] {
+		for _, name := range strings.Split(line, ",") {
+			name = http.CanonicalHeaderKey(strings.TrimSpace(name))
+			if v, ok := fw.hdr[name]; ok {
+				dst[name] = v
+			}
+		}
+	}
+}
+
+// entryURL is the absolute URL of a request, as Purge matches it.
+func (h *Handler) entryURL(r *http.Request) string {
+	scheme := schemeOf(r)
+	u := scheme + "://" + normHost(r.Host, scheme) + r.URL.EscapedPath()
+	if r.URL.RawQuery != "" {
+		u += "?" + r.URL.RawQuery
+	}
+	return u
+}
+
+// statusWriter records the status of a response passing through.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+var (
+	_ http.Flusher  = (*statusWriter)(nil)
+	_ http.Hijacker = (*statusWriter)(nil)
+	_ io.ReaderFrom = (*statusWriter)(nil)
+)
+
+func (sw *statusWriter) WriteHeader(code int) {
+	if sw.status == 0 && code >= 200 {
+		sw.status = code
+	}
+	sw.ResponseWriter.WriteHeader(code)
+}
+
+func (sw *statusWriter) Write(p []byte) (int, error) {
+	if sw.status == 0 {
+		sw.status = http.StatusOK
+	}
+	return sw.ResponseWriter.Write(p)
+}
+
+func (sw *statusWriter) Flush() {
+	if sw.status == 0 {
+		sw.status = http.StatusOK
+	}
+	_ = http.NewResponseController(sw.ResponseWriter).Flush()
+}
+
+func (sw *statusWriter) ReadFrom(src io.Reader) (int64, error) {
+	if sw.status == 0 {
+		sw.status = http.StatusOK
+	}
+	if rf, ok := sw.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(writerOnly{sw.ResponseWriter}, src)
+}
+
+func (sw *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(sw.ResponseWriter).Hijack()
+}
+
+func (sw *statusWriter) Unwrap() http.ResponseWriter { return sw.ResponseWriter }
