@@ -40,6 +40,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -87,6 +88,7 @@ type Handler struct {
 
 	mu        sync.Mutex
 	closed    bool
+	isClosed  atomic.Bool // closed, readable without mu
 	active    sync.WaitGroup // requests inside run
 	closing   chan struct{}  // closed when Close starts
 	hardKill  chan struct{}  // closed when Close runs out of time
@@ -236,6 +238,10 @@ const redirectDepthKey ctxKey = 0
 
 // ServeHTTP runs the script the request path names.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.isClosed.Load() {
+		errorpage.Write(w, r, http.StatusServiceUnavailable)
+		return
+	}
 	s, status := h.resolve(r)
 	if status != 0 {
 		errorpage.Write(w, r, status)
@@ -394,9 +400,10 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, s *script, body io
 		p.closeStdout()
 	}
 	p.finish()
-	switch p.reason.Load() {
-	case stopTimeout, stopShutdown:
-		h.log.Error("cgi: script stopped while sending its body", "script", s.name, "reason", reasonText(p.reason.Load()))
+	if why := p.reason.Load(); why != stopNone {
+		if why != stopGone && why != stopBadOutput {
+			h.log.Error("cgi: script stopped while sending its body", "script", s.name, "reason", reasonText(why))
+		}
 		// The body is cut: tell the client by aborting the connection
 		// rather than ending the response as if it were complete.
 		panic(http.ErrAbortHandler)
@@ -664,6 +671,7 @@ func exitCode(err error) int {
 func (h *Handler) Close(ctx context.Context) error {
 	h.mu.Lock()
 	h.closed = true
+	h.isClosed.Store(true)
 	h.mu.Unlock()
 	h.closeOnce.Do(func() { close(h.closing) })
 	idle := make(chan struct{})

@@ -160,19 +160,18 @@ func (p *proc) feed(stdin *os.File, body io.Reader) {
 	bufp := copyBufs.Get().(*[]byte)
 	_, err := io.CopyBuffer(stdin, onlyReader{body}, *bufp)
 	copyBufs.Put(bufp)
-	stdin.Close()
-	if err == nil {
-		return
-	}
 	var mbe *http.MaxBytesError
 	switch {
+	case err == nil, errors.Is(err, syscall.EPIPE), errors.Is(err, os.ErrClosed):
+		// Done, or the script stopped reading (its choice).
 	case errors.As(err, &mbe):
 		p.requestStop(stopBodyLarge)
-	case errors.Is(err, syscall.EPIPE):
-		// The script stopped reading: its choice.
+		<-p.exited // keep stdin open so the script cannot mistake a cut body for a whole one
 	default:
 		p.requestStop(stopBodyError)
+		<-p.exited
 	}
+	stdin.Close()
 }
 
 // onlyReader hides a reader's WriterTo so io.CopyBuffer uses the buffer.
