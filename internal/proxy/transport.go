@@ -57,7 +57,7 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	idem := idempotent(req.Method)
 	var guard *bodyGuard
 	if hasBody {
-		guard = &bodyGuard{body: req.Body}
+		guard = &bodyGuard{body: req.Body, remaining: req.ContentLength}
 	}
 	var (
 		tried    uint64
@@ -180,11 +180,17 @@ func (b *upgradedBody) Close() error {
 // guardedBody; once the body is handed to a later attempt, reads by an
 // earlier one (the transport's write loop may outlive a failed RoundTrip)
 // fail instead of stealing bytes.
+//
+// It also ends a body of known length itself: the transport reads once
+// more after Content-Length bytes to check for surplus, and if the upstream
+// answered first, ReverseProxy may have closed the body by then; that read
+// would fail and cost the upstream connection its keep-alive.
 type bodyGuard struct {
-	mu      sync.Mutex
-	body    io.ReadCloser
-	owner   int
-	touched bool
+	mu        sync.Mutex
+	body      io.ReadCloser
+	remaining int64 // bytes left of a known Content-Length; -1 unknown
+	owner     int
+	touched   bool
 }
 
 func (g *bodyGuard) attempt(n int) io.ReadCloser { return &guardedBody{g: g, n: n} }
@@ -218,7 +224,20 @@ func (b *guardedBody) Read(p []byte) (int, error) {
 		return 0, errBodyAbandoned
 	}
 	g.touched = true
-	return g.body.Read(p)
+	if g.remaining == 0 {
+		return 0, io.EOF
+	}
+	if g.remaining > 0 && int64(len(p)) > g.remaining {
+		p = p[:g.remaining]
+	}
+	n, err := g.body.Read(p)
+	if g.remaining > 0 {
+		g.remaining -= int64(n)
+		if g.remaining == 0 && err == nil {
+			err = io.EOF
+		}
+	}
+	return n, err
 }
 
 // Close does nothing: the transport closes a request body when an attempt

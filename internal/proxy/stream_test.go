@@ -1,0 +1,303 @@
+package proxy
+
+import (
+	"bufio"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/websocket"
+
+	"portico/internal/config"
+)
+
+func TestWebSocketEcho(t *testing.T) {
+	var sawXFF atomic.Value
+	up := startUpstream(t, websocket.Handler(func(ws *websocket.Conn) {
+		sawXFF.Store(ws.Request().Header.Get("X-Forwarded-For"))
+		for {
+			var msg string
+			if err := websocket.Message.Receive(ws, &msg); err != nil {
+				return
+			}
+			if err := websocket.Message.Send(ws, msg); err != nil {
+				return
+			}
+		}
+	}))
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
+	fe := front(t, h)
+	wsURL := "ws" + strings.TrimPrefix(fe.URL, "http") + "/echo"
+	ws, err := websocket.Dial(wsURL, "", fe.URL)
+	if err != nil {
+		t.Fatalf("dial through proxy: %v", err)
+	}
+	defer ws.Close()
+	ws.SetDeadline(time.Now().Add(5 * time.Second))
+	for _, msg := range []string{"hello", "portico", strings.Repeat("x", 100_000)} {
+		if err := websocket.Message.Send(ws, msg); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		if err := websocket.Message.Receive(ws, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got != msg {
+			t.Errorf("echo: got %d bytes, want %d", len(got), len(msg))
+		}
+	}
+	if v, _ := sawXFF.Load().(string); v != "127.0.0.1" {
+		t.Errorf("upgrade request X-Forwarded-For %q", v)
+	}
+	ws.Close()
+	// The upgraded connection counts as in flight until it closes.
+	waitFor(t, 3*time.Second, "in-flight count back to 0", func() bool { return h.pool.ups[0].active.Load() == 0 })
+}
+
+// TestSSEFirstEventPrompt: an event-stream's first event reaches the client
+// while the upstream is still writing (no buffering until the end).
+func TestSSEFirstEventPrompt(t *testing.T) {
+	done := make(chan struct{})
+	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: first\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-done:
+		case <-r.Context().Done():
+		case <-time.After(3 * time.Second):
+		}
+		io.WriteString(w, "data: last\n\n")
+	}))
+	defer close(done)
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
+	fe := front(t, h)
+	start := time.Now()
+	resp, err := http.Get(fe.URL + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("first event after %v, want it at once", d)
+	}
+	if line != "data: first\n" {
+		t.Errorf("got %q", line)
+	}
+}
+
+// TestChunkedStreamFlushes: a response of unknown length (a long poll, a
+// log tail) is flushed as it comes, whatever its type.
+func TestChunkedStreamFlushes(t *testing.T) {
+	done := make(chan struct{})
+	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		io.WriteString(w, "{\"n\":1}\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-done:
+		case <-r.Context().Done():
+		}
+	}))
+	defer close(done)
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
+	fe := front(t, h)
+	resp, err := http.Get(fe.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got := make(chan string, 1)
+	go func() {
+		l, _ := bufio.NewReader(resp.Body).ReadString('\n')
+		got <- l
+	}()
+	select {
+	case l := <-got:
+		if l != "{\"n\":1}\n" {
+			t.Errorf("got %q", l)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("first line not flushed")
+	}
+}
+
+// heapWatch samples HeapInuse until stopped and returns the peak.
+func heapWatch() (stop func() uint64) {
+	var peak atomic.Uint64
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var m runtime.MemStats
+		for {
+			runtime.ReadMemStats(&m)
+			if m.HeapInuse > peak.Load() {
+				peak.Store(m.HeapInuse)
+			}
+			select {
+			case <-quit:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	return func() uint64 { close(quit); wg.Wait(); return peak.Load() }
+}
+
+type zeros struct{ n int64 }
+
+func (z *zeros) Read(p []byte) (int, error) {
+	if z.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > z.n {
+		p = p[:z.n]
+	}
+	clear(p)
+	z.n -= int64(len(p))
+	return len(p), nil
+}
+
+// TestLargeBodiesStreamFlatMemory pushes 200 MB up and 200 MB down through
+// the proxy; the heap must stay small (bodies are streamed, not buffered).
+func TestLargeBodiesStreamFlatMemory(t *testing.T) {
+	const size = 200 << 20
+	if testing.Short() {
+		t.Skip("short")
+	}
+	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "POST" {
+			n, err := io.Copy(io.Discard, r.Body)
+			fmt.Fprintf(w, "%d %v", n, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+		io.Copy(w, &zeros{size})
+	}))
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
+	fe := front(t, h)
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	base := m.HeapInuse
+	stop := heapWatch()
+	start := time.Now()
+
+	req, _ := http.NewRequest("POST", fe.URL+"/up", &zeros{size}) // chunked: length unknown
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf("%d <nil>", size); string(b) != want {
+		t.Errorf("upload: upstream got %q, want %q", b, want)
+	}
+
+	resp, err = http.Get(fe.URL + "/down")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if n != size || err != nil {
+		t.Errorf("download: %d bytes, %v; want %d", n, err, size)
+	}
+	peak := stop()
+	d := time.Since(start)
+	t.Logf("400 MB in %v, peak heap in use %d KiB above %d KiB", d, (peak-base)>>10, base>>10)
+	if peak > base+24<<20 {
+		t.Errorf("heap grew by %d MiB while streaming", (peak-base)>>20)
+	}
+	if d > 30*time.Second {
+		t.Errorf("took %v", d)
+	}
+}
+
+// TestUpstreamKeepAlive: sequential requests reuse one upstream connection.
+func TestUpstreamKeepAlive(t *testing.T) {
+	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Write(make([]byte, 3000))
+	}))
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
+	fe := front(t, h)
+	for i := range 100 {
+		var resp *http.Response
+		var err error
+		if i%2 == 0 {
+			resp, err = http.Get(fe.URL + "/")
+		} else {
+			resp, err = http.Post(fe.URL+"/", "text/plain", strings.NewReader("body"))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if n := up.conns.Load(); n > 2 {
+		t.Errorf("100 sequential requests opened %d upstream connections, want 1-2", n)
+	}
+}
+
+// TestKeepAliveUnderConcurrency: with 64 clients at once the pool keeps
+// its connections (the Transport default of 2 idle per host would churn).
+func TestKeepAliveUnderConcurrency(t *testing.T) {
+	up := startUpstream(t, named("x"))
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
+	fe := front(t, h)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	defer client.CloseIdleConnections()
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				resp, err := client.Get(fe.URL + "/")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if n := up.conns.Load(); n > 80 {
+		t.Errorf("1280 requests from 64 clients opened %d upstream connections, want about 64", n)
+	}
+}
+
+func TestRequestBodyIntact(t *testing.T) {
+	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(w, r.Body) }))
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
+	fe := front(t, h)
+	payload := make([]byte, 3<<20)
+	rand.Read(payload)
+	resp, err := http.Post(fe.URL+"/", "application/octet-stream", strings.NewReader(string(payload)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(got) != string(payload) {
+		t.Errorf("body changed: %d bytes back of %d", len(got), len(payload))
+	}
+}
