@@ -61,10 +61,10 @@ const (
 	// lockTimeout bounds how long a collapsed request waits for the one
 	// fetching its key before going upstream itself (nginx proxy_cache_lock_timeout).
 	lockTimeout = 5 * time.Second
-	// revalidateKeep is how long an entry with a validator is kept past its
-	// freshness (and stale windows) for conditional revalidation (nginx's
-	// "inactive" default).
+	// revalidateKeep and maxKeep bound how long an entry is kept past its
+	// freshness (see finishEntry).
 	revalidateKeep = 10 * time.Minute
+	maxKeep        = 24 * time.Hour
 	// backgroundTimeout bounds a stale-while-revalidate refresh.
 	backgroundTimeout = 60 * time.Second
 )
@@ -700,10 +700,10 @@ func finishEntry(e *Entry, rawHdr http.Header) {
 		e.Header["Content-Length"] = []string{strconv.Itoa(len(e.Body))}
 	}
 	e.prepare()
-	keep := max(e.swr, e.sie)
-	if e.hasValidator() {
-		keep = max(keep, revalidateKeep)
-	}
+	// Kept past freshness for the stale windows, max-stale requests and
+	// revalidation: as long as it was fresh, at least revalidateKeep, at
+	// most maxKeep (LRU eviction bounds memory before that).
+	keep := max(e.swr, e.sie, min(max(e.lifetime, revalidateKeep), maxKeep))
 	e.Expires = e.ResponseTime.Add(e.lifetime - e.InitialAge + keep)
 }
 

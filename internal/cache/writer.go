@@ -182,6 +182,9 @@ func (fw *fetchWriter) Write(p []byte) (int, error) {
 	if fw.swallow {
 		return len(p), nil
 	}
+	if !bodyAllowed(fw.status) {
+		return 0, http.ErrBodyNotAllowed
+	}
 	if fw.tee {
 		if int64(len(fw.buf)+len(p)) > fw.h.maxObject {
 			fw.dropTee()
