@@ -88,7 +88,7 @@ type Handler struct {
 
 	mu        sync.Mutex
 	closed    bool
-	isClosed  atomic.Bool // closed, readable without mu
+	isClosed  atomic.Bool    // closed, readable without mu
 	active    sync.WaitGroup // requests inside run
 	closing   chan struct{}  // closed when Close starts
 	hardKill  chan struct{}  // closed when Close runs out of time

@@ -2,6 +2,7 @@ package cgi
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -135,7 +138,7 @@ func (p *proc) terminate() {
 // (children it forked into the background): SIGTERM, grace, SIGKILL. The
 // common case, an empty group, costs one kill(2).
 func (p *proc) cleanGroup() {
-	if syscall.Kill(-p.pgid, 0) != nil {
+	if !groupAlive(p.pgid) {
 		return
 	}
 	_ = syscall.Kill(-p.pgid, syscall.SIGTERM)
@@ -146,11 +149,50 @@ func (p *proc) cleanGroup() {
 		case <-p.h.hardKill:
 			deadline = time.Time{}
 		}
-		if syscall.Kill(-p.pgid, 0) != nil {
+		if !groupAlive(p.pgid) {
 			return
 		}
 	}
 	_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
+}
+
+// groupAlive reports whether a process group has a member that is not a
+// zombie. kill(-pgid, 0) alone counts zombies too: orphans killed after
+// their parent exited wait for init to reap them, which some inits (in
+// containers) never do.
+func groupAlive(pgid int) bool {
+	if syscall.Kill(-pgid, 0) != nil {
+		return false
+	}
+	d, err := os.Open("/proc")
+	if err != nil {
+		return true
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return true
+	}
+	want := strconv.Itoa(pgid)
+	for _, name := range names {
+		if name[0] < '0' || name[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + name + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) > 2 && f[2] == want && f[0] != "Z" && f[0] != "X" {
+			return true
+		}
+	}
+	return false
 }
 
 // feed copies the request body to the script's stdin as it arrives. A body
