@@ -33,7 +33,7 @@ import (
 // ended in "/". Runs of slashes ("/a//b") are merged as nginx does. The
 // common case allocates nothing: rel is a substring of urlPath.
 func cleanTraversalPath(urlPath, prefix string, dotfiles bool) (rel string, dirSlash bool, ok bool) {
-	if !strings.HasPrefix(urlPath, prefix) {
+	if urlPath == "" || urlPath[0] != '/' || !strings.HasPrefix(urlPath, prefix) {
 		return "", false, false
 	}
 	rest := urlPath[len(prefix):]
@@ -114,7 +114,10 @@ func hasEncodedSeparator(rawPath string) bool {
 		if rawPath[i] != '%' {
 			continue
 		}
-		a, b := rawPath[i+1], rawPath[i+2]|0x20 // lower-case the second hex digit
+		a, b := rawPath[i+1], rawPath[i+2]
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
 		switch {
 		case a == '2' && b == 'f', a == '5' && b == 'c', a == '0' && b == '0':
 			return true

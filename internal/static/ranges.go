@@ -63,10 +63,10 @@ func parseRanges(s string, size int64, buf []byteRange) ([]byteRange, rangeResul
 			if !ok {
 				return nil, rangeIgnore
 			}
+			n = min(n, size)
 			if n == 0 {
 				continue // unsatisfiable
 			}
-			n = min(n, size)
 			r = byteRange{size - n, n}
 		} else {
 			a, ok := parseDigits(first)
