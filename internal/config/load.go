@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -55,7 +56,7 @@ func Load(path string) (*Config, error) {
 	}
 	cfg := &Config{File: abs}
 	var probs Problems
-	main, ps, p := decodeFile(abs)
+	main, ps, p := decodeFile(abs, false)
 	probs = append(probs, p...)
 	if main == nil {
 		return nil, probs
@@ -99,7 +100,7 @@ func Load(path string) (*Config, error) {
 				}
 				continue
 			}
-			inc, ips, p := decodeFile(m)
+			inc, ips, p := decodeFile(m, true)
 			if ips == nil {
 				// Unreadable: point at the include line, which has one.
 				for _, q := range p {
@@ -143,8 +144,8 @@ func serverEmpty(s Server) bool {
 
 // decodeFile strictly decodes one file. Sources of sites and routes are
 // filled from the position index.
-func decodeFile(path string) (*Config, *positions, Problems) {
-	data, err := os.ReadFile(path)
+func decodeFile(path string, included bool) (*Config, *positions, Problems) {
+	data, err := readConfig(path, included)
 	if err != nil {
 		return nil, nil, Problems{{Pos: Position{File: path}, Msg: "cannot read config: " + unwrapPathError(err)}}
 	}
@@ -173,6 +174,41 @@ func decodeFile(path string) (*Config, *positions, Problems) {
 		}
 	}
 	return &cfg, ps, nil
+}
+
+// MaxConfigSize bounds one config file; a bigger one is surely a mistake
+// (an include glob that matched a log file, /dev/zero).
+const maxConfigSize = 8 << 20
+
+// readConfig reads one config file. An included file must be a regular
+// file: a glob must not block on a FIFO or read a device forever. The main
+// file may be a pipe (`portico check -c <(generate)`).
+func readConfig(path string, included bool) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case fi.IsDir():
+		return nil, errors.New("is a folder")
+	case included && !fi.Mode().IsRegular():
+		return nil, errors.New("not a regular file")
+	case fi.Mode()&(os.ModeDevice|os.ModeSocket) != 0:
+		return nil, errors.New("not a regular file")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxConfigSize {
+		return nil, fmt.Errorf("larger than %dMB", maxConfigSize>>20)
+	}
+	return data, nil
 }
 
 func decodeProblems(path string, err error) Problems {
