@@ -462,6 +462,9 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 			case len(kinds) > 1 && !(r.FilesFirst && len(kinds) == 2 && r.Static != nil && r.Proxy != nil):
 				add(ps, rb, "route %q has %d handlers (%s): a route has exactly one", r.Path, len(kinds), strings.Join(kinds, ", "))
 			}
+			if r.StripPrefix && (r.Proxy == nil || r.Static != nil) {
+				add(ps, rb+".strip_prefix", "route %q: strip_prefix applies to proxy routes only (static and cgi roots already map the route path onto the root; wsgi gets it as SCRIPT_NAME)", r.Path)
+			}
 			if r.Cache != nil && r.Proxy == nil && r.WSGI == nil {
 				add(ps, rb+".cache", "route %q: cache works only with proxy or wsgi", r.Path)
 			}

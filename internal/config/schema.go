@@ -96,7 +96,9 @@ type Route struct {
 	// in "/" also matches the path without it ("/api/" matches "/api").
 	Path string `toml:"path"`
 	// StripPrefix removes Path (less its trailing slash) from the request
-	// path before the handler sees it. Default false.
+	// path before the handler sees it. Default false. Proxy routes only:
+	// static and cgi roots always map the route path onto the root (nginx
+	// alias), and wsgi passes it as SCRIPT_NAME.
 	StripPrefix bool `toml:"strip_prefix"`
 	// MaxBodySize overrides server.max_body_size for this route.
 	MaxBodySize Size `toml:"max_body_size"`
