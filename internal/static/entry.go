@@ -142,7 +142,7 @@ func (c *fileCache) clear() {
 // node returns the cache slot for rel, loading or revalidating it as needed.
 func (h *Handler) node(rel string) *node {
 	n := h.cache.get(rel)
-	now := time.Now().UnixNano()
+	now := coarseNow()
 	if n != nil {
 		last := n.checked.Load()
 		if now-last < h.cache.revalidate || !n.checked.CompareAndSwap(last, now) {

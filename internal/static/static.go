@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"portico/internal/config"
@@ -59,6 +60,7 @@ type Handler struct {
 	fallback http.Handler
 	log      *slog.Logger
 	cache    fileCache
+	closed   atomic.Bool
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -137,11 +139,16 @@ func New(cfg config.Static, opts Options) (*Handler, error) {
 		maxBytes:   defaultMaxBytes,
 		revalidate: int64(revalidateEvery),
 	}
+	clockAcquire()
 	return h, nil
 }
 
-// Close releases the root and the cache.
+// Close releases the root and the cache. Call it once.
 func (h *Handler) Close() error {
+	if h.closed.Swap(true) {
+		return nil
+	}
+	clockRelease()
 	h.cache.clear()
 	return h.root.Close()
 }
@@ -363,7 +370,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, n *node, rel
 		if errors.Is(err, errStale) && attempt == 0 {
 			// The file changed since it was cached: reload and retry once.
 			n = h.load(rel)
-			n.checked.Store(time.Now().UnixNano())
+			n.checked.Store(coarseNow())
 			h.cache.put(string([]byte(rel)), n)
 			if n.plain != nil {
 				continue

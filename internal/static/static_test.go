@@ -466,7 +466,7 @@ func TestEditsShowUp(t *testing.T) {
 	os.WriteFile(filepath.Join(root, "new.txt"), []byte("new"), 0o644)
 	os.WriteFile(filepath.Join(root, "style.css.br"), []byte("BR"), 0o644)
 	os.Remove(filepath.Join(root, "1k.txt"))
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(clockTick + 100*time.Millisecond)
 	for _, c := range []struct {
 		path, ae string
 		code     int
