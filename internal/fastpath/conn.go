@@ -1,0 +1,178 @@
+package fastpath
+
+import (
+	"bufio"
+	"net"
+	"sync"
+	"time"
+)
+
+// conn is one connection served by the fast path.
+type conn struct {
+	l    *Listener
+	nc   net.Conn
+	br   *bufio.Reader
+	out  []byte // pending output
+	werr error  // the first write error: the connection is dead
+	req  Request
+	w    ResponseWriter
+}
+
+// outPool holds output buffers of connections.
+var outPool = sync.Pool{New: func() any { b := make([]byte, 0, outFlushSize+4096); return &b }}
+
+func (c *conn) write(p []byte) (int, error) { return c.nc.Write(p) }
+
+// flush writes the pending output.
+func (c *conn) flush() error {
+	if c.werr != nil {
+		return c.werr
+	}
+	if len(c.out) == 0 {
+		return nil
+	}
+	_, err := c.nc.Write(c.out)
+	c.out = c.out[:0]
+	if err != nil {
+		c.werr = err
+	}
+	return err
+}
+
+// serve is the connection's goroutine.
+func (c *conn) serve() {
+	l := c.l
+	handedOff := false
+	defer func() {
+		if p := recover(); p != nil {
+			if l.opts.OnPanic != nil {
+				l.opts.OnPanic(p)
+			}
+			handedOff = false
+		}
+		if !handedOff {
+			c.nc.Close()
+			if c.br != nil {
+				c.br.Reset(nil)
+				l.bufPool.Put(c.br)
+			}
+		}
+		if c.out != nil {
+			b := c.out[:0]
+			outPool.Put(&b)
+		}
+		c.br, c.out = nil, nil
+		l.remove(c)
+	}()
+	c.br = l.bufPool.Get().(*bufio.Reader)
+	c.br.Reset(c.nc)
+	c.out = (*outPool.Get().(*[]byte))[:0]
+	c.req.RemoteAddr = c.nc.RemoteAddr().String()
+	opts := &l.opts
+	size := c.br.Size()
+	for {
+		if c.br.Buffered() == 0 {
+			// Between requests: flush, then wait for the next one.
+			if c.flush() != nil {
+				return
+			}
+			if opts.IdleTimeout > 0 {
+				_ = c.nc.SetReadDeadline(time.Now().Add(opts.IdleTimeout))
+			} else if opts.ReadHeaderTimeout > 0 {
+				_ = c.nc.SetReadDeadline(time.Time{})
+			}
+			if l.closing.Load() {
+				return
+			}
+			if _, err := c.br.Peek(1); err != nil {
+				return
+			}
+		}
+		// Parse, reading more while the header block is incomplete.
+		var n int
+		deadlineSet := false
+		for {
+			buf, _ := c.br.Peek(c.br.Buffered())
+			c.req.reset()
+			var res parseResult
+			n, res = parseRequest(buf, &c.req)
+			if res == parseOK {
+				if n > opts.MaxHeaderBytes {
+					handedOff = c.handOff()
+					return
+				}
+				break
+			}
+			if res == parseHandOff || len(buf) >= size || len(buf) >= opts.MaxHeaderBytes {
+				handedOff = c.handOff()
+				return
+			}
+			if !deadlineSet && opts.ReadHeaderTimeout > 0 {
+				_ = c.nc.SetReadDeadline(time.Now().Add(opts.ReadHeaderTimeout))
+				deadlineSet = true
+			}
+			if _, err := c.br.Peek(len(buf) + 1); err != nil {
+				return // timeout, EOF, reset: as net/http, just close
+			}
+		}
+		if deadlineSet && opts.IdleTimeout <= 0 {
+			_ = c.nc.SetReadDeadline(time.Time{})
+		}
+		// Serve.
+		req := &c.req
+		c.w = ResponseWriter{c: c, head: req.Method == "HEAD", keepAlive: req.KeepAlive, proto10: req.ProtoMinor == 0}
+		mark := len(c.out)
+		if !l.handler.ServeFast(req, &c.w) {
+			if c.w.started {
+				// A handler broke the contract: the response is half
+				// composed. Drop it and the connection.
+				c.out = c.out[:mark]
+				_ = c.flush()
+				return
+			}
+			handedOff = c.handOff()
+			return
+		}
+		if !c.w.started {
+			return // contract violation: no response at all
+		}
+		c.w.finish()
+		c.w.defaults = nil
+		_, _ = c.br.Discard(n)
+		if c.werr != nil {
+			return
+		}
+		if !req.KeepAlive {
+			_ = c.flush()
+			return
+		}
+		if len(c.out) >= outFlushSize {
+			if c.flush() != nil {
+				return
+			}
+		}
+	}
+}
+
+// handOff flushes the responses written so far and passes the connection,
+// with its unread buffered bytes, to net/http. It reports whether the
+// connection now belongs to net/http.
+func (c *conn) handOff() bool {
+	if c.flush() != nil {
+		return false
+	}
+	if c.l.closing.Load() {
+		return false
+	}
+	// net/http sets its own deadlines; clear ours.
+	_ = c.nc.SetReadDeadline(time.Time{})
+	hc := &handoffConn{Conn: c.nc, l: c.l, br: c.br}
+	if c.br.Buffered() == 0 {
+		c.br.Reset(nil)
+		c.l.bufPool.Put(c.br)
+		hc.br = nil
+	}
+	c.br = nil
+	c.l.handOff(hc)
+	return true
+}

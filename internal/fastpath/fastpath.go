@@ -1,0 +1,316 @@
+// Package fastpath is a lean HTTP/1.x connection engine that sits between
+// a TCP listener and net/http. It answers the hottest requests itself
+// (GET and HEAD of plain data, such as a cached static file) and hands
+// every connection that sends anything else to net/http for the rest of
+// its life.
+//
+//	ln, _ := net.Listen("tcp", addr)
+//	fl := fastpath.Listen(ln, handler, fastpath.Options{...})
+//	http.Serve(fl, mux) // sees only the connections fastpath handed off
+//
+// For each accepted connection a goroutine reads requests into a pooled
+// buffer and parses them without allocating (parseRequest). A request the
+// engine may answer (GET or HEAD, HTTP/1.0 or 1.1, no body, no Expect or
+// Upgrade, syntactically clean, headers within the buffer) goes to
+// Handler.ServeFast. If that returns true the response was written by the
+// engine; if it returns false, or the request is anything else, the
+// connection is handed off: Accept on the returned Listener yields it, and
+// its first reads return the bytes already buffered, the whole unconsumed
+// request included, so net/http parses it from its first byte.
+//
+// The engine applies the limits net/http would: ReadHeaderTimeout while a
+// request's header block is incomplete, IdleTimeout between requests and
+// MaxHeaderBytes (a larger header block is handed off, and net/http
+// answers 431). Keep-alive follows net/http's rules; pipelined requests
+// are answered in order and output is flushed when no further request is
+// buffered.
+//
+// TLS connections should not go through the fast path (wrap the listener
+// after the fast path, or not at all).
+package fastpath
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Handler answers the requests of the fast path.
+type Handler interface {
+	// ServeFast answers req with w and returns true, or returns false
+	// without calling any method of w, and the connection is handed to
+	// net/http, which then serves req. It runs on the connection's
+	// goroutine; the strings of req are valid only until it returns.
+	ServeFast(req *Request, w *ResponseWriter) bool
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(*Request, *ResponseWriter) bool
+
+// ServeFast calls f(req, w).
+func (f HandlerFunc) ServeFast(req *Request, w *ResponseWriter) bool { return f(req, w) }
+
+// Options bound the fast path. Zero durations mean no limit, as in
+// http.Server.
+type Options struct {
+	// ReadHeaderTimeout bounds reading one request's header block,
+	// measured from its first byte (http.Server.ReadHeaderTimeout).
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout bounds the wait for the next request on a kept-alive
+	// connection, and for the first one (http.Server.IdleTimeout).
+	IdleTimeout time.Duration
+	// MaxHeaderBytes caps the request line and header block the fast path
+	// reads; a larger request is handed off (and net/http applies its own
+	// limit). At most BufferSize.
+	MaxHeaderBytes int
+	// BufferSize is the size of each connection's read buffer; default
+	// 4096. Requests that do not fit are handed off.
+	BufferSize int
+	// OnPanic, if set, is called with the value of a panic in a Handler;
+	// the connection is then closed.
+	OnPanic func(v any)
+}
+
+const (
+	defaultBufferSize = 4096
+	// outFlushSize is the output buffered before a flush is forced.
+	outFlushSize = 16 << 10
+)
+
+// Listener is the net.Listener of the connections handed to net/http.
+type Listener struct {
+	inner   net.Listener
+	handler Handler
+	opts    Options
+	bufPool sync.Pool
+
+	handoff   chan net.Conn
+	done      chan struct{}
+	closeOnce sync.Once
+	acceptErr error // set before done is closed when the inner listener fails
+
+	closing atomic.Bool
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	wg      sync.WaitGroup // fast-path connection goroutines
+}
+
+var _ net.Listener = (*Listener)(nil)
+
+// Listen starts accepting connections on ln and serving them with h. The
+// returned Listener yields the connections to be served by net/http;
+// closing it closes ln and ends the fast path's idle connections (busy
+// ones finish their response first). ln is owned by the Listener from now
+// on.
+func Listen(ln net.Listener, h Handler, opts Options) *Listener {
+	if opts.BufferSize <= 0 {
+		opts.BufferSize = defaultBufferSize
+	}
+	if opts.MaxHeaderBytes <= 0 || opts.MaxHeaderBytes > opts.BufferSize {
+		opts.MaxHeaderBytes = opts.BufferSize
+	}
+	l := &Listener{
+		inner:   ln,
+		handler: h,
+		opts:    opts,
+		handoff: make(chan net.Conn),
+		done:    make(chan struct{}),
+		conns:   map[*conn]struct{}{},
+	}
+	size := opts.BufferSize
+	l.bufPool.New = func() any { return bufio.NewReaderSize(nil, size) }
+	go l.acceptLoop()
+	return l
+}
+
+func (l *Listener) acceptLoop() {
+	var delay time.Duration
+	for {
+		nc, err := l.inner.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// As net/http: back off on EMFILE and the like.
+				if delay == 0 {
+					delay = 5 * time.Millisecond
+				} else if delay *= 2; delay > time.Second {
+					delay = time.Second
+				}
+				select {
+				case <-time.After(delay):
+					continue
+				case <-l.done:
+					return
+				}
+			}
+			l.fail(err)
+			return
+		}
+		delay = 0
+		c := &conn{l: l, nc: nc}
+		l.mu.Lock()
+		if l.closing.Load() {
+			l.mu.Unlock()
+			nc.Close()
+			continue
+		}
+		l.conns[c] = struct{}{}
+		l.wg.Add(1)
+		l.mu.Unlock()
+		go c.serve()
+	}
+}
+
+func isTemporary(err error) bool {
+	t, ok := err.(interface{ Temporary() bool })
+	return ok && t.Temporary()
+}
+
+// fail records the inner listener's error and stops Accept.
+func (l *Listener) fail(err error) {
+	l.closeOnce.Do(func() {
+		l.acceptErr = err
+		close(l.done)
+	})
+}
+
+// Accept returns the next connection handed off to net/http.
+func (l *Listener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.handoff:
+		return c, nil
+	case <-l.done:
+		// A handoff racing with Close still reaches its taker.
+		select {
+		case c := <-l.handoff:
+			return c, nil
+		default:
+		}
+		if l.acceptErr != nil {
+			return nil, l.acceptErr
+		}
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops accepting, closes the inner listener and asks the fast
+// path's connections to close: idle ones at once, busy ones after their
+// current response. It does not wait; see Shutdown.
+func (l *Listener) Close() error {
+	err := l.inner.Close()
+	l.closeOnce.Do(func() { close(l.done) })
+	l.closing.Store(true)
+	l.mu.Lock()
+	past := time.Unix(1, 0)
+	for c := range l.conns {
+		// Wakes a connection blocked waiting for its next request. A
+		// connection that sets its own deadline later checks closing
+		// after doing so.
+		_ = c.nc.SetReadDeadline(past)
+	}
+	l.mu.Unlock()
+	return err
+}
+
+// Shutdown closes the listener and waits for the fast path's connections
+// to finish, until ctx ends; then it closes the rest.
+func (l *Listener) Shutdown(ctx context.Context) error {
+	l.Close()
+	done := make(chan struct{})
+	go func() { l.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		l.mu.Lock()
+		for c := range l.conns {
+			c.nc.Close()
+		}
+		l.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Addr returns the inner listener's address.
+func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
+
+// Conns returns the number of connections the fast path serves now.
+func (l *Listener) Conns() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.conns)
+}
+
+func (l *Listener) remove(c *conn) {
+	l.mu.Lock()
+	delete(l.conns, c)
+	l.mu.Unlock()
+	l.wg.Done()
+}
+
+// handOff passes nc to Accept. If the listener is closed meanwhile, nc is
+// closed.
+func (l *Listener) handOff(nc net.Conn) {
+	select {
+	case l.handoff <- nc:
+	case <-l.done:
+		select {
+		case l.handoff <- nc:
+		case <-time.After(100 * time.Millisecond):
+			nc.Close()
+		}
+	}
+}
+
+// handoffConn is a connection handed to net/http: reads return the bytes
+// the fast path buffered first, then come from the socket. It keeps
+// io.ReaderFrom (sendfile) and CloseWrite of the connection it wraps.
+type handoffConn struct {
+	net.Conn
+	l  *Listener
+	br *bufio.Reader // nil once drained
+}
+
+func (c *handoffConn) Read(p []byte) (int, error) {
+	if c.br != nil {
+		if c.br.Buffered() > 0 {
+			return c.br.Read(p)
+		}
+		c.br.Reset(nil)
+		c.l.bufPool.Put(c.br)
+		c.br = nil
+	}
+	return c.Conn.Read(p)
+}
+
+// ReadFrom keeps sendfile: net/http looks for io.ReaderFrom on the conn.
+func (c *handoffConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(writerOnly{c.Conn}, r)
+}
+
+// CloseWrite keeps net/http's graceful close working.
+func (c *handoffConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// Unwrap returns the wrapped connection.
+func (c *handoffConn) Unwrap() net.Conn { return c.Conn }
+
+type writerOnly struct{ io.Writer }
+
+var (
+	_ io.ReaderFrom = (*handoffConn)(nil)
+	_ net.Conn      = (*handoffConn)(nil)
+)

@@ -1,0 +1,274 @@
+package fastpath
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// ResponseWriter composes one response of the fast path. A handler calls,
+// in this order: WriteHeader once; any AddHeader*; then at most one of
+// Write (any number of times) or SendFile; or nothing more for a response
+// without a body. The engine adds the status line, Date, the default
+// headers (SetDefaultHeaders) the handler did not set itself, and
+// Connection where net/http would send it. The handler must frame its
+// response: a Content-Length header line for every status that has a body.
+//
+// Output is buffered per connection and flushed when the connection has no
+// further pipelined request waiting, when the buffer fills, or before a
+// file is sent.
+type ResponseWriter struct {
+	c *conn
+
+	status      int
+	started     bool // WriteHeader was called
+	headerDone  bool // the empty line is written
+	head        bool // the request is HEAD: bodies are discarded
+	keepAlive   bool
+	proto10     bool
+	headerStart int // offset in c.out of the handler's header lines
+	bytes       int64
+	defaults    [][2]string
+	lr          io.LimitedReader
+}
+
+// Status returns the status code WriteHeader was called with, 0 before.
+func (w *ResponseWriter) Status() int { return w.status }
+
+// BytesWritten returns the body bytes written so far, as net/http's
+// ResponseWriter.Write would have counted them (for HEAD requests the
+// body is discarded but still counted).
+func (w *ResponseWriter) BytesWritten() int64 { return w.bytes }
+
+// Started reports whether WriteHeader was called. A handler that has
+// started a response must return true from ServeFast.
+func (w *ResponseWriter) Started() bool { return w.started }
+
+// SetDefaultHeaders sets header fields (canonical name, value) that are
+// written after the handler's own, unless the handler wrote a field of the
+// same name: a site's configured headers, which net/http's path assigns
+// before the handler, which may then replace them. The slice is read when
+// the header ends; it is not copied and must not change meanwhile.
+func (w *ResponseWriter) SetDefaultHeaders(kv [][2]string) { w.defaults = kv }
+
+// WriteHeader starts the response with a status code.
+func (w *ResponseWriter) WriteHeader(status int) {
+	if w.started {
+		return
+	}
+	w.started = true
+	w.status = status
+	b := w.c.out
+	if w.proto10 {
+		b = append(b, "HTTP/1.0 "...)
+	} else {
+		b = append(b, "HTTP/1.1 "...)
+	}
+	switch status {
+	case 200:
+		b = append(b, "200 OK\r\n"...)
+	case 206:
+		b = append(b, "206 Partial Content\r\n"...)
+	case 304:
+		b = append(b, "304 Not Modified\r\n"...)
+	default:
+		b = strconv.AppendInt(b, int64(status), 10)
+		b = append(b, ' ')
+		b = append(b, http.StatusText(status)...)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "Date: "...)
+	b = append(b, httpDate(time.Now())...)
+	b = append(b, "\r\n"...)
+	w.headerStart = len(b)
+	w.c.out = b
+}
+
+// AddHeader adds one header line.
+func (w *ResponseWriter) AddHeader(name, value string) {
+	b := append(w.c.out, name...)
+	b = append(b, ": "...)
+	b = append(b, value...)
+	w.c.out = append(b, "\r\n"...)
+}
+
+// AddHeaderBytes adds one header line whose value is in a byte slice.
+func (w *ResponseWriter) AddHeaderBytes(name string, value []byte) {
+	b := append(w.c.out, name...)
+	b = append(b, ": "...)
+	b = append(b, value...)
+	w.c.out = append(b, "\r\n"...)
+}
+
+// AddHeaderInt adds one header line with a decimal value.
+func (w *ResponseWriter) AddHeaderInt(name string, v int64) {
+	b := append(w.c.out, name...)
+	b = append(b, ": "...)
+	b = strconv.AppendInt(b, v, 10)
+	w.c.out = append(b, "\r\n"...)
+}
+
+// AddHeaderLines adds pre-rendered header lines, each "Name: value\r\n"
+// (static.Entry.Head).
+func (w *ResponseWriter) AddHeaderLines(lines []byte) {
+	w.c.out = append(w.c.out, lines...)
+}
+
+// endHeader writes the default headers, Connection and the empty line.
+func (w *ResponseWriter) endHeader() {
+	if w.headerDone {
+		return
+	}
+	w.headerDone = true
+	b := w.c.out
+	for _, kv := range w.defaults {
+		if !hasField(b[w.headerStart:], kv[0]) {
+			b = append(b, kv[0]...)
+			b = append(b, ": "...)
+			b = append(b, kv[1]...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	// As net/http: "Connection: close" to an HTTP/1.1 client that asked
+	// for it, "Connection: keep-alive" to an HTTP/1.0 client that asked
+	// for keep-alive; nothing otherwise.
+	if w.proto10 {
+		if w.keepAlive {
+			b = append(b, "Connection: keep-alive\r\n"...)
+		}
+	} else if !w.keepAlive {
+		b = append(b, "Connection: close\r\n"...)
+	}
+	w.c.out = append(b, "\r\n"...)
+}
+
+// hasField reports whether header lines hold a field named name
+// (case-insensitively).
+func hasField(lines []byte, name string) bool {
+	for len(lines) > len(name) {
+		if lines[len(name)] == ':' && equalFoldBytes(lines[:len(name)], name) {
+			return true
+		}
+		i := 0
+		for i < len(lines) && lines[i] != '\n' {
+			i++
+		}
+		if i == len(lines) {
+			return false
+		}
+		lines = lines[i+1:]
+	}
+	return false
+}
+
+func equalFoldBytes(b []byte, s string) bool {
+	for i := 0; i < len(b); i++ {
+		x, y := b[i], s[i]
+		if x == y {
+			continue
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// errNoHeader is a programming error of a handler: body before header.
+var errNoHeader = errors.New("fastpath: body written before WriteHeader")
+
+// Write sends body bytes. Small writes are buffered with the header.
+func (w *ResponseWriter) Write(p []byte) (int, error) {
+	if !w.started {
+		return 0, errNoHeader
+	}
+	w.endHeader()
+	w.bytes += int64(len(p))
+	if w.head {
+		return len(p), nil
+	}
+	c := w.c
+	if len(c.out)+len(p) <= outFlushSize {
+		c.out = append(c.out, p...)
+		return len(p), nil
+	}
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
+	n, err := c.write(p)
+	if err != nil {
+		c.werr = err
+	}
+	return n, err
+}
+
+// SendFile sends n bytes of f from its current offset, with sendfile when
+// the connection allows it. The caller keeps ownership of f.
+func (w *ResponseWriter) SendFile(f *os.File, n int64) (int64, error) {
+	if !w.started {
+		return 0, errNoHeader
+	}
+	w.endHeader()
+	if w.head {
+		w.bytes += n
+		return n, nil
+	}
+	c := w.c
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
+	w.lr = io.LimitedReader{R: f, N: n}
+	var written int64
+	var err error
+	if rf, ok := c.nc.(io.ReaderFrom); ok {
+		written, err = rf.ReadFrom(&w.lr)
+	} else {
+		written, err = io.Copy(c.nc, &w.lr)
+	}
+	w.lr.R = nil
+	w.bytes += written
+	if err == nil && written < n {
+		err = io.ErrUnexpectedEOF // the file shrank: the framing is broken
+	}
+	if err != nil {
+		c.werr = err
+	}
+	return written, err
+}
+
+// finish ends a response the handler left without a body.
+func (w *ResponseWriter) finish() {
+	if w.started {
+		w.endHeader()
+	}
+}
+
+// Date header values, cached per second.
+type dateValue struct {
+	sec int64
+	b   []byte
+}
+
+var dateCache atomic.Pointer[dateValue]
+
+// httpDate returns now in the format of the Date header (http.TimeFormat).
+// The returned bytes are shared and must not be modified.
+func httpDate(now time.Time) []byte {
+	sec := now.Unix()
+	if d := dateCache.Load(); d != nil && d.sec == sec {
+		return d.b
+	}
+	d := &dateValue{sec: sec, b: now.UTC().AppendFormat(make([]byte, 0, 29), http.TimeFormat)}
+	dateCache.Store(d)
+	return d.b
+}
