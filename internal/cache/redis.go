@@ -45,7 +45,16 @@ func parseRedisURL(s string) (*redis.Options, error) {
 	return opt, nil
 }
 
+// quietRedis silences go-redis's own logger (process-wide): it would print
+// a line per failed dial; portico logs one rate-limited line instead.
+var quietRedis sync.Once
+
+type discardLogger struct{}
+
+func (discardLogger) Printf(context.Context, string, ...any) {}
+
 func newRedisStore(opt *redis.Options, name string, log *slog.Logger) *redisStore {
+	quietRedis.Do(func() { redis.SetLogger(discardLogger{}) })
 	opt.DialTimeout = redisTimeout
 	opt.ReadTimeout = redisTimeout
 	opt.WriteTimeout = redisTimeout
