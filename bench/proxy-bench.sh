@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# proxy-bench.sh: reverse-proxy requests/s and p99 latency of portico vs
+# nginx (proxy_pass with upstream keepalive, one worker) vs Caddy
+# (reverse_proxy, GOMAXPROCS=1), all in front of the same tiny Go upstream
+# (bench/upstream). Proxies run pinned to CPU 0; wrk and the upstream to
+# CPU 1. Rounds are interleaved; medians and ratios are printed.
+#
+# usage: bench/proxy-bench.sh [-d SECONDS] [-c CONNS] [-r ROUNDS] [-s BODY_BYTES]
+# env:   NGINX=/usr/sbin/nginx CADDY=/usr/bin/caddy WRK=wrk
+#        PORTICO_BUILD_WAIT=600 (seconds to wait for ./cmd/portico to build)
+#
+# Only 127.0.0.1 is used. Everything started is stopped on exit.
+set -euo pipefail
+
+DUR=10 CONNS=64 ROUNDS=3 SIZE=1024
+while getopts "d:c:r:s:h" opt; do
+	case $opt in
+	d) DUR=$OPTARG ;;
+	c) CONNS=$OPTARG ;;
+	r) ROUNDS=$OPTARG ;;
+	s) SIZE=$OPTARG ;;
+	*) sed -n '2,12p' "$0"; exit 2 ;;
+	esac
+done
+
+NGINX=${NGINX:-/usr/sbin/nginx}
+CADDY=${CADDY:-/usr/bin/caddy}
+WRK=${WRK:-wrk}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TMP=$(mktemp -d /tmp/portico-proxy-bench.XXXXXX)
+PIDS=()
+
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+NCPU=$(nproc)
+PROXY_CPU=0
+LOAD_CPU=$((NCPU > 1 ? 1 : 0))
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+wait_port() { # wait until something answers HTTP on port $1
+	for _ in $(seq 1 100); do
+		if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/"; then return 0; fi
+		sleep 0.1
+	done
+	echo "nothing answers on port $1" >&2
+	return 1
+}
+
+# Build portico (someone may still be writing cmd/portico: poll).
+echo "building portico and the upstream..." >&2
+deadline=$(($(date +%s) + ${PORTICO_BUILD_WAIT:-600}))
+until (cd "$ROOT" && go build -o "$TMP/portico" ./cmd/portico) 2>"$TMP/build.log"; do
+	if [ "$(date +%s)" -ge "$deadline" ]; then
+		echo "portico does not build:" >&2; cat "$TMP/build.log" >&2; exit 1
+	fi
+	sleep 10
+done
+(cd "$ROOT" && go build -o "$TMP/upstream" ./bench/upstream)
+
+UPORT=$(free_port)
+GOMAXPROCS=1 taskset -c "$LOAD_CPU" "$TMP/upstream" -addr "127.0.0.1:$UPORT" -size "$SIZE" 2>"$TMP/upstream.log" &
+PIDS+=($!)
+wait_port "$UPORT"
+
+# portico
+PPORT=$(free_port)
+cat >"$TMP/portico.toml" <<EOF
+[server]
+access_log = "off"
+[[site]]
+listen = ["127.0.0.1:$PPORT"]
+[[site.route]]
+path = "/"
+[site.route.proxy]
+upstreams = ["http://127.0.0.1:$UPORT"]
+EOF
+GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$TMP/portico" run -c "$TMP/portico.toml" >"$TMP/portico.log" 2>&1 &
+PIDS+=($!)
+
+# nginx: one worker, upstream keepalive, HTTP/1.1 to the upstream.
+NPORT=$(free_port)
+mkdir -p "$TMP/nginx/logs"
+cat >"$TMP/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+master_process on;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $TMP/nginx/body;
+    proxy_temp_path $TMP/nginx/proxy;
+    fastcgi_temp_path $TMP/nginx/fastcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi;
+    scgi_temp_path $TMP/nginx/scgi;
+    upstream app { server 127.0.0.1:$UPORT; keepalive 256; }
+    server {
+        listen 127.0.0.1:$NPORT;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+        }
+    }
+}
+EOF
+taskset -c "$PROXY_CPU" "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>"$TMP/nginx.log" &
+PIDS+=($!)
+
+# Caddy
+CPORT=$(free_port)
+cat >"$TMP/Caddyfile" <<EOF
+{
+	admin off
+	auto_https off
+}
+http://127.0.0.1:$CPORT {
+	reverse_proxy 127.0.0.1:$UPORT
+}
+EOF
+XDG_DATA_HOME=$TMP/caddy XDG_CONFIG_HOME=$TMP/caddy HOME=$TMP/caddy GOMAXPROCS=1 \
+	taskset -c "$PROXY_CPU" "$CADDY" run --config "$TMP/Caddyfile" --adapter caddyfile >"$TMP/caddy.log" 2>&1 &
+PIDS+=($!)
+
+NAMES=(portico nginx caddy)
+PORTS=($PPORT $NPORT $CPORT)
+for i in 0 1 2; do
+	wait_port "${PORTS[$i]}" || { echo "${NAMES[$i]} did not start; log:" >&2; cat "$TMP/${NAMES[$i]}.log" >&2; exit 1; }
+	body=$(curl -s "http://127.0.0.1:${PORTS[$i]}/")
+	if [ "${#body}" -ne "$SIZE" ]; then
+		echo "${NAMES[$i]} answered ${#body} bytes, want $SIZE" >&2; exit 1
+	fi
+done
+
+# to_us "1.23ms" -> microseconds
+to_us() {
+	awk -v v="$1" 'BEGIN {
+		n = v + 0
+		if (v ~ /us$/) m = 1; else if (v ~ /ms$/) m = 1000; else if (v ~ /s$/) m = 1000000; else m = 1
+		printf "%.0f", n * m }'
+}
+
+run_wrk() { # name port -> "rps p99us" on stdout
+	out=$(taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$2/" 2>&1)
+	rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
+	p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+	errs=$(echo "$out" | awk '/Non-2xx|Socket errors/' | tr '\n' ' ')
+	[ -n "$errs" ] && echo "  $1: $errs" >&2
+	echo "$rps $(to_us "$p99")"
+}
+
+echo "warming up..." >&2
+for i in 0 1 2; do
+	taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$CONNS" -d2s "http://127.0.0.1:${PORTS[$i]}/" >/dev/null 2>&1
+done
+
+declare -A RPS P99
+for r in $(seq 1 "$ROUNDS"); do
+	for i in 0 1 2; do
+		read -r rps p99 < <(run_wrk "${NAMES[$i]}" "${PORTS[$i]}")
+		RPS[${NAMES[$i]}]+="$rps "
+		P99[${NAMES[$i]}]+="$p99 "
+		printf "round %d %-8s %10.0f req/s  p99 %6d us\n" "$r" "${NAMES[$i]}" "$rps" "$p99" >&2
+	done
+done
+
+median() { echo "$@" | tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+echo
+echo "reverse proxy, ${SIZE}-byte upstream body, wrk -c$CONNS -d${DUR}s, $ROUNDS rounds, medians"
+echo "proxies on CPU $PROXY_CPU (one worker / GOMAXPROCS=1); wrk and upstream on CPU $LOAD_CPU"
+printf "%-8s %12s %12s\n" proxy "req/s" "p99 (us)"
+declare -A MR MP
+for n in "${NAMES[@]}"; do
+	MR[$n]=$(median ${RPS[$n]})
+	MP[$n]=$(median ${P99[$n]})
+	printf "%-8s %12.0f %12.0f\n" "$n" "${MR[$n]}" "${MP[$n]}"
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+echo
+echo "portico/nginx req/s: $(ratio "${MR[portico]}" "${MR[nginx]}")x   p99: $(ratio "${MP[portico]}" "${MP[nginx]}")x"
+echo "portico/caddy req/s: $(ratio "${MR[portico]}" "${MR[caddy]}")x   p99: $(ratio "${MP[portico]}" "${MP[caddy]}")x"
