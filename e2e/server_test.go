@@ -10,11 +10,13 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -600,4 +602,96 @@ func TestTraversalNeverEscapesRoot(t *testing.T) {
 			t.Errorf("GET %s escaped the root:\n%.300s", path, out)
 		}
 	}
+}
+
+func TestConfigFileInsideRootIsNeverServed(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"index.html": "home", "sites/extra.toml": "# no sites\n", "portico.toml": `
+[server]
+access_log = "off"
+include = ["sites/*.toml"]
+[[site]]
+listen = ["127.0.0.1:0"]
+  [[site.route]]
+  path = "/"
+  static = { root = "." }
+`})
+	p := startPortico(t, dir, 1, "run", "-c", "portico.toml")
+	if resp, body := get(t, p.URL("/")); resp.StatusCode != 200 || body != "home" {
+		t.Fatalf("GET /: %d %q", resp.StatusCode, body)
+	}
+	for _, path := range []string{"/portico.toml", "/sites/extra.toml", "/portico.toml.", "/portico.toml/", "/PORTICO.toml"} {
+		if resp, body := get(t, p.URL(path)); resp.StatusCode == 200 || strings.Contains(body, "[server]") {
+			t.Errorf("GET %s: %d, config served", path, resp.StatusCode)
+		}
+	}
+}
+
+func TestWriteTimeoutMovesWithProgress(t *testing.T) {
+	dir := t.TempDir()
+	big := strings.Repeat("0123456789abcdef", 4<<20) // 64 MiB
+	writeFiles(t, dir, map[string]string{"public/big.bin": big})
+	p := startConfig(t, dir, staticConfig(`write_timeout = "1s"`), 1)
+	addr := strings.TrimSuffix(strings.TrimPrefix(p.URLs[0], "http://"), "/")
+
+	// A client that stops reading is cut off after about write_timeout.
+	stalled, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	stalled.(*net.TCPConn).SetReadBuffer(4096)
+	stalled.Write([]byte("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n"))
+	time.Sleep(3 * time.Second)
+	stalled.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, _ := io.Copy(io.Discard, stalled)
+	if n >= int64(len(big)) {
+		t.Errorf("stalled client got all %d bytes; want it cut off", n)
+	}
+
+	// A slow client that keeps reading is not cut, however long it takes.
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	slow.Write([]byte("GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+	slow.SetReadDeadline(time.Now().Add(30 * time.Second))
+	start := time.Now()
+	var got int64
+	buf := make([]byte, 1<<20)
+	for {
+		k, err := slow.Read(buf)
+		got += int64(k)
+		if err != nil {
+			break
+		}
+		if time.Since(start) < 2500*time.Millisecond {
+			time.Sleep(20 * time.Millisecond) // about 50 MB/s at most
+		}
+	}
+	if got < int64(len(big)) {
+		t.Errorf("slow but steady client got %d of %d bytes after %v", got, len(big), time.Since(start))
+	}
+}
+
+func TestOpenWithoutBrowserSaysSo(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"index.html": "home"})
+	p := startPortico(t, dir, 1, "serve", "--open", "-b", "127.0.0.1", "0")
+	_ = p
+	waitFor(t, 5*time.Second, func() bool {
+		s := p.Stderr.String()
+		// Either a browser opener ran, or the user is told to open the URL.
+		return strings.Contains(s, "--open") || strings.Contains(s, "open http") || hasOpener()
+	})
+}
+
+func hasOpener() bool {
+	for _, c := range []string{"xdg-open", "sensible-browser", "x-www-browser"} {
+		if _, err := exec.LookPath(c); err == nil {
+			return true
+		}
+	}
+	return false
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -70,10 +71,11 @@ func Build(cfg *config.Config, deps Deps) (t *Tree, err error) {
 		}
 		trusted = append(trusted, p)
 	}
+	configFiles := configFiles(cfg)
 	var errs []error
 	for i := range cfg.Sites {
 		sc := &cfg.Sites[i]
-		st, err := t.buildSite(sc, logger, trusted)
+		st, err := t.buildSite(sc, logger, trusted, configFiles)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -111,12 +113,12 @@ func Build(cfg *config.Config, deps Deps) (t *Tree, err error) {
 	return t, nil
 }
 
-func (t *Tree) buildSite(sc *config.Site, logger *slog.Logger, trusted []netip.Prefix) (*site, error) {
+func (t *Tree) buildSite(sc *config.Site, logger *slog.Logger, trusted []netip.Prefix, configFiles []string) (*site, error) {
 	st := newSite(sc.Name, nil, sc.Headers)
 	routes := make([]*route, 0, len(sc.Routes))
 	for j := range sc.Routes {
 		rc := &sc.Routes[j]
-		h, err := t.buildHandler(sc, rc, st, logger, trusted)
+		h, err := t.buildHandler(sc, rc, st, logger, trusted, configFiles)
 		if err != nil {
 			return nil, fmt.Errorf("%s: site %q route %q: %w", rc.Source, sc.Name, rc.Path, err)
 		}
@@ -133,7 +135,7 @@ func (t *Tree) buildSite(sc *config.Site, logger *slog.Logger, trusted []netip.P
 	return st, nil
 }
 
-func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger *slog.Logger, trusted []netip.Prefix) (http.Handler, error) {
+func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger *slog.Logger, trusted []netip.Prefix, configFiles []string) (http.Handler, error) {
 	prefix := strings.TrimSuffix(rc.Path, "/")
 	lg := logger.With("site", sc.Name, "route", rc.Path)
 	var proxyHandler http.Handler
@@ -160,7 +162,9 @@ func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger 
 		if rc.FilesFirst {
 			fallback = proxyHandler
 		}
-		h, err := static.New(*rc.Static, static.Options{Logger: lg, Prefix: prefix, Fallback: fallback})
+		sc := *rc.Static
+		sc.Hide = append(append([]string(nil), sc.Hide...), insideRoot(sc.Root, configFiles)...)
+		h, err := static.New(sc, static.Options{Logger: lg, Prefix: prefix, Fallback: fallback})
 		if err != nil {
 			return nil, fmt.Errorf("static: %w", err)
 		}
@@ -252,4 +256,34 @@ func (c *certSet) pick(name string) *tls.Certificate {
 		}
 	}
 	return c.fallback
+}
+
+// configFiles lists the config file and the files its includes name: a
+// static root that contains them must never serve them (they may hold
+// upstream addresses, paths and secrets).
+func configFiles(cfg *config.Config) []string {
+	if cfg.File == "" {
+		return nil
+	}
+	files := []string{cfg.File}
+	dir := filepath.Dir(cfg.File)
+	for _, pattern := range cfg.Server.Include {
+		if !filepath.IsAbs(pattern) {
+			pattern = filepath.Join(dir, pattern)
+		}
+		m, _ := filepath.Glob(pattern)
+		files = append(files, m...)
+	}
+	return files
+}
+
+// insideRoot returns the files that lie inside root.
+func insideRoot(root string, files []string) []string {
+	var out []string
+	for _, f := range files {
+		if rel, err := filepath.Rel(root, f); err == nil && filepath.IsLocal(rel) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
