@@ -12,9 +12,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -265,7 +267,7 @@ func runServer(cfg *config.Config, reload func() (*config.Config, error), openUR
 		go adminSrv.Serve(ln)
 	}
 	if openURL != "" {
-		openBrowser(openURL, stderr)
+		openBrowser(browserURL(openURL, srv.Addrs()), stderr)
 	}
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
@@ -286,6 +288,22 @@ func runServer(cfg *config.Config, reload func() (*config.Config, error), openUR
 		logger.Warn("shutdown", "err", err)
 	}
 	return 0
+}
+
+// browserURL replaces the port of want (the URL quick mode was asked to
+// serve) by the port actually bound, so "serve --open 0" opens the right page.
+func browserURL(want string, addrs map[string]net.Addr) string {
+	for _, a := range addrs {
+		if ta, ok := a.(*net.TCPAddr); ok {
+			u, err := url.Parse(want)
+			if err != nil {
+				return want
+			}
+			u.Host = net.JoinHostPort(u.Hostname(), strconv.Itoa(ta.Port))
+			return u.String()
+		}
+	}
+	return want
 }
 
 // oneLine keeps the first line of an error: users get one clear line.
