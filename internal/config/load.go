@@ -418,9 +418,11 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 				}
 			}
 		}
-		for k := range s.Headers {
+		for _, k := range sortedKeys(s.Headers) {
 			if !validHeaderName(k) {
 				add(ps, base+".headers", "header name %q is not valid", k)
+			} else if hasCtl(s.Headers[k]) {
+				add(ps, base+".headers", "header %s: the value must not hold control characters (such as a line break)", k)
 			}
 		}
 		if len(s.Routes) == 0 {
@@ -432,6 +434,8 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 			rb := fmt.Sprintf("%s.route[%d]", base, j)
 			if !strings.HasPrefix(r.Path, "/") {
 				add(ps, rb+".path", "route path %q must start with \"/\"", r.Path)
+			} else if !cleanRoutePath(r.Path) {
+				add(ps, rb+".path", "route path %q must be a clean path: no \".\" or \"..\" segments, no \"//\", \"?\", \"#\", backslash or control characters", r.Path)
 			}
 			if paths[r.Path] {
 				add(ps, rb+".path", "route path %q is defined twice in site %q", r.Path, s.Name)
@@ -481,9 +485,16 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 				if c.MaxProcesses < 1 {
 					add(ps, rb+".cgi.max_processes", "max_processes must be at least 1")
 				}
-				for ext := range c.Interpreters {
-					if !strings.HasPrefix(ext, ".") {
+				for _, ext := range sortedKeys(c.Interpreters) {
+					if !strings.HasPrefix(ext, ".") || len(ext) < 2 || strings.ContainsAny(ext, `/\`) {
 						add(ps, rb+".cgi.interpreters", "interpreter key %q must be an extension like \".py\"", ext)
+					} else if strings.TrimSpace(c.Interpreters[ext]) == "" {
+						add(ps, rb+".cgi.interpreters", "interpreter for %q is empty", ext)
+					}
+				}
+				for _, k := range sortedKeys(c.Env) {
+					if k == "" || strings.ContainsAny(k, "=\x00") || strings.Contains(c.Env[k], "\x00") {
+						add(ps, rb+".cgi.env", "env %q: names must be non-empty without \"=\", and neither name nor value may hold a NUL byte", k)
 					}
 				}
 			}
@@ -525,6 +536,8 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 			if rd := r.Redirect; rd != nil {
 				if rd.To == "" {
 					add(ps, rb+".redirect.to", "redirect needs \"to\"")
+				} else if hasCtl(rd.To) || strings.ContainsAny(rd.To, " ") {
+					add(ps, rb+".redirect.to", "redirect target %q must not hold spaces or control characters (escape them, e.g. %%20)", rd.To)
 				}
 				switch rd.Status {
 				case 301, 302, 303, 307, 308:
@@ -619,6 +632,42 @@ func checkUpstream(u string) error {
 		}
 	}
 	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// hasCtl reports ASCII control characters (tab excepted), which would
+// split or smuggle a header.
+func hasCtl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// cleanRoutePath: a route path in clean form. The server rejects request
+// paths with dot segments, so a route path holding them could never be
+// reached; "?" and "#" are never part of a path; "//" and backslashes are
+// typos.
+func cleanRoutePath(p string) bool {
+	if hasCtl(p) || strings.ContainsAny(p, "?#\\") || strings.Contains(p, "//") {
+		return false
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
 }
 
 func strconvQuote(s string) string { return strconv.Quote(s) }
