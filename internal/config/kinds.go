@@ -147,3 +147,113 @@ func friendlyMismatch(msg string) string {
 	}
 	return "want " + want + ", not " + have
 }
+
+// suggestKey proposes the schema key closest to an unknown key, for
+// "did you mean" hints: key is the full dotted path as the decoder gives it.
+func suggestKey(key []string) string {
+	if len(key) == 0 {
+		return ""
+	}
+	t := reflect.TypeOf(Config{})
+	for _, seg := range key[:len(key)-1] {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return ""
+		}
+		f, ok := fieldByKey(t, seg)
+		if !ok {
+			return ""
+		}
+		t = f.Type
+	}
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return ""
+	}
+	bad := strings.ToLower(key[len(key)-1])
+	best, bestDist := "", 3
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		d := editDistance(bad, name)
+		switch {
+		case strings.ReplaceAll(bad, "-", "_") == name:
+			d = 0
+		case len(bad) >= 4 && len(name) >= 4 && (strings.HasPrefix(name, bad) || strings.HasPrefix(bad, name)):
+			d = min(d, 2)
+		}
+		if d < bestDist {
+			best, bestDist = name, d
+		}
+	}
+	return best
+}
+
+func fieldByKey(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if name, _, _ := strings.Cut(f.Tag.Get("toml"), ","); name == key {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// editDistance is the Levenshtein distance of two short strings.
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 64
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// fullKey repairs the key of an unknown-key error inside an inline table,
+// which the decoder reports without the inline table's own name
+// ("site.route.tiemout" for cgi = { tiemout = "5s" }): among the keys the
+// scan saw on that line, it picks the one that ends the same way.
+func fullKey(ps *positions, line int, key []string) []string {
+	if ps == nil || len(key) == 0 {
+		return key
+	}
+	want := strings.Join(key, ".")
+	last := "." + key[len(key)-1]
+	var found []string
+	for _, p := range ps.order {
+		if ps.lines[p] != line {
+			continue
+		}
+		k := keyName(p)
+		if k == want {
+			return key
+		}
+		if strings.HasSuffix(k, last) && len(k) > len(want) {
+			found = append(found, k)
+		}
+	}
+	if len(found) != 1 {
+		return key
+	}
+	return strings.Split(found[0], ".")
+}

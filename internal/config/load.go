@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -156,7 +157,7 @@ func decodeFile(path string, included bool) (*Config, *positions, Problems) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
 		probs := kindProbs
-		for _, p := range decodeProblems(path, err) {
+		for _, p := range decodeProblems(path, err, ps) {
 			if len(kindProbs) > 0 && (p.Pos.Line == 0 || kindProbs.hasLine(p.Pos.Line)) {
 				continue // the same problem, already reported with its line
 			}
@@ -211,13 +212,24 @@ func readConfig(path string, included bool) ([]byte, error) {
 	return data, nil
 }
 
-func decodeProblems(path string, err error) Problems {
+func decodeProblems(path string, err error, ps *positions) Problems {
 	var strict *toml.StrictMissingError
 	if errors.As(err, &strict) {
 		var out Problems
 		for _, e := range strict.Errors {
 			row, _ := e.Position()
-			out = append(out, Problem{Position{path, row}, fmt.Sprintf("unknown key %q", strings.Join(e.Key(), "."))})
+			key := fullKey(ps, row, e.Key())
+			msg := fmt.Sprintf("unknown key %q", strings.Join(key, "."))
+			if hint := suggestKey(key); hint != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", hint)
+			} else if len(key) == 1 {
+				if _, ok := fieldByKey(reflect.TypeOf(Server{}), key[0]); ok {
+					msg += " (it belongs in the [server] table)"
+				} else if _, ok := fieldByKey(reflect.TypeOf(Site{}), key[0]); ok {
+					msg += " (it belongs in a [[site]] table)"
+				}
+			}
+			out = append(out, Problem{Position{path, row}, msg})
 		}
 		return out
 	}
