@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/net/websocket"
 )
 
 // gunicornApp is one gunicorn process serving examples/three-apps/app.py.
@@ -265,4 +267,90 @@ listen = ["127.0.0.1:0"]
 			t.Errorf("GET %s: got %q, want uri=%s", c.target, out, c.want)
 		}
 	}
+}
+
+// TestProxyStreamsThroughBinary: WebSocket upgrades and server-sent events
+// pass through the real server (its ResponseWriter must keep Hijacker and
+// Flusher).
+func TestProxyStreamsThroughBinary(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.Handle("/ws", websocket.Handler(func(ws *websocket.Conn) {
+		for {
+			var msg string
+			if websocket.Message.Receive(ws, &msg) != nil {
+				return
+			}
+			if websocket.Message.Send(ws, "echo:"+msg) != nil {
+				return
+			}
+		}
+	}))
+	mux.HandleFunc("/events", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: first\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	})
+	up := &http.Server{Handler: mux}
+	go up.Serve(ln)
+	t.Cleanup(func() { close(release); up.Close() })
+	p := startConfig(t, t.TempDir(), `
+[server]
+access_log = "off"
+[[site]]
+listen = ["127.0.0.1:0"]
+  [[site.route]]
+  path = "/"
+  proxy = { upstreams = ["http://`+ln.Addr().String()+`"] }
+`, 1)
+
+	t.Run("websocket", func(t *testing.T) {
+		ws, err := websocket.Dial("ws"+strings.TrimPrefix(p.URL("/ws"), "http"), "", p.URL("/"))
+		if err != nil {
+			t.Fatalf("websocket through portico: %v", err)
+		}
+		defer ws.Close()
+		ws.SetDeadline(time.Now().Add(5 * time.Second))
+		for _, m := range []string{"a", "bb"} {
+			if err := websocket.Message.Send(ws, m); err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			if err := websocket.Message.Receive(ws, &got); err != nil {
+				t.Fatal(err)
+			}
+			if got != "echo:"+m {
+				t.Errorf("got %q, want %q", got, "echo:"+m)
+			}
+		}
+	})
+
+	t.Run("sse first event prompt", func(t *testing.T) {
+		start := time.Now()
+		resp, err := client.Get(p.URL("/events"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		buf := make([]byte, 64)
+		n, err := io.ReadAtLeast(resp.Body, buf, len("data: first\n\n"))
+		if err != nil {
+			t.Fatalf("read: %v (%q)", err, buf[:n])
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("first event after %v, want it at once", d)
+		}
+		if string(buf[:n]) != "data: first\n\n" {
+			t.Errorf("got %q", buf[:n])
+		}
+	})
 }
