@@ -72,7 +72,11 @@ func hideCGIRoots(cfg *Config) {
 	for i := range cfg.Sites {
 		for _, r := range cfg.Sites[i].Routes {
 			if r.CGI != nil && r.CGI.Root != "" {
-				cgiRoots = append(cgiRoots, filepath.Clean(r.CGI.Root))
+				// Absolute, so a relative root (quick mode) compares
+				// with an absolute one.
+				if abs, err := filepath.Abs(r.CGI.Root); err == nil {
+					cgiRoots = append(cgiRoots, abs)
+				}
 			}
 		}
 	}
@@ -83,11 +87,15 @@ func hideCGIRoots(cfg *Config) {
 				continue
 			}
 			st.Hide = nil
+			root, err := filepath.Abs(st.Root)
+			if err != nil || st.Root == "" {
+				continue
+			}
 			for _, c := range cgiRoots {
 				if slices.Contains(st.Hide, c) {
 					continue
 				}
-				if rel, err := filepath.Rel(st.Root, c); err == nil && filepath.IsLocal(rel) {
+				if rel, err := filepath.Rel(root, c); err == nil && filepath.IsLocal(rel) {
 					st.Hide = append(st.Hide, c)
 				}
 			}

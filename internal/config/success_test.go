@@ -840,3 +840,48 @@ func TestSpecExample(t *testing.T) {
 		t.Fatal("no sites")
 	}
 }
+
+// TestHideRelativeRoots: quick mode may build a config with relative
+// roots; a cgi root inside the static root is hidden all the same, by its
+// absolute path.
+func TestHideRelativeRoots(t *testing.T) {
+	dir := writeFixture(t, "")
+	t.Chdir(dir)
+	for _, c := range []struct{ static, cgi string }{
+		{".", "cgi-bin"},
+		{".", filepath.Join(dir, "cgi-bin")},
+		{dir, "cgi-bin"},
+		{"", "cgi-bin"},
+	} {
+		cfg := &Config{Sites: []Site{{Routes: []Route{
+			{Path: "/", Static: &Static{Root: c.static}},
+			{Path: "/cgi-bin/", CGI: &CGI{Root: c.cgi}},
+		}}}}
+		ApplyDefaults(cfg)
+		got := cfg.Sites[0].Routes[0].Static.Hide
+		want := []string{filepath.Join(dir, "cgi-bin")}
+		if c.static == "" {
+			want = nil
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("static %q, cgi %q: hide = %q, want %q", c.static, c.cgi, got, want)
+		}
+	}
+}
+
+// TestUnreadableInclude: a file the process may not read is reported at
+// the include line. (Root reads anything; the broken-symlink golden case
+// covers that.)
+func TestUnreadableInclude(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("running as root: permissions do not stop reads")
+	}
+	dir := writeFixture(t, "[server]\ninclude = [\"sites/*.toml\"]\n"+minimalSite+"-- sites/a.toml --\n[[site]]\n")
+	if err := os.Chmod(filepath.Join(dir, "sites", "a.toml"), 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(filepath.Join(dir, "portico.toml"))
+	if err == nil || !strings.Contains(err.Error(), "portico.toml:2: include") || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("Load = %v, want a permission error at portico.toml:2", err)
+	}
+}
