@@ -76,6 +76,8 @@ type Handler struct {
 	log       *slog.Logger
 	trusted   []netip.Prefix
 
+	// track counts requests in flight per upstream (least_conn, random).
+	track        bool
 	hostMode     int
 	hostLiteral  string
 	retries      int
@@ -184,6 +186,7 @@ func New(cfg config.Proxy, opts Options) (*Handler, error) {
 		h.pool.maxFails = defaultMaxFails
 	}
 	h.bal = &balancer{policy: policy, ups: ups, weighted: weighted}
+	h.track = policy == balanceLeastConn || policy == balanceRandom
 	h.transport = &http.Transport{
 		Proxy:                  nil, // never from the environment (httpoxy)
 		DialContext:            dialer(orDefault(cfg.ConnectTimeout.D(), defaultConnectTimeout), unix),

@@ -32,7 +32,7 @@ func TestWebSocketEcho(t *testing.T) {
 			}
 		}
 	}))
-	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}, Balance: "least_conn"}, Options{})
 	fe := front(t, h)
 	wsURL := "ws" + strings.TrimPrefix(fe.URL, "http") + "/echo"
 	ws, err := websocket.Dial(wsURL, "", fe.URL)
@@ -55,6 +55,9 @@ func TestWebSocketEcho(t *testing.T) {
 	}
 	if v, _ := sawXFF.Load().(string); v != "127.0.0.1" {
 		t.Errorf("upgrade request X-Forwarded-For %q", v)
+	}
+	if n := h.pool.ups[0].active.Load(); n != 1 {
+		t.Errorf("open websocket: %d in flight, want 1", n)
 	}
 	ws.Close()
 	// The upgraded connection counts as in flight until it closes.

@@ -74,10 +74,19 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, errNoUpstream
 		}
 		tried |= 1 << uint(u.idx)
-		out := *req
-		url := *req.URL
-		url.Scheme, url.Host = u.scheme, u.host
-		out.URL = &url
+		// The first attempt sends ReverseProxy's own outgoing request (it
+		// is private to this request); later ones send copies, since the
+		// transport may still read an earlier attempt's request.
+		out := req
+		if attempt == 0 {
+			req.URL.Scheme, req.URL.Host = u.scheme, u.host
+		} else {
+			o := *req
+			url := *req.URL
+			url.Scheme, url.Host = u.scheme, u.host
+			o.URL = &url
+			out = &o
+		}
 		if h.hostMode == hostUpstream {
 			out.Host = u.hostHeader
 		}
@@ -89,10 +98,14 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			deadline = time.Now().Add(h.retryTimeout)
 		}
 
-		u.active.Add(1)
-		resp, err := h.transport.RoundTrip(&out)
+		if h.track {
+			u.active.Add(1)
+		}
+		resp, err := h.transport.RoundTrip(out)
 		if err != nil {
-			u.active.Add(-1)
+			if h.track {
+				u.active.Add(-1)
+			}
 			if ctx.Err() != nil {
 				// The client went away: not the upstream's fault.
 				return nil, err
@@ -124,13 +137,18 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				// idempotent and bodiless, so it may go elsewhere.
 				h.logRetry(u, fmt.Errorf("status %d", resp.StatusCode))
 				drainClose(resp.Body)
-				u.active.Add(-1)
+				if h.track {
+					u.active.Add(-1)
+				}
 				lastErr = nil
 				u = next
 				continue
 			}
 		}
 		h.pool.ok(u)
+		if !h.track {
+			return resp, nil
+		}
 		if resp.StatusCode == http.StatusSwitchingProtocols {
 			if rwc, ok := resp.Body.(io.ReadWriteCloser); ok {
 				resp.Body = &upgradedBody{ReadWriteCloser: rwc, u: u}
