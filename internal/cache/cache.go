@@ -531,27 +531,30 @@ func (h *Handler) primaryKey(r *http.Request) string {
 // config leaves out empty. GET and HEAD share the key "GET".
 func (h *Handler) keyFor(scheme, host, path, query string) string {
 	kp := h.key
-	n := 16 + len(host) + len(path) + len(query)
-	b := make([]byte, 0, n)
-	if kp.method {
-		b = append(b, "GET"...)
-	}
-	b = append(b, ' ')
-	if kp.scheme {
-		b = append(b, scheme...)
-	}
-	b = append(b, "://"...)
 	if kp.host {
-		b = append(b, normHost(host, scheme)...)
+		host = normHost(host, scheme)
+	}
+	var b strings.Builder
+	b.Grow(12 + len(host) + len(path) + len(query))
+	if kp.method {
+		b.WriteString("GET")
+	}
+	b.WriteByte(' ')
+	if kp.scheme {
+		b.WriteString(scheme)
+	}
+	b.WriteString("://")
+	if kp.host {
+		b.WriteString(host)
 	}
 	if kp.path {
-		b = append(b, path...)
+		b.WriteString(path)
 	}
-	b = append(b, '?')
+	b.WriteByte('?')
 	if kp.query {
-		b = append(b, query...)
+		b.WriteString(query)
 	}
-	return string(b)
+	return b.String()
 }
 
 // normHost lower-cases a host and drops the scheme's default port, so
