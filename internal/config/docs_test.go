@@ -27,7 +27,7 @@ func TestDocsExample(t *testing.T) {
 		t.Fatalf("found %d toml blocks in the example section, want 2 (main file, included file)", len(blocks))
 	}
 	dir := writeFixture(t, blocks[0][1]+"-- sites-enabled/docs.toml --\n"+blocks[1][1])
-	for _, d := range []string{"dist/assets", "apps/blog", "docs-html"} {
+	for _, d := range []string{"dist/assets", "apps/blog", "docs-html", "logs"} {
 		mustMkdir(t, filepath.Join(dir, d))
 	}
 	cfg, err := Load(filepath.Join(dir, "portico.toml"))

@@ -330,8 +330,20 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 		add(mainPS, "server.log_format", "log_format must be \"combined\" or \"json\", not %q", srv.LogFormat)
 	}
 	if srv.Admin != "" {
-		if _, _, err := net.SplitHostPort(srv.Admin); err != nil {
-			add(mainPS, "server.admin", "admin %q: want host:port", srv.Admin)
+		if _, port, err := net.SplitHostPort(srv.Admin); err != nil {
+			add(mainPS, "server.admin", "admin %q: want host:port, e.g. \"127.0.0.1:2019\"", srv.Admin)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			add(mainPS, "server.admin", "admin %q: bad port", srv.Admin)
+		}
+	}
+	for _, lg := range []struct{ key, path string }{{"access_log", srv.AccessLog}, {"error_log", srv.ErrorLog}} {
+		if lg.path == "" || isLogKeyword(lg.path) || !filepath.IsAbs(lg.path) {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Dir(lg.path)); err != nil || !fi.IsDir() {
+			add(mainPS, "server."+lg.key, "%s %s: folder %s does not exist", lg.key, lg.path, filepath.Dir(lg.path))
+		} else if fi, err := os.Stat(lg.path); err == nil && fi.IsDir() {
+			add(mainPS, "server."+lg.key, "%s %s is a folder, want a file", lg.key, lg.path)
 		}
 	}
 	if srv.MaxBodySize <= 0 {
@@ -385,6 +397,9 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 				continue
 			}
 			key := ListenerKey(l)
+			if srv.Admin != "" && key == ListenerKey(srv.Admin) {
+				add(ps, lk, "listen %q: the same address as server.admin", l)
+			}
 			if tlsSet[key] && tlsOf[key] != (s.TLS != nil) {
 				add(ps, base+".tls", "listener %s mixes sites with and without tls", l)
 			}

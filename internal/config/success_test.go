@@ -319,6 +319,7 @@ wsgi = { app = "a:b", dir = "public" }
 [[site.route]]
 path = "/api/"
 proxy = { upstreams = ["unix:run/app.sock", "unix:/run/abs.sock weight=2", "http://127.0.0.1:8081"] }
+-- logs/.keep --
 `)
 	s := cfg.Sites[0]
 	checks := []struct{ name, got, want string }{
