@@ -234,3 +234,32 @@ func TestKillUpstreamUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d requests, upstream b killed after %d", ok.Load(), before)
 }
+
+// TestClientGoneIsNotUpstreamFailure: a client that hangs up while the
+// upstream works must not take the upstream out of rotation, nor be retried.
+func TestClientGoneIsNotUpstreamFailure(t *testing.T) {
+	var hits atomic.Int64
+	slow := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		select {
+		case <-r.Context().Done():
+		case <-time.After(3 * time.Second):
+		}
+	}))
+	other := startUpstream(t, named("other"))
+	log, logs := testLogger()
+	h := newHandler(t, config.Proxy{Upstreams: []string{slow.URL, other.URL}}, Options{Logger: log})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	r := httptestRequest("GET", "/", "", nil).WithContext(ctx)
+	w := recorderServe(h, r)
+	if w.Code != 499 {
+		t.Errorf("status %d, want 499 (client closed request)", w.Code)
+	}
+	if hits.Load() != 1 || other.reqs.Load() != 0 {
+		t.Errorf("retried after the client left: slow=%d other=%d", hits.Load(), other.reqs.Load())
+	}
+	if h.pool.ups[0].downUntil.Load() != 0 || strings.Contains(logs.String(), "upstream down") {
+		t.Errorf("upstream marked down because a client left:\n%s", logs)
+	}
+}
