@@ -695,3 +695,49 @@ func hasOpener() bool {
 	}
 	return false
 }
+
+func TestStripPrefixAndIdleTimeout(t *testing.T) {
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(r.URL.EscapedPath() + "?" + r.URL.RawQuery))
+	}))
+	defer echo.Close()
+	dir := t.TempDir()
+	p := startConfig(t, dir, fmt.Sprintf(`
+[server]
+access_log = "off"
+idle_timeout = "1s"
+[[site]]
+listen = ["127.0.0.1:0"]
+  [[site.route]]
+  path = "/api/"
+  strip_prefix = true
+  proxy = { upstreams = [%[1]q] }
+  [[site.route]]
+  path = "/keep/"
+  proxy = { upstreams = [%[1]q] }
+`, echo.URL), 1)
+	for path, want := range map[string]string{
+		"/api/users?x=1": "/users?x=1",
+		"/api":           "/?",
+		"/api/a%2Fb":     "/a%2Fb?",
+		"/keep/users":    "/keep/users?",
+	} {
+		if _, body := get(t, p.URL(path)); body != want {
+			t.Errorf("GET %s: upstream saw %q, want %q", path, body, want)
+		}
+	}
+	// An idle keep-alive connection is closed after idle_timeout.
+	addr := strings.TrimSuffix(strings.TrimPrefix(p.URLs[0], "http://"), "/")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("GET /keep/x HTTP/1.1\r\nHost: x\r\n\r\n"))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	io.Copy(io.Discard, c) // returns when the server closes the connection
+	if d := time.Since(start); d < 800*time.Millisecond || d > 4*time.Second {
+		t.Errorf("idle connection closed after %v, want about 1s", d)
+	}
+}
