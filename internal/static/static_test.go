@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -598,4 +599,103 @@ func TestPermission(t *testing.T) {
 func newOpaque(target string) *url.URL {
 	p, q, _ := strings.Cut(target, "?")
 	return &url.URL{Opaque: p, RawQuery: q}
+}
+
+func TestContentTypeTable(t *testing.T) {
+	for _, c := range []struct{ name, want string }{
+		{"a.html", "text/html; charset=utf-8"},
+		{"A.HTML", "text/html; charset=utf-8"},
+		{"a.css", "text/css; charset=utf-8"},
+		{"a.js", "text/javascript; charset=utf-8"},
+		{"a.mjs", "text/javascript; charset=utf-8"},
+		{"a.json", "application/json"},
+		{"a.svg", "image/svg+xml"},
+		{"a.wasm", "application/wasm"},
+		{"a.png", "image/png"},
+		{"a.jpg", "image/jpeg"},
+		{"a.gif", "image/gif"},
+		{"a.webp", "image/webp"},
+		{"a.ico", "image/vnd.microsoft.icon"},
+		{"a.txt", "text/plain; charset=utf-8"},
+		{"a.xml", "text/xml; charset=utf-8"},
+		{"a.pdf", "application/pdf"},
+		{"a.woff2", "font/woff2"},
+		{"a.map", "application/json"},
+		{"noext", "text/plain; charset=utf-8"},
+		{"a.unknownext", "text/plain; charset=utf-8"},
+	} {
+		if got := contentType(c.name, []byte("plain words")); got != c.want {
+			t.Errorf("contentType(%q): got %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// TestConcurrentEdits hammers the cache while files change, for -race.
+func TestConcurrentEdits(t *testing.T) {
+	h, root := newHandler(t, nil, Options{})
+	h.cache.revalidate = 0
+	h.cache.maxEntries = 8
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			// Sites are deployed by rename; a file truncated in place
+			// while being sent gives a short body, as with any server.
+			replace(t, filepath.Join(root, "digits.txt"), []byte(strings.Repeat("d", i%100+1)))
+			replace(t, filepath.Join(root, "big.bin"), make([]byte, bigSize+i%7))
+		}
+	}()
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				for _, p := range []string{"/digits.txt", "/big.bin", "/app.js", "/sub/", "/missing", "/docs/readme.txt"} {
+					w := do(h, "GET", p, "Accept-Encoding", "br")
+					if cl := w.Header().Get("Content-Length"); w.Code == 200 && cl != strconv.Itoa(w.Body.Len()) {
+						t.Errorf("%s: Content-Length %s, body %d", p, cl, w.Body.Len())
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-done
+}
+
+func TestCloseStopsClock(t *testing.T) {
+	root, _ := fixture(t)
+	before := clock.users
+	h, err := New(config.Static{Root: root}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if clock.users != before+1 {
+		t.Fatalf("clock users: got %d, want %d", clock.users, before+1)
+	}
+	h.Close()
+	h.Close() // twice is harmless
+	if clock.users != before {
+		t.Fatalf("clock users after Close: got %d, want %d", clock.users, before)
+	}
+}
+
+// replace writes a file the way deployments do: a new file, renamed over.
+func replace(t *testing.T, path string, data []byte) {
+	tmp := path + ".tmp~"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		t.Error(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Error(err)
+	}
 }
