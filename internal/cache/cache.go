@@ -102,13 +102,13 @@ type keyParts struct{ method, scheme, host, path, query bool }
 // New validates cfg and builds a cache in front of next.
 func New(cfg config.Cache, next http.Handler, opts Options) (*Handler, error) {
 	if next == nil {
-		return nil, errors.New("cache: no handler to cache")
+		return nil, errors.New("no handler to cache")
 	}
 	if cfg.MaxSize < 0 {
-		return nil, fmt.Errorf("cache: max_size %d: must not be negative", cfg.MaxSize)
+		return nil, fmt.Errorf("max_size %d: must not be negative", cfg.MaxSize)
 	}
 	if cfg.MaxObjectSize < 0 {
-		return nil, fmt.Errorf("cache: max_object_size %d: must not be negative", cfg.MaxObjectSize)
+		return nil, fmt.Errorf("max_object_size %d: must not be negative", cfg.MaxObjectSize)
 	}
 	maxSize, maxObject := int64(cfg.MaxSize), int64(cfg.MaxObjectSize)
 	if maxSize == 0 {
@@ -143,17 +143,17 @@ func New(cfg config.Cache, next http.Handler, opts Options) (*Handler, error) {
 	switch s := cfg.Store; {
 	case s == "" || s == "memory":
 		if maxObject > maxSize {
-			return nil, fmt.Errorf("cache: max_object_size %d is larger than max_size %d", maxObject, maxSize)
+			return nil, fmt.Errorf("max_object_size %d is larger than max_size %d", maxObject, maxSize)
 		}
 		h.store = newMemoryStore(maxSize)
 	case strings.HasPrefix(s, "redis://") || strings.HasPrefix(s, "rediss://"):
 		opt, err := parseRedisURL(s)
 		if err != nil {
-			return nil, fmt.Errorf("cache: %w", err)
+			return nil, err
 		}
 		h.store = newRedisStore(opt, name, h.log)
 	default:
-		return nil, fmt.Errorf("cache: store %q: want \"memory\" or \"redis://host:port/db\"", s)
+		return nil, fmt.Errorf("store %q: want \"memory\" or \"redis://host:port/db\"", s)
 	}
 	return h, nil
 }
@@ -166,7 +166,7 @@ func parseKeyParts(parts []string) (keyParts, error) {
 	seen := map[string]bool{}
 	for _, p := range parts {
 		if seen[p] {
-			return kp, fmt.Errorf("cache: key: %q listed twice", p)
+			return kp, fmt.Errorf("key: %q listed twice", p)
 		}
 		seen[p] = true
 		switch p {
@@ -181,11 +181,11 @@ func parseKeyParts(parts []string) (keyParts, error) {
 		case "query":
 			kp.query = true
 		default:
-			return kp, fmt.Errorf("cache: key: unknown part %q (want method, scheme, host, path, query)", p)
+			return kp, fmt.Errorf("key: unknown part %q (want method, scheme, host, path, query)", p)
 		}
 	}
 	if !kp.path {
-		return kp, errors.New("cache: key: must include \"path\" (else one response would answer every URL)")
+		return kp, errors.New("key: must include \"path\" (else one response would answer every URL)")
 	}
 	return kp, nil
 }
