@@ -125,7 +125,16 @@ cat >"$TMP/Caddyfile" <<EOF
 	auto_https off
 }
 http://127.0.0.1:$CPORT {
-	reverse_proxy 127.0.0.1:$UPORT
+	bind 127.0.0.1
+	reverse_proxy 127.0.0.1:$UPORT {
+		# Caddy keeps 32 idle connections per host by default; give it
+		# the same pool as nginx and portico.
+		transport http {
+			keepalive 90s
+			keepalive_idle_conns 256
+			keepalive_idle_conns_per_host 256
+		}
+	}
 }
 EOF
 XDG_DATA_HOME=$TMP/caddy XDG_CONFIG_HOME=$TMP/caddy HOME=$TMP/caddy GOMAXPROCS=1 \
