@@ -108,6 +108,12 @@ var _ net.Listener = (*Listener)(nil)
 // ones finish their response first). ln is owned by the Listener from now
 // on.
 func Listen(ln net.Listener, h Handler, opts Options) *Listener {
+	l := newListener(ln, h, opts)
+	go l.acceptLoop()
+	return l
+}
+
+func newListener(ln net.Listener, h Handler, opts Options) *Listener {
 	if opts.BufferSize <= 0 {
 		opts.BufferSize = defaultBufferSize
 	}
@@ -124,7 +130,6 @@ func Listen(ln net.Listener, h Handler, opts Options) *Listener {
 	}
 	size := opts.BufferSize
 	l.bufPool.New = func() any { return bufio.NewReaderSize(nil, size) }
-	go l.acceptLoop()
 	return l
 }
 

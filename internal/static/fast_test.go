@@ -1,0 +1,208 @@
+package static
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"portico/internal/config"
+	"portico/internal/fastpath"
+)
+
+// countingFast counts the requests the fast path answered.
+type countingFast struct {
+	h *Handler
+	n atomic.Int64
+}
+
+func (c *countingFast) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
+	ok := c.h.ServeFast(req, w)
+	if ok {
+		c.n.Add(1)
+	}
+	return ok
+}
+
+// serveBoth starts h behind the fast path and behind plain net/http.
+func serveBoth(t *testing.T, h *Handler) (fastAddr, slowAddr string, cf *countingFast) {
+	t.Helper()
+	cf = &countingFast{h: h}
+	ln1, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := fastpath.Listen(ln1, cf, fastpath.Options{ReadHeaderTimeout: 5 * time.Second})
+	s1 := &http.Server{Handler: h}
+	go s1.Serve(fl)
+	ln2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2 := &http.Server{Handler: h}
+	go s2.Serve(ln2)
+	t.Cleanup(func() { s1.Close(); s2.Close(); fl.Close() })
+	return ln1.Addr().String(), ln2.Addr().String(), cf
+}
+
+type rawResp struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func rawRoundTrip(t *testing.T, addr, method, target string, hdr []string) rawResp {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: example.test\r\n", method, target)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		fmt.Fprintf(&b, "%s: %s\r\n", hdr[i], hdr[i+1])
+	}
+	b.WriteString("Connection: close\r\n\r\n")
+	io.WriteString(c, b.String())
+	r, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: method})
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, target, err)
+	}
+	body, _ := io.ReadAll(r.Body)
+	r.Header.Del("Date")
+	return rawResp{r.StatusCode, r.Header, string(body)}
+}
+
+// The fast path answers exactly as ServeHTTP does: same status, header
+// fields and body; and it answers the plain hits itself.
+func TestServeFastMatchesServeHTTP(t *testing.T) {
+	h, _ := newHandler(t, func(c *config.Static) { c.CacheControl = "public, max-age=60" }, Options{})
+	fastAddr, slowAddr, cf := serveBoth(t, h)
+	lm := fixedTime.UTC().Format(http.TimeFormat)
+	tests := []struct {
+		method, target string
+		hdr            []string
+		fast           bool
+	}{
+		{"GET", "/1k.txt", nil, true},
+		{"HEAD", "/1k.txt", nil, true},
+		{"GET", "/style.css?v=1", nil, true},
+		{"GET", "/", nil, true},
+		{"GET", "/sub/", nil, true},
+		{"GET", "/a%20b.txt", nil, true},
+		{"GET", "/%C3%BCn%C3%AF.txt", nil, true},
+		{"GET", "/empty.txt", nil, true},
+		{"GET", "/noext", nil, true},
+		{"GET", "/big.bin", nil, true},
+		{"HEAD", "/big.bin", nil, true},
+		{"GET", "/app.js", []string{"Accept-Encoding", "gzip, br"}, true},
+		{"GET", "/app.js", []string{"Accept-Encoding", "gzip;q=1, br;q=0.5"}, true},
+		{"GET", "/app.js", []string{"Accept-Encoding", "identity"}, true},
+		{"GET", "/app.js", nil, true},
+		{"GET", "/only-gz.css", []string{"Accept-Encoding", "gzip"}, true},
+		{"GET", "/1k.txt", []string{"If-None-Match", `"nope", W/"x"`}, true},
+		{"GET", "/1k.txt", []string{"If-Modified-Since", lm}, true},
+		{"GET", "/1k.txt", []string{"If-Modified-Since", "Mon, 02 Jan 2006 15:04:05 GMT"}, true},
+		{"GET", "/1k.txt", []string{"If-Modified-Since", "garbage"}, true},
+		{"GET", "/digits.txt", []string{"Range", "bytes=2-4"}, true},
+		{"GET", "/digits.txt", []string{"Range", "bytes=-3"}, true},
+		{"GET", "/digits.txt", []string{"Range", "bytes=7-"}, true},
+		{"HEAD", "/digits.txt", []string{"Range", "bytes=2-4"}, true},
+		{"GET", "/digits.txt", []string{"Range", "items=1-2"}, true},
+		{"GET", "/digits.txt", []string{"Range", "bytes=2-4", "If-Range", `"stale"`}, true},
+		{"GET", "/digits.txt", []string{"Range", "bytes=2-4", "If-Range", lm}, true},
+		{"GET", "/big.bin", []string{"Range", "bytes=100000-100009"}, true},
+		{"GET", "/app.js", []string{"Range", "bytes=0-1", "Accept-Encoding", "br"}, true},
+		{"GET", "/digits.txt", []string{"Range", "bytes=1-2,5-6"}, false},
+		{"GET", "/digits.txt", []string{"Range", "bytes=50-60"}, false},
+		{"GET", "/1k.txt", []string{"If-Match", `"x"`}, false},
+		{"GET", "/1k.txt", []string{"If-Unmodified-Since", lm}, false},
+		{"GET", "/missing.txt", nil, false},
+		{"GET", "/sub", nil, false},
+		{"GET", "/docs/", nil, false},
+		{"GET", "/1k.txt/", nil, false},
+		{"GET", "/.env", nil, false},
+		{"GET", "/%2e%2e/outside/secret.txt", nil, false},
+		{"GET", "/sub%2ffile.txt", nil, false},
+		{"GET", "/cgi-bin/script.py", nil, false},
+		{"GET", "/link-out.txt", nil, false},
+		{"GET", "/link-in.txt", nil, true},
+		{"GET", "/semi;colon.txt", nil, false},
+		{"POST", "/1k.txt", nil, false},
+	}
+	for _, tt := range tests {
+		before := cf.n.Load()
+		got := rawRoundTrip(t, fastAddr, tt.method, tt.target, tt.hdr)
+		want := rawRoundTrip(t, slowAddr, tt.method, tt.target, tt.hdr)
+		// The counter moves after the response is on the wire.
+		for i := 0; i < 2000 && tt.fast && cf.n.Load() == before; i++ {
+			time.Sleep(time.Millisecond)
+		}
+		served := cf.n.Load() > before
+		if strings.HasPrefix(want.header.Get("Content-Type"), "multipart/") {
+			// Random boundaries; both answers come from ServeHTTP.
+			got.header.Del("Content-Type")
+			got.header.Del("Content-Length")
+			want.header.Del("Content-Type")
+			want.header.Del("Content-Length")
+			got.body, want.body = "", ""
+		}
+		name := fmt.Sprintf("%s %s %q", tt.method, tt.target, tt.hdr)
+		if served != tt.fast {
+			t.Errorf("%s: fast path served=%v, want %v", name, served, tt.fast)
+		}
+		if got.status != want.status {
+			t.Errorf("%s: got status %d, want %d", name, got.status, want.status)
+		}
+		if !reflect.DeepEqual(got.header, want.header) {
+			t.Errorf("%s: got header %q, want %q", name, got.header, want.header)
+		}
+		if got.body != want.body {
+			t.Errorf("%s: got body %q, want %q", name, trunc(got.body), trunc(want.body))
+		}
+	}
+	// The ETag match case needs the ETag first.
+	etag := rawRoundTrip(t, slowAddr, "GET", "/1k.txt", nil).header.Get("ETag")
+	for _, hdr := range [][]string{{"If-None-Match", etag}, {"If-None-Match", "*"}, {"If-None-Match", "W/" + etag + ", \"x\""}} {
+		before := cf.n.Load()
+		got := rawRoundTrip(t, fastAddr, "GET", "/1k.txt", hdr)
+		want := rawRoundTrip(t, slowAddr, "GET", "/1k.txt", hdr)
+		if cf.n.Load() == before || got.status != 304 || want.status != 304 || !reflect.DeepEqual(got.header, want.header) {
+			t.Errorf("%q: got %d %q, want %d %q", hdr, got.status, got.header, want.status, want.header)
+		}
+	}
+}
+
+func trunc(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "..."
+	}
+	return s
+}
+
+// A hit allocates nothing.
+func TestServeFastNoAllocs(t *testing.T) {
+	h, _ := newHandler(t, nil, Options{})
+	req := &fastpath.Request{Method: "GET", Proto: "HTTP/1.1", ProtoMinor: 1, Path: "/1k.txt", RawPath: "/1k.txt",
+		AcceptEncoding: "gzip, br", IfModifiedSince: "Mon, 02 Jan 2006 15:04:05 GMT", KeepAlive: true}
+	rec := fastpath.NewRecorder()
+	if !rec.Serve(h, req) {
+		t.Fatal("not served")
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if !rec.Serve(h, req) {
+			t.Fatal("not served")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("got %v allocs per hit, want 0", allocs)
+	}
+}
