@@ -28,6 +28,8 @@ NGINX=${NGINX:-/usr/sbin/nginx}
 WRK=${WRK:-wrk}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TMP=$(mktemp -d /tmp/portico-cache-bench.XXXXXX)
+chmod 755 "$TMP" # nginx workers may run as another user
+chmod 755 "$TMP" # nginx workers may run as another user
 PIDS=()
 
 cleanup() {
@@ -128,7 +130,9 @@ for i in 0 1; do
 	wait_port "${PORTS[$i]}" || { echo "${NAMES[$i]} did not start; log:" >&2; cat "$TMP/${NAMES[$i]}.log" >&2; exit 1; }
 	body=$(curl -s "http://127.0.0.1:${PORTS[$i]}/")
 	if [ "${#body}" -ne "$SIZE" ]; then
-		echo "${NAMES[$i]} answered ${#body} bytes, want $SIZE" >&2; exit 1
+		echo "${NAMES[$i]} answered ${#body} bytes, want $SIZE: $body" >&2
+		cat "$TMP/nginx/logs/error.log" >&2 2>/dev/null || true
+		exit 1
 	fi
 done
 # Both must now answer from their caches.

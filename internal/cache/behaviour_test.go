@@ -437,3 +437,54 @@ func TestStaleWhileRevalidateOneRefresh(t *testing.T) {
 		t.Errorf("upstream hits %d, want 2 (one fill, one background refresh)", n)
 	}
 }
+
+// readFromRecorder records whether ReadFrom (sendfile's door) was used.
+type readFromRecorder struct {
+	*httptest.ResponseRecorder
+	readFrom int
+}
+
+func (r *readFromRecorder) ReadFrom(src io.Reader) (int64, error) {
+	r.readFrom++
+	return io.Copy(r.ResponseRecorder, src)
+}
+
+func TestWrappersKeepReaderFromAndFlusher(t *testing.T) {
+	for _, tc := range []struct {
+		name, method, cc string
+		wantReadFrom     int
+		wantBody         string
+	}{
+		{"uncacheable GET passes ReadFrom through", "GET", "no-store", 1, "payload"},
+		{"POST passes ReadFrom through", "POST", "max-age=60", 1, "payload"},
+		{"stored GET is teed (ReadFrom not used), body intact", "GET", "max-age=60", 0, "payload"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var flushOK bool
+			up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", tc.cc)
+				_, flushOK = w.(http.Flusher)
+				if _, ok := w.(http.Hijacker); !ok {
+					t.Error("wrapper lost http.Hijacker")
+				}
+				rf, ok := w.(io.ReaderFrom)
+				if !ok {
+					t.Fatal("wrapper lost io.ReaderFrom")
+				}
+				rf.ReadFrom(strings.NewReader("payload"))
+			})
+			h := newTestCache(t, config.Cache{}, up, nil)
+			rec := &readFromRecorder{ResponseRecorder: httptest.NewRecorder()}
+			h.ServeHTTP(rec, httptest.NewRequest(tc.method, "http://a.test/rf", nil))
+			if !flushOK {
+				t.Error("wrapper lost http.Flusher")
+			}
+			if rec.readFrom != tc.wantReadFrom {
+				t.Errorf("client ReadFrom calls %d, want %d", rec.readFrom, tc.wantReadFrom)
+			}
+			if rec.Body.String() != tc.wantBody {
+				t.Errorf("body %q", rec.Body.String())
+			}
+		})
+	}
+}

@@ -27,7 +27,28 @@
 //
 // Every response of a cached route carries Cache-Status (RFC 9211), e.g.
 // "portico; hit; ttl=42", "portico; fwd=uri-miss; stored",
-// "portico; fwd=stale; fwd-status=304", "portico; fwd=bypass".
+// "portico; fwd=stale; fwd-status=304", "portico; fwd=bypass",
+// "portico; fwd=uri-miss; collapsed" (a waiter answered by another
+// request's fetch). A negative ttl on a hit means stale content was served
+// (max-stale or stale-while-revalidate).
+//
+// Serving: a stale entry is revalidated with the stored ETag /
+// Last-Modified (the client's own validators are not forwarded; the cache
+// answers them itself, 304 included); a 304 refreshes the stored header
+// (RFC 9111 section 4.3.4). no-cache entries are revalidated every time;
+// must-revalidate, proxy-revalidate and s-maxage forbid serving stale.
+// stale-while-revalidate serves stale and refreshes with one background
+// request; stale-if-error (response or request) answers 500/502/503/504
+// with the stale entry. A request's no-cache, Pragma: no-cache or max-age
+// forces revalidation unless ignore_client_no_cache (which ignores both
+// no-cache and max-age, as nginx does); only-if-cached gets 504 on a miss.
+// Unsafe methods with a 2xx/3xx answer invalidate the target URI and the
+// same-origin Location / Content-Location (section 4.4). Concurrent misses
+// of one key are collapsed into one upstream request; if its response is
+// not storable the waiters are released at once and go upstream themselves
+// (nginx proxy_cache_lock). 1xx interim responses are not relayed on
+// cached routes. Qualified no-cache="f" and private="f" are treated as
+// their unqualified (stricter) forms.
 package cache
 
 import (
