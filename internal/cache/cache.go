@@ -264,8 +264,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		st = st.withStale(e, storeKey)
-		if fresh {
-			st.fwd = "request" // the client (or no-cache) forced revalidation
+		if fresh && !e.noCache {
+			st.fwd = "request" // the client's directives forced revalidation
 		}
 		h.fetch(w, r, st)
 		return
@@ -867,12 +867,13 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, st fetchState,
 	}
 }
 
-// upstreamRequest is the request sent upstream: for GET the client's own
+// upstreamRequest is the request sent upstream: for GET (and HEAD
+// revalidating a stored GET) the client's own
 // validators are dropped (the cache wants a whole response it can store,
 // and answers the client's conditionals itself) and the stored entry's
 // validators are sent instead when revalidating.
 func (h *Handler) upstreamRequest(r *http.Request, stale *Entry) *http.Request {
-	if r.Method != http.MethodGet {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return r
 	}
 	hasClientCond := r.Header["If-None-Match"] != nil || r.Header["If-Modified-Since"] != nil

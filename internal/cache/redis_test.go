@@ -352,3 +352,39 @@ func FuzzDecodeEntry(f *testing.F) {
 		}
 	})
 }
+
+func TestRedisComesBack(t *testing.T) {
+	if _, err := os.Stat(redisBin); err != nil {
+		needRedis(t)
+	}
+	addr, kill, err := startRedis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newOrigin(nil, 200, "ok", "Cache-Control", "max-age=60")
+	h := newRedisCache(t, addr, "back", o, slog.New(slog.NewTextHandler(&logCounter{}, nil)))
+	kill()
+	for i := 0; i < 5; i++ { // open the breaker
+		if res := do(h, "GET", "http://a.test/b"); res.StatusCode != 200 {
+			t.Fatalf("status %d with redis down", res.StatusCode)
+		}
+	}
+	// Restart on the same port: after the cooldown one probe closes the breaker.
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(redisBin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	deadline := time.Now().Add(breakerCooldown + 5*time.Second)
+	for {
+		do(h, "GET", "http://a.test/b")
+		if res := do(h, "GET", "http://a.test/b", "Cache-Control", "only-if-cached"); res.StatusCode == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cache never used redis again after it came back")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -303,6 +303,18 @@ func TestRFC9111Validation(t *testing.T) {
 				}
 			}}),
 		}},
+		{name: "RFC9111 4.3.1 HEAD revalidates a stale stored GET", hdr: []string{"Cache-Control", "max-age=10", "Etag", `"h"`}, steps: []step{
+			stored(1),
+			after(11*time.Second, step{method: "HEAD", wantCS: "fwd=stale; fwd-status=304", wantHits: 2, check: func(t *testing.T, res *http.Response, o *origin) {
+				if got := o.last().Get("If-None-Match"); got != `"h"` {
+					t.Errorf("If-None-Match upstream: got %q", got)
+				}
+			}}),
+			{wantCS: "hit", wantHits: 2, wantBody: "hello"},
+		}},
+		{name: "RFC9111 5.2.2.4 no-cache with max-age still revalidates (fwd=stale)", hdr: []string{"Cache-Control", "no-cache, max-age=60", "Etag", `"n"`}, steps: []step{
+			stored(1), {wantCS: "fwd=stale; fwd-status=304", wantHits: 2},
+		}},
 		{name: "RFC9111 4.3.2 the cache answers a client's If-None-Match itself", hdr: []string{"Cache-Control", "max-age=60", "Etag", `"v1"`}, steps: []step{
 			{hdr: []string{"If-None-Match", `"v1"`}, wantStatus: 304, wantCS: "stored", wantHits: 1, check: func(t *testing.T, res *http.Response, o *origin) {
 				if got := o.last().Get("If-None-Match"); got != "" {
