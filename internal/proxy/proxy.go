@@ -268,7 +268,11 @@ func (h *Handler) logRetry(u *upstream, err error) {
 	}
 }
 
-var viaValue = []string{"1.1 portico"}
+var (
+	viaValue = []string{"1.1 portico"}
+	via2     = []string{"2.0 portico"}
+	via10    = []string{"1.0 portico"}
+)
 
 // trustedPeer reports whether the request's peer may set forwarding headers.
 func (h *Handler) trustedPeer(r *http.Request) bool {
@@ -325,10 +329,19 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 			hdr["X-Forwarded-Host"] = []string{in.Host}
 		}
 	}
+	// Via names the protocol portico received the request with (RFC 9110
+	// section 7.6.3).
+	via := viaValue
+	switch {
+	case in.ProtoMajor == 2:
+		via = via2
+	case in.ProtoMajor == 1 && in.ProtoMinor == 0:
+		via = via10
+	}
 	if v := hdr["Via"]; len(v) > 0 {
-		hdr["Via"] = []string{strings.Join(v, ", ") + ", 1.1 portico"}
+		hdr["Via"] = []string{strings.Join(v, ", ") + ", " + via[0]}
 	} else {
-		hdr["Via"] = viaValue
+		hdr["Via"] = via
 	}
 	// httpoxy: an upstream CGI or app may turn Proxy into HTTP_PROXY.
 	delete(hdr, "Proxy")
@@ -353,7 +366,8 @@ func protoOf(r *http.Request) []string {
 	return protoHTTP
 }
 
-// modifyResponse appends portico to the response's Via.
+// modifyResponse appends portico to the response's Via (upstreams are
+// spoken to in HTTP/1.1).
 func modifyResponse(resp *http.Response) error {
 	if v := resp.Header["Via"]; len(v) > 0 {
 		resp.Header["Via"] = []string{strings.Join(v, ", ") + ", 1.1 portico"}

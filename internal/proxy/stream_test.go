@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"runtime"
 	"strconv"
@@ -309,5 +310,54 @@ func TestRequestBodyIntact(t *testing.T) {
 	resp.Body.Close()
 	if string(got) != string(payload) {
 		t.Errorf("body changed: %d bytes back of %d", len(got), len(payload))
+	}
+}
+
+// TestHTTP2Front: the handler behind an HTTP/2 TLS listener: forwarding
+// headers say https, SSE still flushes, bodies pass both ways.
+func TestHTTP2Front(t *testing.T) {
+	done := make(chan struct{})
+	defer close(done)
+	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/events" {
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "data: first\n\n")
+			w.(http.Flusher).Flush()
+			select {
+			case <-done:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s %s %d", r.Proto, r.Header.Get("X-Forwarded-Proto"), r.Header.Get("Via"), len(b))
+	}))
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
+	fe := httptest.NewUnstartedServer(h)
+	fe.EnableHTTP2 = true
+	fe.StartTLS()
+	defer fe.Close()
+	c := fe.Client()
+	resp, err := c.Post(fe.URL+"/", "text/plain", strings.NewReader("12345"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("front spoke %s, want HTTP/2", resp.Proto)
+	}
+	if want := "HTTP/1.1 https 2.0 portico 5"; string(b) != want {
+		t.Errorf("upstream saw %q, want %q", b, want)
+	}
+	start := time.Now()
+	resp, err = c.Get(fe.URL + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+	if line != "data: first\n" || time.Since(start) > time.Second {
+		t.Errorf("SSE over HTTP/2: %q after %v", line, time.Since(start))
 	}
 }
