@@ -242,6 +242,11 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	}
 }
 
+// Done is closed once the listener is closed or its inner listener
+// failed: then no new connections arrive, and Shutdown may be called to
+// wait for the fast path's connections.
+func (l *Listener) Done() <-chan struct{} { return l.done }
+
 // Addr returns the inner listener's address.
 func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
 

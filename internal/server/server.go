@@ -171,6 +171,9 @@ func (s *Server) serve(opened []*listener) {
 			ErrorLog:          log.New(&errorLogWriter{s.opts.Logger}, "", 0),
 		}
 		ln := net.Listener(progressListener{Listener: l.ln, writeTimeout: srvCfg.WriteTimeout.D()})
+		if !l.tls {
+			ln = s.fastListen(l.key, ln, srvCfg) // fast.go: hot static hits skip net/http
+		}
 		if l.tls {
 			key := l.key
 			l.srv.TLSConfig = &tls.Config{

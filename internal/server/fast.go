@@ -1,0 +1,186 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"portico/internal/config"
+	"portico/internal/fastpath"
+)
+
+// fastListen puts portico's fast path (package fastpath) in front of a
+// plain-HTTP listener: hot static hits are answered by the fast path, and
+// every connection that sends anything else is handed to l.srv through the
+// returned listener. Limits are the http.Server's; ln is already wrapped in
+// progressListener, so the write timeout and sliced sendfile apply to both.
+//
+// The fast path's connections are not net/http's, so http.Server.Shutdown
+// does not wait for them; closing the listener (which Shutdown and Close
+// do) ends their idle connections at once, and a goroutine counted in s.wg
+// waits for the busy ones (at most shutdown_timeout), so Server.Shutdown
+// still returns only once they are gone.
+func (s *Server) fastListen(key string, ln net.Listener, cfg config.Server) net.Listener {
+	fl := fastpath.Listen(ln, &fastEntry{s: s, key: key}, fastpath.Options{
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout.D(),
+		IdleTimeout:       cfg.IdleTimeout.D(),
+		MaxHeaderBytes:    int(cfg.MaxHeaderBytes),
+		OnPanic: func(p any) {
+			s.opts.Logger.Error("panic serving request", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		},
+	})
+	timeout := cfg.ShutdownTimeout.D()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		<-fl.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		_ = fl.Shutdown(ctx)
+	}()
+	return fl
+}
+
+// fastEntry is entry's counterpart on the fast path: it pins the live
+// tree, finds the site and route exactly as vhost, site and dispatch do,
+// and lets the route's handler answer if it can (today: static files).
+// Whatever it declines goes to net/http, which then runs the whole normal
+// way (entry -> vhost -> site -> route) for it, errors included.
+type fastEntry struct {
+	s   *Server
+	key string
+}
+
+func (f *fastEntry) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
+	t := f.s.tree.Load()
+	v := t.byListener[f.key]
+	if v == nil {
+		return false
+	}
+	st := v.lookup(req.Host)
+	if st == nil || !safeRequestPath(req.Path) {
+		return false
+	}
+	var rt *route
+	for _, c := range st.routes {
+		if c.matches(req.Path) {
+			rt = c
+			break
+		}
+	}
+	if rt == nil || rt.strip && rt.bare != "" || rt.maxBody < 0 {
+		return false
+	}
+	fh, ok := rt.handler.(fastpath.Handler)
+	if !ok {
+		return false
+	}
+	t.inflight.Add(1)
+	defer t.inflight.Add(-1)
+	start := time.Now()
+	w.SetDefaultHeaders(st.headers)
+	if !fh.ServeFast(req, w) {
+		return false
+	}
+	now := time.Now()
+	if t.log != nil {
+		t.log.logFast(req, st.name, w.Status(), w.BytesWritten(), start, now)
+	}
+	t.metrics.observe(st.name, w.Status(), now.Sub(start))
+	return true
+}
+
+// logFast writes the access-log line of a fast-path request: the same line
+// log writes for the same request served by net/http (a test holds the two
+// together).
+func (l *accessLog) logFast(req *fastpath.Request, site string, status int, bytes int64, start, now time.Time) {
+	bp := linePool.Get().(*[]byte)
+	b := (*bp)[:0]
+	host, _, err := net.SplitHostPort(req.RemoteAddr)
+	if err != nil {
+		host = req.RemoteAddr
+	}
+	user := "-"
+	if u, ok := basicAuthUser(req.Authorization); ok && u != "" {
+		user = u
+	}
+	if l.json {
+		b = append(b, `{"time":"`...)
+		b = append(b, l.timeText(now)...)
+		b = append(b, `","remote_addr":`...)
+		b = appendJSONString(b, host)
+		b = append(b, `,"user":`...)
+		b = appendJSONString(b, user)
+		b = append(b, `,"site":`...)
+		b = appendJSONString(b, site)
+		b = append(b, `,"host":`...)
+		b = appendJSONString(b, req.Host)
+		b = append(b, `,"method":`...)
+		b = appendJSONString(b, req.Method)
+		b = append(b, `,"uri":`...)
+		b = appendJSONString(b, req.URI)
+		b = append(b, `,"proto":`...)
+		b = appendJSONString(b, req.Proto)
+		b = append(b, `,"status":`...)
+		b = strconv.AppendInt(b, int64(status), 10)
+		b = append(b, `,"bytes":`...)
+		b = strconv.AppendInt(b, bytes, 10)
+		b = append(b, `,"duration_ms":`...)
+		b = strconv.AppendFloat(b, float64(now.Sub(start).Microseconds())/1000, 'f', 3, 64)
+		b = append(b, `,"referer":`...)
+		b = appendJSONString(b, req.Referer)
+		b = append(b, `,"user_agent":`...)
+		b = appendJSONString(b, req.UserAgent)
+		b = append(b, "}\n"...)
+	} else {
+		b = append(b, host...)
+		b = append(b, " - "...)
+		b = appendCLF(b, user)
+		b = append(b, ' ')
+		b = append(b, l.timeText(now)...)
+		b = append(b, ` "`...)
+		b = appendCLF(b, req.Method)
+		b = append(b, ' ')
+		b = appendCLF(b, req.URI)
+		b = append(b, ' ')
+		b = appendCLF(b, req.Proto)
+		b = append(b, `" `...)
+		b = strconv.AppendInt(b, int64(status), 10)
+		b = append(b, ' ')
+		if bytes == 0 {
+			b = append(b, '-')
+		} else {
+			b = strconv.AppendInt(b, bytes, 10)
+		}
+		b = append(b, ` "`...)
+		b = appendCLFOrDash(b, req.Referer)
+		b = append(b, `" "`...)
+		b = appendCLFOrDash(b, req.UserAgent)
+		b = append(b, "\"\n"...)
+	}
+	l.mu.Lock()
+	_, _ = l.out.Write(b)
+	l.mu.Unlock()
+	*bp = b
+	linePool.Put(bp)
+}
+
+// basicAuthUser returns the user name of a Basic Authorization value, as
+// http.Request.BasicAuth does.
+func basicAuthUser(auth string) (string, bool) {
+	const prefix = "Basic "
+	if len(auth) < len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
+		return "", false
+	}
+	c, err := base64.StdEncoding.DecodeString(auth[len(prefix):])
+	if err != nil {
+		return "", false
+	}
+	user, _, ok := strings.Cut(string(c), ":")
+	return user, ok
+}
