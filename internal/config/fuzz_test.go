@@ -67,6 +67,9 @@ func FuzzLoad(f *testing.F) {
 			if p.Msg == "" {
 				t.Fatalf("problem without a message at %v", p.Pos)
 			}
+			if p.Pos.Line < 1 {
+				t.Fatalf("problem without a line: %q", p.Error())
+			}
 		}
 	})
 }

@@ -147,6 +147,12 @@ func (ps *positions) at(path string) Position {
 		if l, ok := ps.lines[p]; ok {
 			return Position{File: ps.file, Line: l}
 		}
+		// A single table where an array of tables was expected
+		// ([site.route] decodes as a one-element array) is indexed
+		// without the [0].
+		if l, ok := ps.lines[keyName(p)]; ok {
+			return Position{File: ps.file, Line: l}
+		}
 		i := strings.LastIndexAny(p, ".[")
 		if i < 0 {
 			break
