@@ -110,6 +110,7 @@ type Handler struct {
 
 	mu      sync.Mutex
 	flights map[string]*flight
+	closed  bool // set by Close: no more background refreshes
 
 	bg          sync.WaitGroup
 	now         func() time.Time
@@ -526,6 +527,9 @@ func (h *Handler) Purge(ctx context.Context, rawURL string, prefix bool) (int, e
 
 // Close waits for background refreshes (bounded by ctx) and releases the store.
 func (h *Handler) Close(ctx context.Context) error {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
 	done := make(chan struct{})
 	go func() { h.bg.Wait(); close(done) }()
 	select {
@@ -897,10 +901,15 @@ func (h *Handler) upstreamRequest(r *http.Request, stale *Entry) *http.Request {
 // refreshInBackground revalidates a stale entry with one background
 // request (stale-while-revalidate, RFC 5861), unless one is under way.
 func (h *Handler) refreshInBackground(r *http.Request, st fetchState) {
-	f, leader := h.join(st.key)
-	if !leader {
+	h.mu.Lock()
+	if h.closed || h.flights[st.key] != nil {
+		h.mu.Unlock()
 		return
 	}
+	f := &flight{done: make(chan struct{})}
+	h.flights[st.key] = f
+	h.bg.Add(1) // under mu, so never concurrent with Close's Wait
+	h.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), backgroundTimeout)
 	out := r.Clone(ctx)
 	out.Method = http.MethodGet
@@ -910,7 +919,6 @@ func (h *Handler) refreshInBackground(r *http.Request, st fetchState) {
 	delete(out.Header, "If-Range")
 	out = h.upstreamRequest(out, st.stale)
 	fw := &fetchWriter{h: h, req: out, st: st, f: f, reqTime: h.now(), hdr: make(http.Header)}
-	h.bg.Add(1)
 	go func() {
 		defer h.bg.Done()
 		defer cancel()

@@ -33,6 +33,8 @@ type redisStore struct {
 	log    *slog.Logger
 	br     breaker
 	sets   chan struct{} // semaphore of background writes
+	mu     sync.Mutex    // guards closed and wg.Add against Close's Wait
+	closed bool
 	wg     sync.WaitGroup
 }
 
@@ -124,8 +126,15 @@ func (s *redisStore) Set(ctx context.Context, key string, e *Entry) {
 	default:
 		return // too many writes pending: drop this one
 	}
-	b := e.encode()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		<-s.sets
+		return
+	}
 	s.wg.Add(1)
+	s.mu.Unlock()
+	b := e.encode()
 	go func() {
 		defer func() { <-s.sets; s.wg.Done() }()
 		_ = s.op(ctx, func(ctx context.Context) error {
@@ -176,6 +185,9 @@ func (s *redisStore) Purge(ctx context.Context, prefix string, match func(string
 }
 
 func (s *redisStore) Close(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
