@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2/unstable"
@@ -256,4 +257,59 @@ func fullKey(ps *positions, line int, key []string) []string {
 		return key
 	}
 	return strings.Split(found[0], ".")
+}
+
+// checkKeyCase reports keys that match a schema key only when case is
+// ignored. The decoder would accept `Proxy` for `proxy` (it falls back to a
+// case-insensitive match), but TOML keys are case-sensitive and the schema
+// is all lowercase: one spelling keeps configs greppable and positions
+// exact.
+func checkKeyCase(ps *positions) Problems {
+	paths := make([]string, 0, len(ps.lines))
+	for p := range ps.lines {
+		paths = append(paths, p)
+	}
+	sort.Slice(paths, func(i, j int) bool {
+		if ps.lines[paths[i]] != ps.lines[paths[j]] {
+			return ps.lines[paths[i]] < ps.lines[paths[j]]
+		}
+		return paths[i] < paths[j]
+	})
+	var probs Problems
+	seen := map[string]bool{}
+	for _, path := range paths {
+		segs := strings.Split(keyName(path), ".")
+		t := reflect.TypeOf(Config{})
+		for i, seg := range segs {
+			for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+				t = t.Elem()
+			}
+			if t.Kind() != reflect.Struct {
+				break // a map (headers, env) takes any key
+			}
+			if f, ok := fieldByKey(t, seg); ok {
+				t = f.Type
+				continue
+			}
+			var match reflect.Type
+			for k := 0; k < t.NumField(); k++ {
+				name, _, _ := strings.Cut(t.Field(k).Tag.Get("toml"), ",")
+				if name != "" && name != "-" && strings.EqualFold(name, seg) {
+					match = t.Field(k).Type
+					bad := strings.Join(segs[:i+1], ".")
+					if !seen[bad] {
+						seen[bad] = true
+						probs = append(probs, Problem{Position{ps.file, ps.lines[path]},
+							fmt.Sprintf("unknown key %q: keys are case-sensitive, write %q", bad, name)})
+					}
+					break
+				}
+			}
+			if match == nil {
+				break // truly unknown: the decoder reports it
+			}
+			t = match
+		}
+	}
+	return probs
 }

@@ -151,7 +151,7 @@ func decodeFile(path string, included bool) (*Config, *positions, Problems) {
 		return nil, nil, Problems{{Pos: Position{File: path}, Msg: "cannot read config: " + unwrapPathError(err)}}
 	}
 	ps := scanPositions(path, data)
-	kindProbs := checkKinds(ps)
+	kindProbs := append(checkKeyCase(ps), checkKinds(ps)...)
 	var cfg Config
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
