@@ -82,6 +82,7 @@ upstreams = ["http://127.0.0.1:$UPORT"]
 EOF
 GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$TMP/portico" run -c "$TMP/portico.toml" >"$TMP/portico.log" 2>&1 &
 PIDS+=($!)
+PORTICO_PID=$!
 
 # nginx: one worker, upstream keepalive, HTTP/1.1 to the upstream.
 NPORT=$(free_port)
@@ -116,6 +117,7 @@ http {
 EOF
 taskset -c "$PROXY_CPU" "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>"$TMP/nginx.log" &
 PIDS+=($!)
+NGINX_PID=$!
 
 # Caddy
 CPORT=$(free_port)
@@ -140,9 +142,23 @@ EOF
 XDG_DATA_HOME=$TMP/caddy XDG_CONFIG_HOME=$TMP/caddy HOME=$TMP/caddy GOMAXPROCS=1 \
 	taskset -c "$PROXY_CPU" "$CADDY" run --config "$TMP/Caddyfile" --adapter caddyfile >"$TMP/caddy.log" 2>&1 &
 PIDS+=($!)
+CADDY_PID=$!
 
 NAMES=(portico nginx caddy)
 PORTS=($PPORT $NPORT $CPORT)
+MAINPIDS=($PORTICO_PID $NGINX_PID $CADDY_PID)
+
+# cpu_ticks PID: user+system clock ticks of PID and its children (nginx's
+# worker), from /proc.
+cpu_ticks() {
+	local total=0 p
+	for p in $1 $(pgrep -P "$1" || true); do
+		[ -r "/proc/$p/stat" ] || continue
+		total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+	done
+	echo $total
+}
+HZ=$(getconf CLK_TCK)
 for i in 0 1 2; do
 	wait_port "${PORTS[$i]}" || { echo "${NAMES[$i]} did not start; log:" >&2; cat "$TMP/${NAMES[$i]}.log" >&2; exit 1; }
 	body=$(curl -s "http://127.0.0.1:${PORTS[$i]}/")
@@ -159,13 +175,17 @@ to_us() {
 		printf "%.0f", n * m }'
 }
 
-run_wrk() { # name port -> "rps p99us" on stdout
+run_wrk() { # name port pid -> "rps p99us cpu_us_per_request" on stdout
+	local t0 t1 out rps p99 reqs errs
+	t0=$(cpu_ticks "$3")
 	out=$(taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$2/" 2>&1)
+	t1=$(cpu_ticks "$3")
 	rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
 	p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+	reqs=$(echo "$out" | awk '/requests in/ {print $1}')
 	errs=$(echo "$out" | awk '/Non-2xx|Socket errors/' | tr '\n' ' ')
 	[ -n "$errs" ] && echo "  $1: $errs" >&2
-	echo "$rps $(to_us "$p99")"
+	echo "$rps $(to_us "$p99") $(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$reqs" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')"
 }
 
 echo "warming up..." >&2
@@ -173,13 +193,14 @@ for i in 0 1 2; do
 	taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$CONNS" -d2s "http://127.0.0.1:${PORTS[$i]}/" >/dev/null 2>&1
 done
 
-declare -A RPS P99
+declare -A RPS P99 CPU
 for r in $(seq 1 "$ROUNDS"); do
 	for i in 0 1 2; do
-		read -r rps p99 < <(run_wrk "${NAMES[$i]}" "${PORTS[$i]}")
+		read -r rps p99 cpu < <(run_wrk "${NAMES[$i]}" "${PORTS[$i]}" "${MAINPIDS[$i]}")
 		RPS[${NAMES[$i]}]+="$rps "
 		P99[${NAMES[$i]}]+="$p99 "
-		printf "round %d %-8s %10.0f req/s  p99 %6d us\n" "$r" "${NAMES[$i]}" "$rps" "$p99" >&2
+		CPU[${NAMES[$i]}]+="$cpu "
+		printf "round %d %-8s %10.0f req/s  p99 %6d us  %6.1f CPU us/req\n" "$r" "${NAMES[$i]}" "$rps" "$p99" "$cpu" >&2
 	done
 done
 
@@ -188,14 +209,17 @@ median() { echo "$@" | tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} EN
 echo
 echo "reverse proxy, ${SIZE}-byte upstream body, wrk -c$CONNS -d${DUR}s, $ROUNDS rounds, medians"
 echo "proxies on CPU $PROXY_CPU (one worker / GOMAXPROCS=1); wrk and upstream on CPU $LOAD_CPU"
-printf "%-8s %12s %12s\n" proxy "req/s" "p99 (us)"
-declare -A MR MP
+echo "CPU us/req: the proxy's own CPU time per request (user+system, from /proc);"
+echo "on a busy machine it is steadier than req/s, which also depends on the load side."
+printf "%-8s %12s %12s %12s\n" proxy "req/s" "p99 (us)" "CPU us/req"
+declare -A MR MP MC
 for n in "${NAMES[@]}"; do
 	MR[$n]=$(median ${RPS[$n]})
 	MP[$n]=$(median ${P99[$n]})
-	printf "%-8s %12.0f %12.0f\n" "$n" "${MR[$n]}" "${MP[$n]}"
+	MC[$n]=$(median ${CPU[$n]})
+	printf "%-8s %12.0f %12.0f %12.1f\n" "$n" "${MR[$n]}" "${MP[$n]}" "${MC[$n]}"
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 echo
-echo "portico/nginx req/s: $(ratio "${MR[portico]}" "${MR[nginx]}")x   p99: $(ratio "${MP[portico]}" "${MP[nginx]}")x"
-echo "portico/caddy req/s: $(ratio "${MR[portico]}" "${MR[caddy]}")x   p99: $(ratio "${MP[portico]}" "${MP[caddy]}")x"
+echo "portico/nginx req/s: $(ratio "${MR[portico]}" "${MR[nginx]}")x   p99: $(ratio "${MP[portico]}" "${MP[nginx]}")x   CPU/req: $(ratio "${MC[portico]}" "${MC[nginx]}")x"
+echo "portico/caddy req/s: $(ratio "${MR[portico]}" "${MR[caddy]}")x   p99: $(ratio "${MP[portico]}" "${MP[caddy]}")x   CPU/req: $(ratio "${MC[portico]}" "${MC[caddy]}")x"
