@@ -384,6 +384,19 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 		w.WriteHeader(499)
 		return
 	}
+	var be *clientBodyError
+	if errors.As(err, &be) {
+		// The client's fault: the server's body limit, or a cut upload.
+		status := http.StatusBadRequest
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		h.log.Info("proxy: client request body", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+		w.Header().Set("Connection", "close")
+		errorpage.Write(w, r, status)
+		return
+	}
 	status := http.StatusBadGateway
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {

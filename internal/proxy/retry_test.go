@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -261,5 +262,43 @@ func TestClientGoneIsNotUpstreamFailure(t *testing.T) {
 	}
 	if h.pool.ups[0].downUntil.Load() != 0 || strings.Contains(logs.String(), "upstream down") {
 		t.Errorf("upstream marked down because a client left:\n%s", logs)
+	}
+}
+
+// TestClientBodyErrorIsNotUpstreamFailure: an upload cut by the server's
+// body limit is 413, is not retried, and does not mark the upstream down.
+func TestClientBodyErrorIsNotUpstreamFailure(t *testing.T) {
+	reader := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, err := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "ok %d %v", n, err)
+	})
+	up, other := startUpstream(t, reader), startUpstream(t, reader)
+	log, logs := testLogger()
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL, other.URL}, Balance: "least_conn"}, Options{Logger: log})
+	limited := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 1<<20) // what the server does for max_body_size
+		h.ServeHTTP(w, r)
+	})
+	fe := front(t, limited)
+	for range 2 {
+		req, _ := http.NewRequest("PUT", fe.URL+"/", &zeros{8 << 20})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			// The server may close before the client finished sending.
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("status %d %q, want 413\n%s", resp.StatusCode, b, logs)
+		}
+	}
+	for _, u := range h.pool.ups {
+		if u.downUntil.Load() != 0 {
+			t.Errorf("upstream %s marked down by a client's oversized body", u.addr)
+		}
+	}
+	if strings.Contains(logs.String(), "upstream down") || strings.Contains(logs.String(), "proxy retry") {
+		t.Errorf("log:\n%s", logs)
 	}
 }

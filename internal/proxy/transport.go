@@ -110,6 +110,13 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				// The client went away: not the upstream's fault.
 				return nil, err
 			}
+			if hasBody {
+				if berr := guard.readError(); berr != nil {
+					// The client's body broke (too large, cut off):
+					// not the upstream's fault either, and not retried.
+					return nil, &clientBodyError{berr}
+				}
+			}
 			h.pool.fail(u, err)
 			lastErr = &upstreamError{addr: u.addr, err: err}
 			// Retry only what certainly did not reach the upstream (no
@@ -209,7 +216,24 @@ type bodyGuard struct {
 	remaining int64 // bytes left of a known Content-Length; -1 unknown
 	owner     int
 	touched   bool
+	err       error // a read error other than io.EOF
 }
+
+// readError returns the error reading the client's body, if any. It does
+// not wait for a read in progress.
+func (g *bodyGuard) readError() error {
+	if !g.mu.TryLock() {
+		return nil
+	}
+	defer g.mu.Unlock()
+	return g.err
+}
+
+// clientBodyError is a failure to read the client's request body.
+type clientBodyError struct{ err error }
+
+func (e *clientBodyError) Error() string { return "reading request body: " + e.err.Error() }
+func (e *clientBodyError) Unwrap() error { return e.err }
 
 func (g *bodyGuard) attempt(n int) io.ReadCloser { return &guardedBody{g: g, n: n} }
 
@@ -249,6 +273,9 @@ func (b *guardedBody) Read(p []byte) (int, error) {
 		p = p[:g.remaining]
 	}
 	n, err := g.body.Read(p)
+	if err != nil && err != io.EOF {
+		g.err = err
+	}
 	if g.remaining > 0 {
 		g.remaining -= int64(n)
 		if g.remaining == 0 && err == nil {
