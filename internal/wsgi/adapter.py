@@ -1,0 +1,447 @@
+# portico's bundled WSGI adapter: one synchronous worker process.
+#
+# Usage (run by portico, not by hand):
+#     python3 adapter.py SOCKET MODULE:CALLABLE DIR
+#
+# The worker imports the app (DIR first on sys.path, and as the working
+# directory), listens on the unix socket SOCKET, and only then writes
+# "ready" to file descriptor 3. If the import fails it writes
+# "error <reason>" there instead, prints the traceback on stderr and exits 1.
+#
+# It then serves HTTP/1.1 on the socket, one request per connection, one
+# connection at a time (a sync worker). portico is the only client: it has
+# already read the whole request body, removed the headers a client could use
+# to spoof what follows, and passes what only it knows in X-Portico-* headers:
+#     X-Portico-Script-Name   SCRIPT_NAME (the route prefix); the request
+#                             target is then PATH_INFO, still %-encoded
+#     X-Portico-Remote-Addr   REMOTE_ADDR       X-Portico-Remote-Port  REMOTE_PORT
+#     X-Portico-Server-Name   SERVER_NAME       X-Portico-Server-Port  SERVER_PORT
+#     X-Portico-Scheme        wsgi.url_scheme   X-Portico-Protocol     SERVER_PROTOCOL
+#     X-Portico-Request-Uri   REQUEST_URI and RAW_URI (as the client sent it)
+# The environ is built here from scratch (PEP 3333), not by wsgiref.
+#
+# Only the standard library is used.
+
+import os
+import signal
+import socket
+import socketserver
+import sys
+import threading
+import traceback
+import http.client
+from http.server import BaseHTTPRequestHandler
+from urllib.parse import unquote
+
+PRIVATE = "x-portico-"
+
+# Request headers that never become HTTP_* variables: hop-by-hop ones, the
+# two given as CONTENT_*, and Proxy (httpoxy: HTTP_PROXY steers outbound HTTP
+# clients, CVE-2016-5385).
+SKIP_REQUEST = {
+    "host", "content-type", "content-length", "proxy", "connection", "keep-alive",
+    "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection",
+    "expect",
+}
+
+# Response headers the adapter owns (framing) and drops from the app's list.
+SKIP_RESPONSE = {
+    "connection", "keep-alive", "transfer-encoding", "te", "trailer",
+    "upgrade", "proxy-connection",
+}
+
+NO_BODY_STATUS = {204, 304}
+
+# portico has already applied its own header limits (max header bytes);
+# http.client's defaults (100 headers, 64 KiB lines) must not be stricter.
+http.client._MAXHEADERS = 10000
+http.client._MAXLINE = 1 << 20
+
+
+def load_app(spec, app_dir):
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError("want MODULE:CALLABLE, got %r" % spec)
+    __import__(module_name)
+    obj = sys.modules[module_name]
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise AttributeError(
+                "module %r has no attribute %r" % (module_name, attr)) from None
+    if not callable(obj):
+        raise TypeError("%s:%s is not callable (it is %s)" % (
+            module_name, attr, type(obj).__name__))
+    return obj
+
+
+class Input:
+    """wsgi.input: the request body, bounded to CONTENT_LENGTH so an app
+    reading to EOF never blocks on the connection."""
+
+    def __init__(self, rfile, length):
+        self.rfile = rfile
+        self.left = length
+
+    def read(self, size=-1):
+        if self.left <= 0:
+            return b""
+        if size is None or size < 0 or size > self.left:
+            size = self.left
+        data = self.rfile.read(size)
+        self.left -= len(data)
+        if not data:
+            self.left = 0
+        return data
+
+    def readline(self, size=-1):
+        if self.left <= 0:
+            return b""
+        if size is None or size < 0 or size > self.left:
+            size = self.left
+        data = self.rfile.readline(size)
+        self.left -= len(data)
+        if not data:
+            self.left = 0
+        return data
+
+    def readlines(self, hint=-1):
+        lines, total = [], 0
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                return lines
+
+    def __iter__(self):
+        while True:
+            line = self.readline()
+            if not line:
+                return
+            yield line
+
+
+class ClientGone(Exception):
+    pass
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "portico"
+    sys_version = ""
+
+    def log_message(self, format, *args):
+        pass  # portico writes the access log
+
+    def do_request(self):
+        self.close_connection = True
+        app = self.server.app
+        environ = self.build_environ()
+        self.status = None
+        self.out_headers = None
+        self.headers_sent = False
+        self.chunked = False
+        self.length = None  # Content-Length promised by the app
+        self.written = 0
+        self.head = environ["REQUEST_METHOD"] == "HEAD"
+        result = None
+        try:
+            result = app(environ, self.start_response)
+            # A one-element list is a complete body: give it a length
+            # instead of chunking (as gunicorn does).
+            if (isinstance(result, (list, tuple)) and len(result) == 1
+                    and self.status is not None and self.length is None
+                    and not self.headers_sent):
+                data = result[0]
+                if not isinstance(data, bytes):
+                    raise TypeError("app returned %s in its body, want bytes"
+                                    % type(data).__name__)
+                self.out_headers.append(("Content-Length", str(len(data))))
+                self.length = len(data)
+            for data in result:
+                self.write(data)
+            if not self.headers_sent:
+                if self.status is None:
+                    raise RuntimeError("app returned without calling start_response")
+                if self.length is None:
+                    self.out_headers.append(("Content-Length", "0"))
+                    self.length = 0
+                self.send_headers()
+            self.finish_body()
+        except ClientGone:
+            pass
+        except Exception:
+            traceback.print_exc()
+            if not self.headers_sent:
+                self.send_error_500()
+            # else: the connection is closed without the final chunk (or
+            # short of Content-Length), so portico knows it is cut short.
+        finally:
+            if result is not None and hasattr(result, "close"):
+                try:
+                    result.close()
+                except Exception:
+                    traceback.print_exc()
+        sys.stderr.flush()
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_request
+    do_OPTIONS = do_TRACE = do_CONNECT = do_PROPFIND = do_request
+
+    def __getattr__(self, name):
+        # Any other method (WebDAV, custom) goes to the app too.
+        if name.startswith("do_"):
+            return self.do_request
+        raise AttributeError(name)
+
+    def build_environ(self):
+        h = self.headers
+        private = {}
+        env_http = {}
+        for name, value in h.items():
+            lname = name.lower()
+            if lname.startswith(PRIVATE):
+                private[lname[len(PRIVATE):]] = value
+                continue
+            if lname in SKIP_REQUEST or "_" in lname:
+                continue
+            key = "HTTP_" + lname.upper().replace("-", "_")
+            if key in env_http:
+                sep = "; " if key == "HTTP_COOKIE" else ", "
+                env_http[key] += sep + value
+            else:
+                env_http[key] = value
+        target = self.path
+        query = ""
+        if "?" in target:
+            target, query = target.split("?", 1)
+        # PEP 3333: native strings holding the bytes as latin-1. portico
+        # sends the full path; SCRIPT_NAME (the route prefix) is cut off.
+        path = unquote(target, encoding="latin-1")
+        script = private.get("script-name", "")
+        if script and path.startswith(script) and path[len(script):len(script) + 1] in ("", "/"):
+            path = path[len(script):]
+        else:
+            script = ""
+        environ = {
+            "REQUEST_METHOD": self.command,
+            "SCRIPT_NAME": script,
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "SERVER_NAME": private.get("server-name", "localhost"),
+            "SERVER_PORT": private.get("server-port", "80"),
+            "SERVER_PROTOCOL": private.get("protocol", "HTTP/1.1"),
+            "SERVER_SOFTWARE": "portico",
+            "REMOTE_ADDR": private.get("remote-addr", ""),
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": private.get("scheme", "http"),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+            "wsgi.input_terminated": True,
+            "wsgi.file_wrapper": FileWrapper,
+        }
+        if "host" in private:
+            environ["HTTP_HOST"] = private["host"]
+        if "remote-port" in private:
+            environ["REMOTE_PORT"] = private["remote-port"]
+        if "request-uri" in private:
+            environ["REQUEST_URI"] = environ["RAW_URI"] = private["request-uri"]
+        if environ["wsgi.url_scheme"] == "https":
+            environ["HTTPS"] = "on"
+        ctype = h.get("Content-Type")
+        if ctype is not None:
+            environ["CONTENT_TYPE"] = ctype
+        length = 0
+        clen = h.get("Content-Length")
+        if clen is not None:
+            try:
+                length = int(clen)
+            except ValueError:
+                length = 0
+            environ["CONTENT_LENGTH"] = str(length)
+        environ["wsgi.input"] = Input(self.rfile, length)
+        environ.update(env_http)
+        return environ
+
+    def start_response(self, status, headers, exc_info=None):
+        if exc_info:
+            try:
+                if self.headers_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response called a second time without exc_info")
+        if not isinstance(status, str) or len(status) < 4 or not status[:3].isdigit() \
+                or status[3] != " " or "\r" in status or "\n" in status:
+            raise ValueError("invalid status %r" % (status,))
+        out = []
+        length = None
+        for item in headers:
+            name, value = item
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise TypeError("header %r: name and value must be str" % (item,))
+            if not name or any(c in name for c in " \t\r\n:") or "\r" in value or "\n" in value:
+                raise ValueError("invalid header %r" % (item,))
+            lname = name.lower()
+            if lname in SKIP_RESPONSE:
+                continue
+            if lname == "content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    raise ValueError("invalid Content-Length %r" % value) from None
+            out.append((name, value))
+        self.status = status
+        self.out_headers = out
+        self.length = length
+        return self.write
+
+    def send_headers(self):
+        code = int(self.status[:3])
+        no_body = self.head or code in NO_BODY_STATUS or code < 200
+        if self.length is None and not no_body:
+            self.chunked = True
+        lines = ["HTTP/1.1 " + self.status]
+        for name, value in self.out_headers:
+            lines.append(name + ": " + value)
+        if self.chunked:
+            lines.append("Transfer-Encoding: chunked")
+        lines.append("Connection: close")
+        block = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.headers_sent = True
+        self.no_body = no_body
+        self.send(block)
+
+    def send(self, data):
+        try:
+            self.wfile.write(data)
+        except OSError:
+            raise ClientGone() from None
+
+    def write(self, data):
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError("app wrote %s, want bytes" % type(data).__name__)
+        if self.status is None:
+            raise AssertionError("write() before start_response")
+        if not data:
+            return
+        if not self.headers_sent:
+            self.send_headers()
+        if self.no_body:
+            return
+        if self.chunked:
+            self.send(b"%x\r\n" % len(data) + bytes(data) + b"\r\n")
+            return
+        room = self.length - self.written
+        if room <= 0:
+            return
+        if len(data) > room:
+            data = data[:room]
+        self.written += len(data)
+        self.send(data)
+
+    def finish_body(self):
+        if self.no_body:
+            return
+        if self.chunked:
+            self.send(b"0\r\n\r\n")
+        elif self.written < self.length:
+            # The app promised more than it sent: closing the connection
+            # short of Content-Length tells portico the body is incomplete.
+            print("portico wsgi: app sent %d of the %d bytes its Content-Length promised"
+                  % (self.written, self.length), file=sys.stderr)
+
+    def send_error_500(self):
+        body = b"500 Internal Server Error\n"
+        self.headers_sent = True
+        self.send(b"HTTP/1.1 500 Internal Server Error\r\n"
+                  b"Content-Type: text/plain; charset=utf-8\r\n"
+                  b"X-Portico-Error: app\r\n"
+                  b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+
+
+class FileWrapper:
+    """wsgi.file_wrapper: iterate a file-like object in blocks."""
+
+    def __init__(self, filelike, blksize=65536):
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self):
+        while True:
+            data = self.filelike.read(self.blksize)
+            if not data:
+                return
+            yield data
+
+
+class Server(socketserver.UnixStreamServer):
+    request_queue_size = 16
+
+    def handle_error(self, request, client_address):
+        traceback.print_exc()
+
+
+def watch_parent(ppid):
+    # If portico dies without stopping us (SIGKILL), exit instead of
+    # lingering as an orphan.
+    import time
+    while True:
+        time.sleep(1)
+        if os.getppid() != ppid:
+            os._exit(1)
+
+
+def main():
+    sock_path, spec, app_dir = sys.argv[1], sys.argv[2], sys.argv[3]
+    try:
+        status = os.fdopen(3, "w")
+    except OSError:
+        status = None
+
+    def report(line):
+        if status is not None:
+            status.write(line.replace("\n", " ").strip() + "\n")
+            status.flush()
+
+    # The app's folder comes first on sys.path; the adapter's own is removed.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if p != here]
+    sys.path.insert(0, app_dir)
+    try:
+        os.chdir(app_dir)
+        app = load_app(spec, app_dir)
+    except BaseException as e:
+        traceback.print_exc()
+        report("error %s: %s" % (type(e).__name__, e))
+        sys.exit(1)
+
+    try:
+        os.unlink(sock_path)
+    except FileNotFoundError:
+        pass
+    server = Server(sock_path, Handler)
+    server.app = app
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    threading.Thread(target=watch_parent, args=(os.getppid(),), daemon=True).start()
+    report("ready %d" % os.getpid())
+    if status is not None:
+        status.close()
+    try:
+        server.serve_forever(poll_interval=3600)
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

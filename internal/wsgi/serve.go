@@ -1,0 +1,444 @@
+package wsgi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"portico/internal/errorpage"
+)
+
+// Private request headers: set by the Pool, read and removed by the
+// adapter. Any a client sends is deleted first (privatePrefix).
+const (
+	privatePrefix   = "X-Portico-"
+	hdrScriptName   = "X-Portico-Script-Name"
+	hdrHost         = "X-Portico-Host"
+	hdrRemoteAddr   = "X-Portico-Remote-Addr"
+	hdrRemotePort   = "X-Portico-Remote-Port"
+	hdrServerName   = "X-Portico-Server-Name"
+	hdrServerPort   = "X-Portico-Server-Port"
+	hdrScheme       = "X-Portico-Scheme"
+	hdrProtocol     = "X-Portico-Protocol"
+	hdrRequestURI   = "X-Portico-Request-Uri"
+	hdrAdapterError = "X-Portico-Error" // response: the app raised; body is the adapter's 500
+)
+
+// memBody is how much of a request body is held in memory; beyond it the
+// body is spooled to an unlinked temp file in the pool's folder.
+const memBody = 256 << 10
+
+// ServeHTTP reads the request body, takes an idle worker and relays the
+// request to it, streaming the response back.
+func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !p.enter() {
+		w.Header().Set("Retry-After", "1")
+		errorpage.Write(w, r, http.StatusServiceUnavailable)
+		return
+	}
+	defer p.leave()
+
+	// The whole body first: a slow client must never hold a sync worker.
+	body, err := readBody(r, p.dir)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			w.Header().Set("Connection", "close")
+			errorpage.Write(w, r, http.StatusRequestEntityTooLarge)
+		case r.Context().Err() != nil:
+			// The client went away while sending.
+		default:
+			p.log.Warn("wsgi: reading request body", "path", r.URL.Path, "err", err)
+			errorpage.Write(w, r, http.StatusBadRequest)
+		}
+		return
+	}
+	defer body.Close()
+
+	retried := false
+	for attempt := 0; attempt <= len(p.workers); attempt++ {
+		pr, err := p.acquire(r.Context())
+		if err != nil {
+			if r.Context().Err() != nil {
+				return
+			}
+			p.log.Warn("wsgi: no idle worker", "path", r.URL.Path, "err", err, "wait", time.Duration(p.queueWait.Load()))
+			w.Header().Set("Retry-After", "1")
+			errorpage.Write(w, r, http.StatusServiceUnavailable)
+			return
+		}
+		switch p.relay(w, r, pr, body) {
+		case done:
+			return
+		case notDelivered:
+			continue // the app never saw it: another worker
+		case workerDied:
+			// The worker died while the app had the request (not a
+			// timeout). Safe methods get one more try elsewhere, so a
+			// crash or an outside kill does not drop them.
+			if !retried && (r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions) {
+				retried = true
+				continue
+			}
+			errorpage.Write(w, r, http.StatusBadGateway)
+			return
+		}
+	}
+	errorpage.Write(w, r, http.StatusBadGateway)
+}
+
+type relayResult int
+
+const (
+	done         relayResult = iota // answered (or the client is gone)
+	notDelivered                    // could not connect; nothing written
+	workerDied                      // no response; nothing written
+)
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// relay sends r to worker pr and copies the answer to w. It owns pr: it
+// returns it to the idle set, or kills it when it is frozen.
+func (p *Pool) relay(w http.ResponseWriter, r *http.Request, pr *proc, body *reqBody) relayResult {
+	// The worker's timer, not the client, decides when the app is cut
+	// off: a client that leaves mid-request does not free a sync worker
+	// that is still computing, so the worker stays taken until it answers.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	defer cancel()
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(p.timeout, func() {
+		timedOut.Store(true)
+		pr.kill("request exceeded timeout " + p.timeout.String() + ": " + r.Method + " " + r.URL.Path)
+		cancel()
+	})
+	defer timer.Stop()
+
+	resp, err := pr.w.transport.RoundTrip(p.outRequest(ctx, r, body))
+	if err != nil {
+		timer.Stop()
+		var de *dialError
+		switch {
+		case timedOut.Load():
+			p.log.Warn("wsgi: request timed out; worker killed and replaced",
+				"worker", pr.w.id, "pid", pr.pid, "path", r.URL.Path, "timeout", p.timeout)
+			errorpage.Write(w, r, http.StatusGatewayTimeout)
+			return done
+		case errors.As(err, &de):
+			p.log.Warn("wsgi: worker unreachable; trying another", "worker", pr.w.id, "pid", pr.pid, "err", err)
+			pr.kill("unreachable: " + de.Error())
+			return notDelivered
+		default:
+			p.log.Error("wsgi: worker failed during request", "worker", pr.w.id, "pid", pr.pid,
+				"path", r.URL.Path, "err", err)
+			// Give the supervisor a moment to see an exit, so the retry
+			// does not pick a dying worker; a live one is reusable (each
+			// request has its own connection).
+			waitDone(pr, 50*time.Millisecond)
+			p.release(pr)
+			return workerDied
+		}
+	}
+
+	var clientGone atomic.Bool
+	stopWatch := context.AfterFunc(r.Context(), func() {
+		// The client left: closing the connection makes the adapter's next
+		// write fail, which ends the app's iterable (close() is called).
+		clientGone.Store(true)
+		resp.Body.Close()
+	})
+	defer stopWatch()
+
+	if resp.Header.Get(hdrAdapterError) != "" {
+		// The app raised before it started its response; the traceback is
+		// in the log. Answer with portico's own error page.
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		timer.Stop()
+		p.release(pr)
+		errorpage.Write(w, r, http.StatusInternalServerError)
+		return done
+	}
+
+	h := w.Header()
+	for k, vv := range resp.Header {
+		if responseHopByHop(k) || strings.HasPrefix(k, privatePrefix) {
+			continue
+		}
+		h[k] = vv
+	}
+	streaming := resp.ContentLength < 0
+	rc := http.NewResponseController(w)
+	w.WriteHeader(resp.StatusCode)
+	if streaming {
+		_ = rc.Flush() // the status reaches the client before the first chunk
+	}
+
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var readErr error
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			timer.Reset(p.timeout) // progress: the worker is not frozen
+			if !clientGone.Load() {
+				if _, werr := w.Write(buf[:n]); werr != nil {
+					clientGone.Store(true)
+					resp.Body.Close()
+				} else if streaming {
+					_ = rc.Flush()
+				}
+			}
+		}
+		if err != nil {
+			if err != io.EOF {
+				readErr = err
+			}
+			break
+		}
+	}
+	resp.Body.Close()
+	timer.Stop()
+	switch {
+	case timedOut.Load():
+		p.log.Warn("wsgi: response stalled past timeout; worker killed and replaced",
+			"worker", pr.w.id, "pid", pr.pid, "path", r.URL.Path, "timeout", p.timeout)
+	case clientGone.Load():
+		p.release(pr)
+		return done
+	case readErr != nil:
+		p.log.Warn("wsgi: response cut short by the worker", "worker", pr.w.id, "pid", pr.pid,
+			"path", r.URL.Path, "err", readErr)
+		waitDone(pr, 50*time.Millisecond)
+		p.release(pr)
+	default:
+		p.release(pr)
+		return done
+	}
+	// The client must not take a truncated body for a whole one.
+	panic(http.ErrAbortHandler)
+}
+
+// outRequest builds the request to a worker: the client's method, path,
+// query and safe headers, plus the private headers the adapter needs.
+func (p *Pool) outRequest(ctx context.Context, r *http.Request, body *reqBody) *http.Request {
+	u := *r.URL
+	u.Scheme, u.Host, u.User, u.Opaque, u.Fragment = "http", "wsgi", nil, "", ""
+	if u.Path == "" {
+		u.Path, u.RawPath = "/", ""
+	}
+	out := (&http.Request{
+		Method:     r.Method,
+		URL:        &u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     forwardHeaders(r.Header),
+		Host:       "wsgi",
+	}).WithContext(ctx)
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header["User-Agent"] = []string{""} // not Go's default
+	}
+	// An empty POST, PUT or PATCH still gets "Content-Length: 0" from the
+	// Transport, so the app sees CONTENT_LENGTH=0.
+	if body.size > 0 {
+		out.ContentLength = body.size
+		out.Body = body.reader()
+		out.GetBody = func() (io.ReadCloser, error) { return body.reader(), nil }
+	}
+
+	h := out.Header
+	path := r.URL.Path
+	if p.prefix != "" && strings.HasPrefix(path, p.prefix) &&
+		(len(path) == len(p.prefix) || path[len(p.prefix)] == '/') {
+		h.Set(hdrScriptName, p.prefix)
+	}
+	if r.Host != "" {
+		h.Set(hdrHost, r.Host)
+	}
+	remoteIP, remotePort := splitHostPort(r.RemoteAddr)
+	if remoteIP != "" {
+		h.Set(hdrRemoteAddr, remoteIP)
+	}
+	if remotePort != "" {
+		h.Set(hdrRemotePort, remotePort)
+	}
+	var localIP, localPort string
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		localIP, localPort = splitHostPort(a.String())
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if localPort == "" {
+		// Never the port named in Host: the client chose that.
+		localPort = map[string]string{"http": "80", "https": "443"}[scheme]
+	}
+	serverName, _ := splitHostPort(r.Host)
+	if serverName == "" {
+		serverName = localIP
+	}
+	if serverName == "" {
+		serverName = "localhost"
+	}
+	h.Set(hdrServerName, serverName)
+	h.Set(hdrServerPort, localPort)
+	h.Set(hdrScheme, scheme)
+	h.Set(hdrProtocol, r.Proto)
+	if uri := r.RequestURI; uri != "" && printable(uri) {
+		h.Set(hdrRequestURI, uri)
+	}
+	return out
+}
+
+// forwardHeaders copies the request headers that may reach the app.
+//
+// Dropped, with the threat each stops:
+//   - Proxy: it would become HTTP_PROXY, which many HTTP clients take as
+//     their outbound proxy (httpoxy, CVE-2016-5385).
+//   - names with "_" or any byte but letters, digits and "-": X_User and
+//     X-User would both become HTTP_X_USER, so a client could shadow a
+//     header set by a trusted proxy in front (header aliasing).
+//   - X-Portico-*: only portico may set them (client address, scheme...).
+//   - hop-by-hop headers, and those the client's Connection names.
+//   - Expect: the body has already been read.
+func forwardHeaders(in http.Header) http.Header {
+	out := make(http.Header, len(in)+9)
+	var connTokens []string
+	for _, v := range in["Connection"] {
+		for _, t := range strings.Split(v, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				connTokens = append(connTokens, http.CanonicalHeaderKey(t))
+			}
+		}
+	}
+	for k, vv := range in {
+		if !envSafeName(k) {
+			continue
+		}
+		ck := http.CanonicalHeaderKey(k)
+		switch ck {
+		case "Proxy", "Host", "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer",
+			"Transfer-Encoding", "Upgrade", "Expect", "Content-Length":
+			continue
+		}
+		if strings.HasPrefix(ck, privatePrefix) {
+			continue
+		}
+		if len(connTokens) > 0 && contains(connTokens, ck) {
+			continue
+		}
+		out[ck] = append(out[ck], vv...)
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// envSafeName reports whether a header name maps to exactly one HTTP_*
+// variable: only letters, digits and "-".
+func envSafeName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func responseHopByHop(k string) bool {
+	switch k {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
+// reqBody is a request body read in full: in memory, or spooled to an
+// unlinked temp file when large. It can be replayed for a retry.
+type reqBody struct {
+	mem  []byte
+	file *os.File
+	size int64
+}
+
+func (b *reqBody) reader() io.ReadCloser {
+	if b.file != nil {
+		return io.NopCloser(io.NewSectionReader(b.file, 0, b.size))
+	}
+	return io.NopCloser(bytes.NewReader(b.mem))
+}
+
+func (b *reqBody) Close() {
+	if b.file != nil {
+		b.file.Close()
+	}
+}
+
+// readBody reads r's body to the end (bounded by the server's
+// http.MaxBytesReader, which yields *http.MaxBytesError beyond the limit).
+func readBody(r *http.Request, dir string) (*reqBody, error) {
+	b := &reqBody{}
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return b, nil
+	}
+	initial := int64(4 << 10)
+	if r.ContentLength > 0 {
+		initial = min(r.ContentLength, memBody)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, initial))
+	n, err := io.Copy(buf, io.LimitReader(r.Body, memBody+1))
+	if err != nil {
+		return nil, err
+	}
+	if n <= memBody {
+		b.mem, b.size = buf.Bytes(), n
+		return b, nil
+	}
+	f, err := os.CreateTemp(dir, "body-")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(f.Name()) // the open descriptor keeps it; nothing is left behind
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	m, err := io.Copy(f, r.Body)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	b.file, b.size = f, n+m
+	return b, nil
+}

@@ -1,0 +1,407 @@
+// Package wsgi runs a Python WSGI app (PEP 3333) in a pool of supervised
+// worker processes and serves HTTP requests with it.
+//
+// Each worker is a Python process running portico's bundled adapter
+// (adapter.py, embedded in the binary): it imports the app, then serves
+// HTTP/1.1 on a private unix socket, one request at a time (a sync worker).
+// The Pool in front of the workers:
+//
+//   - starts all workers in parallel, and fails New with the app's own error
+//     (ModuleNotFoundError, SyntaxError, missing callable) when the import
+//     fails, within a bounded time;
+//   - reads each request body completely before it takes a worker, so a slow
+//     client never ties up a sync worker (the server's body limit applies);
+//   - gives a request the next idle worker, or waits a bounded time for one
+//     (then 503 with Retry-After);
+//   - bounds each request with cfg.Timeout: a worker that has not answered,
+//     or whose streamed answer has not progressed, within it is frozen; the
+//     client gets 504 (or a cut response) and the worker's whole process
+//     group is killed and replaced;
+//   - restarts a worker that dies (with backoff when it keeps dying), while
+//     the other workers serve; a request that could not reach a dead worker
+//     goes to another one;
+//   - streams responses back as the app produces them;
+//   - on Close, finishes the requests in flight, then SIGTERM, then SIGKILL
+//     for each process group, and reaps every child.
+//
+// What Python cannot know (the client's address, the port the client
+// connected to, the scheme, the route prefix) travels in X-Portico-* request
+// headers that the Pool sets after deleting any a client sent, and that the
+// adapter turns into the environ. Request headers that would be unsafe in an
+// environ are dropped here: Proxy (httpoxy: HTTP_PROXY) and any name with
+// "_" or another byte that is not a letter, digit or "-" (header aliasing:
+// X_User and X-User would both be HTTP_X_USER).
+package wsgi
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"portico/internal/config"
+)
+
+//go:embed adapter.py
+var adapterSource []byte
+
+// Defaults for fields a caller may leave zero (config.Load fills them too).
+const (
+	defaultWorkers = 2
+	defaultPython  = "python3"
+	defaultTimeout = 30 * time.Second
+)
+
+// startTimeout bounds a worker's start: the app's import and the adapter's
+// "ready". A slow import (big frameworks) fits easily; a hung one fails.
+var startTimeout = 60 * time.Second
+
+// Options are what the server passes besides the route's config.
+type Options struct {
+	// Logger receives worker output (one record per line, tagged with the
+	// worker and its pid), restarts and request failures. Nil: discard.
+	Logger *slog.Logger
+	// Prefix is the route's path prefix without its trailing slash ("/app"
+	// for a route at "/app/"). It becomes SCRIPT_NAME and the rest of the
+	// path PATH_INFO. The request reaches ServeHTTP with its full path.
+	Prefix string
+}
+
+// Pool is an http.Handler serving a WSGI app from supervised workers.
+type Pool struct {
+	cfg     config.WSGI
+	log     *slog.Logger
+	prefix  string
+	python  string // resolved interpreter path
+	dir     string // private temp folder: adapter.py, sockets, spooled bodies
+	adapter string
+	timeout time.Duration
+
+	workers []*worker
+	idle    chan *proc // idle workers, in the order they became idle
+
+	// Tunables, set in New (tests may change them before serving).
+	queueWait    atomic.Int64  // how long a request waits for an idle worker (ns)
+	maxWaiting   int64         // requests waiting beyond this get 503 at once
+	startTimeout time.Duration
+
+	waiting     atomic.Int64
+	supervisors sync.WaitGroup
+	stop        chan struct{} // closed when the workers are being stopped
+
+	mu       sync.Mutex
+	closed   bool // no new requests
+	stopping bool // no new processes
+	inflight int
+	drained  chan struct{} // closed when inflight drops to 0 after closed
+	closeErr error
+	closeEnd chan struct{}
+}
+
+var _ http.Handler = (*Pool)(nil)
+
+// New starts cfg.Workers processes in parallel and returns when all of them
+// have imported the app and listen, or with the first failure's reason.
+func New(cfg config.WSGI, opts Options) (*Pool, error) {
+	if cfg.Workers <= 0 {
+		cfg.Workers = defaultWorkers
+	}
+	if cfg.Python == "" {
+		cfg.Python = defaultPython
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = config.Duration(defaultTimeout)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	fail := func(err error) error { return fmt.Errorf("wsgi app %q: %w", cfg.App, err) }
+	mod, callable, ok := strings.Cut(cfg.App, ":")
+	if !ok || mod == "" || callable == "" {
+		return nil, fail(errors.New(`want "module:callable"`))
+	}
+	if cfg.Dir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, fail(err)
+		}
+		cfg.Dir = wd
+	}
+	if fi, err := os.Stat(cfg.Dir); err != nil {
+		return nil, fail(fmt.Errorf("dir: %w", err))
+	} else if !fi.IsDir() {
+		return nil, fail(fmt.Errorf("dir %s is not a folder", cfg.Dir))
+	}
+	python, err := exec.LookPath(cfg.Python)
+	if err != nil {
+		return nil, fail(fmt.Errorf("python %q: %w", cfg.Python, err))
+	}
+	// A short folder keeps socket paths under the 108-byte unix limit.
+	dir, err := os.MkdirTemp("", "portico-wsgi-")
+	if err != nil {
+		return nil, fail(err)
+	}
+	adapter := filepath.Join(dir, "adapter.py")
+	if err := os.WriteFile(adapter, adapterSource, 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, fail(err)
+	}
+	p := &Pool{
+		cfg:          cfg,
+		log:          log,
+		prefix:       strings.TrimRight(opts.Prefix, "/"),
+		python:       python,
+		dir:          dir,
+		adapter:      adapter,
+		timeout:      cfg.Timeout.D(),
+		idle:         make(chan *proc, cfg.Workers),
+		maxWaiting:   int64(64 + 16*cfg.Workers),
+		startTimeout: startTimeout,
+		stop:         make(chan struct{}),
+		closeEnd:     make(chan struct{}),
+	}
+	p.queueWait.Store(int64(cfg.Timeout.D()))
+	for i := range cfg.Workers {
+		p.workers = append(p.workers, newWorker(i+1, filepath.Join(dir, fmt.Sprintf("w%d.sock", i+1)), log))
+	}
+
+	// All workers start at once: a pool of 8 is ready as soon as one is.
+	procs := make([]*proc, len(p.workers))
+	errs := make([]error, len(p.workers))
+	var wg sync.WaitGroup
+	for i, w := range p.workers {
+		wg.Go(func() { procs[i], errs[i] = p.start(w) })
+	}
+	wg.Wait()
+	if err := firstError(errs); err != nil {
+		p.mu.Lock()
+		p.stopping = true
+		p.mu.Unlock()
+		close(p.stop)
+		for _, pr := range procs {
+			if pr != nil {
+				pr.kill("another worker failed to start")
+				<-pr.done
+			}
+		}
+		os.RemoveAll(dir)
+		return nil, fail(err)
+	}
+	for i, w := range p.workers {
+		p.supervisors.Add(1)
+		go p.supervise(w, procs[i])
+		p.release(procs[i])
+	}
+	log.Info("wsgi: workers ready", "app", cfg.App, "workers", cfg.Workers, "python", python)
+	return p, nil
+}
+
+func firstError(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Pool) isStopping() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stopping
+}
+
+// release makes pr available to the next request, unless it has exited.
+func (p *Pool) release(pr *proc) {
+	if !pr.alive() {
+		return
+	}
+	select {
+	case p.idle <- pr:
+	default: // cannot happen: one token per live process
+	}
+}
+
+var (
+	errBusy   = errors.New("no worker became idle in time")
+	errClosed = errors.New("wsgi pool closed")
+)
+
+// acquire takes the next idle worker, waiting up to queueWait.
+func (p *Pool) acquire(ctx context.Context) (*proc, error) {
+	for {
+		select {
+		case pr := <-p.idle:
+			if pr.alive() {
+				return pr, nil
+			}
+			continue // died while idle; its supervisor replaces it
+		default:
+		}
+		break
+	}
+	if p.waiting.Add(1) > p.maxWaiting {
+		p.waiting.Add(-1)
+		return nil, errBusy
+	}
+	defer p.waiting.Add(-1)
+	t := time.NewTimer(time.Duration(p.queueWait.Load()))
+	defer t.Stop()
+	for {
+		select {
+		case pr := <-p.idle:
+			if pr.alive() {
+				return pr, nil
+			}
+		case <-t.C:
+			return nil, errBusy
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-p.stop:
+			return nil, errClosed
+		}
+	}
+}
+
+func (p *Pool) enter() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.inflight++
+	return true
+}
+
+func (p *Pool) leave() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.inflight--
+	if p.inflight == 0 && p.drained != nil {
+		close(p.drained)
+		p.drained = nil
+	}
+}
+
+// Grace between SIGTERM and SIGKILL when ctx allows more.
+const termGrace = 5 * time.Second
+
+// Close stops accepting requests (503), waits for those in flight (until
+// ctx ends), then stops the workers: SIGTERM to each process group, SIGKILL
+// after termGrace or when ctx ends, and waits until every process is reaped.
+// It removes the pool's temp folder. Calling it again waits for the first
+// call and returns its result.
+func (p *Pool) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		select {
+		case <-p.closeEnd:
+			return p.closeErr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	p.closed = true
+	var drained chan struct{}
+	if p.inflight > 0 {
+		drained = make(chan struct{})
+		p.drained = drained
+	}
+	p.mu.Unlock()
+
+	var errs []error
+	if drained != nil {
+		select {
+		case <-drained:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("wsgi: requests still in flight: %w", ctx.Err()))
+		}
+	}
+
+	p.mu.Lock()
+	p.stopping = true
+	var procs []*proc
+	for _, w := range p.workers {
+		if w.cur != nil {
+			procs = append(procs, w.cur)
+		}
+	}
+	p.mu.Unlock()
+	close(p.stop)
+	for _, pr := range procs {
+		pr.signal(syscall.SIGTERM)
+	}
+	done := make(chan struct{})
+	go func() {
+		p.supervisors.Wait()
+		close(done)
+	}()
+	grace := time.NewTimer(termGrace)
+	defer grace.Stop()
+	select {
+	case <-done:
+	case <-grace.C:
+	case <-ctx.Done():
+	}
+	select {
+	case <-done:
+	default:
+		for _, pr := range procs {
+			pr.kill("did not stop after SIGTERM")
+		}
+		// SIGKILL cannot be ignored; only a process stuck in the kernel
+		// (uninterruptible I/O) could keep us here.
+		kt := time.NewTimer(termGrace)
+		select {
+		case <-done:
+		case <-kt.C:
+			errs = append(errs, errors.New("wsgi: a worker did not exit after SIGKILL"))
+		}
+		kt.Stop()
+	}
+	for _, w := range p.workers {
+		w.transport.CloseIdleConnections()
+	}
+	if err := os.RemoveAll(p.dir); err != nil {
+		errs = append(errs, err)
+	}
+	p.closeErr = errors.Join(errs...)
+	close(p.closeEnd)
+	p.log.Info("wsgi: workers stopped", "app", p.cfg.App)
+	return p.closeErr
+}
+
+// pids lists the live worker processes (for tests and diagnostics).
+func (p *Pool) pids() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []int
+	for _, w := range p.workers {
+		if w.cur != nil && w.cur.alive() {
+			out = append(out, w.cur.pid)
+		}
+	}
+	return out
+}
+
+// splitHostPort is net.SplitHostPort that tolerates a missing port.
+func splitHostPort(addr string) (host, port string) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]"), ""
+	}
+	return h, p
+}
