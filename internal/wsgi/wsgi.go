@@ -92,8 +92,8 @@ type Pool struct {
 	idle    chan *proc // idle workers, in the order they became idle
 
 	// Tunables, set in New (tests may change them before serving).
-	queueWait    atomic.Int64  // how long a request waits for an idle worker (ns)
-	maxWaiting   int64         // requests waiting beyond this get 503 at once
+	queueWait    atomic.Int64 // how long a request waits for an idle worker (ns)
+	maxWaiting   int64        // requests waiting beyond this get 503 at once
 	startTimeout time.Duration
 
 	waiting     atomic.Int64

@@ -670,4 +670,3 @@ func TestForwardHeaders(t *testing.T) {
 		}
 	}
 }
-
