@@ -354,3 +354,54 @@ listen = ["127.0.0.1:0"]
 		}
 	})
 }
+
+// TestProxyBodyLimit: a chunked upload past max_body_size on a proxy route
+// is 413, and does not take the upstream out of rotation.
+func TestProxyBodyLimit(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, err := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "got %d %v", n, err)
+	})}
+	go up.Serve(ln)
+	t.Cleanup(func() { up.Close() })
+	p := startConfig(t, t.TempDir(), `
+[server]
+access_log = "off"
+max_body_size = "1MB"
+[[site]]
+listen = ["127.0.0.1:0"]
+  [[site.route]]
+  path = "/"
+  proxy = { upstreams = ["http://`+ln.Addr().String()+`"] }
+`, 1)
+	pr, pw := io.Pipe()
+	go func() {
+		buf := make([]byte, 64<<10)
+		for i := 0; i < 64; i++ { // 4 MB, length unknown: chunked
+			if _, err := pw.Write(buf); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", p.URL("/upload"), pr)
+	resp, err := client.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("oversized chunked upload: status %d, want 413", resp.StatusCode)
+		}
+	}
+	pr.Close()
+	resp, body := do(t, "POST", p.URL("/small"), strings.NewReader("hello"))
+	if resp.StatusCode != 200 || body != "got 5 <nil>" {
+		t.Errorf("after the 413: got %d %q", resp.StatusCode, body)
+	}
+	if strings.Contains(p.Stderr.String(), "upstream down") {
+		t.Errorf("upstream marked down by a client's body:\n%s", p.Stderr)
+	}
+}
