@@ -72,6 +72,9 @@ func TestUnixSocketUpstream(t *testing.T) {
 	}
 	var gotHost string
 	up := serveUpstream(t, ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			return
+		}
 		gotHost = r.Host
 		io.WriteString(w, "unix "+r.URL.Path)
 	}))
@@ -82,6 +85,15 @@ func TestUnixSocketUpstream(t *testing.T) {
 	}
 	if gotHost != "localhost" {
 		t.Errorf("Host: got %q, want %q", gotHost, "localhost")
+	}
+
+	// Active health checks reach the socket too.
+	hh := newHandler(t, config.Proxy{Upstreams: []string{up.URL},
+		Health: &config.Health{Path: "/healthz", Interval: ms(20)}}, Options{})
+	before := up.reqs.Load()
+	waitFor(t, 3*time.Second, "a health check over the socket", func() bool { return up.reqs.Load() > before })
+	if hh.pool.ups[0].activeDown.Load() {
+		t.Error("healthy unix upstream marked down")
 	}
 }
 
