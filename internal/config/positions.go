@@ -18,7 +18,8 @@ type positions struct {
 	// same indexed key path, so Load can reject values the decoder would
 	// accept silently (a bare integer as a duration means nanoseconds).
 	kinds map[string]unstable.Kind
-	order []string // keys of kinds in document order, for stable reports
+	order []string       // keys of kinds in document order, for stable reports
+	plain map[string]int // lines by key without indices, built on demand
 }
 
 // scanPositions walks the TOML document once. Parse errors are ignored here:
@@ -143,15 +144,31 @@ func (ps *positions) at(path string) Position {
 	if ps == nil {
 		return Position{}
 	}
-	for p := path; p != ""; {
-		if l, ok := ps.lines[p]; ok {
-			return Position{File: ps.file, Line: l}
+	if l := lookupUp(ps.lines, path); l > 0 {
+		return Position{File: ps.file, Line: l}
+	}
+	// A single table where an array of tables was expected ([site.route]
+	// or [[site.route]] without a [[site]] decode as one-element arrays)
+	// is indexed differently: compare without indices.
+	if ps.plain == nil {
+		ps.plain = map[string]int{}
+		for k, l := range ps.lines {
+			if pk := keyName(k); ps.plain[pk] == 0 || l < ps.plain[pk] {
+				ps.plain[pk] = l
+			}
 		}
-		// A single table where an array of tables was expected
-		// ([site.route] decodes as a one-element array) is indexed
-		// without the [0].
-		if l, ok := ps.lines[keyName(p)]; ok {
-			return Position{File: ps.file, Line: l}
+	}
+	if l := lookupUp(ps.plain, keyName(path)); l > 0 {
+		return Position{File: ps.file, Line: l}
+	}
+	return Position{File: ps.file}
+}
+
+// lookupUp finds the line of path or of its nearest ancestor.
+func lookupUp(lines map[string]int, path string) int {
+	for p := path; p != ""; {
+		if l, ok := lines[p]; ok {
+			return l
 		}
 		i := strings.LastIndexAny(p, ".[")
 		if i < 0 {
@@ -159,5 +176,5 @@ func (ps *positions) at(path string) Position {
 		}
 		p = p[:i]
 	}
-	return Position{File: ps.file}
+	return 0
 }
