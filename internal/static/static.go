@@ -127,10 +127,13 @@ func New(cfg config.Static, opts Options) (*Handler, error) {
 		if r, err := filepath.Rel(cfg.Root, hid); err == nil && filepath.IsLocal(r) || r == "." {
 			h.hiddenRel = append(h.hiddenRel, filepath.ToSlash(r))
 		}
-		if real, err := filepath.EvalSymlinks(hid); err == nil {
-			h.hiddenReal = append(h.hiddenReal, real)
-		} else {
-			h.hiddenReal = append(h.hiddenReal, filepath.Clean(hid))
+		real, err := filepath.EvalSymlinks(hid)
+		if err != nil {
+			real = filepath.Clean(hid)
+		}
+		h.hiddenReal = append(h.hiddenReal, real)
+		if r, err := filepath.Rel(real, rootReal); err == nil && filepath.IsLocal(r) {
+			h.log.Warn("static: the whole root is inside a hidden (cgi) folder: no file will be served", "root", cfg.Root, "hidden", hid)
 		}
 	}
 	h.cache = fileCache{

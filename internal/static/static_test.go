@@ -2,6 +2,7 @@ package static
 
 import (
 	"fmt"
+	"log/slog"
 	"mime"
 	"mime/multipart"
 	"net"
@@ -697,5 +698,25 @@ func replace(t *testing.T, path string, data []byte) {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestHideWholeRoot: a cgi root that is the static root hides everything,
+// and New says so in the log.
+func TestHideWholeRoot(t *testing.T) {
+	root, _ := fixture(t)
+	var logged strings.Builder
+	h, err := New(config.Static{Root: root, Hide: []string{root}}, Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	for _, p := range []string{"/", "/digits.txt", "/sub/file.txt"} {
+		if w := do(h, "GET", p); w.Code != 404 {
+			t.Errorf("%s: got %d, want 404", p, w.Code)
+		}
+	}
+	if !strings.Contains(logged.String(), "hidden") {
+		t.Errorf("no warning logged: %q", logged.String())
 	}
 }
