@@ -113,8 +113,12 @@ func Load(path string) (*Config, error) {
 			if inc == nil {
 				continue
 			}
-			if !serverEmpty(inc.Server) {
-				probs = append(probs, Problem{ips.at("server"), "[server] is only allowed in the main config file"})
+			if !serverEmpty(inc.Server) || ips.has("server") {
+				pos := ips.first("server")
+				if pos.Line == 0 {
+					pos.Line = 1
+				}
+				probs = append(probs, Problem{pos, "[server] is only allowed in the main config file"})
 			}
 			resolveSites(inc.Sites, filepath.Dir(m), ips, 0)
 			for range inc.Sites {
@@ -177,7 +181,7 @@ func decodeFile(path string, included bool) (*Config, *positions, Problems) {
 	return &cfg, ps, nil
 }
 
-// MaxConfigSize bounds one config file; a bigger one is surely a mistake
+// maxConfigSize bounds one config file; a bigger one is surely a mistake
 // (an include glob that matched a log file, /dev/zero).
 const maxConfigSize = 8 << 20
 

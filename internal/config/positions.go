@@ -161,6 +161,18 @@ func (ps *positions) at(path string) Position {
 	if l := lookupUp(ps.plain, keyName(path)); l > 0 {
 		return Position{File: ps.file, Line: l}
 	}
+	// Only deeper keys are written ([site.route.cgi] alone implies the
+	// route): the first line below the nearest ancestor that has any.
+	for p := keyName(path); p != ""; {
+		if l := firstUnder(ps.plain, p); l > 0 {
+			return Position{File: ps.file, Line: l}
+		}
+		i := strings.LastIndexByte(p, '.')
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
 	return Position{File: ps.file}
 }
 
@@ -177,4 +189,26 @@ func lookupUp(lines map[string]int, path string) int {
 		p = p[:i]
 	}
 	return 0
+}
+
+// has reports whether the file sets key or anything below it.
+func (ps *positions) has(key string) bool { return ps.first(key).Line > 0 }
+
+// first is the position of the first line that sets key or anything below
+// it ([server], or a dotted server.include = ...).
+func (ps *positions) first(key string) Position {
+	return Position{File: ps.file, Line: firstUnder(ps.lines, key)}
+}
+
+// firstUnder is the smallest line of key or of a key below it; 0 if none.
+func firstUnder(lines map[string]int, key string) int {
+	line := 0
+	for k, l := range lines {
+		if k == key || strings.HasPrefix(k, key+".") || strings.HasPrefix(k, key+"[") {
+			if line == 0 || l < line {
+				line = l
+			}
+		}
+	}
+	return line
 }
