@@ -178,11 +178,36 @@ func New(cfg config.CGI, opts Options) (*Handler, error) {
 		}
 	}
 
+	closeInheritedOnce.Do(closeInheritedOnExec)
+
 	h.fsroot, err = os.OpenRoot(root)
 	if err != nil {
 		return nil, fmt.Errorf("cgi root: %w", err)
 	}
 	return h, nil
+}
+
+var closeInheritedOnce sync.Once
+
+// closeInheritedOnExec marks every descriptor above stderr close-on-exec.
+// Go opens all its files that way, but descriptors portico inherited from
+// whatever started it (a shell's pipe, a supervisor's socket) are not, and
+// every script would inherit them in turn. Done once, the first time a CGI
+// handler is built; explicit passing (exec.Cmd.ExtraFiles) is unaffected.
+func closeInheritedOnExec() {
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	names, _ := d.Readdirnames(-1)
+	self := int(d.Fd())
+	for _, name := range names {
+		fd, err := strconv.Atoi(name)
+		if err == nil && fd > 2 && fd != self {
+			syscall.CloseOnExec(fd)
+		}
+	}
+	d.Close()
 }
 
 // credential returns the uid/gid scripts run as, or nil for root.

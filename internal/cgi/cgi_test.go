@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -585,6 +586,38 @@ func TestNoLeaks(t *testing.T) {
 	}
 	if z := ourZombies(); len(z) > 0 {
 		t.Errorf("zombie children: %v", z)
+	}
+}
+
+// A script inherits stdin, stdout and stderr, and no other pipe or socket
+// of portico's (listeners, client connections, other scripts' pipes).
+func TestNoInheritedDescriptors(t *testing.T) {
+	root := newRoot(t)
+	writeFile(t, root, "fds.sh", "#!/bin/sh\necho 'Content-Type: text/plain'\necho\nls -l /proc/$$/fd\n", 0o755)
+	linkHelper(t, root, "sleepy")
+	f := newFixture(t, testCfg(root), Options{})
+	// Another script running at the same time has pipes open in portico.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, resp := f.readFirstLine(t, ctx, "/cgi-bin/sleepy")
+	defer resp.Body.Close()
+	res := f.do(t, "POST", "/cgi-bin/fds.sh", strings.NewReader("x"))
+	n := 0
+	for _, line := range strings.Split(res.body, "\n") {
+		fields := strings.Fields(line)
+		i := slices.Index(fields, "->")
+		if i < 1 {
+			continue
+		}
+		n++
+		fd, _ := strconv.Atoi(fields[i-1])
+		target := strings.Join(fields[i+1:], " ")
+		if fd > 2 && (strings.HasPrefix(target, "pipe:") || strings.HasPrefix(target, "socket:") || strings.HasPrefix(target, "anon_inode:")) {
+			t.Errorf("script inherited fd %d -> %s", fd, target)
+		}
+	}
+	if n < 3 {
+		t.Fatalf("listing: %q", res.body)
 	}
 }
 
