@@ -2,6 +2,7 @@ package static
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"mime/multipart"
@@ -718,5 +719,72 @@ func TestHideWholeRoot(t *testing.T) {
 	}
 	if !strings.Contains(logged.String(), "hidden") {
 		t.Errorf("no warning logged: %q", logged.String())
+	}
+}
+
+// TestHiddenThroughSymlinkedParent: a link to the root (or any parent of a
+// hidden folder) must not open a second way to the scripts.
+func TestHiddenThroughSymlinkedParent(t *testing.T) {
+	h, root := newHandler(t, nil, Options{})
+	if err := os.Symlink(".", filepath.Join(root, "again")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("cgi-bin", filepath.Join(root, "scripts")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path string
+		code int
+	}{
+		{"/again/digits.txt", 200},
+		{"/again/cgi-bin/script.py", 404},
+		{"/again/again/cgi-bin/script.py", 404},
+		{"/scripts/script.py", 404},
+		{"/scripts/", 404},
+	} {
+		if w := do(h, "GET", c.path); w.Code != c.code {
+			t.Errorf("%s: got %d, want %d", c.path, w.Code, c.code)
+		}
+	}
+}
+
+// readFromRecorder records what the handler hands to ReadFrom.
+type readFromRecorder struct {
+	*httptest.ResponseRecorder
+	srcs []string
+}
+
+func (w *readFromRecorder) ReadFrom(src io.Reader) (int64, error) {
+	desc := fmt.Sprintf("%T", src)
+	if lr, ok := src.(*io.LimitedReader); ok {
+		desc += fmt.Sprintf("(%T)", lr.R)
+	}
+	w.srcs = append(w.srcs, desc)
+	return io.Copy(w.ResponseRecorder, src)
+}
+
+// TestLargeFilesUseSendfile checks that large files reach the
+// ResponseWriter's ReadFrom as an *os.File (under an io.LimitedReader),
+// which is what lets net/http use sendfile.
+func TestLargeFilesUseSendfile(t *testing.T) {
+	h, _ := newHandler(t, nil, Options{})
+	for _, c := range []struct {
+		rng  string
+		want int
+	}{{"", 1}, {"bytes=10-20", 1}, {"bytes=0-1,100-200", 2}} {
+		w := &readFromRecorder{ResponseRecorder: httptest.NewRecorder()}
+		r := httptest.NewRequest("GET", "/big.bin", nil)
+		if c.rng != "" {
+			r.Header.Set("Range", c.rng)
+		}
+		h.ServeHTTP(w, r)
+		if len(w.srcs) != c.want {
+			t.Fatalf("%q: got %d ReadFrom calls (%q), want %d", c.rng, len(w.srcs), w.srcs, c.want)
+		}
+		for _, s := range w.srcs {
+			if s != "*io.LimitedReader(*os.File)" {
+				t.Errorf("%q: got ReadFrom(%s), want ReadFrom(*io.LimitedReader(*os.File))", c.rng, s)
+			}
+		}
 	}
 }
