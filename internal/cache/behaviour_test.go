@@ -488,3 +488,16 @@ func TestWrappersKeepReaderFromAndFlusher(t *testing.T) {
 		})
 	}
 }
+
+func TestStats(t *testing.T) {
+	o := newOrigin(nil, 200, "x", "Cache-Control", "max-age=60")
+	h := newTestCache(t, config.Cache{}, o, nil)
+	do(h, "GET", "http://a.test/1")
+	do(h, "GET", "http://a.test/1")
+	do(h, "GET", "http://a.test/1")
+	do(h, "POST", "http://a.test/2")
+	s := h.Stats()
+	if s.Hits != 2 || s.Misses != 1 || s.Bypass != 1 || s.Stored != 1 || s.Entries != 1 || s.Bytes <= 0 {
+		t.Errorf("Stats = %+v", s)
+	}
+}

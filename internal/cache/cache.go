@@ -65,6 +65,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"portico/internal/config"
@@ -111,6 +112,8 @@ type Handler struct {
 	mu      sync.Mutex
 	flights map[string]*flight
 	closed  bool // set by Close: no more background refreshes
+
+	stats stats
 
 	bg          sync.WaitGroup
 	now         func() time.Time
@@ -243,6 +246,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		age := e.age(now)
 		fresh := age < e.lifetime
 		if fresh && !e.noCache && acceptable(rcc, e, age) {
+			h.stats.hits.Add(1)
 			h.serveEntry(w, r, e, nil, now)
 			return
 		}
@@ -251,10 +255,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// The client accepts stale (max-stale), or the response allows
 			// serving stale while one background fetch refreshes it.
 			if rcc.maxStaleAny || (rcc.maxStale >= 0 && staleFor <= time.Duration(rcc.maxStale)*time.Second) {
+				h.stats.hits.Add(1)
 				h.serveEntry(w, r, e, nil, now)
 				return
 			}
 			if e.swr > 0 && staleFor <= e.swr {
+				h.stats.hits.Add(1)
 				h.serveEntry(w, r, e, nil, now)
 				h.refreshInBackground(r, st.withStale(e, storeKey))
 				return
@@ -277,6 +283,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method == http.MethodHead {
 		// Not stored; a later GET fills the cache.
+		h.stats.misses.Add(1)
 		w.Header()["Cache-Status"] = []string{statusName + "; fwd=" + fwd}
 		h.next.ServeHTTP(w, r)
 		return
@@ -418,6 +425,7 @@ func (h *Handler) gatewayTimeout(w http.ResponseWriter) {
 
 // bypass forwards a request the cache does not handle.
 func (h *Handler) bypass(w http.ResponseWriter, r *http.Request) {
+	h.stats.bypass.Add(1)
 	w.Header()["Cache-Status"] = []string{statusName + "; fwd=bypass"}
 	h.next.ServeHTTP(w, r)
 }
@@ -429,6 +437,7 @@ func (h *Handler) serveRange(w http.ResponseWriter, r *http.Request, key string,
 		now := h.now()
 		age := e.age(now)
 		if age < e.lifetime && !e.noCache && acceptable(rcc, e, age) {
+			h.stats.hits.Add(1)
 			hh := e.hitHeaders(now, statusName)
 			dst := w.Header()
 			for k, v := range e.Header {
@@ -447,6 +456,7 @@ func (h *Handler) serveRange(w http.ResponseWriter, r *http.Request, key string,
 // invalidates the target URI and the URIs in Location and Content-Location
 // of the same origin (RFC 9111 section 4.4).
 func (h *Handler) serveUnsafe(w http.ResponseWriter, r *http.Request) {
+	h.stats.bypass.Add(1)
 	w.Header()["Cache-Status"] = []string{statusName + "; fwd=bypass"}
 	sw := &statusWriter{ResponseWriter: w}
 	h.next.ServeHTTP(sw, r)
@@ -523,6 +533,32 @@ func (h *Handler) Purge(ctx context.Context, rawURL string, prefix bool) (int, e
 	return h.store.Purge(ctx, k, func(s string) bool {
 		return s == k || strings.HasPrefix(s, k+"\x00")
 	})
+}
+
+// Stats are counters of a cache since New, for metrics.
+type Stats struct {
+	Hits    int64 // answered from the store (fresh, allowed stale, or a collapsed fetch)
+	Misses  int64 // forwarded upstream (misses and revalidations)
+	Bypass  int64 // not handled (unsafe methods, Range misses, upgrades)
+	Stored  int64 // responses stored
+	Entries int64 // objects held (memory store; -1 for redis)
+	Bytes   int64 // bytes held (memory store; -1 for redis)
+}
+
+type stats struct{ hits, misses, bypass, stored atomic.Int64 }
+
+// Stats returns the cache's counters.
+func (h *Handler) Stats() Stats {
+	s := Stats{
+		Hits: h.stats.hits.Load(), Misses: h.stats.misses.Load(),
+		Bypass: h.stats.bypass.Load(), Stored: h.stats.stored.Load(),
+		Entries: -1, Bytes: -1,
+	}
+	if m, ok := h.store.(*memoryStore); ok {
+		n, b := m.stats()
+		s.Entries, s.Bytes = int64(n), b
+	}
+	return s
 }
 
 // Close waits for background refreshes (bounded by ctx) and releases the store.
@@ -741,6 +777,7 @@ func bodyAllowed(code int) bool {
 
 // put stores an entry at its key, through a Vary marker when it varies.
 func (h *Handler) put(ctx context.Context, r *http.Request, st fetchState, e *Entry, names []string) {
+	h.stats.stored.Add(1)
 	ctx = context.WithoutCancel(ctx)
 	if len(names) == 0 {
 		h.store.Set(ctx, st.key, e)
@@ -842,6 +879,7 @@ func (h *Handler) fetch(w http.ResponseWriter, r *http.Request, st fetchState) {
 		return
 	}
 	if e := f.entry; e != nil && (len(e.VaryNames) == 0 || secondaryKey(r.Header, e.VaryNames) == e.VaryKey) {
+		h.stats.hits.Add(1)
 		h.serveEntry(w, r, e, []string{statusName + "; fwd=" + st.fwd + "; collapsed"}, h.now())
 		return
 	}
@@ -853,6 +891,7 @@ func (h *Handler) fetch(w http.ResponseWriter, r *http.Request, st fetchState) {
 // forward sends one request upstream through a fetchWriter, which streams
 // the response to the client while storing it.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, st fetchState, f *flight) {
+	h.stats.misses.Add(1)
 	fw := &fetchWriter{h: h, client: w, req: r, st: st, f: f, reqTime: h.now(), hdr: make(http.Header)}
 	defer func() {
 		if p := recover(); p != nil {
