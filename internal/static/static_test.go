@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -786,5 +787,27 @@ func TestLargeFilesUseSendfile(t *testing.T) {
 				t.Errorf("%q: got ReadFrom(%s), want ReadFrom(*io.LimitedReader(*os.File))", c.rng, s)
 			}
 		}
+	}
+}
+
+// TestFIFONotOpened: a named pipe in the root is 404 at once; opening it
+// would block the request (and the loader) until a writer appeared.
+func TestFIFONotOpened(t *testing.T) {
+	h, root := newHandler(t, func(c *config.Static) { c.Browse = true }, Options{})
+	if err := syscall.Mkfifo(filepath.Join(root, "empty", "pipe"), 0o644); err != nil {
+		t.Skip(err)
+	}
+	done := make(chan int, 1)
+	go func() { done <- do(h, "GET", "/empty/pipe").Code }()
+	select {
+	case code := <-done:
+		if code != 404 {
+			t.Errorf("got %d, want 404", code)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("request for a FIFO hangs")
+	}
+	if b := do(h, "GET", "/empty/").Body.String(); strings.Contains(b, "pipe") {
+		t.Errorf("listing shows the FIFO")
 	}
 }
