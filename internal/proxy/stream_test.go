@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -359,5 +360,70 @@ func TestHTTP2Front(t *testing.T) {
 	line, _ := bufio.NewReader(resp.Body).ReadString('\n')
 	if line != "data: first\n" || time.Since(start) > time.Second {
 		t.Errorf("SSE over HTTP/2: %q after %v", line, time.Since(start))
+	}
+}
+
+// TestExpectContinue: a client's Expect: 100-continue upload goes through
+// without waiting for a timeout, and a refusal (401 before the body) is
+// passed back without the body being sent.
+func TestExpectContinue(t *testing.T) {
+	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/deny" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "got %d", len(b))
+	}))
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
+	fe := front(t, h)
+	c := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 5 * time.Second}}
+	defer c.CloseIdleConnections()
+	for _, tc := range []struct {
+		path string
+		code int
+		body string
+	}{{"/ok", 200, "got 100000"}, {"/deny", 401, "no\n"}} {
+		req, _ := http.NewRequest("POST", fe.URL+tc.path, strings.NewReader(strings.Repeat("x", 100000)))
+		req.Header.Set("Expect", "100-continue")
+		start := time.Now()
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || string(b) != tc.body {
+			t.Errorf("%s: got %d %q, want %d %q", tc.path, resp.StatusCode, b, tc.code, tc.body)
+		}
+		if d := time.Since(start); d > 900*time.Millisecond {
+			t.Errorf("%s took %v: waited for a timeout", tc.path, d)
+		}
+	}
+}
+
+// TestEarlyHints: 1xx informational responses (103 Early Hints) are passed
+// to the client before the final response.
+func TestEarlyHints(t *testing.T) {
+	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload; as=style")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		io.WriteString(w, "page")
+	}))
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
+	fe := front(t, h)
+	conn, err := net.Dial("tcp", fe.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	all, _ := io.ReadAll(conn)
+	s := string(all)
+	i103, i200 := strings.Index(s, "HTTP/1.1 103"), strings.Index(s, "HTTP/1.1 200")
+	if i103 < 0 || i200 < i103 || !strings.Contains(s[i103:i200], "Link: </style.css>") {
+		t.Errorf("no 103 with Link before the 200:\n%s", s)
 	}
 }
