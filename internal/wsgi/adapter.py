@@ -280,6 +280,9 @@ class Handler(BaseHTTPRequestHandler):
         if not isinstance(status, str) or len(status) < 4 or not status[:3].isdigit() \
                 or status[3] != " " or "\r" in status or "\n" in status:
             raise ValueError("invalid status %r" % (status,))
+        if int(status[:3]) < 200:
+            # 1xx are not final responses: WSGI has no way to send them.
+            raise ValueError("status %r is not a final response" % (status,))
         out = []
         length = None
         for item in headers:

@@ -114,27 +114,29 @@ func (p *Pool) relay(w http.ResponseWriter, r *http.Request, pr *proc, body *req
 	// that is still computing, so the worker stays taken until it answers.
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	defer cancel()
-	var timedOut atomic.Bool
-	timer := time.AfterFunc(p.timeout, func() {
-		timedOut.Store(true)
+	wd := newWatchdog(p.timeout, func() {
 		pr.kill("request exceeded timeout " + p.timeout.String() + ": " + r.Method + " " + r.URL.Path)
 		cancel()
 	})
-	defer timer.Stop()
+	defer wd.stop()
 
 	resp, err := pr.w.transport.RoundTrip(p.outRequest(ctx, r, body))
 	if err != nil {
-		timer.Stop()
+		timedOut := wd.stop()
 		var de *dialError
 		switch {
-		case timedOut.Load():
+		case timedOut:
 			p.log.Warn("wsgi: request timed out; worker killed and replaced",
 				"worker", pr.w.id, "pid", pr.pid, "path", r.URL.Path, "timeout", p.timeout)
 			errorpage.Write(w, r, http.StatusGatewayTimeout)
 			return done
 		case errors.As(err, &de):
 			p.log.Warn("wsgi: worker unreachable; trying another", "worker", pr.w.id, "pid", pr.pid, "err", err)
-			pr.kill("unreachable: " + de.Error())
+			// Usually it has just died and is about to be reaped; one that
+			// lives on without listening is broken: replace it.
+			if waitDone(pr, 100*time.Millisecond); pr.alive() {
+				pr.kill("unreachable: " + de.Error())
+			}
 			return notDelivered
 		default:
 			p.log.Error("wsgi: worker failed during request", "worker", pr.w.id, "pid", pr.pid,
@@ -162,8 +164,9 @@ func (p *Pool) relay(w http.ResponseWriter, r *http.Request, pr *proc, body *req
 		// in the log. Answer with portico's own error page.
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		timer.Stop()
-		p.release(pr)
+		if !wd.stop() {
+			p.release(pr)
+		}
 		errorpage.Write(w, r, http.StatusInternalServerError)
 		return done
 	}
@@ -189,7 +192,7 @@ func (p *Pool) relay(w http.ResponseWriter, r *http.Request, pr *proc, body *req
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
-			timer.Reset(p.timeout) // progress: the worker is not frozen
+			wd.reset() // progress: the worker is not frozen
 			if !clientGone.Load() {
 				if _, werr := w.Write(buf[:n]); werr != nil {
 					clientGone.Store(true)
@@ -207,9 +210,8 @@ func (p *Pool) relay(w http.ResponseWriter, r *http.Request, pr *proc, body *req
 		}
 	}
 	resp.Body.Close()
-	timer.Stop()
 	switch {
-	case timedOut.Load():
+	case wd.stop():
 		p.log.Warn("wsgi: response stalled past timeout; worker killed and replaced",
 			"worker", pr.w.id, "pid", pr.pid, "path", r.URL.Path, "timeout", p.timeout)
 	case clientGone.Load():
@@ -226,6 +228,50 @@ func (p *Pool) relay(w http.ResponseWriter, r *http.Request, pr *proc, body *req
 	}
 	// The client must not take a truncated body for a whole one.
 	panic(http.ErrAbortHandler)
+}
+
+// watchdog kills a frozen worker: it fires when d passes without a reset.
+// Once stop has returned, it can no longer fire, so a worker released
+// after stop is never killed by a late timer.
+type watchdog struct {
+	mu      sync.Mutex
+	t       *time.Timer
+	d       time.Duration
+	fired   bool
+	stopped bool
+}
+
+func newWatchdog(d time.Duration, fire func()) *watchdog {
+	wd := &watchdog{d: d}
+	wd.mu.Lock()
+	defer wd.mu.Unlock()
+	wd.t = time.AfterFunc(d, func() {
+		wd.mu.Lock()
+		defer wd.mu.Unlock()
+		if wd.stopped {
+			return
+		}
+		wd.fired = true
+		fire()
+	})
+	return wd
+}
+
+func (wd *watchdog) reset() {
+	wd.mu.Lock()
+	defer wd.mu.Unlock()
+	if !wd.stopped && !wd.fired {
+		wd.t.Reset(wd.d)
+	}
+}
+
+// stop disarms the watchdog and reports whether it had fired.
+func (wd *watchdog) stop() bool {
+	wd.mu.Lock()
+	defer wd.mu.Unlock()
+	wd.stopped = true
+	wd.t.Stop()
+	return wd.fired
 }
 
 // outRequest builds the request to a worker: the client's method, path,

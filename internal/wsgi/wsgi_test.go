@@ -294,7 +294,15 @@ func TestRestartAfterKill(t *testing.T) {
 		now := tp.pids()
 		return len(now) == 2 && !contains2(now, victim)
 	})
-	tp.logs.waitLog(t, 5*time.Second, "worker died, restarting it", "pid="+strconv.Itoa(victim))
+	waitFor(t, 5*time.Second, "the restart in the log", func() bool {
+		for _, line := range strings.Split(tp.logs.String(), "\n") {
+			if strings.Contains(line, "pid="+strconv.Itoa(victim)) &&
+				(strings.Contains(line, "worker died, restarting it") || strings.Contains(line, "worker killed, replacing it")) {
+				return true
+			}
+		}
+		return false
+	})
 	if st, _, _, ok := procStat(victim); ok && st == 'Z' {
 		t.Errorf("killed worker %d left a zombie", victim)
 	}
