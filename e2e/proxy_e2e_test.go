@@ -405,3 +405,44 @@ listen = ["127.0.0.1:0"]
 		t.Errorf("upstream marked down by a client's body:\n%s", p.Stderr)
 	}
 }
+
+// TestProxyEarlyHintsAndContinue: 103 Early Hints and 100-continue uploads
+// through the real server (its ResponseWriter must pass 1xx through and
+// still send the final status).
+func TestProxyEarlyHintsAndContinue(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "POST" {
+			b, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "got %d", len(b))
+			return
+		}
+		w.Header().Set("Link", "</style.css>; rel=preload; as=style")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		io.WriteString(w, "page")
+	})}
+	go up.Serve(ln)
+	t.Cleanup(func() { up.Close() })
+	p := startConfig(t, t.TempDir(), `
+[server]
+access_log = "off"
+[[site]]
+listen = ["127.0.0.1:0"]
+  [[site.route]]
+  path = "/"
+  proxy = { upstreams = ["http://`+ln.Addr().String()+`"] }
+`, 1)
+	out := rawRequest(t, p, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	i103, i200 := strings.Index(out, "HTTP/1.1 103"), strings.Index(out, "HTTP/1.1 200")
+	if i103 < 0 || i200 < i103 || !strings.HasSuffix(out, "page") {
+		t.Errorf("want a 103 then the 200 page:\n%s", out)
+	}
+	out = rawRequest(t, p, "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+	if !strings.Contains(out, "200 OK") || !strings.HasSuffix(out, "got 5") {
+		t.Errorf("100-continue upload:\n%s", out)
+	}
+}
