@@ -224,7 +224,11 @@ for t in $TESTS; do
 		printf '%11s %-4s' "$m" "$unit"
 	done
 	if [ -n "${med[portico]:-}" ] && [ -n "${med[nginx]:-}" ]; then
-		awk -v a="${med[portico]}" -v b="${med[nginx]}" 'BEGIN {printf "%17.2fx\n", a / b}'
+		# Also the median of the per-round ratios: each round runs the
+		# servers back to back, so a ratio is less hurt by a busy machine.
+		paste "$TMP/result.portico.$t" "$TMP/result.nginx.$t" | awk '{print $1 / $2}' >"$TMP/ratio.$t"
+		awk -v a="${med[portico]}" -v b="${med[nginx]}" -v r="$(median "$TMP/ratio.$t")" \
+			'BEGIN {printf "%17.2fx  (per-round median %.2fx)\n", a / b, r}'
 	else
 		echo "                 -"
 	fi
