@@ -125,7 +125,6 @@ func (t *Tree) buildSite(sc *config.Site, logger *slog.Logger, trusted []netip.P
 		routes = append(routes, &route{
 			path:        rc.Path,
 			bare:        strings.TrimSuffix(rc.Path, "/"),
-			strip:       rc.StripPrefix,
 			maxBody:     int64(rc.MaxBodySize),
 			readTimeout: t.cfg.Server.ReadTimeout.D(),
 			handler:     h,
@@ -146,8 +145,11 @@ func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger 
 		}
 		t.closers = append(t.closers, p.Close)
 		proxyHandler = p
+		if rc.StripPrefix && prefix != "" {
+			proxyHandler = stripHandler{prefix: prefix, next: p}
+		}
 		if rc.Cache != nil {
-			c, err := cache.New(*rc.Cache, p, cache.Options{Logger: lg, Name: sc.Name + " " + rc.Path})
+			c, err := cache.New(*rc.Cache, proxyHandler, cache.Options{Logger: lg, Name: sc.Name + " " + rc.Path})
 			if err != nil {
 				return nil, fmt.Errorf("cache: %w", err)
 			}

@@ -73,7 +73,7 @@ func (f *fastEntry) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter)
 			break
 		}
 	}
-	if rt == nil || rt.strip && rt.bare != "" || rt.maxBody < 0 {
+	if rt == nil || rt.maxBody < 0 {
 		return false
 	}
 	fh, ok := rt.handler.(fastpath.Handler)

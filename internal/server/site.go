@@ -17,7 +17,6 @@ import (
 type route struct {
 	path        string // as configured, e.g. "/api/"
 	bare        string // path without its trailing slash ("/api"), "" for "/"
-	strip       bool
 	maxBody     int64
 	readTimeout time.Duration
 	handler     http.Handler
@@ -93,9 +92,6 @@ func (s *site) dispatch(w http.ResponseWriter, r *http.Request) {
 		r.Body = &progressBody{rc: http.NewResponseController(w), timeout: rt.readTimeout,
 			body: http.MaxBytesReader(w, r.Body, rt.maxBody)}
 	}
-	if rt.strip && rt.bare != "" {
-		r = stripPrefix(r, rt.bare)
-	}
 	rt.handler.ServeHTTP(w, r)
 }
 
@@ -109,6 +105,18 @@ func (s *site) redispatch(w http.ResponseWriter, r *http.Request) {
 	}
 	r = r.WithContext(context.WithValue(r.Context(), redispatchKey{}, depth+1))
 	s.dispatch(w, r)
+}
+
+// stripHandler removes a route prefix before the next handler (a proxy)
+// sees the request. It sits inside a route's cache, so cache keys and
+// purges use the URL the client asked for.
+type stripHandler struct {
+	prefix string
+	next   http.Handler
+}
+
+func (h stripHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.next.ServeHTTP(w, stripPrefix(r, h.prefix))
 }
 
 // stripPrefix returns a shallow copy of r whose path lacks prefix, keeping
