@@ -2,6 +2,7 @@
 #
 # Usage (run by portico, not by hand):
 #     python3 adapter.py SOCKET MODULE:CALLABLE DIR
+#     python3 adapter.py --check MODULE:CALLABLE DIR   (import, report, exit)
 #
 # The worker imports the app (DIR first on sys.path, and as the working
 # directory), listens on the unix socket SOCKET, and only then writes
@@ -214,7 +215,10 @@ class Handler(BaseHTTPRequestHandler):
                 env_http[key] += sep + value
             else:
                 env_http[key] = value
-        target = self.path
+        # The target as sent: http.server rewrites a leading "//" in
+        # self.path, and PATH_INFO must be what the client asked for.
+        words = self.requestline.split()
+        target = words[1] if len(words) >= 2 else self.path
         query = ""
         if "?" in target:
             target, query = target.split("?", 1)
@@ -427,6 +431,9 @@ def main():
         report("error %s: %s" % (type(e).__name__, e))
         sys.exit(1)
 
+    if sock_path == "--check":  # portico check: the import is all
+        report("ready %d" % os.getpid())
+        sys.exit(0)
     try:
         os.unlink(sock_path)
     except FileNotFoundError:

@@ -37,7 +37,12 @@ func python(t testing.TB) string {
 
 func testdata(t testing.TB, sub string) string {
 	t.Helper()
-	d, err := filepath.Abs(filepath.Join("testdata", sub))
+	return testdataPath(t, filepath.Join("testdata", sub))
+}
+
+func testdataPath(t testing.TB, rel string) string {
+	t.Helper()
+	d, err := filepath.Abs(rel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,15 +99,19 @@ type testPool struct {
 // httptest server, route prefix "/app". The pool is closed at cleanup.
 func newTestPool(t *testing.T, n int, timeout time.Duration) *testPool {
 	t.Helper()
-	logs := &logBuf{}
-	cfg := config.WSGI{
+	return newPoolAt(t, config.WSGI{
 		App:     "envapp:application",
 		Dir:     testdata(t, "app"),
 		Workers: n,
 		Python:  python(t),
 		Timeout: config.Duration(timeout),
-	}
-	p, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Prefix: "/app"})
+	}, "/app")
+}
+
+func newPoolAt(t *testing.T, cfg config.WSGI, prefix string) *testPool {
+	t.Helper()
+	logs := &logBuf{}
+	p, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Prefix: prefix})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -114,6 +114,51 @@ var _ http.Handler = (*Pool)(nil)
 // New starts cfg.Workers processes in parallel and returns when all of them
 // have imported the app and listen, or with the first failure's reason.
 func New(cfg config.WSGI, opts Options) (*Pool, error) {
+	p, err := prepare(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	cfg, log, dir := p.cfg, p.log, p.dir
+	fail := func(err error) error { return fmt.Errorf("wsgi app %q: %w", cfg.App, err) }
+	p.queueWait.Store(int64(cfg.Timeout.D()))
+	for i := range cfg.Workers {
+		p.workers = append(p.workers, newWorker(i+1, filepath.Join(dir, fmt.Sprintf("w%d.sock", i+1)), log))
+	}
+
+	// All workers start at once: a pool of 8 is ready as soon as one is.
+	procs := make([]*proc, len(p.workers))
+	errs := make([]error, len(p.workers))
+	var wg sync.WaitGroup
+	for i, w := range p.workers {
+		wg.Go(func() { procs[i], errs[i] = p.start(w) })
+	}
+	wg.Wait()
+	if err := firstError(errs); err != nil {
+		p.mu.Lock()
+		p.stopping = true
+		p.mu.Unlock()
+		close(p.stop)
+		for _, pr := range procs {
+			if pr != nil {
+				pr.kill("another worker failed to start")
+				<-pr.done
+			}
+		}
+		os.RemoveAll(dir)
+		return nil, fail(err)
+	}
+	for i, w := range p.workers {
+		p.supervisors.Add(1)
+		go p.supervise(w, procs[i])
+		p.release(procs[i])
+	}
+	log.Info("wsgi: workers ready", "app", cfg.App, "workers", cfg.Workers, "python", python)
+	return p, nil
+}
+
+// prepare applies defaults, validates cfg, finds the interpreter and
+// writes the adapter into a new private temp folder.
+func prepare(cfg config.WSGI, opts Options) (*Pool, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = defaultWorkers
 	}
@@ -172,40 +217,30 @@ func New(cfg config.WSGI, opts Options) (*Pool, error) {
 		stop:         make(chan struct{}),
 		closeEnd:     make(chan struct{}),
 	}
-	p.queueWait.Store(int64(cfg.Timeout.D()))
-	for i := range cfg.Workers {
-		p.workers = append(p.workers, newWorker(i+1, filepath.Join(dir, fmt.Sprintf("w%d.sock", i+1)), log))
-	}
-
-	// All workers start at once: a pool of 8 is ready as soon as one is.
-	procs := make([]*proc, len(p.workers))
-	errs := make([]error, len(p.workers))
-	var wg sync.WaitGroup
-	for i, w := range p.workers {
-		wg.Go(func() { procs[i], errs[i] = p.start(w) })
-	}
-	wg.Wait()
-	if err := firstError(errs); err != nil {
-		p.mu.Lock()
-		p.stopping = true
-		p.mu.Unlock()
-		close(p.stop)
-		for _, pr := range procs {
-			if pr != nil {
-				pr.kill("another worker failed to start")
-				<-pr.done
-			}
-		}
-		os.RemoveAll(dir)
-		return nil, fail(err)
-	}
-	for i, w := range p.workers {
-		p.supervisors.Add(1)
-		go p.supervise(w, procs[i])
-		p.release(procs[i])
-	}
-	log.Info("wsgi: workers ready", "app", cfg.App, "workers", cfg.Workers, "python", python)
 	return p, nil
+}
+
+// checkArg, in place of a socket path, makes the adapter import the app,
+// report and exit without serving.
+const checkArg = "--check"
+
+// Check imports the app once, in one short-lived process, and returns the
+// same error New would (a missing module, a syntax error, a missing
+// callable), without starting a pool. It is what `portico check` needs:
+// the app is really imported, and nothing is left running.
+func Check(cfg config.WSGI, opts Options) error {
+	p, err := prepare(cfg, opts)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(p.dir)
+	pr, err := p.start(newWorker(0, checkArg, p.log))
+	if err != nil {
+		return fmt.Errorf("wsgi app %q: %w", p.cfg.App, err)
+	}
+	pr.kill("check done")
+	<-pr.done
+	return nil
 }
 
 func firstError(errs []error) error {

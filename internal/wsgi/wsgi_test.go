@@ -114,6 +114,31 @@ func TestPathSplit(t *testing.T) {
 	}
 }
 
+// A route at "/" gives SCRIPT_NAME "" and the whole path, as sent.
+func TestPathSplitRoot(t *testing.T) {
+	t.Parallel()
+	tp := newPoolAt(t, config.WSGI{App: "envapp:application", Dir: testdata(t, "app"), Workers: 1, Python: python(t)}, "/")
+	for _, path := range []string{"/x", "//x", "/app/x"} {
+		// Raw: Go's client would send "//x" in absolute form.
+		c, err := net.Dial("tcp", tp.srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var env map[string]any
+		json.NewDecoder(resp.Body).Decode(&env)
+		c.Close()
+		if env["SCRIPT_NAME"] != "" || env["PATH_INFO"] != path {
+			t.Errorf("%s: SCRIPT_NAME %q PATH_INFO %q, want \"\" and %q", path, env["SCRIPT_NAME"], env["PATH_INFO"], path)
+		}
+	}
+}
+
 func TestPostBody(t *testing.T) {
 	t.Parallel()
 	tp := newTestPool(t, 2, 10*time.Second)
@@ -238,6 +263,24 @@ func TestStartErrors(t *testing.T) {
 				t.Errorf("New took %s to fail", d)
 			}
 		})
+	}
+}
+
+// Check imports the app in a throwaway process: the same errors as New,
+// and nothing left running.
+func TestCheck(t *testing.T) {
+	t.Parallel()
+	py := python(t)
+	if err := Check(config.WSGI{App: "envapp:application", Dir: testdata(t, "app"), Python: py}, Options{}); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+	err := Check(config.WSGI{App: "syntaxerr:application", Dir: testdata(t, "broken"), Python: py}, Options{})
+	if err == nil || !strings.Contains(err.Error(), `wsgi app "syntaxerr:application": SyntaxError`) {
+		t.Errorf("Check of a syntax error: %v", err)
+	}
+	err = Check(config.WSGI{App: "nosuch:app", Dir: testdata(t, "app"), Python: py}, Options{})
+	if err == nil || !strings.Contains(err.Error(), "No module named 'nosuch'") {
+		t.Errorf("Check of a missing module: %v", err)
 	}
 }
 
