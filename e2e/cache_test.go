@@ -136,6 +136,9 @@ func TestCacheStatusAndAdminPurge(t *testing.T) {
 	if hits.Load() != 1 {
 		t.Fatalf("upstream hits %d, want 1", hits.Load())
 	}
+	if _, body := get(t, "http://"+admin+"/metrics"); !strings.Contains(body, "portico_cache_hits_total{cache=") {
+		t.Errorf("metrics lack cache counters:\n%.1500s", body)
+	}
 	// Purge by URL prefix, then the next request goes upstream again.
 	resp, body := do(t, "POST", "http://"+admin+"/cache/purge?prefix=true&url="+"http://site.test/", nil)
 	if resp.StatusCode != 200 || !strings.Contains(body, `"purged":1`) {

@@ -28,6 +28,7 @@ type Tree struct {
 	byListener map[string]*vhost // ListenerKey -> host router
 	certs      map[string]*certSet
 	caches     []*cache.Handler
+	cacheNames []string // site and route of each cache, for metrics
 	closers    []func(context.Context) error
 	log        *accessLog
 	metrics    *Metrics
@@ -155,6 +156,7 @@ func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger 
 			}
 			t.closers = append(t.closers, c.Close)
 			t.caches = append(t.caches, c)
+			t.cacheNames = append(t.cacheNames, sc.Name+" "+rc.Path)
 			proxyHandler = c
 		}
 	}

@@ -75,6 +75,55 @@ func (m *Metrics) observe(site string, status int, d time.Duration) {
 	h.Observe(d.Seconds())
 }
 
+// cacheCollector reports the response caches of the live tree.
+type cacheCollector struct {
+	tree                                         func() *Tree
+	hits, misses, bypass, stored, entries, bytes *prometheus.Desc
+}
+
+func newCacheCollector(tree func() *Tree) *cacheCollector {
+	labels := []string{"cache"}
+	return &cacheCollector{
+		tree:    tree,
+		hits:    prometheus.NewDesc("portico_cache_hits_total", "Requests answered from the cache.", labels, nil),
+		misses:  prometheus.NewDesc("portico_cache_misses_total", "Requests forwarded upstream (misses and revalidations).", labels, nil),
+		bypass:  prometheus.NewDesc("portico_cache_bypass_total", "Requests the cache did not handle (unsafe methods, upgrades).", labels, nil),
+		stored:  prometheus.NewDesc("portico_cache_stored_total", "Responses stored.", labels, nil),
+		entries: prometheus.NewDesc("portico_cache_entries", "Objects held (memory store).", labels, nil),
+		bytes:   prometheus.NewDesc("portico_cache_bytes", "Bytes held (memory store).", labels, nil),
+	}
+}
+
+func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.hits, c.misses, c.bypass, c.stored, c.entries, c.bytes} {
+		ch <- d
+	}
+}
+
+func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	t := c.tree()
+	if t == nil {
+		return
+	}
+	for i, h := range t.caches {
+		st := h.Stats()
+		name := t.cacheNames[i]
+		ch <- prometheus.MustNewConstMetric(c.hits, prometheus.CounterValue, float64(st.Hits), name)
+		ch <- prometheus.MustNewConstMetric(c.misses, prometheus.CounterValue, float64(st.Misses), name)
+		ch <- prometheus.MustNewConstMetric(c.bypass, prometheus.CounterValue, float64(st.Bypass), name)
+		ch <- prometheus.MustNewConstMetric(c.stored, prometheus.CounterValue, float64(st.Stored), name)
+		if st.Entries >= 0 {
+			ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(st.Entries), name)
+			ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(st.Bytes), name)
+		}
+	}
+}
+
+// WatchCaches makes the metrics report the caches of s's live config.
+func (m *Metrics) WatchCaches(s *Server) {
+	m.Registry.MustRegister(newCacheCollector(s.Tree))
+}
+
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttpHandler(m.Registry)
