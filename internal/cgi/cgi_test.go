@@ -903,3 +903,15 @@ func TestClose(t *testing.T) {
 	}
 	waitGone(t, pid, 2*time.Second)
 }
+
+// HEAD runs the script with REQUEST_METHOD=HEAD; whatever body it writes is
+// not sent.
+func TestHead(t *testing.T) {
+	root := newRoot(t)
+	writeFile(t, root, "m.sh", "#!/bin/sh\nprintf 'Content-Type: text/plain\\nX-Method: %s\\n\\nbody' \"$REQUEST_METHOD\"\n", 0o755)
+	f := newFixture(t, testCfg(root), Options{})
+	res := f.do(t, "HEAD", "/cgi-bin/m.sh", nil)
+	if res.status != 200 || res.header.Get("X-Method") != "HEAD" || res.body != "" {
+		t.Errorf("HEAD: got %d %v %q", res.status, res.header, res.body)
+	}
+}
