@@ -61,11 +61,11 @@ type Options struct {
 
 // Defaults applied by New to zero values (the config loader fills the same).
 const (
-	DefaultTimeout      = 30 * time.Second
-	DefaultUser         = "nobody"
-	DefaultMaxProcesses = 64
-	// Grace is the time between SIGTERM and SIGKILL.
-	Grace = 2 * time.Second
+	defaultTimeout      = 30 * time.Second
+	defaultUser         = "nobody"
+	defaultMaxProcesses = 64
+	// killGrace is the time between SIGTERM and SIGKILL.
+	killGrace = 2 * time.Second
 	// maxRedirects bounds chains of local redirects.
 	maxRedirects = 10
 )
@@ -121,7 +121,7 @@ func New(cfg config.CGI, opts Options) (*Handler, error) {
 		prefix:     strings.TrimSuffix(opts.Prefix, "/"),
 		docRoot:    root,
 		timeout:    cfg.Timeout.D(),
-		grace:      Grace,
+		grace:      killGrace,
 		log:        opts.Logger,
 		redispatch: opts.Redispatch,
 		spool:      cfg.SpoolChunked == nil || *cfg.SpoolChunked,
@@ -132,14 +132,14 @@ func New(cfg config.CGI, opts Options) (*Handler, error) {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	if h.timeout <= 0 {
-		h.timeout = DefaultTimeout
+		h.timeout = defaultTimeout
 	}
 	if h.grace > h.timeout {
 		h.grace = h.timeout
 	}
 	maxProcs := cfg.MaxProcesses
 	if maxProcs <= 0 {
-		maxProcs = DefaultMaxProcesses
+		maxProcs = defaultMaxProcesses
 	}
 	h.sem = make(chan struct{}, maxProcs)
 
@@ -170,7 +170,7 @@ func New(cfg config.CGI, opts Options) (*Handler, error) {
 	if os.Geteuid() == 0 {
 		name := cfg.User
 		if name == "" {
-			name = DefaultUser
+			name = defaultUser
 		}
 		h.cred, err = credential(name)
 		if err != nil {

@@ -254,7 +254,7 @@ func TestNewDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close(context.Background())
-	if h.timeout != DefaultTimeout || cap(h.sem) != DefaultMaxProcesses || !h.spool || h.prefix != "/cgi-bin" {
+	if h.timeout != defaultTimeout || cap(h.sem) != defaultMaxProcesses || !h.spool || h.prefix != "/cgi-bin" {
 		t.Errorf("defaults: timeout %v, max %d, spool %v, prefix %q", h.timeout, cap(h.sem), h.spool, h.prefix)
 	}
 	if os.Geteuid() == 0 && (h.cred == nil || h.cred.Uid == 0) {
