@@ -146,7 +146,7 @@ func TestPassiveHealth(t *testing.T) {
 	h := newHandler(t, config.Proxy{
 		Upstreams:   []string{bad, good.URL},
 		MaxFails:    1,
-		FailTimeout: ms(300),
+		FailTimeout: ms(1000),
 	}, Options{Logger: log})
 	for _, got := range sequence(t, h, 10, "") {
 		if got != "good" {
@@ -159,7 +159,7 @@ func TestPassiveHealth(t *testing.T) {
 	if l := logs.String(); !strings.Contains(l, `msg="upstream down" upstream=`+strings.TrimPrefix(bad, "http://")) {
 		t.Errorf("no upstream down log:\n%s", l)
 	}
-	time.Sleep(350 * time.Millisecond)
+	time.Sleep(1050 * time.Millisecond)
 	sequence(t, h, 4, "")
 	if n := hits.Load(); n != 2 {
 		t.Errorf("after fail_timeout the bad upstream was tried %d times in all, want 2", n)
