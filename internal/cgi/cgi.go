@@ -25,6 +25,7 @@ package cgi
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -179,12 +180,41 @@ func New(cfg config.CGI, opts Options) (*Handler, error) {
 	}
 
 	closeInheritedOnce.Do(closeInheritedOnExec)
+	if h.cred != nil {
+		if dir := unreachableBy(root, h.cred); dir != "" {
+			h.log.Warn("cgi: scripts run as an unprivileged user who cannot enter a folder on the way to the cgi root; they will fail with 403",
+				"user", cmp.Or(cfg.User, defaultUser), "folder", dir, "root", root)
+		}
+	}
 
 	h.fsroot, err = os.OpenRoot(root)
 	if err != nil {
 		return nil, fmt.Errorf("cgi root: %w", err)
 	}
 	return h, nil
+}
+
+// unreachableBy returns the first folder from / to dir that the user of
+// cred may not enter (by its mode bits; ACLs are not read), or "".
+func unreachableBy(dir string, cred *syscall.Credential) string {
+	for p := dir; ; p = filepath.Dir(p) {
+		var st syscall.Stat_t
+		if syscall.Stat(p, &st) == nil {
+			var bit uint32 = 0o001
+			switch {
+			case st.Uid == cred.Uid:
+				bit = 0o100
+			case st.Gid == cred.Gid:
+				bit = 0o010
+			}
+			if st.Mode&bit == 0 {
+				return p
+			}
+		}
+		if p == "/" || p == "." {
+			return ""
+		}
+	}
 }
 
 var closeInheritedOnce sync.Once
@@ -371,7 +401,12 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, s *script, body io
 		if errors.Is(err, fs.ErrPermission) {
 			status = http.StatusForbidden
 		}
-		h.log.Error("cgi: cannot start script", "script", s.name, "err", err)
+		if status == http.StatusForbidden && h.cred != nil {
+			h.log.Error("cgi: cannot start script (scripts run as an unprivileged user: the script and its folders must be readable and executable by it)",
+				"script", s.name, "uid", h.cred.Uid, "err", err)
+		} else {
+			h.log.Error("cgi: cannot start script", "script", s.name, "err", err)
+		}
 		errorpage.Write(w, r, status)
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -913,5 +914,27 @@ func TestHead(t *testing.T) {
 	res := f.do(t, "HEAD", "/cgi-bin/m.sh", nil)
 	if res.status != 200 || res.header.Get("X-Method") != "HEAD" || res.body != "" {
 		t.Errorf("HEAD: got %d %v %q", res.status, res.header, res.body)
+	}
+}
+
+// Running as root, a cgi root the script user cannot reach is reported at
+// New, and a script it cannot run is a 403 with a hint in the log.
+func TestUnreachableRootWarns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	dir := t.TempDir() // 0700: nobody cannot enter
+	os.Chmod(filepath.Dir(dir), 0o700)
+	writeFile(t, dir, "x.sh", "#!/bin/sh\necho 'Content-Type: text/plain'\necho\necho hi\n", 0o755)
+	logs := &logBuf{}
+	f := newFixture(t, testCfg(dir), Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if !strings.Contains(logs.String(), "cannot enter a folder") {
+		t.Errorf("no warning at New: %s", logs)
+	}
+	if res := f.get(t, "/cgi-bin/x.sh"); res.status != 403 {
+		t.Errorf("got %d, want 403", res.status)
+	}
+	if !strings.Contains(logs.String(), "unprivileged user") {
+		t.Errorf("no hint in the log: %s", logs)
 	}
 }
