@@ -38,20 +38,30 @@ func ApplyDefaults(cfg *Config) {
 	if s.MaxBodySize == 0 {
 		s.MaxBodySize = DefaultMaxBodySize
 	}
+	// Names given in the file are kept (a duplicate is an error);
+	// default names are made unique, so that an http and an https site
+	// for one host need no names.
+	used := map[string]bool{}
+	for _, site := range cfg.Sites {
+		used[site.Name] = true
+	}
 	for i := range cfg.Sites {
 		site := &cfg.Sites[i]
 		for k, h := range site.Hosts {
 			site.Hosts[k] = strings.TrimSuffix(strings.ToLower(h), ".")
 		}
 		if site.Name == "" {
+			base := "default"
 			if len(site.Hosts) > 0 {
-				site.Name = site.Hosts[0]
-			} else {
-				site.Name = "default"
-				if i > 0 {
-					site.Name = fmt.Sprintf("site%d", i+1)
-				}
+				base = site.Hosts[0]
+			} else if i > 0 {
+				base = fmt.Sprintf("site%d", i+1)
 			}
+			site.Name = base
+			for n := 2; used[site.Name]; n++ {
+				site.Name = fmt.Sprintf("%s-%d", base, n)
+			}
+			used[site.Name] = true
 		}
 		if len(site.Listen) == 0 {
 			site.Listen = []string{":8080"}

@@ -138,6 +138,12 @@ func Load(path string) (*Config, error) {
 	return cfg, nil
 }
 
+// sortByLine orders the problems of one file by line, keeping the order
+// of problems on one line.
+func sortByLine(ps Problems) {
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Pos.Line < ps[j].Pos.Line })
+}
+
 func hasMeta(pattern string) bool { return strings.ContainsAny(pattern, `*?[\`) }
 
 func serverEmpty(s Server) bool {
@@ -167,9 +173,11 @@ func decodeFile(path string, included bool) (*Config, *positions, Problems) {
 			}
 			probs = append(probs, p)
 		}
+		sortByLine(probs)
 		return nil, ps, probs
 	}
 	if len(kindProbs) > 0 {
+		sortByLine(kindProbs)
 		return nil, ps, kindProbs
 	}
 	for i := range cfg.Sites {

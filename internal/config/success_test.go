@@ -886,3 +886,44 @@ func TestUnreadableInclude(t *testing.T) {
 		t.Errorf("Load = %v, want a permission error at portico.toml:2", err)
 	}
 }
+
+// TestDefaultNamesUnique: an http and an https site for one host need no
+// names; default names never clash, explicit duplicates are errors.
+func TestDefaultNamesUnique(t *testing.T) {
+	cfg, _ := mustLoad(t, `
+[[site]]
+listen = [":80"]
+hosts = ["example.test"]
+[[site.route]]
+path = "/"
+redirect = { to = "https://example.test{uri}", status = 308 }
+
+[[site]]
+listen = [":8443"]
+hosts = ["example.test"]
+tls = { cert = "file.txt", key = "file.txt" }
+[[site.route]]
+path = "/"
+static = { root = "public" }
+
+[[site]]
+listen = [":8081"]
+name = "site4"
+[[site.route]]
+path = "/"
+static = { root = "public" }
+
+[[site]]
+listen = [":8082"]
+[[site.route]]
+path = "/"
+static = { root = "public" }
+`)
+	var names []string
+	for _, s := range cfg.Sites {
+		names = append(names, s.Name)
+	}
+	if want := []string{"example.test", "example.test-2", "site4", "site4-2"}; !slices.Equal(names, want) {
+		t.Errorf("names = %q, want %q", names, want)
+	}
+}
