@@ -10,7 +10,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"portico/internal/errorpage"
@@ -150,15 +149,6 @@ func (p *Pool) relay(w http.ResponseWriter, r *http.Request, pr *proc, body *req
 		}
 	}
 
-	var clientGone atomic.Bool
-	stopWatch := context.AfterFunc(r.Context(), func() {
-		// The client left: closing the connection makes the adapter's next
-		// write fail, which ends the app's iterable (close() is called).
-		clientGone.Store(true)
-		resp.Body.Close()
-	})
-	defer stopWatch()
-
 	if resp.Header.Get(hdrAdapterError) != "" {
 		// The app raised before it started its response; the traceback is
 		// in the log. Answer with portico's own error page.
@@ -178,56 +168,224 @@ func (p *Pool) relay(w http.ResponseWriter, r *http.Request, pr *proc, body *req
 		}
 		h[k] = vv
 	}
-	streaming := resp.ContentLength < 0
-	rc := http.NewResponseController(w)
-	w.WriteHeader(resp.StatusCode)
-	if streaming {
-		_ = rc.Flush() // the status reaches the client before the first chunk
+
+	// The response is read from the worker as fast as the app writes it,
+	// whatever the client's speed, and the worker is released as soon as
+	// the app is done: a slow reader never holds a sync worker (nginx's
+	// proxy_buffering). A small sized response is read whole first.
+	if resp.ContentLength >= 0 && resp.ContentLength <= spoolMem {
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch err := p.finishWorker(pr, wd, r, err, false); {
+		case err == errStalled:
+			clear(h)
+			errorpage.Write(w, r, http.StatusGatewayTimeout)
+			return done
+		case err != nil:
+			clear(h)
+			errorpage.Write(w, r, http.StatusBadGateway)
+			return done
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = w.Write(body)
+		return done
 	}
 
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
-	var readErr error
-	for {
-		n, err := resp.Body.Read(buf)
-		if n > 0 {
-			wd.reset() // progress: the worker is not frozen
-			if !clientGone.Load() {
-				if _, werr := w.Write(buf[:n]); werr != nil {
-					clientGone.Store(true)
-					resp.Body.Close()
-				} else if streaming {
-					_ = rc.Flush()
+	sp := &respSpool{dir: p.dir, wake: make(chan struct{}, 1)}
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		bp := bufPool.Get().(*[]byte)
+		defer bufPool.Put(bp)
+		var err error
+		for {
+			var n int
+			n, err = resp.Body.Read(*bp)
+			if n > 0 {
+				wd.reset() // progress: the worker is not frozen
+				if perr := sp.put((*bp)[:n]); perr != nil {
+					p.log.Error("wsgi: buffering response", "err", perr)
+					err = perr
+					break
 				}
 			}
+			if err != nil {
+				if err == io.EOF {
+					err = nil
+				}
+				break
+			}
+		}
+		resp.Body.Close()
+		sp.finish(p.finishWorker(pr, wd, r, err, sp.isAbandoned()))
+	}()
+	defer func() {
+		<-produced // bounded: abandon closes the body, the watchdog kills the worker
+		sp.close()
+	}()
+
+	rc := http.NewResponseController(w)
+	w.WriteHeader(resp.StatusCode)
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	for {
+		n, err := sp.take(*bp)
+		if n > 0 {
+			if _, werr := w.Write((*bp)[:n]); werr != nil {
+				sp.abandon(resp.Body)
+				return done
+			}
+			continue
+		}
+		if err == io.EOF {
+			return done
 		}
 		if err != nil {
-			if err != io.EOF {
-				readErr = err
-			}
-			break
+			<-produced
+			// The client must not take a truncated body for a whole one.
+			panic(http.ErrAbortHandler)
+		}
+		// Everything the app has produced so far goes out now (streaming).
+		_ = rc.Flush()
+		select {
+		case <-sp.wake:
+		case <-r.Context().Done():
+			// The client left: closing the worker's connection makes the
+			// adapter's next write fail, which ends the app's iterable
+			// (its close() is called).
+			sp.abandon(resp.Body)
+			return done
 		}
 	}
-	resp.Body.Close()
-	switch {
-	case wd.stop():
+}
+
+var errStalled = errors.New("worker stalled past the timeout")
+
+// finishWorker settles pr after its response body was read: released to
+// the pool, or not when the watchdog killed it. It returns nil when the
+// body is complete, errStalled when the watchdog fired, or readErr.
+func (p *Pool) finishWorker(pr *proc, wd *watchdog, r *http.Request, readErr error, abandoned bool) error {
+	if wd.stop() {
 		p.log.Warn("wsgi: response stalled past timeout; worker killed and replaced",
 			"worker", pr.w.id, "pid", pr.pid, "path", r.URL.Path, "timeout", p.timeout)
-	case clientGone.Load():
-		p.release(pr)
-		return done
-	case readErr != nil:
+		return errStalled
+	}
+	if readErr != nil && !abandoned {
 		p.log.Warn("wsgi: response cut short by the worker", "worker", pr.w.id, "pid", pr.pid,
 			"path", r.URL.Path, "err", readErr)
-		waitDone(pr, 50*time.Millisecond)
-		p.release(pr)
-	default:
-		p.release(pr)
-		return done
+		waitDone(pr, 50*time.Millisecond) // do not hand out a dying worker
 	}
-	// The client must not take a truncated body for a whole one.
-	panic(http.ErrAbortHandler)
+	p.release(pr)
+	return readErr
+}
+
+// spoolMem is how much of a response is held in memory per request before
+// the rest waits in an unlinked temp file for a slow client.
+const spoolMem = 256 << 10
+
+// respSpool is the buffer between a worker's response (put, by the
+// producer goroutine) and the client (take, by the handler): memory first,
+// then a temp file, so the producer never waits for the client.
+type respSpool struct {
+	dir  string
+	wake chan struct{} // a token whenever data or the end arrives
+
+	mu        sync.Mutex
+	mem       []byte
+	file      *os.File
+	fw, fr    int64 // write and read offsets in file
+	done      bool
+	err       error
+	abandoned bool
+}
+
+func (s *respSpool) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *respSpool) put(b []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.abandoned {
+		return nil
+	}
+	defer s.signal()
+	if s.file == nil && len(s.mem)+len(b) <= spoolMem {
+		s.mem = append(s.mem, b...)
+		return nil
+	}
+	if s.file == nil {
+		f, err := os.CreateTemp(s.dir, "resp-")
+		if err != nil {
+			return err
+		}
+		os.Remove(f.Name()) // the descriptor keeps it; nothing is left behind
+		s.file = f
+	}
+	n, err := s.file.WriteAt(b, s.fw)
+	s.fw += int64(n)
+	return err
+}
+
+// take copies pending bytes into buf. With nothing pending it returns
+// 0 and nil while the producer runs (wait on wake), then io.EOF or the
+// producer's error.
+func (s *respSpool) take(buf []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.mem) > 0 {
+		n := copy(buf, s.mem)
+		s.mem = s.mem[n:]
+		return n, nil
+	}
+	if s.file != nil && s.fr < s.fw {
+		n, err := s.file.ReadAt(buf[:min(int64(len(buf)), s.fw-s.fr)], s.fr)
+		s.fr += int64(n)
+		if n > 0 || err == nil {
+			return n, nil
+		}
+		return 0, err
+	}
+	if s.done {
+		if s.err != nil {
+			return 0, s.err
+		}
+		return 0, io.EOF
+	}
+	return 0, nil
+}
+
+func (s *respSpool) finish(err error) {
+	s.mu.Lock()
+	s.done, s.err = true, err
+	s.mu.Unlock()
+	s.signal()
+}
+
+// abandon drops what is buffered and stops the producer by closing the
+// worker's connection.
+func (s *respSpool) abandon(body io.Closer) {
+	s.mu.Lock()
+	s.abandoned = true
+	s.mem = nil
+	s.mu.Unlock()
+	body.Close()
+}
+
+func (s *respSpool) isAbandoned() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.abandoned
+}
+
+// close releases the temp file; call it once the producer is done.
+func (s *respSpool) close() {
+	if s.file != nil {
+		s.file.Close()
+	}
 }
 
 // watchdog kills a frozen worker: it fires when d passes without a reset.

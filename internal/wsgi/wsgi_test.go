@@ -453,6 +453,69 @@ func TestQueueWait(t *testing.T) {
 	}
 }
 
+// A client that reads slowly (here: not at all) does not hold the sync
+// worker: the response is buffered and the worker serves the next request.
+func TestSlowReaderDoesNotHoldWorker(t *testing.T) {
+	t.Parallel()
+	tp := newTestPool(t, 1, 10*time.Second)
+	for _, mode := range []string{"cl", "chunked"} {
+		c, err := net.Dial("tcp", tp.srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "GET /app/big?"+mode+" HTTP/1.1\r\nHost: h\r\n\r\n")
+		time.Sleep(300 * time.Millisecond) // the app writes its 16 MiB meanwhile
+		start := time.Now()
+		if resp, b := tp.get(t, "/app/pid"); resp.StatusCode != 200 {
+			t.Errorf("%s: status %d %q", mode, resp.StatusCode, b)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("%s: next request took %s behind a stalled reader", mode, d)
+		}
+		// The stalled client still gets the whole body once it reads.
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		if err != nil || n != 256<<16 {
+			t.Errorf("%s: slow reader got %d bytes, %v; want %d", mode, n, err, 256<<16)
+		}
+		c.Close()
+	}
+}
+
+// A response that stops making progress for Timeout is cut (the client
+// sees an error, not a short body taken for whole) and the worker replaced.
+func TestStalledResponse(t *testing.T) {
+	t.Parallel()
+	tp := newTestPool(t, 1, time.Second)
+	pid := tp.pid(t)
+	// Streamed: the first chunk arrives, then the connection is cut.
+	resp, err := testClient.Get(tp.srv.URL + "/app/stream?30")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || string(b) != "first\n" {
+		t.Errorf("stalled stream: body %q, err %v; want the first chunk, then an error", b, err)
+	}
+	// Sized but short and stalled: nothing was sent yet, so a 504.
+	if resp, b := tp.get(t, "/app/partial"); resp.StatusCode != http.StatusGatewayTimeout {
+		t.Errorf("stalled sized response: status %d %q, want 504", resp.StatusCode, b)
+	}
+	tp.logs.waitLog(t, 5*time.Second, "response stalled past timeout")
+	waitFor(t, 10*time.Second, "a replacement worker", func() bool {
+		now := tp.pids()
+		return len(now) == 1 && now[0] != pid
+	})
+	if resp, _ := tp.get(t, "/app/pid"); resp.StatusCode != 200 {
+		t.Errorf("after stalls: status %d", resp.StatusCode)
+	}
+}
+
 // A generator's first chunk reaches the client before the app finishes.
 func TestStreaming(t *testing.T) {
 	t.Parallel()

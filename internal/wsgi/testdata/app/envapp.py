@@ -33,6 +33,23 @@ def application(environ, start_response):
     if path.endswith("/log"):
         print("a line on stderr from the app", file=environ["wsgi.errors"], flush=True)
         return reply(start_response, {"pid": os.getpid()})
+    if path.endswith("/big"):
+        # QUERY_STRING: "cl" (one element, a Content-Length) or "chunked".
+        block = b"x" * 65536
+        n = 256  # 16 MiB: more than the socket buffers between here and a client
+        if environ.get("QUERY_STRING") == "cl":
+            start_response("200 OK", [("Content-Type", "application/octet-stream")])
+            return [block * n]
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return (block for _ in range(n))
+    if path.endswith("/partial"):
+        # Promises 10 bytes, sends 5, then hangs.
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "10")])
+        def gen():
+            yield b"12345"
+            time.sleep(30)
+            yield b"67890"
+        return gen()
     if path.endswith("/spawn"):
         import subprocess
         child = subprocess.Popen(["sleep", "60"])
