@@ -22,6 +22,10 @@ type positions struct {
 	plain map[string]int // lines by key without indices, built on demand
 }
 
+// maxIndexedElems bounds the scalar elements of one array given a line of
+// their own; later ones are reported at the array's line.
+const maxIndexedElems = 4096
+
 // scanPositions walks the TOML document once. Parse errors are ignored here:
 // the strict decoder reports them with their own positions.
 func scanPositions(file string, data []byte) *positions {
@@ -96,10 +100,18 @@ func scanPositions(file string, data []byte) *positions {
 			}
 		case unstable.Array:
 			// An inline array of tables: route = [{ path = "/", ... }].
+			// Scalars get a line each (errors name the bad upstream's
+			// line), up to a bound that keeps a huge array cheap; their
+			// kinds are not needed.
 			c := v.Children()
 			for i := 0; c.Next(); i++ {
+				n := c.Node()
+				nested := n.Kind == unstable.InlineTable || n.Kind == unstable.Array
+				if !nested && i >= maxIndexedElems {
+					continue
+				}
 				elem := fmt.Sprintf("%s[%d]", path, i)
-				l := lineOf(c.Node())
+				l := lineOf(n)
 				if l == 0 {
 					l = line
 				}
@@ -108,7 +120,9 @@ func scanPositions(file string, data []byte) *positions {
 						ps.lines[elem] = l
 					}
 				}
-				walkValue(elem, c.Node(), l)
+				if nested {
+					walkValue(elem, n, l)
+				}
 			}
 		}
 	}
