@@ -194,7 +194,15 @@ for n in "${names[@]}"; do
 	med[$n]=$(median <<<"${results[$n]}")
 	printf '%-8s median %10s req/s\n' "$n" "${med[$n]}"
 done
-awk -v p="${med[portico]}" -v a="${med[apache]}" -v x="${med[nginx]}" 'BEGIN {
-	printf "portico/apache(mod_cgid)   %.2fx\n", p / a
-	printf "portico/nginx+fcgiwrap     %.2fx\n", p / x
+# Ratio of the medians, and the median of each round's ratio (the latter
+# is steadier when the machine's load drifts during the run).
+ratios() { # other
+	paste -d' ' <(tr ' ' '\n' <<<"${results[portico]}" | sed '/^$/d') <(tr ' ' '\n' <<<"${results[$1]}" | sed '/^$/d') |
+		awk '$2 > 0 {printf "%s ", $1 / $2}'
+}
+ra=$(ratios apache | median)
+rx=$(ratios nginx | median)
+awk -v p="${med[portico]}" -v a="${med[apache]}" -v x="${med[nginx]}" -v ra="$ra" -v rx="$rx" 'BEGIN {
+	printf "portico/apache(mod_cgid)   %.2fx  (median of per-round ratios %.2fx)\n", p / a, ra
+	printf "portico/nginx+fcgiwrap     %.2fx  (median of per-round ratios %.2fx)\n", p / x, rx
 }'
