@@ -237,3 +237,5 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func newBenchServer(h http.Handler) *httptest.Server { return httptest.NewServer(h) }

@@ -29,6 +29,7 @@ type worker struct {
 	log       *slog.Logger
 	transport *http.Transport
 	cur       *proc // guarded by Pool.mu
+	failing   bool  // its last start failed; owned by its supervisor
 }
 
 // proc is one incarnation of a worker: a Python process in its own process
@@ -260,10 +261,18 @@ func (p *Pool) supervise(w *worker, pr *proc) {
 		}
 		if err != nil {
 			failures++
+			if !w.failing {
+				w.failing = true
+				p.failing.Add(1)
+			}
 			w.log.Error("wsgi: worker failed to start", "app", p.cfg.App, "err", err,
 				"retry_in", backoff(failures))
 			pr = nil
 			continue
+		}
+		if w.failing {
+			w.failing = false
+			p.failing.Add(-1)
 		}
 		w.log.Info("wsgi: worker started", "pid", np.pid)
 		pr = np

@@ -97,6 +97,7 @@ type Pool struct {
 	startTimeout time.Duration
 
 	waiting     atomic.Int64
+	failing     atomic.Int64 // slots whose last start attempt failed
 	supervisors sync.WaitGroup
 	stop        chan struct{} // closed when the workers are being stopped
 
@@ -270,8 +271,9 @@ func (p *Pool) release(pr *proc) {
 }
 
 var (
-	errBusy   = errors.New("no worker became idle in time")
-	errClosed = errors.New("wsgi pool closed")
+	errBusy       = errors.New("no worker became idle in time")
+	errClosed     = errors.New("wsgi pool closed")
+	errAllFailing = errors.New("no worker is running: every restart fails (see the log)")
 )
 
 // acquire takes the next idle worker, waiting up to queueWait.
@@ -286,6 +288,11 @@ func (p *Pool) acquire(ctx context.Context) (*proc, error) {
 		default:
 		}
 		break
+	}
+	if p.failing.Load() == int64(len(p.workers)) {
+		// Every worker fails to start (the app broke since New): no
+		// point in making clients wait for a restart that keeps failing.
+		return nil, errAllFailing
 	}
 	if p.waiting.Add(1) > p.maxWaiting {
 		p.waiting.Add(-1)

@@ -784,3 +784,41 @@ func TestForwardHeaders(t *testing.T) {
 		}
 	}
 }
+
+// An app that breaks after start (edited with a syntax error, then its
+// worker dies): restarts fail and back off, clients get 503 at once rather
+// than waiting, and the pool recovers when the app is fixed.
+func TestAppBrokenAfterStart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	good := "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'ok']\n"
+	if err := os.WriteFile(dir+"/flaky.py", []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tp := newPoolAt(t, config.WSGI{App: "flaky:application", Dir: dir, Workers: 1, Python: python(t),
+		Timeout: config.Duration(5 * time.Second)}, "")
+	if resp, _ := tp.get(t, "/"); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	os.RemoveAll(dir + "/__pycache__")
+	if err := os.WriteFile(dir+"/flaky.py", []byte("def application(:\n    pass # broken on purpose\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(tp.pids()[0], syscall.SIGKILL)
+	tp.logs.waitLog(t, 5*time.Second, "worker failed to start", "SyntaxError")
+	start := time.Now()
+	if resp, _ := tp.get(t, "/"); resp.StatusCode != 503 {
+		t.Errorf("with the app broken: status %d, want 503", resp.StatusCode)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("503 took %s; want at once", d)
+	}
+	os.RemoveAll(dir + "/__pycache__")
+	if err := os.WriteFile(dir+"/flaky.py", []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "the fixed app to be served", func() bool {
+		resp, _ := tp.get(t, "/")
+		return resp.StatusCode == 200
+	})
+}
