@@ -156,7 +156,7 @@ class Handler(BaseHTTPRequestHandler):
             # instead of chunking (as gunicorn does).
             if (isinstance(result, (list, tuple)) and len(result) == 1
                     and self.status is not None and self.length is None
-                    and not self.headers_sent):
+                    and not self.headers_sent and not self.bodiless()):
                 data = result[0]
                 if not isinstance(data, bytes):
                     raise TypeError("app returned %s in its body, want bytes"
@@ -165,10 +165,12 @@ class Handler(BaseHTTPRequestHandler):
                 self.length = len(data)
             for data in result:
                 self.write(data)
+                if self.head and self.headers_sent:
+                    break  # HEAD: the headers are all there is to send
             if not self.headers_sent:
                 if self.status is None:
                     raise RuntimeError("app returned without calling start_response")
-                if self.length is None:
+                if self.length is None and not self.bodiless():
                     self.out_headers.append(("Content-Length", "0"))
                     self.length = 0
                 self.send_headers()
@@ -178,7 +180,10 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:
             traceback.print_exc()
             if not self.headers_sent:
-                self.send_error_500()
+                try:
+                    self.send_error_500()
+                except ClientGone:
+                    pass
             # else: the connection is closed without the final chunk (or
             # short of Content-Length), so portico knows it is cut short.
         finally:
@@ -187,7 +192,18 @@ class Handler(BaseHTTPRequestHandler):
                     result.close()
                 except Exception:
                     traceback.print_exc()
+            # Read what the app left of the body (portico has sent it all
+            # already): closing a socket with unread input sends a reset,
+            # which can destroy the response before portico reads it.
+            try:
+                while environ["wsgi.input"].read(65536):
+                    pass
+            except OSError:
+                pass
         sys.stderr.flush()
+
+    def bodiless(self):
+        return self.head or int(self.status[:3]) in NO_BODY_STATUS
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_request
     do_OPTIONS = do_TRACE = do_CONNECT = do_PROPFIND = do_request
@@ -310,8 +326,7 @@ class Handler(BaseHTTPRequestHandler):
         return self.write
 
     def send_headers(self):
-        code = int(self.status[:3])
-        no_body = self.head or code in NO_BODY_STATUS or code < 200
+        no_body = self.bodiless()
         if self.length is None and not no_body:
             self.chunked = True
         lines = ["HTTP/1.1 " + self.status]

@@ -172,6 +172,35 @@ func mustReq(t testing.TB, method, u string, body io.Reader) *http.Request {
 	return req
 }
 
+// An app that does not read the body still gets its response through
+// intact (the adapter drains the rest before closing: no reset).
+func TestUnreadBody(t *testing.T) {
+	t.Parallel()
+	tp := newTestPool(t, 1, 10*time.Second)
+	body := bytes.Repeat([]byte("y"), 2<<20)
+	for i := range 10 {
+		resp, b := do(t, mustReq(t, "POST", tp.srv.URL+"/app/pid", bytes.NewReader(body)))
+		var m struct{ Pid int }
+		if resp.StatusCode != 200 || json.Unmarshal(b, &m) != nil || m.Pid == 0 {
+			t.Fatalf("POST %d: status %d body %q", i, resp.StatusCode, b)
+		}
+	}
+}
+
+// HEAD stops a streaming app after its headers.
+func TestHeadStream(t *testing.T) {
+	t.Parallel()
+	tp := newTestPool(t, 1, 10*time.Second)
+	start := time.Now()
+	resp, b := do(t, mustReq(t, "HEAD", tp.srv.URL+"/app/stream?5", nil))
+	if resp.StatusCode != 200 || len(b) != 0 {
+		t.Errorf("HEAD: status %d, %d body bytes", resp.StatusCode, len(b))
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("HEAD of a 5s stream took %s", d)
+	}
+}
+
 // The server's body limit (http.MaxBytesReader) gives 413, and the worker
 // is never taken.
 func TestBodyTooLarge(t *testing.T) {
