@@ -24,6 +24,7 @@
 # Only the standard library is used.
 
 import os
+import re
 import signal
 import socket
 import socketserver
@@ -52,6 +53,9 @@ SKIP_RESPONSE = {
 }
 
 NO_BODY_STATUS = {204, 304}
+
+# A header name (RFC 9110 section 5.6.2 token).
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 
 # portico has already applied its own header limits (max header bytes);
 # http.client's defaults (100 headers, 64 KiB lines) must not be stricter.
@@ -309,7 +313,7 @@ class Handler(BaseHTTPRequestHandler):
             name, value = item
             if not isinstance(name, str) or not isinstance(value, str):
                 raise TypeError("header %r: name and value must be str" % (item,))
-            if not name or any(c in name for c in " \t\r\n:") or "\r" in value or "\n" in value:
+            if not TOKEN.match(name) or "\r" in value or "\n" in value or "\0" in value:
                 raise ValueError("invalid header %r" % (item,))
             lname = name.lower()
             if lname in SKIP_RESPONSE:

@@ -637,6 +637,14 @@ func TestResponses(t *testing.T) {
 	if resp.StatusCode != 200 || len(b) != 0 || resp.ContentLength <= 0 {
 		t.Errorf("HEAD: status %d, %d body bytes, Content-Length %d", resp.StatusCode, len(b), resp.ContentLength)
 	}
+	resp, b = tp.get(t, "/app/badheader")
+	if resp.StatusCode != 500 || strings.Contains(string(b), "never sent") {
+		t.Errorf("invalid header name: status %d body %q, want 500", resp.StatusCode, b)
+	}
+	resp, b = tp.get(t, "/app/nocontent")
+	if resp.StatusCode != 204 || len(b) != 0 || resp.Header.Get("Content-Length") != "" {
+		t.Errorf("204: status %d body %q Content-Length %q", resp.StatusCode, b, resp.Header.Get("Content-Length"))
+	}
 	resp, _ = do(t, mustReq(t, "PROPFIND", tp.srv.URL+"/app/pid", nil))
 	if resp.StatusCode != 200 {
 		t.Errorf("PROPFIND: status %d", resp.StatusCode)

@@ -50,6 +50,12 @@ def application(environ, start_response):
             time.sleep(30)
             yield b"67890"
         return gen()
+    if path.endswith("/badheader"):
+        start_response("200 OK", [("X-Bad(", "v")])
+        return [b"never sent"]
+    if path.endswith("/nocontent"):
+        start_response("204 No Content", [])
+        return [b""]
     if path.endswith("/spawn"):
         import subprocess
         child = subprocess.Popen(["sleep", "60"])
