@@ -153,7 +153,7 @@ func New(cfg config.WSGI, opts Options) (*Pool, error) {
 		go p.supervise(w, procs[i])
 		p.release(procs[i])
 	}
-	log.Info("wsgi: workers ready", "app", cfg.App, "workers", cfg.Workers, "python", python)
+	log.Info("wsgi: workers ready", "app", cfg.App, "workers", cfg.Workers, "python", p.python)
 	return p, nil
 }
 
