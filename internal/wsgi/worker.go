@@ -155,14 +155,25 @@ func (p *Pool) start(w *worker) (*proc, error) {
 	}()
 	timer := time.NewTimer(p.startTimeout)
 	defer timer.Stop()
+	// What the worker printed while it started is held until it is ready
+	// (then logged) or has failed: when all workers of a new pool fail
+	// alike, one traceback in the log is enough.
+	failed := func() {
+		show := p.running.Load() || !p.startErrShown.Swap(true)
+		stdout.release(show)
+		stderr.release(show)
+	}
 	select {
 	case line := <-lines:
 		if strings.HasPrefix(line, "ready") {
 			pr.ready = time.Now()
+			stdout.release(true)
+			stderr.release(true)
 			return pr, nil
 		}
 		pr.kill("failed to start")
 		waitDone(pr, 5*time.Second)
+		defer failed()
 		if reason, ok := strings.CutPrefix(line, "error "); ok {
 			return nil, errors.New(reason)
 		}
@@ -177,10 +188,12 @@ func (p *Pool) start(w *worker) (*proc, error) {
 		}
 		return nil, errors.New(reason)
 	case <-timer.C:
+		defer failed()
 		pr.kill("start timeout")
 		waitDone(pr, 5*time.Second)
 		return nil, fmt.Errorf("worker not ready after %s (is the app's import stuck?)", p.startTimeout)
 	case <-p.stop:
+		defer failed()
 		pr.kill("pool closing")
 		waitDone(pr, 5*time.Second)
 		return nil, errStopped
@@ -281,28 +294,44 @@ func (p *Pool) supervise(w *worker, pr *proc) {
 }
 
 // lineLogger is a process's stdout or stderr: each line becomes one log
-// record tagged with the worker and pid. Overlong lines are split.
+// record tagged with the worker and pid. Overlong lines are split. Lines
+// are held (up to maxHeld) until release says whether to log them.
 type lineLogger struct {
 	level  slog.Level
 	stream string
 
-	mu   sync.Mutex
-	log  *slog.Logger
-	buf  []byte
-	last string
-	held [][]byte // lines written before setLogger
+	mu       sync.Mutex
+	log      *slog.Logger
+	buf      []byte
+	last     string
+	held     [][]byte
+	released bool
+	discard  bool
 }
 
-const maxLogLine = 16 << 10
+const (
+	maxLogLine = 16 << 10
+	maxHeld    = 200
+)
 
 func (l *lineLogger) setLogger(log *slog.Logger) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.log = log
-	for _, b := range l.held {
-		l.log.Log(context.Background(), l.level, "wsgi worker "+l.stream, "line", string(b))
+}
+
+// release logs the held lines (show) or drops them, and logs every line
+// from now on.
+func (l *lineLogger) release(show bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if show {
+		for _, b := range l.held {
+			l.out(b)
+		}
 	}
 	l.held = nil
+	l.released = true
 }
 
 func (l *lineLogger) Write(b []byte) (int, error) {
@@ -328,14 +357,20 @@ func (l *lineLogger) Write(b []byte) (int, error) {
 func (l *lineLogger) emit() {
 	line := bytes.TrimRight(l.buf, "\r")
 	l.buf = l.buf[:0]
-	if len(bytes.TrimSpace(line)) > 0 {
-		l.last = string(bytes.TrimSpace(line))
+	if t := bytes.TrimSpace(line); len(t) > 0 {
+		l.last = string(t)
 	}
-	if l.log == nil {
+	if !l.released && l.log == nil || !l.released && len(l.held) < maxHeld {
 		l.held = append(l.held, bytes.Clone(line))
 		return
 	}
-	l.log.Log(context.Background(), l.level, "wsgi worker "+l.stream, "line", string(line))
+	l.out(line)
+}
+
+func (l *lineLogger) out(line []byte) {
+	if l.log != nil {
+		l.log.Log(context.Background(), l.level, "wsgi worker "+l.stream, "line", string(line))
+	}
 }
 
 func (l *lineLogger) flush() {

@@ -96,10 +96,13 @@ type Pool struct {
 	maxWaiting   int64        // requests waiting beyond this get 503 at once
 	startTimeout time.Duration
 
-	waiting     atomic.Int64
-	failing     atomic.Int64 // slots whose last start attempt failed
-	supervisors sync.WaitGroup
-	stop        chan struct{} // closed when the workers are being stopped
+	waiting atomic.Int64
+	failing atomic.Int64 // slots whose last start attempt failed
+	running atomic.Bool  // New has returned the pool
+	// startErrShown: one failed start's output was logged during New.
+	startErrShown atomic.Bool
+	supervisors   sync.WaitGroup
+	stop          chan struct{} // closed when the workers are being stopped
 
 	mu       sync.Mutex
 	closed   bool // no new requests
@@ -153,6 +156,7 @@ func New(cfg config.WSGI, opts Options) (*Pool, error) {
 		go p.supervise(w, procs[i])
 		p.release(procs[i])
 	}
+	p.running.Store(true)
 	log.Info("wsgi: workers ready", "app", cfg.App, "workers", cfg.Workers, "python", p.python)
 	return p, nil
 }

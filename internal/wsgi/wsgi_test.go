@@ -859,3 +859,18 @@ func TestAppBrokenAfterStart(t *testing.T) {
 		return resp.StatusCode == 200
 	})
 }
+
+// When every worker of a new pool fails alike, the log gets one traceback,
+// not one per worker.
+func TestStartFailureLoggedOnce(t *testing.T) {
+	t.Parallel()
+	logs := &logBuf{}
+	_, err := New(config.WSGI{App: "syntaxerr:application", Dir: testdata(t, "broken"), Workers: 4, Python: python(t)},
+		Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err == nil {
+		t.Fatal("New succeeded")
+	}
+	if n := strings.Count(logs.String(), `line="Traceback (most recent call last):"`); n != 1 {
+		t.Errorf("%d tracebacks in the log, want 1:\n%s", n, logs)
+	}
+}
