@@ -95,12 +95,16 @@ type sig struct {
 
 // fileCache is the open-file / metadata cache: cleaned path -> node. Nodes
 // are re-checked with stat at most once per revalidate interval, so edits
-// show up within that time; the cache holds at most maxEntries nodes and
-// maxBytes of file content, evicting arbitrary nodes beyond that (Go's map
-// iteration order is random, which makes this random eviction).
+// show up within that time. Paths that exist (files, folders) and paths
+// that do not are kept apart, so that a flood of requests for random
+// missing paths cannot push the hot files out: the first map holds at most
+// maxEntries nodes and maxBytes of file content, the second maxEntries/4
+// nodes. Beyond a bound, arbitrary nodes are evicted (Go's map iteration
+// order is random, which makes this random eviction).
 type fileCache struct {
 	mu         sync.RWMutex
-	m          map[string]*node
+	m          map[string]*node // files and folders
+	miss       map[string]*node // missing paths and errors
 	bytes      int64
 	maxEntries int
 	maxBytes   int64
@@ -109,32 +113,47 @@ type fileCache struct {
 
 func (c *fileCache) get(key string) *node {
 	c.mu.RLock()
-	n := c.m[key]
+	n, ok := c.m[key]
+	if !ok {
+		n = c.miss[key]
+	}
 	c.mu.RUnlock()
 	return n
 }
 
 func (c *fileCache) put(key string, n *node) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if old, ok := c.m[key]; ok {
 		c.bytes -= old.cost
-	} else {
-		for k, v := range c.m {
-			if len(c.m) < c.maxEntries && c.bytes+n.cost <= c.maxBytes {
+		delete(c.m, key)
+	}
+	delete(c.miss, key)
+	if n.err != nil {
+		for k := range c.miss {
+			if len(c.miss) < max(c.maxEntries/4, 1) {
 				break
 			}
-			delete(c.m, k)
-			c.bytes -= v.cost
+			delete(c.miss, k)
 		}
+		c.miss[key] = n
+		return
+	}
+	for k, v := range c.m {
+		if len(c.m) < c.maxEntries && c.bytes+n.cost <= c.maxBytes {
+			break
+		}
+		delete(c.m, k)
+		c.bytes -= v.cost
 	}
 	c.m[key] = n
 	c.bytes += n.cost
-	c.mu.Unlock()
 }
 
 func (c *fileCache) clear() {
 	c.mu.Lock()
 	c.m = make(map[string]*node)
+	c.miss = make(map[string]*node)
 	c.bytes = 0
 	c.mu.Unlock()
 }

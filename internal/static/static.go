@@ -138,6 +138,7 @@ func New(cfg config.Static, opts Options) (*Handler, error) {
 	}
 	h.cache = fileCache{
 		m:          make(map[string]*node),
+		miss:       make(map[string]*node),
 		maxEntries: defaultMaxEntries,
 		maxBytes:   defaultMaxBytes,
 		revalidate: int64(revalidateEvery),

@@ -510,8 +510,26 @@ func TestCacheBounded(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		do(h, "GET", "/missing-"+strconv.Itoa(i))
 	}
-	if n := len(h.cache.m); n > 10 {
-		t.Fatalf("got %d cache entries, want <= 10", n)
+	if n := len(h.cache.miss); n > 10/4 {
+		t.Fatalf("got %d cached misses, want <= %d", n, 10/4)
+	}
+	// A flood of misses does not push the hot files out.
+	do(h, "GET", "/style.css")
+	hot := h.cache.get("style.css")
+	for i := 0; i < 100; i++ {
+		do(h, "GET", "/flood-"+strconv.Itoa(i))
+	}
+	if got := h.cache.get("style.css"); got != hot || hot == nil {
+		t.Fatalf("hot file evicted by misses")
+	}
+	h.cache.maxEntries = 4
+	for _, p := range []string{"/docs/readme.txt", "/sub/file.txt", "/digits.txt", "/1k.txt", "/app.js", "/noext", "/binary", "/docs/zz.txt"} {
+		if w := do(h, "GET", p); w.Code != 200 {
+			t.Fatalf("%s: got %d", p, w.Code)
+		}
+	}
+	if n := len(h.cache.m); n > 4 {
+		t.Fatalf("got %d cache entries, want <= 4", n)
 	}
 	h.cache.maxBytes = 100
 	do(h, "GET", "/1k.txt")
