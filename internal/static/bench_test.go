@@ -159,3 +159,20 @@ func BenchmarkFileServer1KiBNetHTTP(b *testing.B) {
 		resp.Body.Close()
 	}
 }
+
+// BenchmarkServeIndex serves a folder's index file.
+func BenchmarkServeIndex(b *testing.B) {
+	h := benchHandler(b)
+	os.MkdirAll(filepath.Join(h.rootReal, "docs"), 0o755)
+	os.WriteFile(filepath.Join(h.rootReal, "docs", "index.html"), []byte("<p>docs</p>"), 0o644)
+	r := httptest.NewRequest("GET", "/docs/", nil)
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		h.ServeHTTP(w, r)
+	}
+	if w.code != 200 {
+		b.Fatalf("status %d", w.code)
+	}
+}

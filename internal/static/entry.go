@@ -78,11 +78,13 @@ type node struct {
 	err     error        // fs.ErrNotExist, fs.ErrPermission or an I/O error
 	isDir   bool
 	modTime time.Time // of a directory
-	plain   *Entry
-	enc     [numEnc]*Entry // precompressed siblings, nil where absent
-	have    [numEnc]bool
-	anyEnc  bool
-	cost    int64 // bytes held in memory
+	// indexKeys are the cache keys of a directory's index files, in order.
+	indexKeys []string
+	plain     *Entry
+	enc       [numEnc]*Entry // precompressed siblings, nil where absent
+	have      [numEnc]bool
+	anyEnc    bool
+	cost      int64 // bytes held in memory
 }
 
 // sig is what revalidation compares: one file's identity.
@@ -232,7 +234,14 @@ func (h *Handler) load(rel string) *node {
 		return &node{err: fs.ErrNotExist}
 	}
 	if fi.IsDir() {
-		return &node{isDir: true, modTime: fi.ModTime()}
+		keys := make([]string, len(h.index))
+		for i, idx := range h.index {
+			keys[i] = idx
+			if rel != "." {
+				keys[i] = rel + "/" + idx
+			}
+		}
+		return &node{isDir: true, modTime: fi.ModTime(), indexKeys: keys}
 	}
 	if !fi.Mode().IsRegular() {
 		// FIFOs, devices, sockets: never opened (a FIFO would block).

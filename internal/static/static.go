@@ -225,11 +225,7 @@ func (h *Handler) resolve(rel string, slash bool) (*node, resKind, error) {
 		if !slash {
 			return nil, resRedirect, nil
 		}
-		for _, idx := range h.index {
-			name := idx
-			if rel != "." {
-				name = rel + "/" + idx
-			}
+		for _, name := range n.indexKeys {
 			if in := h.node(name); in.plain != nil {
 				return in, resFile, nil
 			} else if in.err != nil && !errors.Is(in.err, fs.ErrNotExist) {
