@@ -114,6 +114,7 @@ func (p *Pool) relay(w http.ResponseWriter, r *http.Request, pr *proc, body *req
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	defer cancel()
 	wd := newWatchdog(p.timeout, func() {
+		p.timeouts.Add(1)
 		pr.kill("request exceeded timeout " + p.timeout.String() + ": " + r.Method + " " + r.URL.Path)
 		cancel()
 	})

@@ -287,6 +287,7 @@ func (p *Pool) supervise(w *worker, pr *proc) {
 			w.failing = false
 			p.failing.Add(-1)
 		}
+		p.restarts.Add(1)
 		w.log.Info("wsgi: worker started", "pid", np.pid)
 		pr = np
 		p.release(pr)

@@ -96,9 +96,11 @@ type Pool struct {
 	maxWaiting   int64        // requests waiting beyond this get 503 at once
 	startTimeout time.Duration
 
-	waiting atomic.Int64
-	failing atomic.Int64 // slots whose last start attempt failed
-	running atomic.Bool  // New has returned the pool
+	waiting  atomic.Int64
+	failing  atomic.Int64 // slots whose last start attempt failed
+	running  atomic.Bool  // New has returned the pool
+	restarts atomic.Uint64
+	timeouts atomic.Uint64
 	// startErrShown: one failed start's output was logged during New.
 	startErrShown atomic.Bool
 	supervisors   sync.WaitGroup
@@ -428,6 +430,28 @@ func (p *Pool) Close(ctx context.Context) error {
 	close(p.closeEnd)
 	p.log.Info("wsgi: workers stopped", "app", p.cfg.App)
 	return p.closeErr
+}
+
+// Stats is a snapshot of a pool, for metrics and health endpoints.
+type Stats struct {
+	Workers  int    // configured worker count
+	Alive    int    // worker processes running now
+	Idle     int    // of those, waiting for a request
+	Waiting  int    // requests waiting for an idle worker
+	Restarts uint64 // processes started to replace one that exited
+	Timeouts uint64 // requests cut off by the timeout (worker killed)
+}
+
+// Stats reports the pool's current state.
+func (p *Pool) Stats() Stats {
+	return Stats{
+		Workers:  len(p.workers),
+		Alive:    len(p.pids()),
+		Idle:     len(p.idle),
+		Waiting:  int(p.waiting.Load()),
+		Restarts: p.restarts.Load(),
+		Timeouts: p.timeouts.Load(),
+	}
 }
 
 // pids lists the live worker processes (for tests and diagnostics).

@@ -409,7 +409,10 @@ func TestTimeoutKillsFrozenWorker(t *testing.T) {
 		}
 		return len(now) == 2 && replaced == 1
 	})
-	tp.logs.waitLog(t, 5*time.Second, "request timed out; worker killed and replaced", "worker killed, replacing it")
+	tp.logs.waitLog(t, 5*time.Second, "request timed out; worker killed and replaced", "worker killed, replacing it", "wsgi: worker started")
+	if st := tp.Stats(); st.Timeouts != 1 || st.Restarts != 1 || st.Workers != 2 || st.Alive != 2 {
+		t.Errorf("Stats() = %+v, want 1 timeout, 1 restart, 2 of 2 alive", st)
+	}
 }
 
 // Sequential requests go round the idle workers.
