@@ -19,6 +19,7 @@
 #     X-Portico-Server-Name   SERVER_NAME       X-Portico-Server-Port  SERVER_PORT
 #     X-Portico-Scheme        wsgi.url_scheme   X-Portico-Protocol     SERVER_PROTOCOL
 #     X-Portico-Request-Uri   REQUEST_URI and RAW_URI (as the client sent it)
+#     X-Portico-Ping          not a request: answer 204 at once (health check)
 # The environ is built here from scratch (PEP 3333), not by wsgiref.
 #
 # Only the standard library is used.
@@ -144,6 +145,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_request(self):
         self.close_connection = True
+        if self.headers.get("X-Portico-Ping") is not None:
+            # portico checking that an idle worker still answers; the app
+            # is not involved.
+            self.send(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+            return
         app = self.server.app
         environ = self.build_environ()
         self.status = None

@@ -41,6 +41,7 @@ type proc struct {
 	pid   int
 	ready time.Time
 	done  chan struct{} // closed once the process has exited and been reaped
+	idle  time.Time     // when it last became idle; owned by whoever holds it
 
 	killReason atomic.Pointer[string] // set when portico kills it on purpose
 }
@@ -386,4 +387,76 @@ func (l *lineLogger) lastLine() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.last
+}
+
+// Idle workers are checked every pingEvery: a worker that does not answer
+// a ping (the adapter replies without calling the app) within pingTimeout
+// is frozen (a stopped process, a deadlocked interpreter) and is replaced
+// before a client's request finds it.
+const (
+	defaultPingEvery = 10 * time.Second
+	pingTimeout      = 2 * time.Second
+)
+
+// pinger checks idle workers until the pool stops.
+func (p *Pool) pinger() {
+	defer p.supervisors.Done()
+	for {
+		t := time.NewTimer(min(time.Duration(p.pingEvery.Load()), time.Second))
+		select {
+		case <-t.C:
+		case <-p.stop:
+			t.Stop()
+			return
+		}
+		every := time.Duration(p.pingEvery.Load())
+		// The front of the idle queue is the longest idle worker; one
+		// that was busy lately has shown it is alive.
+		for range len(p.workers) {
+			var pr *proc
+			select {
+			case pr = <-p.idle:
+			default:
+			}
+			if pr == nil {
+				break
+			}
+			if !pr.alive() {
+				continue
+			}
+			if time.Since(pr.idle) < every {
+				p.release(pr)
+				break
+			}
+			if err := p.ping(pr); err != nil {
+				if p.isStopping() {
+					return
+				}
+				p.log.Warn("wsgi: idle worker does not answer; replacing it", "worker", pr.w.id, "pid", pr.pid, "err", err)
+				pr.kill("frozen: no answer to a ping within " + pingTimeout.String())
+				continue
+			}
+			p.release(pr)
+		}
+	}
+}
+
+func (p *Pool) ping(pr *proc) error {
+	ctx, cancel := context.WithTimeout(context.Background(), min(pingTimeout, p.timeout))
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://wsgi/", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Portico-Ping", "1")
+	req.Header["User-Agent"] = []string{""}
+	resp, err := pr.w.transport.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("ping answered %s", resp.Status)
+	}
+	return nil
 }

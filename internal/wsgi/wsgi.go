@@ -96,11 +96,12 @@ type Pool struct {
 	maxWaiting   int64        // requests waiting beyond this get 503 at once
 	startTimeout time.Duration
 
-	waiting  atomic.Int64
-	failing  atomic.Int64 // slots whose last start attempt failed
-	running  atomic.Bool  // New has returned the pool
-	restarts atomic.Uint64
-	timeouts atomic.Uint64
+	waiting   atomic.Int64
+	failing   atomic.Int64 // slots whose last start attempt failed
+	running   atomic.Bool  // New has returned the pool
+	pingEvery atomic.Int64 // idle workers are pinged this often (ns)
+	restarts  atomic.Uint64
+	timeouts  atomic.Uint64
 	// startErrShown: one failed start's output was logged during New.
 	startErrShown atomic.Bool
 	supervisors   sync.WaitGroup
@@ -127,6 +128,7 @@ func New(cfg config.WSGI, opts Options) (*Pool, error) {
 	cfg, log, dir := p.cfg, p.log, p.dir
 	fail := func(err error) error { return fmt.Errorf("wsgi app %q: %w", cfg.App, err) }
 	p.queueWait.Store(int64(cfg.Timeout.D()))
+	p.pingEvery.Store(int64(defaultPingEvery))
 	for i := range cfg.Workers {
 		p.workers = append(p.workers, newWorker(i+1, filepath.Join(dir, fmt.Sprintf("w%d.sock", i+1)), log))
 	}
@@ -158,6 +160,8 @@ func New(cfg config.WSGI, opts Options) (*Pool, error) {
 		go p.supervise(w, procs[i])
 		p.release(procs[i])
 	}
+	p.supervisors.Add(1)
+	go p.pinger()
 	p.running.Store(true)
 	log.Info("wsgi: workers ready", "app", cfg.App, "workers", cfg.Workers, "python", p.python)
 	return p, nil
@@ -270,6 +274,7 @@ func (p *Pool) release(pr *proc) {
 	if !pr.alive() {
 		return
 	}
+	pr.idle = time.Now()
 	select {
 	case p.idle <- pr:
 	default: // cannot happen: one token per live process

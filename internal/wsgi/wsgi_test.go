@@ -877,3 +877,24 @@ func TestStartFailureLoggedOnce(t *testing.T) {
 		t.Errorf("%d tracebacks in the log, want 1:\n%s", n, logs)
 	}
 }
+
+// A worker frozen while idle (here: stopped) is found by the pool's ping
+// and replaced before a client's request gets to it.
+func TestFrozenIdleWorkerReplaced(t *testing.T) {
+	t.Parallel()
+	tp := newTestPool(t, 2, 10*time.Second)
+	tp.pingEvery.Store(int64(200 * time.Millisecond))
+	victim := tp.pids()[0]
+	syscall.Kill(victim, syscall.SIGSTOP)
+	defer syscall.Kill(victim, syscall.SIGKILL)
+	waitFor(t, 10*time.Second, "the frozen worker to be replaced", func() bool {
+		now := tp.pids()
+		return len(now) == 2 && !contains2(now, victim)
+	})
+	tp.logs.waitLog(t, time.Second, "idle worker does not answer; replacing it", "pid="+strconv.Itoa(victim))
+	for range 4 {
+		if resp, _ := tp.get(t, "/app/pid"); resp.StatusCode != 200 {
+			t.Errorf("status %d", resp.StatusCode)
+		}
+	}
+}
