@@ -435,6 +435,7 @@ def watch_parent(ppid):
 def main():
     sock_path, spec, app_dir = sys.argv[1], sys.argv[2], sys.argv[3]
     try:
+        os.set_inheritable(3, False)  # not for the app's own children
         status = os.fdopen(3, "w")
     except OSError:
         status = None
