@@ -480,3 +480,25 @@ func TestDefaultHeaders(t *testing.T) {
 		}
 	}
 }
+
+// A client that stops reading is cut after WriteTimeout.
+func TestWriteTimeout(t *testing.T) {
+	ts := newTestServer(t, Options{WriteTimeout: 200 * time.Millisecond})
+	c, _ := ts.dial(t)
+	c.(*net.TCPConn).SetReadBuffer(4096)
+	go func() {
+		for i := 0; i < 2000; i++ {
+			if _, err := fmt.Fprintf(c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+				return
+			}
+		}
+	}()
+	deadline := time.Now().Add(3 * time.Second)
+	time.Sleep(100 * time.Millisecond)
+	for ts.fl.Conns() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("connection of a client that does not read is still open")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -64,6 +64,12 @@ type Options struct {
 	// IdleTimeout bounds the wait for the next request on a kept-alive
 	// connection, and for the first one (http.Server.IdleTimeout).
 	IdleTimeout time.Duration
+	// WriteTimeout bounds each write to the client: the deadline moves
+	// forward before every write (and every 256 KiB of a file), so a
+	// client that stops reading is cut, while a long download is not.
+	// It is portico's write_timeout, which net/http's WriteTimeout (a
+	// limit on the whole response) is not.
+	WriteTimeout time.Duration
 	// MaxHeaderBytes caps the request line and header block the fast path
 	// reads; a larger request is handed off (and net/http applies its own
 	// limit). At most BufferSize.

@@ -17,6 +17,7 @@ type Recorder struct {
 func NewRecorder() *Recorder {
 	r := &Recorder{}
 	r.c.nc = &r.sent
+	r.c.l = &Listener{}
 	return r
 }
 
@@ -26,6 +27,10 @@ func (r *Recorder) Serve(h Handler, req *Request) bool {
 	r.sent.b = r.sent.b[:0]
 	r.c.out = r.c.out[:0]
 	r.c.werr = nil
+	r.c.now = req.Start
+	if r.c.now.IsZero() {
+		r.c.now = time.Now()
+	}
 	r.c.w = ResponseWriter{c: &r.c, head: req.Method == "HEAD", keepAlive: req.KeepAlive, proto10: req.ProtoMinor == 0}
 	if !h.ServeFast(req, &r.c.w) {
 		return false

@@ -1,6 +1,7 @@
 package fastpath
 
 import (
+	"time"
 	"unsafe"
 )
 
@@ -20,6 +21,11 @@ type Request struct {
 	Proto      string // "HTTP/1.1" or "HTTP/1.0"
 	ProtoMinor int    // 1 or 0
 	RemoteAddr string // the peer's address, as net/http's Request.RemoteAddr
+
+	// Start is when the engine had the whole request, from the clock
+	// that also gives the response's Date: a handler's start time for
+	// logs and metrics, without another time.Now.
+	Start time.Time
 
 	// URI is the request target exactly as received (origin form: the
 	// path and, if any, "?" and the query), like http.Request.RequestURI.

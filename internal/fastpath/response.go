@@ -34,6 +34,7 @@ type ResponseWriter struct {
 	bytes       int64
 	defaults    [][2]string
 	lr          io.LimitedReader
+	slow        bool // wrote to the socket directly: the clock needs a fresh read
 }
 
 // Status returns the status code WriteHeader was called with, 0 before.
@@ -82,7 +83,7 @@ func (w *ResponseWriter) WriteHeader(status int) {
 		b = append(b, "\r\n"...)
 	}
 	b = append(b, "Date: "...)
-	b = append(b, httpDate(time.Now())...)
+	b = append(b, httpDate(w.c.now)...)
 	b = append(b, "\r\n"...)
 	w.headerStart = len(b)
 	w.c.out = b
@@ -205,6 +206,7 @@ func (w *ResponseWriter) Write(p []byte) (int, error) {
 	if err := c.flush(); err != nil {
 		return 0, err
 	}
+	w.slow = true
 	n, err := c.write(p)
 	if err != nil {
 		c.werr = err
@@ -227,13 +229,27 @@ func (w *ResponseWriter) SendFile(f *os.File, n int64) (int64, error) {
 	if err := c.flush(); err != nil {
 		return 0, err
 	}
-	w.lr = io.LimitedReader{R: f, N: n}
+	w.slow = true
+	// In slices, each with a fresh write deadline: a client reading
+	// steadily is never cut, one that stops is.
 	var written int64
 	var err error
-	if rf, ok := c.nc.(io.ReaderFrom); ok {
-		written, err = rf.ReadFrom(&w.lr)
-	} else {
-		written, err = io.Copy(c.nc, &w.lr)
+	for written < n && err == nil {
+		chunk := min(n-written, sendfileSlice)
+		if c.l.opts.WriteTimeout > 0 {
+			c.setWriteDeadline(time.Now())
+		}
+		w.lr = io.LimitedReader{R: f, N: chunk}
+		var k int64
+		if rf, ok := c.nc.(io.ReaderFrom); ok {
+			k, err = rf.ReadFrom(&w.lr)
+		} else {
+			k, err = io.Copy(writerOnly{c.nc}, &w.lr)
+		}
+		written += k
+		if err == nil && k < chunk {
+			break
+		}
 	}
 	w.lr.R = nil
 	w.bytes += written
@@ -245,6 +261,9 @@ func (w *ResponseWriter) SendFile(f *os.File, n int64) (int64, error) {
 	}
 	return written, err
 }
+
+// sendfileSlice is how much of a file goes out per write deadline.
+const sendfileSlice = 256 << 10
 
 // finish ends a response the handler left without a body.
 func (w *ResponseWriter) finish() {

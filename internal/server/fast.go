@@ -17,8 +17,10 @@ import (
 // fastListen puts portico's fast path (package fastpath) in front of a
 // plain-HTTP listener: hot static hits are answered by the fast path, and
 // every connection that sends anything else is handed to l.srv through the
-// returned listener. Limits are the http.Server's; ln is already wrapped in
-// progressListener, so the write timeout and sliced sendfile apply to both.
+// returned listener. Limits are the http.Server's, and write_timeout moves
+// with progress on both paths: the fast path applies it itself (without a
+// time.Now per write), and the caller wraps the returned listener in
+// progressListener for net/http.
 //
 // The fast path's connections are not net/http's, so http.Server.Shutdown
 // does not wait for them; closing the listener (which Shutdown and Close
@@ -28,6 +30,7 @@ import (
 func (s *Server) fastListen(key string, ln net.Listener, cfg config.Server) net.Listener {
 	fl := fastpath.Listen(ln, &fastEntry{s: s, key: key}, fastpath.Options{
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout.D(),
+		WriteTimeout:      cfg.WriteTimeout.D(),
 		IdleTimeout:       cfg.IdleTimeout.D(),
 		MaxHeaderBytes:    int(cfg.MaxHeaderBytes),
 		OnPanic: func(p any) {
@@ -82,7 +85,7 @@ func (f *fastEntry) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter)
 	}
 	t.inflight.Add(1)
 	defer t.inflight.Add(-1)
-	start := time.Now()
+	start := req.Start
 	w.SetDefaultHeaders(st.headers)
 	if !fh.ServeFast(req, w) {
 		return false

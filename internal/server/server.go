@@ -170,10 +170,11 @@ func (s *Server) serve(opened []*listener) {
 			MaxHeaderBytes:    int(srvCfg.MaxHeaderBytes),
 			ErrorLog:          log.New(&errorLogWriter{s.opts.Logger}, "", 0),
 		}
-		ln := net.Listener(progressListener{Listener: l.ln, writeTimeout: srvCfg.WriteTimeout.D()})
+		ln := l.ln
 		if !l.tls {
 			ln = s.fastListen(l.key, ln, srvCfg) // fast.go: hot static hits skip net/http
 		}
+		ln = progressListener{Listener: ln, writeTimeout: srvCfg.WriteTimeout.D()}
 		if l.tls {
 			key := l.key
 			l.srv.TLSConfig = &tls.Config{

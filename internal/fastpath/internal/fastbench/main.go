@@ -11,19 +11,22 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
 
+	"portico/internal/config"
 	"portico/internal/fastpath"
+	"portico/internal/server"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8099", "listen address")
-	mode := flag.String("mode", "fast", "fast or nethttp")
-	prof := flag.String("cpuprofile", "", "write a CPU profile until SIGINT")
+	mode := flag.String("mode", "fast", "fast, nethttp, or portico (with -config)")
+	cfgFile := flag.String("config", "", "portico config file, for -mode portico")
+	prof := flag.String("cpuprofile", "", "write a CPU profile, then exit after -for")
+	dur := flag.Duration("for", 10*time.Second, "how long to profile")
 	flag.Parse()
 	body := []byte(strings.Repeat("x", 1024))
 	ct := []string{"text/plain; charset=utf-8"}
@@ -33,6 +36,18 @@ func main() {
 		w.Header()["Content-Length"] = cl
 		w.Write(body)
 	})
+	if *mode == "portico" {
+		cfg, err := config.Load(*cfgFile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		s := server.New(server.Options{Stdout: os.Stdout, Stderr: os.Stderr, Metrics: server.NewMetrics()})
+		if err := s.Start(cfg); err != nil {
+			log.Fatal(err)
+		}
+		profile(*prof, *dur)
+		select {}
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
@@ -49,17 +64,25 @@ func main() {
 			return true
 		}), fastpath.Options{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second})
 	}
-	if *prof != "" {
-		f, _ := os.Create(*prof)
-		pprof.StartCPUProfile(f)
-		go func() {
-			c := make(chan os.Signal, 1)
-			signal.Notify(c, os.Interrupt)
-			<-c
-			pprof.StopCPUProfile()
-			os.Exit(0)
-		}()
-	}
+	profile(*prof, *dur)
 	srv := &http.Server{Handler: slow, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	log.Fatal(srv.Serve(ln))
+}
+
+// profile writes a CPU profile to file for d, then exits.
+func profile(file string, d time.Duration) {
+	if file == "" {
+		return
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		log.Fatal(err)
+	}
+	pprof.StartCPUProfile(f)
+	go func() {
+		time.Sleep(d)
+		pprof.StopCPUProfile()
+		f.Close()
+		os.Exit(0)
+	}()
 }
