@@ -18,6 +18,7 @@ import (
 	"portico/internal/config"
 	"portico/internal/proxy"
 	"portico/internal/static"
+	"portico/internal/wsgi"
 )
 
 // Tree is an immutable handler tree built from one config. A reload builds
@@ -52,12 +53,13 @@ type Deps struct {
 // Build turns a loaded config into a handler tree. It is the prepare step
 // that `portico check` runs too: every handler validates its section here.
 // On error nothing is left running.
-func Build(cfg *config.Config, deps Deps) (t *Tree, err error) {
-	t = &Tree{cfg: cfg, byListener: map[string]*vhost{}, certs: map[string]*certSet{}, metrics: deps.Metrics}
+func Build(cfg *config.Config, deps Deps) (_ *Tree, err error) {
+	t := &Tree{cfg: cfg, byListener: map[string]*vhost{}, certs: map[string]*certSet{}, metrics: deps.Metrics}
 	defer func() {
 		if err != nil {
+			// Stop whatever the handlers built so far started (health
+			// checkers, worker processes).
 			t.Close(context.Background())
-			t = nil
 		}
 	}()
 	logger := deps.Logger
@@ -138,33 +140,44 @@ func (t *Tree) buildSite(sc *config.Site, logger *slog.Logger, trusted []netip.P
 func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger *slog.Logger, trusted []netip.Prefix, configFiles []string) (http.Handler, error) {
 	prefix := strings.TrimSuffix(rc.Path, "/")
 	lg := logger.With("site", sc.Name, "route", rc.Path)
-	var proxyHandler http.Handler
-	if rc.Proxy != nil {
+	// app is the route's application handler (proxy or wsgi), with the
+	// prefix stripped inside and the cache outside, so cache keys and
+	// purges use the URL the client asked for.
+	var app http.Handler
+	switch {
+	case rc.Proxy != nil:
 		p, err := proxy.New(*rc.Proxy, proxy.Options{Logger: lg, TrustedProxies: trusted})
 		if err != nil {
 			return nil, fmt.Errorf("proxy: %w", err)
 		}
 		t.closers = append(t.closers, p.Close)
-		proxyHandler = p
+		app = p
 		if rc.StripPrefix && prefix != "" {
-			proxyHandler = stripHandler{prefix: prefix, next: p}
+			app = stripHandler{prefix: prefix, next: p}
 		}
-		if rc.Cache != nil {
-			c, err := cache.New(*rc.Cache, proxyHandler, cache.Options{Logger: lg, Name: sc.Name + " " + rc.Path})
-			if err != nil {
-				return nil, fmt.Errorf("cache: %w", err)
-			}
-			t.closers = append(t.closers, c.Close)
-			t.caches = append(t.caches, c)
-			t.cacheNames = append(t.cacheNames, sc.Name+" "+rc.Path)
-			proxyHandler = c
+	case rc.WSGI != nil:
+		p, err := wsgi.New(*rc.WSGI, wsgi.Options{Logger: lg, Prefix: prefix})
+		if err != nil {
+			return nil, err
 		}
+		t.closers = append(t.closers, p.Close)
+		app = p
+	}
+	if app != nil && rc.Cache != nil {
+		c, err := cache.New(*rc.Cache, app, cache.Options{Logger: lg, Name: sc.Name + " " + rc.Path})
+		if err != nil {
+			return nil, fmt.Errorf("cache: %w", err)
+		}
+		t.closers = append(t.closers, c.Close)
+		t.caches = append(t.caches, c)
+		t.cacheNames = append(t.cacheNames, sc.Name+" "+rc.Path)
+		app = c
 	}
 	switch {
 	case rc.Static != nil:
 		var fallback http.Handler
 		if rc.FilesFirst {
-			fallback = proxyHandler
+			fallback = app
 		}
 		sc := *rc.Static
 		sc.Hide = append(append([]string(nil), sc.Hide...), insideRoot(sc.Root, configFiles)...)
@@ -181,10 +194,8 @@ func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger 
 		}
 		t.closers = append(t.closers, h.Close)
 		return h, nil
-	case rc.Proxy != nil:
-		return proxyHandler, nil
-	case rc.WSGI != nil:
-		return nil, errors.New("wsgi routes are not available in this version of portico yet")
+	case app != nil:
+		return app, nil
 	case rc.Redirect != nil:
 		return &redirectHandler{to: rc.Redirect.To, status: rc.Redirect.Status, prefix: prefix}, nil
 	}
