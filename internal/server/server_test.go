@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -351,4 +352,24 @@ func FuzzSafeRequestPath(f *testing.F) {
 			t.Fatalf("safeRequestPath(%q) = true with NUL", p)
 		}
 	})
+}
+
+// A route that fails to build is an error, never a panic, and what was
+// built before it is closed.
+func TestBuildErrorIsCleanedUp(t *testing.T) {
+	cfg := &config.Config{Sites: []config.Site{{
+		Listen: []string{"127.0.0.1:0"},
+		Routes: []config.Route{
+			{Path: "/api/", Proxy: &config.Proxy{Upstreams: []string{"http://127.0.0.1:1"}}},
+			{Path: "/", Static: &config.Static{Root: filepath.Join(t.TempDir(), "missing")}},
+		},
+	}}}
+	config.ApplyDefaults(cfg)
+	tr, err := Build(cfg, Deps{})
+	if err == nil || tr != nil {
+		t.Fatalf("Build with a missing root: tree %v, err %v; want nil and an error", tr, err)
+	}
+	if !strings.Contains(err.Error(), "missing") {
+		t.Errorf("error does not name the problem: %v", err)
+	}
 }
