@@ -226,7 +226,7 @@ func (w *ResponseWriter) SendFile(f *os.File, n int64) (int64, error) {
 		return n, nil
 	}
 	c := w.c
-	if err := c.flush(); err != nil {
+	if err := c.flushMore(); err != nil {
 		return 0, err
 	}
 	w.slow = true

@@ -6,6 +6,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"log"
 	"net"
@@ -24,6 +25,7 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8099", "listen address")
 	mode := flag.String("mode", "fast", "fast, nethttp, or portico (with -config)")
+	noKeepAlive := flag.Bool("nokeepalive", false, "no TCP keep-alive probes on accepted connections")
 	cfgFile := flag.String("config", "", "portico config file, for -mode portico")
 	prof := flag.String("cpuprofile", "", "write a CPU profile, then exit after -for")
 	dur := flag.Duration("for", 10*time.Second, "how long to profile")
@@ -48,7 +50,11 @@ func main() {
 		profile(*prof, *dur)
 		select {}
 	}
-	ln, err := net.Listen("tcp", *addr)
+	lc := net.ListenConfig{}
+	if *noKeepAlive {
+		lc.KeepAlive = -1 // no SO_KEEPALIVE + 3 setsockopt per accepted connection
+	}
+	ln, err := lc.Listen(context.Background(), "tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
 	}
