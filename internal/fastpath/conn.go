@@ -235,7 +235,7 @@ func (c *conn) serve() {
 		if c.werr != nil {
 			return
 		}
-		if !req.KeepAlive {
+		if !c.w.keepAlive {
 			_ = c.flush()
 			return
 		}

@@ -22,6 +22,8 @@ type memHandler struct {
 	defaults [][2]string
 	served   atomic.Int64
 	file     string // path served from disk with SendFile at /file
+	block    chan struct{}
+	entered  chan struct{}
 }
 
 func (h *memHandler) ServeFast(req *Request, w *ResponseWriter) bool {
@@ -44,6 +46,11 @@ func (h *memHandler) ServeFast(req *Request, w *ResponseWriter) bool {
 	}
 	if req.Path == "/panic" {
 		panic("boom")
+	}
+	if req.Path == "/block" && h.block != nil {
+		h.entered <- struct{}{}
+		<-h.block
+		req.Path = "/a"
 	}
 	body, ok := h.files[req.Path]
 	if !ok {
@@ -85,6 +92,12 @@ func newTestServer(t *testing.T, opts Options) *testServer {
 	ts.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ts.slow.Add(1)
+			if r.URL.Path == "/slowfile" && ts.fast.file != "" {
+				// sendfile through the handed-off connection
+				w.Header().Set("X-Served-By", "net/http")
+				http.ServeFile(w, r, ts.fast.file)
+				return
+			}
 			b, _ := io.ReadAll(r.Body)
 			w.Header().Set("X-Served-By", "net/http")
 			fmt.Fprintf(w, "%s %s %q", r.Method, r.RequestURI, b)
@@ -277,8 +290,9 @@ func TestSendFile(t *testing.T) {
 	os.WriteFile(name, []byte(data), 0o644)
 	ts.fast.file = name
 	c, br := ts.dial(t)
-	fmt.Fprintf(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /file HTTP/1.1\r\nHost: x\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-	for _, want := range []string{"hello a", data, "hello a"} {
+	fmt.Fprintf(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /file HTTP/1.1\r\nHost: x\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n"+
+		"GET /slowfile HTTP/1.1\r\nHost: x\r\n\r\n")
+	for _, want := range []string{"hello a", data, "hello a", data} {
 		if r := readResp(t, br, "GET"); r.body != want {
 			t.Errorf("got %d bytes, want %d", len(r.body), len(want))
 		}
@@ -468,7 +482,7 @@ func TestDefaultHeaders(t *testing.T) {
 		{"Varyx: 1\r\n", [][2]string{{"Vary", "Origin"}}, "Varyx: 1\r\nVary: Origin\r\n"},
 	}
 	for _, tt := range tests {
-		c := &conn{}
+		c := &conn{l: &Listener{}}
 		w := &ResponseWriter{c: c, keepAlive: true}
 		w.headerStart = 0
 		w.started = true
@@ -500,5 +514,31 @@ func TestWriteTimeout(t *testing.T) {
 			t.Fatal("connection of a client that does not read is still open")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A request in flight when the listener closes is answered with
+// "Connection: close", then the connection is closed.
+func TestCloseWhileBusy(t *testing.T) {
+	ts := newTestServer(t, Options{IdleTimeout: time.Minute})
+	ts.fast.block, ts.fast.entered = make(chan struct{}), make(chan struct{}, 1)
+	c, br := ts.dial(t)
+	fmt.Fprintf(c, "GET /block HTTP/1.1\r\nHost: x\r\n\r\n")
+	<-ts.fast.entered
+	done := make(chan error)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		done <- ts.fl.Shutdown(ctx)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	close(ts.fast.block)
+	r := readResp(t, br, "GET")
+	if r.body != "hello a" || !r.close {
+		t.Errorf("got %q close=%v, want %q close=true", r.body, r.close, "hello a")
+	}
+	expectEOF(t, br)
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
 	}
 }

@@ -125,6 +125,9 @@ func (w *ResponseWriter) endHeader() {
 		return
 	}
 	w.headerDone = true
+	if w.keepAlive && w.c.l.closing.Load() {
+		w.keepAlive = false // shutting down: "Connection: close", as net/http
+	}
 	b := w.c.out
 	for _, kv := range w.defaults {
 		if !hasField(b[w.headerStart:], kv[0]) {
