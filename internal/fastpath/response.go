@@ -1,6 +1,7 @@
 package fastpath
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -154,14 +155,11 @@ func (w *ResponseWriter) endHeader() {
 // (case-insensitively).
 func hasField(lines []byte, name string) bool {
 	for len(lines) > len(name) {
-		if lines[len(name)] == ':' && equalFoldBytes(lines[:len(name)], name) {
+		if lines[len(name)] == ':' && lines[0]|0x20 == name[0]|0x20 && equalFoldBytes(lines[:len(name)], name) {
 			return true
 		}
-		i := 0
-		for i < len(lines) && lines[i] != '\n' {
-			i++
-		}
-		if i == len(lines) {
+		i := bytes.IndexByte(lines, '\n')
+		if i < 0 {
 			return false
 		}
 		lines = lines[i+1:]

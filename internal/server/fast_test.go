@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"portico/internal/config"
+	"portico/internal/fastpath"
 )
 
 // syncBuffer is a bytes.Buffer safe for the access log's flusher.
@@ -232,5 +233,46 @@ func TestFastPathShutdown(t *testing.T) {
 	}
 	if _, err := br.ReadByte(); err == nil {
 		t.Errorf("connection still open after Shutdown")
+	}
+}
+
+// BenchmarkFastEntry1KiB is the server's part of a fast-path hit: vhost,
+// route, static cache hit, site headers, access log (combined, to a
+// discarding writer) and metrics; no socket.
+func BenchmarkFastEntry1KiB(b *testing.B) {
+	dir := b.TempDir()
+	os.WriteFile(filepath.Join(dir, "1k.txt"), []byte(strings.Repeat("x", 1024)), 0o644)
+	file := filepath.Join(dir, "portico.toml")
+	os.WriteFile(file, []byte(fmt.Sprintf(`
+[server]
+access_log = "stdout"
+[[site]]
+listen = ["127.0.0.1:0"]
+headers = { "X-Frame-Options" = "DENY" }
+[[site.route]]
+path = "/"
+static = { root = %q }
+`, dir)), 0o644)
+	cfg, err := config.Load(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := New(Options{Stdout: io.Discard, Metrics: NewMetrics()})
+	t, err := s.build(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer t.Close(context.Background())
+	s.tree.Store(t)
+	fe := &fastEntry{s: s, key: config.ListenerKey("127.0.0.1:0")}
+	req := &fastpath.Request{Method: "GET", Proto: "HTTP/1.1", ProtoMinor: 1, URI: "/1k.txt", Path: "/1k.txt", RawPath: "/1k.txt",
+		Host: "localhost:8080", UserAgent: "wrk", RemoteAddr: "127.0.0.1:5555", KeepAlive: true, Start: time.Now()}
+	rec := fastpath.NewRecorder()
+	if !rec.Serve(fe, req) {
+		b.Fatal("not served")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		rec.Serve(fe, req)
 	}
 }
