@@ -13,8 +13,9 @@ type conn struct {
 	l    *Listener
 	nc   net.Conn
 	br   *bufio.Reader
-	out  []byte // pending output
-	werr error  // the first write error: the connection is dead
+	out  []byte  // pending output
+	outp *[]byte // out's pool slot
+	werr error   // the first write error: the connection is dead
 	req  Request
 	w    ResponseWriter
 
@@ -33,6 +34,20 @@ type conn struct {
 
 // outPool holds output buffers of connections.
 var outPool = sync.Pool{New: func() any { b := make([]byte, 0, outFlushSize+4096); return &b }}
+
+func (c *conn) getOut() {
+	c.outp = outPool.Get().(*[]byte)
+	c.out = (*c.outp)[:0]
+}
+
+func (c *conn) putOut() {
+	if c.outp == nil {
+		return
+	}
+	*c.outp = c.out[:0]
+	outPool.Put(c.outp)
+	c.outp, c.out = nil, nil
+}
 
 // setWriteDeadline moves the write deadline to base+WriteTimeout, unless
 // it would move by less than 1/64 of the timeout.
@@ -144,16 +159,13 @@ func (c *conn) serve() {
 				l.bufPool.Put(c.br)
 			}
 		}
-		if c.out != nil {
-			b := c.out[:0]
-			outPool.Put(&b)
-		}
-		c.br, c.out = nil, nil
+		c.putOut()
+		c.br = nil
 		l.remove(c)
 	}()
 	c.br = l.bufPool.Get().(*bufio.Reader)
 	c.br.Reset(c.nc)
-	c.out = (*outPool.Get().(*[]byte))[:0]
+	c.getOut()
 	c.req.RemoteAddr = c.nc.RemoteAddr().String()
 	c.now = time.Now()
 	opts := &l.opts
@@ -172,9 +184,12 @@ func (c *conn) serve() {
 			if l.closing.Load() {
 				return
 			}
+			// An idle connection holds no output buffer.
+			c.putOut()
 			if _, err := c.br.Peek(1); err != nil {
 				return
 			}
+			c.getOut()
 		}
 		// Parse, reading more while the header block is incomplete.
 		var n int
