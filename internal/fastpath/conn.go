@@ -170,15 +170,21 @@ func (c *conn) serve() {
 	c.now = time.Now()
 	opts := &l.opts
 	size := c.br.Size()
+	first := true
 	for {
 		if c.br.Buffered() == 0 {
 			// Between requests: flush, then wait for the next one.
 			if c.flush() != nil {
 				return
 			}
-			if opts.IdleTimeout > 0 {
+			switch {
+			case first && opts.ReadHeaderTimeout > 0:
+				// As net/http: a new connection has ReadHeaderTimeout
+				// for its first request, idle time included.
+				c.setReadDeadline(c.now.Add(opts.ReadHeaderTimeout), false)
+			case opts.IdleTimeout > 0:
 				c.setReadDeadline(c.now.Add(opts.IdleTimeout), true)
-			} else if opts.ReadHeaderTimeout > 0 && !c.rd.IsZero() {
+			case opts.ReadHeaderTimeout > 0 && !c.rd.IsZero():
 				c.setReadDeadline(time.Time{}, false)
 			}
 			if l.closing.Load() {
@@ -193,7 +199,8 @@ func (c *conn) serve() {
 		}
 		// Parse, reading more while the header block is incomplete.
 		var n int
-		deadlineSet := false
+		deadlineSet := first && opts.ReadHeaderTimeout > 0
+		first = false
 		for {
 			buf, _ := c.br.Peek(c.br.Buffered())
 			c.req.reset()

@@ -542,3 +542,15 @@ func TestCloseWhileBusy(t *testing.T) {
 		t.Errorf("Shutdown: %v", err)
 	}
 }
+
+// As net/http: a new connection that sends nothing is cut after
+// ReadHeaderTimeout, not IdleTimeout.
+func TestFirstRequestHeaderTimeout(t *testing.T) {
+	ts := newTestServer(t, Options{ReadHeaderTimeout: 150 * time.Millisecond, IdleTimeout: time.Minute})
+	_, br := ts.dial(t)
+	start := time.Now()
+	expectEOF(t, br)
+	if d := time.Since(start); d > 900*time.Millisecond {
+		t.Errorf("silent connection cut after %v, want about 150ms", d)
+	}
+}
