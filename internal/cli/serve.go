@@ -110,7 +110,7 @@ func quickConfig(f serveFlags, port string) (*config.Config, error) {
 				c := &config.CGI{Root: p}
 				// Like Python's http.server, run .py scripts with Python
 				// even when they are not executable.
-				if py, err := exec.LookPath("python3"); err == nil {
+				if py := systemPython(); py != "" {
 					c.Interpreters = map[string]string{".py": py}
 				}
 				site.Routes = append(site.Routes, config.Route{Path: "/" + name + "/", CGI: c})
@@ -124,6 +124,19 @@ func quickConfig(f serveFlags, port string) (*config.Config, error) {
 		return nil, fmt.Errorf("%s", strings.ReplaceAll(err.Error(), "(flags): ", ""))
 	}
 	return cfg, nil
+}
+
+// systemPython finds a python3 that scripts can run. The system one comes
+// first: as root, scripts run as nobody, who cannot reach an interpreter
+// installed under root's home (pyenv, for one).
+func systemPython() string {
+	for _, p := range []string{"/usr/bin/python3", "/usr/local/bin/python3"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	py, _ := exec.LookPath("python3")
+	return py
 }
 
 // openBrowser opens url in the desktop's browser, or says why it cannot.
