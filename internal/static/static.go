@@ -162,7 +162,8 @@ var (
 	hvBytes      = []string{"bytes"}
 	hvVaryAE     = []string{"Accept-Encoding"}
 	hvNoCache    = []string{"no-cache"}
-	hvAllow      = []string{"GET, HEAD, OPTIONS"}
+	hvAllow      = []string{"GET, HEAD"}
+	hvAllowOpts  = []string{"GET, HEAD, OPTIONS"}
 	hvHTML       = []string{"text/html; charset=utf-8"}
 	errNotServed = errors.New("static: not a file")
 )
@@ -309,11 +310,12 @@ func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) wrongMethod(w http.ResponseWriter, r *http.Request) {
-	w.Header()["Allow"] = hvAllow
 	if r.Method == http.MethodOptions {
+		w.Header()["Allow"] = hvAllowOpts
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	w.Header()["Allow"] = hvAllow
 	errorpage.Write(w, r, http.StatusMethodNotAllowed)
 }
 
