@@ -83,6 +83,10 @@ type Handler struct {
 	retries      int
 	retryTimeout time.Duration
 
+	// fast is the fast path (fast.go); nil when the handler cannot
+	// have one (an https upstream).
+	fast *fastProxy
+
 	health    *config.Health
 	stop      context.CancelFunc
 	done      chan struct{}
@@ -215,6 +219,7 @@ func New(cfg config.Proxy, opts Options) (*Handler, error) {
 		// text/event-stream and for responses of unknown length (streams),
 		// and lets bodies of known length fill the buffer.
 	}
+	h.fast = newFastProxy(h, ups, orDefault(cfg.ConnectTimeout.D(), defaultConnectTimeout), orDefault(cfg.ReadTimeout.D(), defaultReadTimeout))
 	if h.health != nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		h.stop = cancel
@@ -248,6 +253,9 @@ func (h *Handler) Close(ctx context.Context) error {
 			}
 		}
 		h.transport.CloseIdleConnections()
+		if h.fast != nil {
+			h.fast.close()
+		}
 	})
 	return err
 }
@@ -276,10 +284,16 @@ var (
 
 // trustedPeer reports whether the request's peer may set forwarding headers.
 func (h *Handler) trustedPeer(r *http.Request) bool {
+	return h.trustedAddr(r.RemoteAddr)
+}
+
+// trustedAddr reports whether a peer (a RemoteAddr) may set forwarding
+// headers.
+func (h *Handler) trustedAddr(remoteAddr string) bool {
 	if len(h.trusted) == 0 {
 		return false
 	}
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	ap, err := netip.ParseAddrPort(remoteAddr)
 	if err != nil {
 		return false
 	}

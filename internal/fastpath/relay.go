@@ -1,0 +1,119 @@
+package fastpath
+
+import (
+	"errors"
+	"strconv"
+	"time"
+	"unsafe"
+)
+
+// This file holds what a relaying handler (the reverse proxy's fast path)
+// needs beyond a static file server: every request header as received,
+// the site's default headers, streaming (Flush) and chunked bodies.
+
+// RawHeader returns the header field lines of req, the request being
+// served on w's connection, exactly as received: "name: value" lines,
+// each ending in CRLF, without the request line and the final empty line.
+// The engine parsed them (tokens as names, no control bytes, no obs-fold,
+// no repeated Host, Connection, ...); fields it does not know are in
+// there too. It returns nil when req was not read from w's connection
+// (a Recorder). Valid until ServeFast returns.
+func (w *ResponseWriter) RawHeader(req *Request) []byte {
+	c := w.c
+	if c == nil || c.br == nil || req != &c.req {
+		return nil
+	}
+	buf, _ := c.br.Peek(c.br.Buffered())
+	off := len(req.Method) + 1
+	// " HTTP/1.x\r\n" follows the target.
+	start := off + len(req.URI) + 11
+	if len(req.URI) == 0 || start > len(buf) || unsafe.StringData(req.URI) != &buf[off] {
+		return nil
+	}
+	p := start
+	for p < len(buf) {
+		if buf[p] == '\r' {
+			return buf[start:p]
+		}
+		for p < len(buf) && buf[p] != '\n' {
+			p++
+		}
+		p++
+	}
+	return nil
+}
+
+// DefaultHeaders returns the fields set with SetDefaultHeaders.
+func (w *ResponseWriter) DefaultHeaders() [][2]string { return w.defaults }
+
+// Flush ends the header if needed and writes the buffered output to the
+// client now (a streamed body: each piece as it comes).
+func (w *ResponseWriter) Flush() error {
+	if !w.started {
+		return errNoHeader
+	}
+	w.endHeader()
+	w.slow = true
+	if w.c.l.opts.WriteTimeout > 0 {
+		w.c.setWriteDeadline(time.Now())
+	}
+	return w.c.flush()
+}
+
+// WriteChunk writes p as one chunk of a chunked body (the handler wrote
+// "Transfer-Encoding: chunked"); BytesWritten counts p, not the framing.
+// An empty p writes nothing.
+func (w *ResponseWriter) WriteChunk(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	if !w.started {
+		return errNoHeader
+	}
+	w.endHeader()
+	if w.head {
+		w.bytes += int64(len(p))
+		return nil
+	}
+	c := w.c
+	c.out = strconv.AppendUint(c.out, uint64(len(p)), 16)
+	c.out = append(c.out, '\r', '\n')
+	if _, err := w.Write(p); err != nil {
+		return err
+	}
+	c.out = append(c.out, '\r', '\n')
+	return c.werr
+}
+
+// EndChunks ends a chunked body: the last chunk, then trailer, field
+// lines each ending in CRLF (may be empty), then the empty line.
+func (w *ResponseWriter) EndChunks(trailer []byte) error {
+	if !w.started {
+		return errNoHeader
+	}
+	w.endHeader()
+	if w.head {
+		return nil
+	}
+	c := w.c
+	c.out = append(c.out, "0\r\n"...)
+	c.out = append(c.out, trailer...)
+	c.out = append(c.out, '\r', '\n')
+	if len(c.out) >= outFlushSize {
+		return c.flush()
+	}
+	return c.werr
+}
+
+// errAborted is the write error of a response its handler abandoned.
+var errAborted = errors.New("fastpath: response aborted by its handler")
+
+// Abort abandons the response: the engine closes the connection once
+// ServeFast returns (true), as net/http does when a handler panics with
+// http.ErrAbortHandler, so a client never takes a truncated body for a
+// whole one.
+func (w *ResponseWriter) Abort() {
+	if w.c.werr == nil {
+		w.c.werr = errAborted
+	}
+}

@@ -1,0 +1,696 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/textproto"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"portico/internal/config"
+	"portico/internal/fastpath"
+)
+
+// Tests of the fast path (fast.go): each sends the same raw request through
+// a fastpath listener (the fast path) and a plain net/http server (the
+// normal path) in front of the same Handler, and compares what the
+// upstream received and what the client got back.
+
+// fronts is a Handler behind both paths.
+type fronts struct {
+	fast, normal string       // listener addresses
+	served       atomic.Int64 // requests the fast path answered
+	declined     atomic.Int64
+}
+
+// siteHeaders plays the site's configured headers on both paths.
+var siteHeaders = [][2]string{{"X-Frame-Options", "DENY"}, {"X-Site", "s"}}
+
+func startFronts(t *testing.T, h *Handler) *fronts {
+	t.Helper()
+	f := &fronts{}
+	normal := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, kv := range siteHeaders {
+			w.Header()[kv[0]] = []string{kv[1]}
+		}
+		h.ServeHTTP(w, r)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := fastpath.Listen(ln, fastpath.HandlerFunc(func(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
+		w.SetDefaultHeaders(siteHeaders)
+		if h.ServeFast(req, w) {
+			f.served.Add(1)
+			return true
+		}
+		f.declined.Add(1)
+		return false
+	}), fastpath.Options{IdleTimeout: 10 * time.Second, ReadHeaderTimeout: 5 * time.Second})
+	hs := &http.Server{Handler: normal}
+	go hs.Serve(fl)
+	t.Cleanup(func() { hs.Close(); fl.Close() })
+	ln2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs2 := &http.Server{Handler: normal}
+	go hs2.Serve(ln2)
+	t.Cleanup(func() { hs2.Close() })
+	f.fast, f.normal = fl.Addr().String(), ln2.Addr().String()
+	return f
+}
+
+// result is one response as the client read it.
+type result struct {
+	status  int
+	header  http.Header
+	body    string
+	te      []string
+	clen    int64
+	trailer http.Header
+	closed  bool // the response said the connection closes
+}
+
+// do sends raw requests on one connection and reads their responses.
+func do(t *testing.T, addr string, raws ...string) []result {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	var out []result
+	for _, raw := range raws {
+		if _, err := io.WriteString(c, raw); err != nil {
+			t.Fatal(err)
+		}
+		method, _, _ := strings.Cut(raw, " ")
+		resp, err := http.ReadResponse(br, &http.Request{Method: method})
+		if err != nil {
+			t.Fatalf("reading response to %q: %v", raw, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("reading body of %q: %v", raw, err)
+		}
+		resp.Header.Del("Date")
+		out = append(out, result{resp.StatusCode, resp.Header, string(b), resp.TransferEncoding, resp.ContentLength, resp.Trailer, resp.Close})
+	}
+	return out
+}
+
+// same sends raw through both paths and fails unless the answers agree; it
+// returns the fast path's. wantFast says whether the fast path must have
+// served it.
+func (f *fronts) same(t *testing.T, wantFast bool, raws ...string) []result {
+	t.Helper()
+	before := f.served.Load()
+	a := do(t, f.fast, raws...)
+	if got := f.served.Load() - before; wantFast && got != int64(len(raws)) || !wantFast && got != 0 {
+		t.Errorf("fast path served %d of %d requests, want fast=%v", got, len(raws), wantFast)
+	}
+	b := do(t, f.normal, raws...)
+	for i := range a {
+		if fmt.Sprint(a[i]) != fmt.Sprint(b[i]) {
+			t.Errorf("request %q:\nfast:   %+v\nnormal: %+v", raws[i], a[i], b[i])
+		}
+	}
+	return a
+}
+
+// recorder is an upstream that records what it receives.
+type recorded struct {
+	uri, host string
+	header    http.Header
+}
+
+type recorder struct {
+	mu   sync.Mutex
+	reqs []recorded
+}
+
+func (r *recorder) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		r.reqs = append(r.reqs, recorded{req.RequestURI, req.Host, req.Header.Clone()})
+		r.mu.Unlock()
+		next.ServeHTTP(w, req)
+	})
+}
+
+func (r *recorder) take() []recorded {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	x := r.reqs
+	r.reqs = nil
+	return x
+}
+
+// sameUpstream runs raw through both paths (one request each) and
+// compares what the upstream received.
+func (f *fronts) sameUpstream(t *testing.T, rec *recorder, wantFast bool, raw string) recorded {
+	t.Helper()
+	rec.take()
+	f.same(t, wantFast, raw)
+	got := rec.take()
+	if len(got) != 2 {
+		t.Fatalf("upstream got %d requests, want 2", len(got))
+	}
+	a, b := got[0], got[1]
+	if fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Errorf("upstream received for %q:\nfast:   %+v\nnormal: %+v", raw, a, b)
+	}
+	return a
+}
+
+func echoUpstream() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintf(w, "%s %s", r.Method, r.RequestURI)
+	})
+}
+
+func TestFastForwardingHeaders(t *testing.T) {
+	rec := &recorder{}
+	up := startUpstream(t, rec.wrap(echoUpstream()))
+	for _, trusted := range []bool{false, true} {
+		t.Run(fmt.Sprint("trusted=", trusted), func(t *testing.T) {
+			var opts Options
+			if trusted {
+				opts.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+			}
+			h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, opts)
+			f := startFronts(t, h)
+			for _, raw := range []string{
+				"GET /a HTTP/1.1\r\nHost: example.test\r\n\r\n",
+				"GET /a HTTP/1.1\r\nHost: example.test\r\nX-Forwarded-For: 1.2.3.4\r\nX-Forwarded-For: 5.6.7.8, 9.9.9.9\r\n" +
+					"X-Forwarded-Host: evil\r\nX-Forwarded-Proto: https\r\nForwarded: for=1.2.3.4\r\nVia: 1.0 other\r\n\r\n",
+				"GET /a HTTP/1.1\r\nhost: example.test:8080\r\nuser-agent: ua/1\r\naccept: */*\r\ncookie: a=1\r\ncookie: b=2\r\n" +
+					"x-custom_name: v  \r\nX-EMPTY:\r\nAuthorization: Basic eDp5\r\nContent-Length: 0\r\n\r\n",
+				"GET /a HTTP/1.1\r\nHost: example.test\r\nUser-Agent:\r\nX-Forwarded-For:\r\n\r\n",
+				"HEAD /a HTTP/1.1\r\nHost: example.test\r\nProxy: http://evil:1\r\n\r\n",
+			} {
+				got := f.sameUpstream(t, rec, true, raw)
+				if got.header.Get("Proxy") != "" {
+					t.Errorf("Proxy forwarded: %v", got.header)
+				}
+			}
+		})
+	}
+}
+
+func TestFastHopByHop(t *testing.T) {
+	rec := &recorder{}
+	up := startUpstream(t, rec.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Connection", "X-Bar, Keep-Alive")
+		h.Set("X-Bar", "hop")
+		h.Set("Keep-Alive", "timeout=5")
+		h.Set("Proxy-Authenticate", "Basic")
+		h.Set("Upgrade", "h2c")
+		h.Set("X-Kept", "yes")
+		h.Add("Via", "1.1 app")
+		h.Set("X-Frame-Options", "SAMEORIGIN") // a site header too
+		io.WriteString(w, "ok")
+	})))
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	f := startFronts(t, h)
+	for _, raw := range []string{
+		"GET /h HTTP/1.1\r\nHost: a\r\nConnection: X-Forwarded-For, X-Foo, Via, keep-alive\r\nX-Foo: 1\r\nX-Forwarded-For: 1.1.1.1\r\nVia: 1.0 x\r\n" +
+			"Keep-Alive: 300\r\nProxy-Authorization: Basic x\r\nTe: trailers, deflate\r\nTrailer: X\r\n\r\n",
+		"GET /h HTTP/1.1\r\nHost: a\r\nConnection: User-Agent, Accept\r\nUser-Agent: u\r\nAccept: text/html\r\n\r\n",
+		"GET /h HTTP/1.1\r\nHost: a\r\nTE: gzip\r\n\r\n",
+	} {
+		got := f.sameUpstream(t, rec, true, raw)
+		for _, k := range []string{"X-Foo", "Keep-Alive", "Proxy-Authorization", "Proxy-Connection", "Trailer", "Connection"} {
+			if _, ok := got.header[k]; ok {
+				t.Errorf("%s forwarded for %q", k, raw)
+			}
+		}
+	}
+	res := f.same(t, true, "GET /h HTTP/1.1\r\nHost: a\r\n\r\n")
+	for _, k := range []string{"X-Bar", "Keep-Alive", "Proxy-Authenticate", "Upgrade", "Connection"} {
+		if _, ok := res[0].header[k]; ok {
+			t.Errorf("response hop-by-hop %s kept: %v", k, res[0].header)
+		}
+	}
+	if v := res[0].header.Get("Via"); v != "1.1 app, 1.1 portico" {
+		t.Errorf("Via = %q", v)
+	}
+}
+
+func TestFastEscapedPaths(t *testing.T) {
+	rec := &recorder{}
+	up := startUpstream(t, rec.wrap(echoUpstream()))
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
+	f := startFronts(t, h)
+	for _, target := range []string{"/a%2Fb?x=%3F&y;z", "/a%41b", "/a?", "/a??b", "/%7Euser/x%23y", "/a/../b", "//x//y", "/q?a=%zz&b=<>"} {
+		got := f.sameUpstream(t, rec, true, "GET "+target+" HTTP/1.1\r\nHost: a\r\n\r\n")
+		if got.uri != target {
+			t.Errorf("upstream got %q, want %q", got.uri, target)
+		}
+	}
+	// Paths net/url re-escapes go to net/http.
+	f.sameUpstream(t, rec, false, "GET /a|b HTTP/1.1\r\nHost: a\r\n\r\n")
+}
+
+func TestFastResponses(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 10000)
+	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		switch r.URL.Path {
+		case "/chunked":
+			h.Set("Content-Type", "text/plain")
+			io.WriteString(w, "part one;")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "part two")
+		case "/trailers":
+			h.Set("Trailer", "X-Sum, x-other")
+			io.WriteString(w, "body")
+			w.(http.Flusher).Flush()
+			h.Set("X-Sum", "42")
+			h.Set("X-Other", "o")
+		case "/sniff":
+			h["Content-Type"] = nil
+			io.WriteString(w, "<html><body>hi</body></html>")
+		case "/sniffchunked":
+			h["Content-Type"] = nil
+			io.WriteString(w, "%PDF-1.4 x")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "more")
+		case "/304":
+			h.Set("ETag", `"x"`)
+			h.Set("Content-Type", "text/plain")
+			w.WriteHeader(304)
+		case "/204":
+			w.WriteHeader(204)
+		case "/big":
+			h.Set("Content-Type", "application/octet-stream")
+			io.WriteString(w, big)
+		case "/empty":
+			h.Set("Content-Length", "0")
+		case "/gz":
+			h["Content-Type"] = nil
+			h.Set("Content-Encoding", "gzip")
+			io.WriteString(w, "not really gzip")
+		case "/status":
+			h.Set("Content-Type", "text/plain")
+			w.WriteHeader(599)
+			io.WriteString(w, "odd")
+		case "/multi":
+			h.Add("Set-Cookie", "a=1")
+			h.Add("Set-Cookie", "b=2")
+			h.Set("Content-Type", "text/plain")
+			io.WriteString(w, "m")
+		default:
+			h.Set("Content-Type", "text/plain")
+			io.WriteString(w, "hello")
+		}
+	}))
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
+	f := startFronts(t, h)
+	// Not "/sniffchunked": for a body of unknown length, whether net/http
+	// sniffs depends on a race in ReverseProxy's flushing (the fast path
+	// never sniffs it).
+	for _, p := range []string{"/", "/chunked", "/trailers", "/sniff", "/304", "/204", "/big", "/empty", "/gz", "/multi"} {
+		for _, m := range []string{"GET", "HEAD"} {
+			res := f.same(t, true, m+" "+p+" HTTP/1.1\r\nHost: a\r\n\r\n", m+" "+p+" HTTP/1.1\r\nHost: a\r\n\r\n")
+			if m == "GET" && p == "/chunked" && res[0].body != "part one;part two" {
+				t.Errorf("chunked body %q", res[0].body)
+			}
+			if m == "GET" && p == "/trailers" && res[0].trailer.Get("X-Sum") != "42" {
+				t.Errorf("trailer %v", res[0].trailer)
+			}
+		}
+	}
+	// Connection: close from the client.
+	res := f.same(t, true, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	if !res[0].closed {
+		t.Error("Connection: close not honoured")
+	}
+	// An error page, the same on both paths (site headers, Accept).
+	dead := newHandler(t, config.Proxy{Upstreams: []string{"http://" + deadPort(t)}}, Options{})
+	fd := startFronts(t, dead)
+	fd.same(t, true, "GET / HTTP/1.1\r\nHost: a\r\nAccept: text/html\r\n\r\n")
+	fd.same(t, true, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "HEAD / HTTP/1.1\r\nHost: a\r\n\r\n")
+	fd.same(t, true, "GET / HTTP/1.1\r\nHost: a\r\nAccept: text/html\r\nConnection: accept\r\n\r\n")
+}
+
+// rawUpstream answers every request on a connection with the responses of
+// respond, written as they are; it counts connections.
+type rawUpstream struct {
+	addr  string
+	conns atomic.Int64
+}
+
+func startRawUpstream(t *testing.T, respond func(n int, req *http.Request) (resp string, close bool)) *rawUpstream {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &rawUpstream{addr: ln.Addr().String()}
+	var n atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u.conns.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					resp, cl := respond(int(n.Add(1)), req)
+					if _, err := io.WriteString(c, resp); err != nil || cl {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return u
+}
+
+func TestFastRawUpstreams(t *testing.T) {
+	cases := map[string]struct {
+		resp  string
+		close bool
+	}{
+		"eof":        {"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end", true},
+		"eof10":      {"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nold", true},
+		"close":      {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi", true},
+		"lf":         {"HTTP/1.1 200 OK\nContent-Length: 2\nX-A:  b \n\nhi", false},
+		"103":        {"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", false},
+		"dupcl":      {"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", false},
+		"ext":        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0\r\nX-T: 1\r\n\r\n", false},
+		"clte":       {"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", false},
+		"noreason":   {"HTTP/1.1 200\r\nContent-Length: 1\r\n\r\nx", false},
+		"badstatus":  {"HTTP/1.1 2000 OK\r\nContent-Length: 1\r\n\r\nx", true},
+		"badcl":      {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx", true},
+		"garbage":    {"SSH-2.0-OpenSSH\r\n\r\n", true},
+		"gzipte":     {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", true},
+		"101":        {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n", true},
+		"connhdrs":   {"HTTP/1.1 200 OK\r\nConnection: content-type, x-a\r\nContent-Type: text/plain\r\nX-A: 1\r\nContent-Length: 5\r\n\r\n<b>x!", false},
+		"shortbody":  {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", true},
+		"emptychunk": {"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", false},
+	}
+	up := startRawUpstream(t, func(n int, req *http.Request) (string, bool) {
+		c := cases[strings.TrimPrefix(req.URL.Path, "/")]
+		return c.resp, c.close
+	})
+	h := newHandler(t, config.Proxy{Upstreams: []string{"http://" + up.addr}, Retries: -1}, Options{})
+	f := startFronts(t, h)
+	for name := range cases {
+		switch name {
+		case "shortbody", "emptychunk", "103":
+			continue // below
+		}
+		f.same(t, true, "GET /"+name+" HTTP/1.1\r\nHost: a\r\n\r\n")
+	}
+	// Chunked with an empty body: net/http may answer it chunked or with
+	// Content-Length: 0 (a race in ReverseProxy's flushing); both say
+	// "empty".
+	res := do(t, f.fast, "GET /emptychunk HTTP/1.1\r\nHost: a\r\n\r\n")
+	if res[0].status != 200 || res[0].body != "" {
+		t.Errorf("emptychunk: %+v", res[0])
+	}
+	// 103: net/http relays the interim response; the fast path drops it
+	// and answers with the final one.
+	res = do(t, f.fast, "GET /103 HTTP/1.1\r\nHost: a\r\n\r\n")
+	if res[0].status != 200 || res[0].body != "x" {
+		t.Errorf("103: %+v", res[0])
+	}
+	// A body cut short: the client's connection is closed, no hang.
+	c, err := net.Dial("tcp", f.fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /shortbody HTTP/1.1\r\nHost: a\r\n\r\n")
+	all, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("short body: %v (read %q)", err, all)
+	}
+}
+
+func TestFastKeepAliveReuse(t *testing.T) {
+	up := startUpstream(t, named("a"))
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
+	f := startFronts(t, h)
+	var raws []string
+	for range 20 {
+		raws = append(raws, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	}
+	before := f.served.Load()
+	do(t, f.fast, raws...)
+	do(t, f.fast, raws...)
+	if n := f.served.Load() - before; n != 40 {
+		t.Errorf("fast path served %d of 40", n)
+	}
+	if n := up.conns.Load(); n != 1 {
+		t.Errorf("upstream saw %d connections for 40 sequential requests, want 1", n)
+	}
+}
+
+func TestFastUpstreamClosesKeepAlive(t *testing.T) {
+	// The upstream closes idle connections after 50ms: the next request on
+	// a pooled connection goes to a new one, with no failure counted.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns atomic.Int64
+	srv := &http.Server{Handler: named("a"), IdleTimeout: 50 * time.Millisecond,
+		ConnState: func(c net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	log, logs := testLogger()
+	h := newHandler(t, config.Proxy{Upstreams: []string{"http://" + ln.Addr().String()}, MaxFails: 1}, Options{Logger: log})
+	f := startFronts(t, h)
+	for range 3 {
+		res := f.same(t, true, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		if res[0].status != 200 {
+			t.Fatalf("status %d", res[0].status)
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+	if strings.Contains(logs.String(), "upstream down") || strings.Contains(logs.String(), "proxy error") {
+		t.Errorf("a closed idle connection counted as a failure:\n%s", logs)
+	}
+	// Connection: close from the upstream on every response.
+	up2 := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, "bye")
+	}))
+	h2 := newHandler(t, config.Proxy{Upstreams: []string{up2.URL}}, Options{})
+	f2 := startFronts(t, h2)
+	f2.same(t, true, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+}
+
+func TestFastRetryAndFail(t *testing.T) {
+	a := startUpstream(t, named("a"))
+	b := startUpstream(t, named("b"))
+	log, logs := testLogger()
+	h := newHandler(t, config.Proxy{Upstreams: []string{a.URL, b.URL}, FailTimeout: config.Duration(time.Minute)}, Options{Logger: log})
+	f := startFronts(t, h)
+	// Warm both pools.
+	res := do(t, f.fast, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if res[0].body+res[1].body != "ab" && res[0].body+res[1].body != "ba" {
+		t.Fatalf("round robin: %q %q", res[0].body, res[1].body)
+	}
+	a.Kill()
+	for i := range 4 {
+		res := do(t, f.fast, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		if res[0].status != 200 || res[0].body != "b" {
+			t.Fatalf("request %d after a died: %+v", i, res[0])
+		}
+	}
+	if !strings.Contains(logs.String(), "upstream down") {
+		t.Errorf("a not marked down:\n%s", logs)
+	}
+	b.Kill()
+	res = f.same(t, true, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if res[0].status != 502 {
+		t.Errorf("no upstream left: status %d", res[0].status)
+	}
+}
+
+func TestFastRetryOn503(t *testing.T) {
+	a := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(503)
+		io.WriteString(w, "busy")
+	}))
+	b := startUpstream(t, named("b"))
+	h := newHandler(t, config.Proxy{Upstreams: []string{a.URL, b.URL}}, Options{})
+	f := startFronts(t, h)
+	for range 4 {
+		res := do(t, f.fast, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		if res[0].status != 200 || res[0].body != "b" {
+			t.Fatalf("503 not retried: %+v", res[0])
+		}
+	}
+	if n := a.conns.Load(); n != 1 {
+		t.Errorf("the 503 upstream's connection was not kept: %d connections", n)
+	}
+}
+
+func TestFastLeastConnTracksActive(t *testing.T) {
+	a := startUpstream(t, named("a"))
+	h := newHandler(t, config.Proxy{Upstreams: []string{a.URL}, Balance: "least_conn"}, Options{})
+	f := startFronts(t, h)
+	f.same(t, true, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if n := h.pool.ups[0].active.Load(); n != 0 {
+		t.Errorf("active = %d after the request", n)
+	}
+}
+
+func TestFastUnixUpstream(t *testing.T) {
+	ln, err := net.Listen("unix", t.TempDir()+"/u.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	up := serveUpstream(t, ln, rec.wrap(named("unix")))
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}, Host: "upstream"}, Options{})
+	f := startFronts(t, h)
+	f.sameUpstream(t, rec, true, "GET /u HTTP/1.1\r\nHost: a\r\n\r\n")
+}
+
+func TestFastDeclines(t *testing.T) {
+	up := startUpstream(t, named("a"))
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
+	f := startFronts(t, h)
+	f.same(t, false, "GET / HTTP/1.0\r\nHost: a\r\n\r\n")
+	f.same(t, false, "GET /sse HTTP/1.1\r\nHost: a\r\nAccept: text/event-stream\r\n\r\n")
+	f.same(t, false, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx")
+	// An https upstream: no fast path at all.
+	hs := newHandler(t, config.Proxy{Upstreams: []string{"https://127.0.0.1:1"}}, Options{})
+	if hs.fast != nil {
+		t.Error("fast path with an https upstream")
+	}
+	// The Recorder has no raw header: declined.
+	r := fastpath.NewRecorder()
+	if r.Serve(h, &fastpath.Request{Method: "GET", Proto: "HTTP/1.1", ProtoMinor: 1, URI: "/", RawPath: "/", Path: "/", Host: "a", RemoteAddr: "127.0.0.1:1"}) {
+		t.Error("served a request without its raw header")
+	}
+}
+
+func TestFastPoolBoundsAndClose(t *testing.T) {
+	up := startUpstream(t, named("a"))
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
+	f := startFronts(t, h)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			do(t, f.fast, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		}()
+	}
+	wg.Wait()
+	p := h.fast.pools[0]
+	p.mu.Lock()
+	n := len(p.idle)
+	p.mu.Unlock()
+	if n < 1 || n > 8 {
+		t.Errorf("%d idle connections", n)
+	}
+	p.closeIdle(true)
+	p.mu.Lock()
+	n = len(p.idle)
+	p.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d idle connections after close", n)
+	}
+}
+
+// FuzzParseResponseHead holds the parser to Go's client: whatever it
+// accepts, http.ReadResponse accepts with the same status and framing.
+func FuzzParseResponseHead(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n",
+		"HTTP/1.1 200\nContent-Length: 1\n\nx",
+		"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+		"HTTP/1.1 200 OK\r\n Folded: x\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nConnection: close, X-A\r\nX-A: 1\r\n\r\n",
+		"HTTP/1.1 999 x\r\n\r\n",
+		"HTTP/1.1 099 x\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\n",
+		"HTTP/1.1  200  OK\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: +1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var h respHead
+		n, err := parseResponseHead(data, &h)
+		if err != nil || n == 0 {
+			return
+		}
+		if n > len(data) {
+			t.Fatalf("n = %d > %d", n, len(data))
+		}
+		for _, fl := range h.fields {
+			if fl.ns > fl.ne || fl.ne > fl.vs || fl.vs > fl.ve || int(fl.ve) > n {
+				t.Fatalf("bad field offsets %+v", fl)
+			}
+		}
+		resp, gerr := http.ReadResponse(bufio.NewReader(bytes.NewReader(data[:n])), &http.Request{Method: "GET"})
+		if gerr != nil {
+			// Go refuses some heads we take: only a few kinds, checked here.
+			if strings.Contains(gerr.Error(), "malformed HTTP version") || strings.Contains(gerr.Error(), "invalid") {
+				t.Fatalf("accepted a head Go refuses (%v): %q", gerr, data[:n])
+			}
+			return
+		}
+		if resp.StatusCode != h.status {
+			t.Fatalf("status %d, Go %d: %q", h.status, resp.StatusCode, data[:n])
+		}
+		if h.chunked != slices.Contains(resp.TransferEncoding, "chunked") {
+			t.Fatalf("chunked %v, Go %v: %q", h.chunked, resp.TransferEncoding, data[:n])
+		}
+		if h.clen >= 0 && h.status != 304 && h.status != 204 && h.status >= 200 {
+			if cl := resp.Header.Get("Content-Length"); cl != strconv.FormatInt(h.clen, 10) {
+				t.Fatalf("length %d, Go %q: %q", h.clen, cl, data[:n])
+			}
+		}
+		for _, fl := range h.fields {
+			name := textproto.CanonicalMIMEHeaderKey(string(data[fl.ns:fl.ne]))
+			if _, ok := resp.Header[name]; !ok && name != "Transfer-Encoding" && name != "Content-Length" && name != "Connection" {
+				t.Fatalf("field %q missing in Go's header: %q", name, data[:n])
+			}
+		}
+	})
+}

@@ -1,0 +1,176 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// upConn is one keep-alive connection of the fast path to an upstream,
+// with its own read buffer (unread bytes are buf[r:w]) and a scratch
+// buffer for the request it sends.
+type upConn struct {
+	nc     net.Conn
+	buf    []byte
+	r, w   int
+	out    []byte
+	idleAt time.Time
+	reused bool
+	head   respHead
+}
+
+const upBufSize = 16 << 10
+
+// fill reads more from the upstream, compacting the buffer first and
+// growing it while a response head does not fit (up to maxHeadBytes).
+func (c *upConn) fill() (int, error) {
+	if c.r > 0 {
+		copy(c.buf, c.buf[c.r:c.w])
+		c.w -= c.r
+		c.r = 0
+	}
+	if c.w == len(c.buf) {
+		if len(c.buf) > maxHeadBytes {
+			return 0, errHeadTooLarge
+		}
+		nb := make([]byte, 2*len(c.buf))
+		copy(nb, c.buf[:c.w])
+		c.buf = nb
+	}
+	n, err := c.nc.Read(c.buf[c.w:])
+	c.w += n
+	if n > 0 {
+		err = nil
+	}
+	return n, err
+}
+
+// connPool is the fast path's idle connections to one upstream: LIFO,
+// bounded, each closed after idleTimeout unused.
+type connPool struct {
+	network, addr string
+	maxIdle       int
+	idleTimeout   time.Duration
+
+	mu       sync.Mutex
+	idle     []*upConn
+	closed   bool
+	sweeping bool
+}
+
+// get returns an idle connection, or nil.
+func (p *connPool) get(now time.Time) *upConn {
+	p.mu.Lock()
+	for n := len(p.idle); n > 0; n = len(p.idle) {
+		c := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		if now.Sub(c.idleAt) < p.idleTimeout {
+			p.mu.Unlock()
+			c.reused = true
+			return c
+		}
+		p.mu.Unlock()
+		c.nc.Close()
+		p.mu.Lock()
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+// put returns a connection whose last response was read completely.
+func (p *connPool) put(c *upConn, now time.Time) {
+	c.idleAt = now
+	if c.r == c.w {
+		c.r, c.w = 0, 0
+	}
+	if len(c.buf) > upBufSize {
+		c.buf = make([]byte, upBufSize) // a huge head grew it: do not keep that
+	}
+	p.mu.Lock()
+	if p.closed || len(p.idle) >= p.maxIdle {
+		p.mu.Unlock()
+		c.nc.Close()
+		return
+	}
+	p.idle = append(p.idle, c)
+	sweep := !p.sweeping
+	p.sweeping = true
+	p.mu.Unlock()
+	if sweep {
+		time.AfterFunc(p.idleTimeout, p.sweep)
+	}
+}
+
+// sweep closes the connections idle for longer than idleTimeout (the
+// oldest are at the bottom of the stack).
+func (p *connPool) sweep() {
+	now := time.Now()
+	var old []*upConn
+	p.mu.Lock()
+	i := 0
+	for i < len(p.idle) && now.Sub(p.idle[i].idleAt) >= p.idleTimeout {
+		i++
+	}
+	if i > 0 {
+		old = append(old, p.idle[:i]...)
+		n := copy(p.idle, p.idle[i:])
+		clear(p.idle[n:])
+		p.idle = p.idle[:n]
+	}
+	more := len(p.idle) > 0 && !p.closed
+	p.sweeping = more
+	p.mu.Unlock()
+	for _, c := range old {
+		c.nc.Close()
+	}
+	if more {
+		time.AfterFunc(p.idleTimeout/2, p.sweep)
+	}
+}
+
+// closeIdle closes the idle connections; with final, the pool keeps no
+// more.
+func (p *connPool) closeIdle(final bool) {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	if final {
+		p.closed = true
+	}
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.nc.Close()
+	}
+}
+
+// dial opens a new connection.
+func (p *connPool) dial(d *net.Dialer) (*upConn, error) {
+	nc, err := d.DialContext(context.Background(), p.network, p.addr)
+	if err != nil {
+		return nil, err
+	}
+	return &upConn{nc: nc, buf: make([]byte, upBufSize)}, nil
+}
+
+// errServerClosedIdle marks a reused connection the upstream had closed
+// before our request reached it: the request is sent again on another
+// connection to the same upstream, as Go's transport does.
+var errServerClosedIdle = errors.New("upstream closed an idle connection")
+
+// isClosedIdle reports whether err, on a reused connection before any
+// response byte, means the upstream had closed it (not a timeout).
+func isClosedIdle(err error) bool {
+	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	var op *net.OpError
+	return errors.As(err, &op) // reset, broken pipe
+}
