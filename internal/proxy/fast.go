@@ -520,7 +520,12 @@ func (h *Handler) fastRoundTrip(st *fastState, req *fastpath.Request, u *upstrea
 		b = append(b, st.hdr...)
 		b = append(b, "\r\n"...)
 		c.out = b
-		_ = c.nc.SetDeadline(now.Add(f.readTimeout))
+		if d := now.Add(f.readTimeout); d.Sub(c.deadline) > f.readTimeout>>6 {
+			// Moved only when it gains more than 1/64 of the timeout.
+			_ = c.nc.SetDeadline(d)
+			c.deadline = d
+		}
+		c.bodyTimeout = f.readTimeout
 		_, err := c.nc.Write(b)
 		if err == nil {
 			err = c.readHead()
@@ -591,7 +596,7 @@ func (h *Handler) fastDrain(c *upConn, u *upstream, isHEAD bool) {
 		}
 		for remaining > 0 {
 			if c.r == c.w {
-				_ = c.nc.SetReadDeadline(time.Now().Add(h.fast.readTimeout))
+				c.armBody()
 				if _, err := c.fill(); err != nil {
 					c.nc.Close()
 					return
@@ -695,7 +700,7 @@ func (h *Handler) fastRelay(st *fastState, req *fastpath.Request, w *fastpath.Re
 		mode = bodyEOF
 	}
 	o := headerOut{b: st.resp[:0], defs: w.DefaultHeaders()}
-	hasType, hasCE, clOut := false, false, false
+	hasType, hasCE, clOut, eventStream := false, false, false, false
 	nvia := 0
 	for _, f := range hd.fields {
 		name, val := base[f.ns:f.ne], base[f.vs:f.ve]
@@ -716,6 +721,7 @@ func (h *Handler) fastRelay(st *fastState, req *fastpath.Request, w *fastpath.Re
 				continue
 			}
 			hasType = true
+			eventStream = bytes.HasPrefix(val, []byte("text/event-stream"))
 		} else if len(name) == 16 && foldEq(name, "content-encoding") && len(val) > 0 {
 			hasCE = true
 		}
@@ -760,6 +766,13 @@ func (h *Handler) fastRelay(st *fastState, req *fastpath.Request, w *fastpath.Re
 	}
 	st.resp = o.b
 	reuse := !hd.close && mode != bodyEOF
+	if eventStream && (mode == bodyChunked || mode == bodyEOF) {
+		// A stream may be quiet for long: as on the net/http path, no
+		// read timeout inside its body.
+		c.bodyTimeout = 0
+		_ = c.nc.SetReadDeadline(time.Time{})
+		c.deadline = time.Time{}
+	}
 	c.r += hd.n
 
 	// Sniff a Content-Type as net/http would, from the body's start.
@@ -770,7 +783,7 @@ func (h *Handler) fastRelay(st *fastState, req *fastpath.Request, w *fastpath.Re
 		need := int(min(hd.clen, 512))
 		var err error
 		for err == nil && c.w-c.r < need {
-			_ = c.nc.SetReadDeadline(time.Now().Add(h.fast.readTimeout))
+			c.armBody()
 			_, err = c.fill()
 		}
 		if err != nil {
@@ -834,7 +847,7 @@ func (h *Handler) copyLength(c *upConn, w *fastpath.ResponseWriter, n int64, chu
 					return errClientWrite
 				}
 			}
-			_ = c.nc.SetReadDeadline(time.Now().Add(h.fast.readTimeout))
+			c.armBody()
 			if _, err := c.fill(); err != nil {
 				return err
 			}
@@ -867,7 +880,7 @@ func (h *Handler) copyEOF(c *upConn, w *fastpath.ResponseWriter) error {
 		if w.Flush() != nil {
 			return errClientWrite
 		}
-		_ = c.nc.SetReadDeadline(time.Now().Add(h.fast.readTimeout))
+		c.armBody()
 		if _, err := c.fill(); err != nil {
 			if err == io.EOF {
 				return nil
@@ -884,7 +897,7 @@ const maxChunkLine = 4096
 
 // chunkSize reads a chunk-size line and returns the size (extensions are
 // dropped, as Go's chunked reader does).
-func (c *upConn) chunkSize(timeout time.Duration) (int64, error) {
+func (c *upConn) chunkSize() (int64, error) {
 	for {
 		if i := bytes.IndexByte(c.buf[c.r:c.w], '\n'); i >= 0 {
 			line := c.buf[c.r : c.r+i]
@@ -918,7 +931,7 @@ func (c *upConn) chunkSize(timeout time.Duration) (int64, error) {
 		if c.w-c.r > maxChunkLine {
 			return 0, errBadChunk
 		}
-		_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
+		c.armBody()
 		if _, err := c.fill(); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
@@ -929,9 +942,9 @@ func (c *upConn) chunkSize(timeout time.Duration) (int64, error) {
 }
 
 // need makes at least n bytes readable.
-func (c *upConn) need(n int, timeout time.Duration) error {
+func (c *upConn) need(n int) error {
 	for c.w-c.r < n {
-		_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
+		c.armBody()
 		if _, err := c.fill(); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
@@ -944,14 +957,13 @@ func (c *upConn) need(n int, timeout time.Duration) error {
 
 // copyChunked relays a chunked body, re-framed, with its trailer fields.
 func (h *Handler) copyChunked(c *upConn, w *fastpath.ResponseWriter) error {
-	timeout := h.fast.readTimeout
 	for {
 		if c.r == c.w {
 			if w.Flush() != nil {
 				return errClientWrite
 			}
 		}
-		left, err := c.chunkSize(timeout)
+		left, err := c.chunkSize()
 		if err != nil {
 			return err
 		}
@@ -963,7 +975,7 @@ func (h *Handler) copyChunked(c *upConn, w *fastpath.ResponseWriter) error {
 				if w.Flush() != nil {
 					return errClientWrite
 				}
-				if err := c.need(1, timeout); err != nil {
+				if err := c.need(1); err != nil {
 					return err
 				}
 			}
@@ -974,7 +986,7 @@ func (h *Handler) copyChunked(c *upConn, w *fastpath.ResponseWriter) error {
 			c.r += k
 			left -= int64(k)
 		}
-		if err := c.need(2, timeout); err != nil {
+		if err := c.need(2); err != nil {
 			return err
 		}
 		if c.buf[c.r] != '\r' || c.buf[c.r+1] != '\n' {
@@ -993,7 +1005,7 @@ func (h *Handler) copyChunked(c *upConn, w *fastpath.ResponseWriter) error {
 			if c.w-c.r > maxHeadBytes {
 				return errBadChunk
 			}
-			_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
+			c.armBody()
 			if _, err := c.fill(); err != nil {
 				if err == io.EOF {
 					err = io.ErrUnexpectedEOF

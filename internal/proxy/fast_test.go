@@ -326,7 +326,7 @@ func TestFastResponses(t *testing.T) {
 	// Not "/sniffchunked": for a body of unknown length, whether net/http
 	// sniffs depends on a race in ReverseProxy's flushing (the fast path
 	// never sniffs it).
-	for _, p := range []string{"/", "/chunked", "/trailers", "/sniff", "/304", "/204", "/big", "/empty", "/gz", "/multi"} {
+	for _, p := range []string{"/", "/chunked", "/trailers", "/sniff", "/304", "/204", "/big", "/empty", "/gz", "/multi", "/status"} {
 		for _, m := range []string{"GET", "HEAD"} {
 			res := f.same(t, true, m+" "+p+" HTTP/1.1\r\nHost: a\r\n\r\n", m+" "+p+" HTTP/1.1\r\nHost: a\r\n\r\n")
 			if m == "GET" && p == "/chunked" && res[0].body != "part one;part two" {
@@ -452,6 +452,39 @@ func TestFastRawUpstreams(t *testing.T) {
 	all, err := io.ReadAll(c)
 	if err != nil {
 		t.Fatalf("short body: %v (read %q)", err, all)
+	}
+}
+
+func TestFastEventStreamHasNoBodyTimeout(t *testing.T) {
+	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: 1\n\n")
+		w.(http.Flusher).Flush()
+		time.Sleep(400 * time.Millisecond)
+		io.WriteString(w, "data: 2\n\n")
+	}))
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}, ReadTimeout: ms(150)}, Options{})
+	f := startFronts(t, h)
+	res := f.same(t, true, "GET /events HTTP/1.1\r\nHost: a\r\n\r\n")
+	if res[0].body != "data: 1\n\ndata: 2\n\n" {
+		t.Errorf("event stream cut: %q", res[0].body)
+	}
+	// The first event reaches the client before the second is sent.
+	c, err := net.Dial("tcp", f.fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /events HTTP/1.1\r\nHost: a\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	var got []byte
+	buf := make([]byte, 4096)
+	for !bytes.Contains(got, []byte("data: 1")) {
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("first event not streamed: %v (got %q)", err, got)
+		}
+		got = append(got, buf[:n]...)
 	}
 }
 
@@ -693,4 +726,79 @@ func FuzzParseResponseHead(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkFastProxy measures a keep-alive GET through the fast path to a
+// raw upstream (1 KiB body); the client and upstream allocate nothing per
+// request, so allocs/op are the fast path's.
+func BenchmarkFastProxy(b *testing.B) {
+	body := strings.Repeat("x", 1024)
+	resp := "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1024\r\n\r\n" + body
+	uln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer uln.Close()
+	go func() {
+		for {
+			c, err := uln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if bytes.HasSuffix(buf[:n], []byte("\r\n\r\n")) {
+						if _, err := io.WriteString(c, resp); err != nil {
+							return
+						}
+					}
+				}
+			}()
+		}
+	}()
+	h, err := New(config.Proxy{Upstreams: []string{"http://" + uln.Addr().String()}}, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close(b.Context())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	fl := fastpath.Listen(ln, h, fastpath.Options{})
+	defer fl.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	req := []byte("GET /bench?x=1 HTTP/1.1\r\nHost: bench\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n")
+	buf := make([]byte, 8192)
+	readOne := func() {
+		got := 0
+		for {
+			n, err := c.Read(buf[got:])
+			if err != nil {
+				b.Fatal(err)
+			}
+			got += n
+			if i := bytes.Index(buf[:got], []byte("\r\n\r\n")); i >= 0 && got-i-4 >= 1024 {
+				return
+			}
+		}
+	}
+	c.Write(req)
+	readOne()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		c.Write(req)
+		readOne()
+	}
 }

@@ -19,6 +19,10 @@ type upConn struct {
 	out    []byte
 	idleAt time.Time
 	reused bool
+	// deadline is the deadline set last by SetDeadline; bodyTimeout the
+	// read timeout of each read of the current body (0: none).
+	deadline    time.Time
+	bodyTimeout time.Duration
 	head   respHead
 }
 
@@ -46,6 +50,13 @@ func (c *upConn) fill() (int, error) {
 		err = nil
 	}
 	return n, err
+}
+
+// armBody sets the read deadline of a body read.
+func (c *upConn) armBody() {
+	if c.bodyTimeout > 0 {
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.bodyTimeout))
+	}
 }
 
 // connPool is the fast path's idle connections to one upstream: LIFO,
