@@ -23,7 +23,7 @@ type upConn struct {
 	// read timeout of each read of the current body (0: none).
 	deadline    time.Time
 	bodyTimeout time.Duration
-	head   respHead
+	head        respHead
 }
 
 const upBufSize = 16 << 10
