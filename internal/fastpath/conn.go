@@ -146,13 +146,17 @@ func (c *conn) serve() {
 	l := c.l
 	handedOff := false
 	defer func() {
+		panicked := false
 		if p := recover(); p != nil {
 			if l.opts.OnPanic != nil {
 				l.opts.OnPanic(p)
 			}
-			handedOff = false
+			handedOff, panicked = false, true
 		}
 		if !handedOff {
+			if !panicked {
+				_ = c.flush() // answers already composed
+			}
 			c.nc.Close()
 			if c.br != nil {
 				c.br.Reset(nil)
@@ -171,6 +175,7 @@ func (c *conn) serve() {
 	opts := &l.opts
 	size := c.br.Size()
 	first := true
+	served := false // a request was answered on this connection
 	for {
 		if c.br.Buffered() == 0 {
 			// Between requests: flush, then wait for the next one.
@@ -213,6 +218,17 @@ func (c *conn) serve() {
 				}
 				break
 			}
+			if res == parseHandOff && served && len(buf) < 4 {
+				// net/http waits for 4 bytes before it reads a next
+				// request, and closes silently if they never come.
+				if c.flush() != nil {
+					return
+				}
+				if _, err := c.br.Peek(4); err != nil {
+					return
+				}
+				continue
+			}
 			if res == parseHandOff || len(buf) >= size || len(buf) >= opts.MaxHeaderBytes {
 				handedOff = c.handOff()
 				return
@@ -221,8 +237,24 @@ func (c *conn) serve() {
 				c.setReadDeadline(time.Now().Add(opts.ReadHeaderTimeout), false)
 				deadlineSet = true
 			}
+			// Answers to earlier pipelined requests go out before
+			// waiting for the rest of this one.
+			if c.flush() != nil {
+				return
+			}
 			if _, err := c.br.Peek(len(buf) + 1); err != nil {
-				return // timeout, EOF, reset: as net/http, just close
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					return // as net/http: a header timeout just closes
+				}
+				// EOF inside a request. net/http answers 400 Bad
+				// Request, except after a first request when fewer
+				// than 4 bytes came (its idle wait is Peek(4)); let it
+				// see the same bytes and the same end.
+				if served && len(buf) < 4 {
+					return
+				}
+				handedOff = c.handOff()
+				return
 			}
 		}
 		if deadlineSet && opts.IdleTimeout <= 0 {
@@ -250,6 +282,7 @@ func (c *conn) serve() {
 		}
 		c.w.finish()
 		c.w.defaults = nil
+		served = true
 		if c.w.slow {
 			c.now = time.Now()
 		}

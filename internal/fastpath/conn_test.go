@@ -554,3 +554,19 @@ func TestFirstRequestHeaderTimeout(t *testing.T) {
 		t.Errorf("silent connection cut after %v, want about 150ms", d)
 	}
 }
+
+// The answer to a request goes out even when the next pipelined request
+// is still incomplete.
+func TestPipelinedPartialNext(t *testing.T) {
+	ts := newTestServer(t, Options{ReadHeaderTimeout: 5 * time.Second})
+	c, br := ts.dial(t)
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprintf(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /1k HTTP/1.1\r\nHo")
+	if r := readResp(t, br, "GET"); r.body != "hello a" {
+		t.Fatalf("got %q, want %q", r.body, "hello a")
+	}
+	fmt.Fprintf(c, "st: x\r\n\r\n")
+	if r := readResp(t, br, "GET"); len(r.body) != 1024 {
+		t.Errorf("got %d bytes, want 1024", len(r.body))
+	}
+}
