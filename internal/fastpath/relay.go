@@ -2,6 +2,7 @@ package fastpath
 
 import (
 	"errors"
+	"net/http"
 	"strconv"
 	"time"
 	"unsafe"
@@ -117,3 +118,39 @@ func (w *ResponseWriter) Abort() {
 		w.c.werr = errAborted
 	}
 }
+
+// WriteInterim sends a 1xx informational response (103 Early Hints) with
+// the given header lines, each "Name: value\r\n", ahead of the final
+// response, and flushes it at once, as net/http's WriteHeader does for
+// 1xx codes. Default headers are not added: a handler that wants them
+// puts them in lines. It must come before WriteHeader.
+func (w *ResponseWriter) WriteInterim(status int, lines []byte) error {
+	if w.started || status < 100 || status > 199 || status == 101 {
+		return errInterim
+	}
+	c := w.c
+	b := c.out
+	if w.proto10 {
+		b = append(b, "HTTP/1.0 "...)
+	} else {
+		b = append(b, "HTTP/1.1 "...)
+	}
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	if text := http.StatusText(status); text != "" {
+		b = append(b, text...)
+	} else {
+		b = append(b, "status code "...)
+		b = strconv.AppendInt(b, int64(status), 10)
+	}
+	b = append(b, "\r\n"...)
+	b = append(b, lines...)
+	c.out = append(b, "\r\n"...)
+	w.slow = true
+	if c.l.opts.WriteTimeout > 0 {
+		c.setWriteDeadline(time.Now())
+	}
+	return c.flush()
+}
+
+var errInterim = errors.New("fastpath: WriteInterim after WriteHeader or with a non-1xx status")

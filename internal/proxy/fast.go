@@ -18,7 +18,9 @@ package proxy
 //
 // Known differences from the net/http path, all on rare upstream
 // behaviour: the upstream's Date is replaced by the engine's (as nginx
-// does); 1xx interim responses (103) are not relayed; a response head
+// does); after a 1xx interim response (103) the final response keeps the
+// site's headers (ReverseProxy clears them with the interim fields); a
+// response head
 // with obs-fold or control bytes is a 502 (Go's client accepts some of
 // those); a gap of more than read_timeout inside a response body ends it
 // (net/http waits for ever, or until the client goes away).
@@ -452,7 +454,7 @@ func (h *Handler) fastServe(st *fastState, req *fastpath.Request, w *fastpath.Re
 		if h.track {
 			u.active.Add(1)
 		}
-		c, err := h.fastRoundTrip(st, req, u)
+		c, err := h.fastRoundTrip(st, req, w, u)
 		if err != nil {
 			if h.track {
 				u.active.Add(-1)
@@ -492,7 +494,7 @@ func (h *Handler) fastServe(st *fastState, req *fastpath.Request, w *fastpath.Re
 // into c.head (its bytes are c.buf[c.r:c.r+c.head.n]). A reused
 // connection the upstream had closed is replaced by another to the same
 // upstream, as Go's transport does.
-func (h *Handler) fastRoundTrip(st *fastState, req *fastpath.Request, u *upstream) (*upConn, error) {
+func (h *Handler) fastRoundTrip(st *fastState, req *fastpath.Request, w *fastpath.ResponseWriter, u *upstream) (*upConn, error) {
 	f := h.fast
 	p := f.pools[u.idx]
 	host := req.Host
@@ -528,7 +530,7 @@ func (h *Handler) fastRoundTrip(st *fastState, req *fastpath.Request, u *upstrea
 		c.bodyTimeout = f.readTimeout
 		_, err := c.nc.Write(b)
 		if err == nil {
-			err = c.readHead()
+			err = c.readHead(w, &st.resp)
 		}
 		if err == nil {
 			return c, nil
@@ -545,9 +547,11 @@ func (h *Handler) fastRoundTrip(st *fastState, req *fastpath.Request, u *upstrea
 // transport).
 const maxInterim = 5
 
-// readHead reads the final response head; 1xx interim responses other
-// than 101 are skipped.
-func (c *upConn) readHead() error {
+// readHead reads the final response head. 1xx interim responses other
+// than 101 go to the client at once, as ReverseProxy's Got1xxResponse
+// does: the site's headers and the interim fields (all of them but
+// Content-Length and Transfer-Encoding, as net/http writes 1xx).
+func (c *upConn) readHead(w *fastpath.ResponseWriter, scratch *[]byte) error {
 	interim := 0
 	for {
 		if c.w > c.r {
@@ -560,6 +564,18 @@ func (c *upConn) readHead() error {
 					if interim++; interim > maxInterim {
 						return errors.New("too many 1xx responses from upstream")
 					}
+					base := c.buf[c.r : c.r+n]
+					o := headerOut{b: (*scratch)[:0], defs: w.DefaultHeaders()}
+					for _, f := range c.head.fields {
+						name := base[f.ns:f.ne]
+						if foldEq(name, "content-length") || foldEq(name, "transfer-encoding") {
+							continue
+						}
+						o.add(name, base[f.vs:f.ve])
+					}
+					o.rest()
+					*scratch = o.b
+					_ = w.WriteInterim(s, o.b) // a failed write shows later
 					c.r += n
 					continue
 				}
@@ -665,6 +681,19 @@ func (o *headerOut) add(name, val []byte) {
 	o.b = append(o.b, ": "...)
 	o.b = append(o.b, val...)
 	o.b = append(o.b, "\r\n"...)
+}
+
+// rest adds the default headers no field has brought in yet.
+func (o *headerOut) rest() {
+	for i, kv := range o.defs {
+		if o.used&(1<<uint(i)) == 0 {
+			o.used |= 1 << uint(i)
+			o.b = append(o.b, kv[0]...)
+			o.b = append(o.b, ": "...)
+			o.b = append(o.b, kv[1]...)
+			o.b = append(o.b, "\r\n"...)
+		}
+	}
 }
 
 // fastRelay answers the client with the upstream's response, as
