@@ -313,12 +313,13 @@ func FuzzFastPathConnection(f *testing.F) {
 		"GET /digits.txt HTTP/1.1\r\nHost: a\r\nCookie: " + strings.Repeat("c", 600) + "\r\n\r\nGET /digits.txt HTTP/1.1\r\nHost: a\r\n\r\n",
 		"GET /digits.txt HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /digits.txt HTTP/1.1\r\nHost: a\r\n\r\n",
 		"GET /%7e/../digits.txt?q HTTP/1.1\r\nHost: a\r\n\r\nGET /missing HTTP/1.1\r\nHost: a\r\n\r\n",
+		"HEAD /digits.txt HTTP/1.1\r\nHost: a\r\n\r\nHEAD /sub HTTP/1.1\r\nHost: a\r\n\r\nGET /app.js HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		if bytes.Contains(raw, []byte("HEAD")) || bytes.Contains(raw, []byte("big.bin")) {
-			return // HEAD bodies and 200 KiB answers make the streams hard to compare; covered elsewhere
+		if bytes.Contains(raw, []byte("big.bin")) {
+			return // 200 KiB answers only slow the fuzzer down; covered elsewhere
 		}
 		got := normalizeResponses(connExchange(t, fastAddrOf(ln1), raw))
 		want := normalizeResponses(connExchange(t, ln2.Addr().String(), raw))
