@@ -200,7 +200,8 @@ func TestFastForwardingHeaders(t *testing.T) {
 				"GET /a HTTP/1.1\r\nHost: example.test\r\nX-Forwarded-For: 1.2.3.4\r\nX-Forwarded-For: 5.6.7.8, 9.9.9.9\r\n" +
 					"X-Forwarded-Host: evil\r\nX-Forwarded-Proto: https\r\nForwarded: for=1.2.3.4\r\nVia: 1.0 other\r\n\r\n",
 				"GET /a HTTP/1.1\r\nhost: example.test:8080\r\nuser-agent: ua/1\r\naccept: */*\r\ncookie: a=1\r\ncookie: b=2\r\n" +
-					"x-custom_name: v  \r\nX-EMPTY:\r\nAuthorization: Basic eDp5\r\nContent-Length: 0\r\n\r\n",
+					"x-custom_name: v  \r\nX-EMPTY:\r\nAuthorization: Basic eDp5\r\nContent-Length: 0\r\n" +
+					"x-a.b~c: 1\r\nX-UTF8: h\xc3\xa9llo\r\nx-tab:\ta\tb\t\r\n\r\n",
 				"GET /a HTTP/1.1\r\nHost: example.test\r\nUser-Agent:\r\nX-Forwarded-For:\r\n\r\n",
 				"HEAD /a HTTP/1.1\r\nHost: example.test\r\nProxy: http://evil:1\r\n\r\n",
 			} {
@@ -399,6 +400,9 @@ func TestFastRawUpstreams(t *testing.T) {
 	}{
 		"eof":        {"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end", true},
 		"eof10":      {"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nold", true},
+		"te10":       {"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nabc", true},
+		"lower":      {"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-lower-CASE: 1\r\nX-Empty:\r\ncontent-type: text/html\r\n\r\nhi", false},
+		"ka10":       {"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nhi", false},
 		"close":      {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi", true},
 		"lf":         {"HTTP/1.1 200 OK\nContent-Length: 2\nX-A:  b \n\nhi", false},
 		"103":        {"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", false},
@@ -813,5 +817,34 @@ func BenchmarkFastProxy(b *testing.B) {
 	for b.Loop() {
 		c.Write(req)
 		readOne()
+	}
+}
+
+func TestFastReadTimeoutIs504(t *testing.T) {
+	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond)
+		io.WriteString(w, "late")
+	}))
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}, ReadTimeout: ms(100), Retries: -1}, Options{})
+	f := startFronts(t, h)
+	res := f.same(t, true, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if res[0].status != 504 {
+		t.Errorf("status %d, want 504", res[0].status)
+	}
+}
+
+func TestFastActiveHealthOutOfRotation(t *testing.T) {
+	a := startUpstream(t, named("a"))
+	b := startUpstream(t, named("b"))
+	h := newHandler(t, config.Proxy{Upstreams: []string{a.URL, b.URL}}, Options{})
+	f := startFronts(t, h)
+	h.pool.ups[0].activeDown.Store(true)
+	for range 4 {
+		if res := do(t, f.fast, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); res[0].body != "b" {
+			t.Fatalf("served by %q while a is down by health checks", res[0].body)
+		}
+	}
+	if n := f.served.Load(); n != 4 {
+		t.Errorf("fast path served %d of 4", n)
 	}
 }

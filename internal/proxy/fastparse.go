@@ -141,7 +141,10 @@ func parseResponseHead(buf []byte, h *respHead) (int, error) {
 			}
 			h.clen = n
 		case foldEq(name, "transfer-encoding"):
-			if h.chunked || !foldEq(val, "chunked") || !h.proto11 {
+			if !h.proto11 {
+				break // ignored in HTTP/1.0, as Go's client does
+			}
+			if h.chunked || !foldEq(val, "chunked") {
 				return 0, errBadTE
 			}
 			h.chunked = true
