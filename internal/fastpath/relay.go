@@ -154,3 +154,12 @@ func (w *ResponseWriter) WriteInterim(status int, lines []byte) error {
 }
 
 var errInterim = errors.New("fastpath: WriteInterim after WriteHeader or with a non-1xx status")
+
+// Refresh reads the engine's clock again, for a handler that waited
+// before answering (a slow upstream): the response's Date and its write
+// deadlines then count from now, not from the request's arrival (which
+// may be more than WriteTimeout ago).
+func (w *ResponseWriter) Refresh() {
+	w.c.now = time.Now()
+	w.slow = true
+}

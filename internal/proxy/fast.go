@@ -455,6 +455,9 @@ func (h *Handler) fastServe(st *fastState, req *fastpath.Request, w *fastpath.Re
 			u.active.Add(1)
 		}
 		c, err := h.fastRoundTrip(st, req, w, u)
+		// The wait may have been long: Date and the client's write
+		// deadlines count from now.
+		w.Refresh()
 		if err != nil {
 			if h.track {
 				u.active.Add(-1)
@@ -871,10 +874,10 @@ var errClientWrite = errors.New("client write failed")
 func (h *Handler) copyLength(c *upConn, w *fastpath.ResponseWriter, n int64, chunkOut bool) error {
 	for n > 0 {
 		if c.r == c.w {
-			if chunkOut {
-				if w.Flush() != nil {
-					return errClientWrite
-				}
+			// Before waiting for the upstream, what we have goes out
+			// (and the client's write deadline moves with progress).
+			if w.Flush() != nil {
+				return errClientWrite
 			}
 			c.armBody()
 			if _, err := c.fill(); err != nil {

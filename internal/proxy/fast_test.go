@@ -848,3 +848,43 @@ func TestFastActiveHealthOutOfRotation(t *testing.T) {
 		t.Errorf("fast path served %d of 4", n)
 	}
 }
+
+func TestFastSlowUpstreamPastWriteTimeout(t *testing.T) {
+	// The engine's write deadlines count from its clock; an answer that
+	// comes after write_timeout must still go out.
+	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond)
+		io.WriteString(w, "late")
+	}))
+	trickle := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "3")
+		for _, b := range []string{"a", "b", "c"} {
+			io.WriteString(w, b)
+			w.(http.Flusher).Flush()
+			time.Sleep(150 * time.Millisecond)
+		}
+	}))
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := fastpath.Listen(ln, h, fastpath.Options{WriteTimeout: 100 * time.Millisecond})
+	ht := newHandler(t, config.Proxy{Upstreams: []string{trickle.URL}}, Options{})
+	ln2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl2 := fastpath.Listen(ln2, ht, fastpath.Options{WriteTimeout: 100 * time.Millisecond})
+	t.Cleanup(func() { fl2.Close() })
+	if res := do(t, fl2.Addr().String(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); res[0].body != "abc" {
+		t.Fatalf("trickled body: %+v", res[0])
+	}
+	t.Cleanup(func() { fl.Close() })
+	for range 2 {
+		res := do(t, fl.Addr().String(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		if res[0].body != "late" || res[1].body != "late" {
+			t.Fatalf("%+v", res)
+		}
+	}
+}
