@@ -16,14 +16,17 @@ package proxy
 // text/event-stream (long-lived streams stay with net/http, which notices
 // a client going away), and handlers with an https upstream.
 //
-// Known differences from the net/http path, all on rare upstream
-// behaviour: the upstream's Date is replaced by the engine's (as nginx
-// does); after a 1xx interim response (103) the final response keeps the
-// site's headers (ReverseProxy clears them with the interim fields); a
-// response head
-// with obs-fold or control bytes is a 502 (Go's client accepts some of
-// those); a gap of more than read_timeout inside a response body ends it
-// (net/http waits for ever, or until the client goes away).
+// Known differences from the net/http path, all on rare upstream or
+// client behaviour: the upstream's Date is replaced by the engine's (as
+// nginx does); after a 1xx interim response (103) the final response keeps
+// the site's headers (ReverseProxy clears them along with the interim
+// fields); a response head with obs-fold or control bytes is a 502 (Go's
+// client accepts some of those); a gap of more than read_timeout inside a
+// response body ends it, except in a text/event-stream (net/http waits
+// for ever, or until the client goes away); a client that goes away while
+// the upstream thinks is noticed only when its answer is written (the
+// engine does not watch the connection meanwhile), so the access log says
+// 200 where net/http says 499 and the upstream request is not cancelled.
 
 import (
 	"bytes"
