@@ -5,33 +5,35 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-	"unsafe"
 )
 
 // This file holds what a relaying handler (the reverse proxy's fast path)
 // needs beyond a static file server: every request header as received,
 // the site's default headers, streaming (Flush) and chunked bodies.
 
-// RawHeader returns the header field lines of req, the request being
-// served on w's connection, exactly as received: "name: value" lines,
-// each ending in CRLF, without the request line and the final empty line.
-// The engine parsed them (tokens as names, no control bytes, no obs-fold,
-// no repeated Host, Connection, ...); fields it does not know are in
-// there too. It returns nil when req was not read from w's connection
-// (a Recorder). Valid until ServeFast returns.
-func (w *ResponseWriter) RawHeader(req *Request) []byte {
+// RawHeader returns the header field lines of the request being served
+// on w's connection, exactly as received: "name: value" lines, each
+// ending in CRLF, without the request line and the final empty line. The
+// engine parsed them (tokens as names, no control bytes, no obs-fold, no
+// repeated Host, Connection, ...); fields it does not know are in there
+// too. It returns nil when there is no such request (a Recorder). Valid
+// until ServeFast returns.
+//
+// During ServeFast the connection's buffered input starts with the
+// request being served (the engine discards it only afterwards), so this
+// holds whatever a wrapping handler did to the Request's fields.
+func (w *ResponseWriter) RawHeader() []byte {
 	c := w.c
-	if c == nil || c.br == nil || req != &c.req {
+	if c == nil || c.br == nil || w != &c.w {
 		return nil
 	}
 	buf, _ := c.br.Peek(c.br.Buffered())
-	off := len(req.Method) + 1
-	// " HTTP/1.x\r\n" follows the target.
-	start := off + len(req.URI) + 11
-	if len(req.URI) == 0 || start > len(buf) || unsafe.StringData(req.URI) != &buf[off] {
-		return nil
+	p := 0
+	for p < len(buf) && buf[p] != '\n' {
+		p++
 	}
-	p := start
+	p++ // past the request line
+	start := p
 	for p < len(buf) {
 		if buf[p] == '\r' {
 			return buf[start:p]

@@ -129,7 +129,7 @@ func (h *Handler) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) b
 	if strings.Contains(req.Accept, "text/event-stream") || !validEncodedPath(req.RawPath) {
 		return false
 	}
-	raw := w.RawHeader(req)
+	raw := w.RawHeader()
 	if raw == nil {
 		return false
 	}

@@ -1,0 +1,116 @@
+package fastpath
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Tests of relay.go, the API of a relaying handler (the reverse proxy).
+
+func TestRelayAPI(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raws []string
+	fl := Listen(ln, HandlerFunc(func(req *Request, w *ResponseWriter) bool {
+		raws = append(raws, string(w.RawHeader()))
+		if req.Path == "/decline" {
+			return false
+		}
+		w.SetDefaultHeaders([][2]string{{"X-Site", "s"}})
+		if len(w.DefaultHeaders()) != 1 {
+			t.Error("DefaultHeaders")
+		}
+		w.Refresh()
+		if err := w.WriteInterim(103, []byte("Link: </a>\r\n")); err != nil {
+			t.Error(err)
+		}
+		w.WriteHeader(200)
+		if w.WriteInterim(103, nil) == nil {
+			t.Error("WriteInterim after WriteHeader")
+		}
+		w.AddHeader("Transfer-Encoding", "chunked")
+		w.WriteChunk([]byte("ab"))
+		w.Flush()
+		w.WriteChunk(nil)
+		w.WriteChunk([]byte(strings.Repeat("c", 20000)))
+		w.EndChunks([]byte("X-T: 1\r\n"))
+		return true
+	}), Options{})
+	go http.Serve(fl, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "net/http") }))
+	t.Cleanup(func() { fl.Close() })
+
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	// Two pipelined requests, then one handed off.
+	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\nX-Unknown: 1\r\nx-lower:  v \r\n\r\n"+
+		"GET /b?q HTTP/1.1\r\nHost: y\r\n\r\n"+
+		"GET /decline HTTP/1.1\r\nHost: z\r\nCookie: c\r\n\r\n")
+	br := bufio.NewReader(c)
+	for i := range 2 {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 103 || resp.Header.Get("Link") != "</a>" {
+			t.Fatalf("interim: %d %v", resp.StatusCode, resp.Header)
+		}
+		resp, err = http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || string(b) != "ab"+strings.Repeat("c", 20000) || resp.Trailer.Get("X-T") != "1" || resp.Header.Get("X-Site") != "s" {
+			t.Fatalf("response %d: %v %d bytes %v %v", i, err, len(b), resp.Trailer, resp.Header)
+		}
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(resp.Body); string(b) != "net/http" {
+		t.Errorf("hand-off: %q", b)
+	}
+	want := []string{"Host: x\r\nX-Unknown: 1\r\nx-lower:  v \r\n", "Host: y\r\n", "Host: z\r\nCookie: c\r\n"}
+	if strings.Join(raws, "|") != strings.Join(want, "|") {
+		t.Errorf("RawHeader: %q, want %q", raws, want)
+	}
+	if NewRecorder().Writer().RawHeader() != nil {
+		t.Error("RawHeader of a Recorder")
+	}
+}
+
+func TestRelayAbortCloses(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := Listen(ln, HandlerFunc(func(req *Request, w *ResponseWriter) bool {
+		w.WriteHeader(200)
+		w.AddHeader("Content-Length", "10")
+		w.Write([]byte("abc"))
+		w.Abort()
+		return true
+	}), Options{})
+	t.Cleanup(func() { fl.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, err := io.ReadAll(c); err != nil {
+		t.Errorf("connection not closed: %v", err)
+	}
+}
