@@ -34,6 +34,10 @@
 // no body, after a 502/503/504 answer. Attempts are bounded by retries and
 // retry_timeout. When no upstream is left: 502 (504 when the last attempt
 // timed out).
+//
+// Handler is also a fastpath.Handler (fast.go): plain GET and HEAD requests
+// from HTTP/1.1 clients to http:// or unix: upstreams skip net/http and
+// ReverseProxy, with the same headers, balancing, health and retries.
 package proxy
 
 import (
