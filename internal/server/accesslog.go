@@ -109,70 +109,94 @@ func (l *accessLog) timeText(now time.Time) string {
 	return text
 }
 
-// log writes the line for one finished request.
+// logLine is what one access-log line says about a request. Both engines
+// (net/http and the fast path) fill it, so their lines cannot drift apart.
+// It holds strings that point into the request; write it before returning.
+type logLine struct {
+	remoteAddr, user, site, host, method, uri, proto, referer, userAgent string
+	status                                                               int
+	bytes                                                                int64
+	start, now                                                           time.Time
+}
+
+// log writes the line for one finished net/http request.
 func (l *accessLog) log(r *http.Request, rec *recorder, now time.Time) {
+	user := ""
+	if u, _, ok := r.BasicAuth(); ok {
+		user = u
+	}
+	l.write(&logLine{
+		remoteAddr: r.RemoteAddr, user: user, site: rec.site, host: r.Host,
+		method: r.Method, uri: r.RequestURI, proto: r.Proto,
+		referer: r.Header.Get("Referer"), userAgent: r.Header.Get("User-Agent"),
+		status: rec.status, bytes: rec.bytes, start: rec.start, now: now,
+	})
+}
+
+// write formats ln in the log's format and appends it to the log.
+func (l *accessLog) write(ln *logLine) {
 	bp := linePool.Get().(*[]byte)
 	b := (*bp)[:0]
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	host, _, err := net.SplitHostPort(ln.remoteAddr)
 	if err != nil {
-		host = r.RemoteAddr
+		host = ln.remoteAddr
 	}
-	user := "-"
-	if u, _, ok := r.BasicAuth(); ok && u != "" {
-		user = u
+	user := ln.user
+	if user == "" {
+		user = "-"
 	}
 	if l.json {
 		b = append(b, `{"time":"`...)
-		b = append(b, l.timeText(now)...)
+		b = append(b, l.timeText(ln.now)...)
 		b = append(b, `","remote_addr":`...)
 		b = appendJSONString(b, host)
 		b = append(b, `,"user":`...)
 		b = appendJSONString(b, user)
 		b = append(b, `,"site":`...)
-		b = appendJSONString(b, rec.site)
+		b = appendJSONString(b, ln.site)
 		b = append(b, `,"host":`...)
-		b = appendJSONString(b, r.Host)
+		b = appendJSONString(b, ln.host)
 		b = append(b, `,"method":`...)
-		b = appendJSONString(b, r.Method)
+		b = appendJSONString(b, ln.method)
 		b = append(b, `,"uri":`...)
-		b = appendJSONString(b, r.RequestURI)
+		b = appendJSONString(b, ln.uri)
 		b = append(b, `,"proto":`...)
-		b = appendJSONString(b, r.Proto)
+		b = appendJSONString(b, ln.proto)
 		b = append(b, `,"status":`...)
-		b = strconv.AppendInt(b, int64(rec.status), 10)
+		b = strconv.AppendInt(b, int64(ln.status), 10)
 		b = append(b, `,"bytes":`...)
-		b = strconv.AppendInt(b, rec.bytes, 10)
+		b = strconv.AppendInt(b, ln.bytes, 10)
 		b = append(b, `,"duration_ms":`...)
-		b = strconv.AppendFloat(b, float64(now.Sub(rec.start).Microseconds())/1000, 'f', 3, 64)
+		b = strconv.AppendFloat(b, float64(ln.now.Sub(ln.start).Microseconds())/1000, 'f', 3, 64)
 		b = append(b, `,"referer":`...)
-		b = appendJSONString(b, r.Header.Get("Referer"))
+		b = appendJSONString(b, ln.referer)
 		b = append(b, `,"user_agent":`...)
-		b = appendJSONString(b, r.Header.Get("User-Agent"))
+		b = appendJSONString(b, ln.userAgent)
 		b = append(b, "}\n"...)
 	} else {
 		b = append(b, host...)
 		b = append(b, " - "...)
 		b = appendCLF(b, user)
 		b = append(b, ' ')
-		b = append(b, l.timeText(now)...)
+		b = append(b, l.timeText(ln.now)...)
 		b = append(b, ` "`...)
-		b = appendCLF(b, r.Method)
+		b = appendCLF(b, ln.method)
 		b = append(b, ' ')
-		b = appendCLF(b, r.RequestURI)
+		b = appendCLF(b, ln.uri)
 		b = append(b, ' ')
-		b = appendCLF(b, r.Proto)
+		b = appendCLF(b, ln.proto)
 		b = append(b, `" `...)
-		b = strconv.AppendInt(b, int64(rec.status), 10)
+		b = strconv.AppendInt(b, int64(ln.status), 10)
 		b = append(b, ' ')
-		if rec.bytes == 0 {
+		if ln.bytes == 0 {
 			b = append(b, '-')
 		} else {
-			b = strconv.AppendInt(b, rec.bytes, 10)
+			b = strconv.AppendInt(b, ln.bytes, 10)
 		}
 		b = append(b, ` "`...)
-		b = appendCLFOrDash(b, r.Header.Get("Referer"))
+		b = appendCLFOrDash(b, ln.referer)
 		b = append(b, `" "`...)
-		b = appendCLFOrDash(b, r.Header.Get("User-Agent"))
+		b = appendCLFOrDash(b, ln.userAgent)
 		b = append(b, "\"\n"...)
 	}
 	l.mu.Lock()

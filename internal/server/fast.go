@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
 
@@ -102,75 +101,13 @@ func (f *fastEntry) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter)
 // log writes for the same request served by net/http (a test holds the two
 // together).
 func (l *accessLog) logFast(req *fastpath.Request, site string, status int, bytes int64, start, now time.Time) {
-	bp := linePool.Get().(*[]byte)
-	b := (*bp)[:0]
-	host, _, err := net.SplitHostPort(req.RemoteAddr)
-	if err != nil {
-		host = req.RemoteAddr
-	}
-	user := "-"
-	if u, ok := basicAuthUser(req.Authorization); ok && u != "" {
-		user = u
-	}
-	if l.json {
-		b = append(b, `{"time":"`...)
-		b = append(b, l.timeText(now)...)
-		b = append(b, `","remote_addr":`...)
-		b = appendJSONString(b, host)
-		b = append(b, `,"user":`...)
-		b = appendJSONString(b, user)
-		b = append(b, `,"site":`...)
-		b = appendJSONString(b, site)
-		b = append(b, `,"host":`...)
-		b = appendJSONString(b, req.Host)
-		b = append(b, `,"method":`...)
-		b = appendJSONString(b, req.Method)
-		b = append(b, `,"uri":`...)
-		b = appendJSONString(b, req.URI)
-		b = append(b, `,"proto":`...)
-		b = appendJSONString(b, req.Proto)
-		b = append(b, `,"status":`...)
-		b = strconv.AppendInt(b, int64(status), 10)
-		b = append(b, `,"bytes":`...)
-		b = strconv.AppendInt(b, bytes, 10)
-		b = append(b, `,"duration_ms":`...)
-		b = strconv.AppendFloat(b, float64(now.Sub(start).Microseconds())/1000, 'f', 3, 64)
-		b = append(b, `,"referer":`...)
-		b = appendJSONString(b, req.Referer)
-		b = append(b, `,"user_agent":`...)
-		b = appendJSONString(b, req.UserAgent)
-		b = append(b, "}\n"...)
-	} else {
-		b = append(b, host...)
-		b = append(b, " - "...)
-		b = appendCLF(b, user)
-		b = append(b, ' ')
-		b = append(b, l.timeText(now)...)
-		b = append(b, ` "`...)
-		b = appendCLF(b, req.Method)
-		b = append(b, ' ')
-		b = appendCLF(b, req.URI)
-		b = append(b, ' ')
-		b = appendCLF(b, req.Proto)
-		b = append(b, `" `...)
-		b = strconv.AppendInt(b, int64(status), 10)
-		b = append(b, ' ')
-		if bytes == 0 {
-			b = append(b, '-')
-		} else {
-			b = strconv.AppendInt(b, bytes, 10)
-		}
-		b = append(b, ` "`...)
-		b = appendCLFOrDash(b, req.Referer)
-		b = append(b, `" "`...)
-		b = appendCLFOrDash(b, req.UserAgent)
-		b = append(b, "\"\n"...)
-	}
-	l.mu.Lock()
-	_, _ = l.out.Write(b)
-	l.mu.Unlock()
-	*bp = b
-	linePool.Put(bp)
+	user, _ := basicAuthUser(req.Authorization)
+	l.write(&logLine{
+		remoteAddr: req.RemoteAddr, user: user, site: site, host: req.Host,
+		method: req.Method, uri: req.URI, proto: req.Proto,
+		referer: req.Referer, userAgent: req.UserAgent,
+		status: status, bytes: bytes, start: start, now: now,
+	})
 }
 
 // basicAuthUser returns the user name of a Basic Authorization value, as
