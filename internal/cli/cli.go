@@ -112,20 +112,31 @@ func configFlag(fs *flag.FlagSet) *string {
 	return c
 }
 
-func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("check", "check [-c FILE]", stdout)
-	file := configFlag(fs)
+// loadConfigArgs parses the flags of a command that takes a config file
+// (-c FILE, or FILE as its argument) and loads that file. done means the
+// command should exit with code now (-h, a bad flag, a bad config).
+func loadConfigArgs(name string, args []string, stdout, stderr io.Writer) (file string, cfg *config.Config, code int, done bool) {
+	fs := newFlagSet(name, name+" [-c FILE]", stdout)
+	f := configFlag(fs)
 	pos, code, done := parseFlags(fs, args, stderr)
 	if done {
-		return code
+		return "", nil, code, true
 	}
 	if len(pos) > 0 {
-		*file = pos[0]
+		*f = pos[0]
 	}
-	cfg, err := config.Load(*file)
+	cfg, err := config.Load(*f)
 	if err != nil {
 		printProblems(stderr, err)
-		return 1
+		return "", nil, 1, true
+	}
+	return *f, cfg, 0, false
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	_, cfg, code, done := loadConfigArgs("check", args, stdout, stderr)
+	if done {
+		return code
 	}
 	// Run the same prepare step as `run`, so check and run never disagree.
 	t, err := server.Build(cfg, server.Deps{Logger: slog.New(slog.DiscardHandler)})
@@ -150,40 +161,20 @@ func printProblems(w io.Writer, err error) {
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("run", "run [-c FILE]", stdout)
-	file := configFlag(fs)
-	pos, code, done := parseFlags(fs, args, stderr)
+	file, cfg, code, done := loadConfigArgs("run", args, stdout, stderr)
 	if done {
 		return code
 	}
-	if len(pos) > 0 {
-		*file = pos[0]
-	}
-	cfg, err := config.Load(*file)
-	if err != nil {
-		printProblems(stderr, err)
-		return 1
-	}
-	return runServer(cfg, func() (*config.Config, error) { return config.Load(*file) }, "", stdout, stderr)
+	return runServer(cfg, func() (*config.Config, error) { return config.Load(file) }, "", stdout, stderr)
 }
 
 func cmdReload(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("reload", "reload [-c FILE]", stdout)
-	file := configFlag(fs)
-	pos, code, done := parseFlags(fs, args, stderr)
+	file, cfg, code, done := loadConfigArgs("reload", args, stdout, stderr)
 	if done {
 		return code
 	}
-	if len(pos) > 0 {
-		*file = pos[0]
-	}
-	cfg, err := config.Load(*file)
-	if err != nil {
-		printProblems(stderr, err)
-		return 1
-	}
 	if cfg.Server.Admin == "" {
-		fmt.Fprintf(stderr, "portico reload: %s sets no server.admin address; send SIGHUP to the portico process instead\n", *file)
+		fmt.Fprintf(stderr, "portico reload: %s sets no server.admin address; send SIGHUP to the portico process instead\n", file)
 		return 1
 	}
 	host, port, _ := net.SplitHostPort(cfg.Server.Admin)
