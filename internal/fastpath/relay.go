@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -164,4 +165,36 @@ var errInterim = errors.New("fastpath: WriteInterim after WriteHeader or with a 
 func (w *ResponseWriter) Refresh() {
 	w.c.now = time.Now()
 	w.slow = true
+}
+
+// ClientGone reports, without blocking or consuming input, whether the
+// client has closed or reset its connection: for a handler that waits
+// long (a slow upstream) and would rather give up, as net/http's
+// background read cancels a request's context. It costs a system call.
+func (w *ResponseWriter) ClientGone() bool {
+	c := w.c
+	if c == nil || c.nc == nil {
+		return false
+	}
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	gone := false
+	_ = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		for {
+			n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			if err == syscall.EINTR {
+				continue
+			}
+			gone = n == 0 && err == nil || err != nil && err != syscall.EAGAIN
+			return true
+		}
+	})
+	return gone
 }

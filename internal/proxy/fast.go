@@ -24,9 +24,8 @@ package proxy
 // client accepts some of those); a gap of more than read_timeout inside a
 // response body ends it, except in a text/event-stream (net/http waits
 // for ever, or until the client goes away); a client that goes away while
-// the upstream thinks is noticed only when its answer is written (the
-// engine does not watch the connection meanwhile), so the access log says
-// 200 where net/http says 499 and the upstream request is not cancelled.
+// the upstream thinks is noticed within a second (clientPoll), not at
+// once.
 
 import (
 	"bytes"
@@ -465,6 +464,10 @@ func (h *Handler) fastServe(st *fastState, req *fastpath.Request, w *fastpath.Re
 			if h.track {
 				u.active.Add(-1)
 			}
+			if err == errClientGone {
+				w.WriteHeader(499) // nginx's code, as errorHandler
+				return
+			}
 			h.pool.fail(u, err)
 			lastErr = &upstreamError{addr: u.addr, err: err}
 			if attempt+1 >= attempts || time.Now().After(deadline) {
@@ -528,15 +531,18 @@ func (h *Handler) fastRoundTrip(st *fastState, req *fastpath.Request, w *fastpat
 		b = append(b, st.hdr...)
 		b = append(b, "\r\n"...)
 		c.out = b
-		if d := now.Add(f.readTimeout); d.Sub(c.deadline) > f.readTimeout>>6 {
-			// Moved only when it gains more than 1/64 of the timeout.
+		// The deadline wakes the wait for the head every poll to see
+		// whether the client is still there; it moves only when it
+		// gains more than 1/64 of that.
+		poll := min(f.readTimeout, clientPoll)
+		if d := now.Add(poll); d.Sub(c.deadline) > poll>>6 {
 			_ = c.nc.SetDeadline(d)
 			c.deadline = d
 		}
 		c.bodyTimeout = f.readTimeout
 		_, err := c.nc.Write(b)
 		if err == nil {
-			err = c.readHead(w, &st.resp)
+			err = c.readHead(w, &st.resp, now.Add(f.readTimeout), poll)
 		}
 		if err == nil {
 			return c, nil
@@ -557,7 +563,7 @@ const maxInterim = 5
 // than 101 go to the client at once, as ReverseProxy's Got1xxResponse
 // does: the site's headers and the interim fields (all of them but
 // Content-Length and Transfer-Encoding, as net/http writes 1xx).
-func (c *upConn) readHead(w *fastpath.ResponseWriter, scratch *[]byte) error {
+func (c *upConn) readHead(w *fastpath.ResponseWriter, scratch *[]byte, deadline time.Time, poll time.Duration) error {
 	interim := 0
 	for {
 		if c.w > c.r {
@@ -589,6 +595,21 @@ func (c *upConn) readHead(w *fastpath.ResponseWriter, scratch *[]byte) error {
 			}
 		}
 		if _, err := c.fill(); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if now := time.Now(); now.Before(deadline) {
+					if w.ClientGone() {
+						return errClientGone
+					}
+					d := now.Add(poll)
+					if d.After(deadline) {
+						d = deadline
+					}
+					_ = c.nc.SetReadDeadline(d)
+					c.deadline = time.Time{}
+					continue
+				}
+			}
 			if err == io.EOF && c.w > 0 {
 				return io.ErrUnexpectedEOF
 			}
@@ -596,6 +617,16 @@ func (c *upConn) readHead(w *fastpath.ResponseWriter, scratch *[]byte) error {
 		}
 	}
 }
+
+// clientPoll is how often a wait for an upstream's response head looks
+// whether the client is still there.
+const clientPoll = time.Second
+
+// errClientGone: the client closed its connection while the upstream
+// was thinking. As on the net/http path (a cancelled context), the
+// upstream request is abandoned, the upstream is not blamed, and the
+// access log says 499.
+var errClientGone = errors.New("client went away")
 
 // Body framings.
 const (

@@ -120,6 +120,10 @@ func (f *fronts) same(t *testing.T, wantFast bool, raws ...string) []result {
 	t.Helper()
 	before := f.served.Load()
 	a := do(t, f.fast, raws...)
+	// A streamed answer may reach the client before ServeFast returns.
+	for i := 0; i < 100 && wantFast && f.served.Load()-before < int64(len(raws)); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if got := f.served.Load() - before; wantFast && got != int64(len(raws)) || !wantFast && got != 0 {
 		t.Errorf("fast path served %d of %d requests, want fast=%v", got, len(raws), wantFast)
 	}
@@ -407,8 +411,8 @@ func TestFastRawUpstreams(t *testing.T) {
 		"lf":         {"HTTP/1.1 200 OK\nContent-Length: 2\nX-A:  b \n\nhi", false},
 		"103":        {"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", false},
 		"dupcl":      {"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", false},
-		"ext":        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0\r\nX-T: 1\r\n\r\n", false},
-		"clte":       {"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", false},
+		"ext":        {"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0\r\nX-T: 1\r\n\r\n", false},
+		"clte":       {"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", false},
 		"noreason":   {"HTTP/1.1 200\r\nContent-Length: 1\r\n\r\nx", false},
 		"badstatus":  {"HTTP/1.1 2000 OK\r\nContent-Length: 1\r\n\r\nx", true},
 		"badcl":      {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx", true},
@@ -886,5 +890,45 @@ func TestFastSlowUpstreamPastWriteTimeout(t *testing.T) {
 		if res[0].body != "late" || res[1].body != "late" {
 			t.Fatalf("%+v", res)
 		}
+	}
+}
+
+func TestFastClientGoneCancelsUpstream(t *testing.T) {
+	cancelled := make(chan time.Duration, 1)
+	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/poll" {
+			return
+		}
+		start := time.Now()
+		select {
+		case <-r.Context().Done():
+			cancelled <- time.Since(start)
+		case <-time.After(5 * time.Second):
+			cancelled <- -1
+		}
+	}))
+	log, logs := testLogger()
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{Logger: log})
+	f := startFronts(t, h)
+	c, err := net.Dial("tcp", f.fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /poll HTTP/1.1\r\nHost: a\r\n\r\n")
+	time.Sleep(200 * time.Millisecond)
+	c.Close()
+	if d := <-cancelled; d < 0 || d > 2*time.Second {
+		t.Errorf("upstream request not abandoned after the client left (%v)", d)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if f.served.Load() != 1 {
+		t.Errorf("fast path served %d", f.served.Load())
+	}
+	if s := logs.String(); strings.Contains(s, "upstream down") || strings.Contains(s, "proxy error") {
+		t.Errorf("the upstream was blamed:\n%s", s)
+	}
+	// The upstream is still in rotation and its pool works.
+	if res := do(t, f.fast, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n"); res[0].status != 200 {
+		t.Errorf("after: %+v", res[0])
 	}
 }

@@ -54,6 +54,7 @@ func (c *upConn) fill() (int, error) {
 
 // armBody sets the read deadline of a body read.
 func (c *upConn) armBody() {
+	c.deadline = time.Time{} // the read deadline is no longer the one set last
 	if c.bodyTimeout > 0 {
 		_ = c.nc.SetReadDeadline(time.Now().Add(c.bodyTimeout))
 	}
