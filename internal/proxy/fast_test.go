@@ -932,3 +932,15 @@ func TestFastClientGoneCancelsUpstream(t *testing.T) {
 		t.Errorf("after: %+v", res[0])
 	}
 }
+
+func TestFastUpstreamSlowerThanClientPoll(t *testing.T) {
+	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(clientPoll + 300*time.Millisecond)
+		io.WriteString(w, "slow")
+	}))
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
+	f := startFronts(t, h)
+	if res := do(t, f.fast, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); res[0].status != 200 || res[0].body != "slow" {
+		t.Errorf("%+v", res[0])
+	}
+}
