@@ -2,6 +2,7 @@ package fastpath
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"syscall"
@@ -171,6 +172,7 @@ func (w *ResponseWriter) Refresh() {
 // client has closed or reset its connection: for a handler that waits
 // long (a slow upstream) and would rather give up, as net/http's
 // background read cancels a request's context. It costs a system call.
+// A connection the engine closed (Shutdown past its deadline) is gone.
 func (w *ResponseWriter) ClientGone() bool {
 	c := w.c
 	if c == nil || c.nc == nil {
@@ -185,7 +187,7 @@ func (w *ResponseWriter) ClientGone() bool {
 		return false
 	}
 	gone := false
-	_ = rc.Read(func(fd uintptr) bool {
+	err = rc.Read(func(fd uintptr) bool {
 		var b [1]byte
 		for {
 			n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
@@ -196,5 +198,7 @@ func (w *ResponseWriter) ClientGone() bool {
 			return true
 		}
 	})
-	return gone
+	// Closed under us (Shutdown past its deadline) is gone too; a read
+	// deadline that passed is not.
+	return gone || errors.Is(err, net.ErrClosed)
 }

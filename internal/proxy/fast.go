@@ -649,8 +649,7 @@ func (h *Handler) fastDrain(c *upConn, u *upstream, isHEAD bool) {
 		}
 		for remaining > 0 {
 			if c.r == c.w {
-				c.armBody()
-				if _, err := c.fill(); err != nil {
+				if err := c.fillBody(); err != nil {
 					c.nc.Close()
 					return
 				}
@@ -832,12 +831,12 @@ func (h *Handler) fastRelay(st *fastState, req *fastpath.Request, w *fastpath.Re
 	}
 	st.resp = o.b
 	reuse := !hd.close && mode != bodyEOF
+	c.client = w
+	defer func() { c.client = nil }()
 	if eventStream && (mode == bodyChunked || mode == bodyEOF) {
 		// A stream may be quiet for long: as on the net/http path, no
 		// read timeout inside its body.
 		c.bodyTimeout = 0
-		_ = c.nc.SetReadDeadline(time.Time{})
-		c.deadline = time.Time{}
 	}
 	c.r += hd.n
 
@@ -849,8 +848,7 @@ func (h *Handler) fastRelay(st *fastState, req *fastpath.Request, w *fastpath.Re
 		need := int(min(hd.clen, 512))
 		var err error
 		for err == nil && c.w-c.r < need {
-			c.armBody()
-			_, err = c.fill()
+			err = c.fillBody()
 		}
 		if err != nil {
 			// Nothing was sent yet: net/http would abort the response
@@ -913,8 +911,7 @@ func (h *Handler) copyLength(c *upConn, w *fastpath.ResponseWriter, n int64, chu
 			if w.Flush() != nil {
 				return errClientWrite
 			}
-			c.armBody()
-			if _, err := c.fill(); err != nil {
+			if err := c.fillBody(); err != nil {
 				return err
 			}
 		}
@@ -946,8 +943,7 @@ func (h *Handler) copyEOF(c *upConn, w *fastpath.ResponseWriter) error {
 		if w.Flush() != nil {
 			return errClientWrite
 		}
-		c.armBody()
-		if _, err := c.fill(); err != nil {
+		if err := c.fillBody(); err != nil {
 			if err == io.EOF {
 				return nil
 			}
@@ -997,8 +993,7 @@ func (c *upConn) chunkSize() (int64, error) {
 		if c.w-c.r > maxChunkLine {
 			return 0, errBadChunk
 		}
-		c.armBody()
-		if _, err := c.fill(); err != nil {
+		if err := c.fillBody(); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
@@ -1010,8 +1005,7 @@ func (c *upConn) chunkSize() (int64, error) {
 // need makes at least n bytes readable.
 func (c *upConn) need(n int) error {
 	for c.w-c.r < n {
-		c.armBody()
-		if _, err := c.fill(); err != nil {
+		if err := c.fillBody(); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
@@ -1071,8 +1065,7 @@ func (h *Handler) copyChunked(c *upConn, w *fastpath.ResponseWriter) error {
 			if c.w-c.r > maxHeadBytes {
 				return errBadChunk
 			}
-			c.armBody()
-			if _, err := c.fill(); err != nil {
+			if err := c.fillBody(); err != nil {
 				if err == io.EOF {
 					err = io.ErrUnexpectedEOF
 				}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -942,5 +943,62 @@ func TestFastUpstreamSlowerThanClientPoll(t *testing.T) {
 	f := startFronts(t, h)
 	if res := do(t, f.fast, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); res[0].status != 200 || res[0].body != "slow" {
 		t.Errorf("%+v", res[0])
+	}
+}
+
+func TestFastClientGoneMidStream(t *testing.T) {
+	cancelled := make(chan time.Duration, 1)
+	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: 1\n\n")
+		w.(http.Flusher).Flush()
+		start := time.Now()
+		select {
+		case <-r.Context().Done():
+			cancelled <- time.Since(start)
+		case <-time.After(5 * time.Second):
+			cancelled <- -1
+		}
+	}))
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := fastpath.Listen(ln, h, fastpath.Options{})
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /events HTTP/1.1\r\nHost: a\r\n\r\n")
+	buf := make([]byte, 4096)
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if n, err := c.Read(buf); err != nil || !bytes.Contains(buf[:n], []byte("data: 1")) {
+		t.Fatalf("first event: %v %q", err, buf[:n])
+	}
+	c.Close()
+	if d := <-cancelled; d < 0 || d > 2500*time.Millisecond {
+		t.Errorf("stream not abandoned after the client left (%v)", d)
+	}
+	// Shutdown does not wait for a silent stream whose client is cut.
+	c2, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	io.WriteString(c2, "GET /events HTTP/1.1\r\nHost: a\r\n\r\n")
+	c2.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c2.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	fl.Shutdown(ctx)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Shutdown took %v with a silent stream", d)
+	}
+	if d := <-cancelled; d < 0 {
+		t.Error("the second stream's upstream request was not abandoned")
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"portico/internal/fastpath"
 )
 
 // upConn is one keep-alive connection of the fast path to an upstream,
@@ -23,6 +25,9 @@ type upConn struct {
 	// read timeout of each read of the current body (0: none).
 	deadline    time.Time
 	bodyTimeout time.Duration
+	// client is the response being relayed, polled while a body read
+	// waits (fillBody).
+	client *fastpath.ResponseWriter
 	head        respHead
 }
 
@@ -52,11 +57,37 @@ func (c *upConn) fill() (int, error) {
 	return n, err
 }
 
-// armBody sets the read deadline of a body read.
-func (c *upConn) armBody() {
+// fillBody reads more of a body. The read deadline wakes it every
+// clientPoll to see whether the client (if set) is still there; the body
+// fails after bodyTimeout without progress (never when it is 0).
+func (c *upConn) fillBody() error {
 	c.deadline = time.Time{} // the read deadline is no longer the one set last
+	now := time.Now()
+	var hard time.Time
 	if c.bodyTimeout > 0 {
-		_ = c.nc.SetReadDeadline(time.Now().Add(c.bodyTimeout))
+		hard = now.Add(c.bodyTimeout)
+	}
+	for {
+		d := now.Add(clientPoll)
+		if !hard.IsZero() && d.After(hard) {
+			d = hard
+		}
+		_ = c.nc.SetReadDeadline(d)
+		_, err := c.fill()
+		if err == nil {
+			return nil
+		}
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			return err
+		}
+		now = time.Now()
+		if !hard.IsZero() && !now.Before(hard) {
+			return err
+		}
+		if c.client != nil && c.client.ClientGone() {
+			return errClientGone
+		}
 	}
 }
 
