@@ -28,7 +28,7 @@ type upConn struct {
 	// client is the response being relayed, polled while a body read
 	// waits (fillBody).
 	client *fastpath.ResponseWriter
-	head        respHead
+	head   respHead
 }
 
 const upBufSize = 16 << 10
