@@ -1002,3 +1002,17 @@ func TestFastClientGoneMidStream(t *testing.T) {
 		t.Error("the second stream's upstream request was not abandoned")
 	}
 }
+
+func TestFastHostModes(t *testing.T) {
+	rec := &recorder{}
+	up := startUpstream(t, rec.wrap(named("a")))
+	for _, mode := range []string{"client", "upstream", "backend.internal"} {
+		h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}, Host: mode}, Options{})
+		f := startFronts(t, h)
+		got := f.sameUpstream(t, rec, true, "GET / HTTP/1.1\r\nHost: Example.test:8080\r\n\r\n")
+		want := map[string]string{"client": "Example.test:8080", "upstream": up.Addr, "backend.internal": "backend.internal"}[mode]
+		if got.host != want {
+			t.Errorf("host %s: upstream got Host %q, want %q", mode, got.host, want)
+		}
+	}
+}
