@@ -792,6 +792,16 @@ func (h *Handler) fastRelay(st *fastState, req *fastpath.Request, w *fastpath.Re
 		}
 		o.add(name, val)
 	}
+	for _, kv := range o.defs {
+		// A site's Content-Type or Content-Encoding is in the header
+		// before ReverseProxy's copy, so net/http does not sniff.
+		switch {
+		case strings.EqualFold(kv[0], "Content-Type"):
+			hasType = true
+		case strings.EqualFold(kv[0], "Content-Encoding") && kv[1] != "":
+			hasCE = true
+		}
+	}
 	if clOut {
 		var nb [20]byte
 		o.add([]byte("Content-Length"), strconv.AppendInt(nb[:0], hd.clen, 10))

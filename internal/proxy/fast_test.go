@@ -39,6 +39,11 @@ var siteHeaders = [][2]string{{"X-Frame-Options", "DENY"}, {"X-Site", "s"}}
 
 func startFronts(t *testing.T, h *Handler) *fronts {
 	t.Helper()
+	return startFrontsWith(t, h, siteHeaders)
+}
+
+func startFrontsWith(t *testing.T, h *Handler, siteHeaders [][2]string) *fronts {
+	t.Helper()
 	f := &fronts{}
 	normal := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for _, kv := range siteHeaders {
@@ -1015,4 +1020,17 @@ func TestFastHostModes(t *testing.T) {
 			t.Errorf("host %s: upstream got Host %q, want %q", mode, got.host, want)
 		}
 	}
+}
+
+func TestFastSiteContentType(t *testing.T) {
+	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Type"] = nil
+		if r.URL.Path == "/typed" {
+			w.Header().Set("Content-Type", "text/plain")
+		}
+		io.WriteString(w, "<html>x</html>")
+	}))
+	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
+	f := startFrontsWith(t, h, [][2]string{{"Content-Type", "text/x-site"}, {"Via", "1.0 site"}})
+	f.same(t, true, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET /typed HTTP/1.1\r\nHost: a\r\n\r\n")
 }
