@@ -549,6 +549,7 @@ func (h *Handler) fastRoundTrip(st *fastState, req *fastpath.Request, w *fastpat
 		}
 		c.nc.Close()
 		if c.reused && c.w == 0 && isClosedIdle(err) {
+			p.dropIdleSince(c.idleAt)
 			continue
 		}
 		return nil, err

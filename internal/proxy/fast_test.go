@@ -1034,3 +1034,69 @@ func TestFastSiteContentType(t *testing.T) {
 	f := startFrontsWith(t, h, [][2]string{{"Content-Type", "text/x-site"}, {"Via", "1.0 site"}})
 	f.same(t, true, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET /typed HTTP/1.1\r\nHost: a\r\n\r\n")
 }
+
+func TestFastIdleConnChecks(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	p := &connPool{network: "tcp", addr: ln.Addr().String(), maxIdle: 4, idleTimeout: time.Minute}
+	var d net.Dialer
+	var conns []*upConn
+	var server []net.Conn
+	for range 3 {
+		c, err := p.dial(&d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		server = append(server, <-accepted)
+	}
+	if !quiet(conns[0].nc) {
+		t.Error("an open, silent connection is not quiet")
+	}
+	server[0].Close()
+	time.Sleep(50 * time.Millisecond)
+	if quiet(conns[0].nc) {
+		t.Error("a connection the peer closed is quiet")
+	}
+	io.WriteString(server[1], "junk")
+	time.Sleep(50 * time.Millisecond)
+	if quiet(conns[1].nc) {
+		t.Error("a connection with unread bytes is quiet")
+	}
+	// Idle for more than a second, closed by the peer: get skips it.
+	base := time.Now()
+	for i, c := range []*upConn{conns[2], conns[0], conns[1]} { // the dead ones on top
+		p.put(c, base.Add(time.Duration(i)*time.Millisecond))
+	}
+	if c := p.get(base.Add(2 * time.Second)); c != conns[2] {
+		t.Errorf("get returned %v, want the live connection", c)
+	}
+	if c := p.get(base.Add(2 * time.Second)); c != nil {
+		t.Errorf("dead connections left in the pool")
+	}
+	// dropIdleSince closes those idle since then or longer.
+	p.put(conns[2], base.Add(3*time.Second))
+	c4, _ := p.dial(&d)
+	p.put(c4, base.Add(5*time.Second))
+	p.dropIdleSince(base.Add(4 * time.Second))
+	p.mu.Lock()
+	left := slices.Clone(p.idle)
+	p.mu.Unlock()
+	if len(left) != 1 || left[0] != c4 {
+		t.Errorf("idle after drop: %d", len(left))
+	}
+	p.closeIdle(true)
+}

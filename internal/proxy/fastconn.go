@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"portico/internal/fastpath"
@@ -111,10 +112,18 @@ func (p *connPool) get(now time.Time) *upConn {
 		c := p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
-		if now.Sub(c.idleAt) < p.idleTimeout {
+		if idle := now.Sub(c.idleAt); idle < p.idleTimeout {
 			p.mu.Unlock()
-			c.reused = true
-			return c
+			// After a second idle, look whether the upstream closed it
+			// meanwhile (one system call), rather than learn it by
+			// sending the request.
+			if idle < time.Second || quiet(c.nc) {
+				c.reused = true
+				return c
+			}
+			c.nc.Close()
+			p.mu.Lock()
+			continue
 		}
 		p.mu.Unlock()
 		c.nc.Close()
@@ -173,6 +182,53 @@ func (p *connPool) sweep() {
 	if more {
 		time.AfterFunc(p.idleTimeout/2, p.sweep)
 	}
+}
+
+// dropIdleSince closes the idle connections unused since t or longer: the
+// upstream closed one idle since t, so it likely closed those too.
+func (p *connPool) dropIdleSince(t time.Time) {
+	var old []*upConn
+	p.mu.Lock()
+	i := 0
+	for i < len(p.idle) && !p.idle[i].idleAt.After(t) {
+		i++
+	}
+	if i > 0 {
+		old = append(old, p.idle[:i]...)
+		n := copy(p.idle, p.idle[i:])
+		clear(p.idle[n:])
+		p.idle = p.idle[:n]
+	}
+	p.mu.Unlock()
+	for _, c := range old {
+		c.nc.Close()
+	}
+}
+
+// quiet reports whether an idle connection has nothing to read and is not
+// closed: a non-blocking peek.
+func quiet(nc net.Conn) bool {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	ok = false
+	err = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		for {
+			_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			if err == syscall.EINTR {
+				continue
+			}
+			ok = err == syscall.EAGAIN // EOF (n == 0), data or an error: not reusable
+			return true
+		}
+	})
+	return ok && err == nil
 }
 
 // closeIdle closes the idle connections; with final, the pool keeps no
