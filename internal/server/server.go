@@ -133,7 +133,11 @@ func (s *Server) openListeners(t *Tree) ([]*listener, error) {
 		if cur, ok := s.listeners[key]; ok && cur.tls == l.tls {
 			continue
 		}
-		ln, err := net.Listen("tcp", l.addr)
+		// No TCP keep-alive probes (nginx sends none either): idle_timeout
+		// closes idle connections, and the probes' setsockopt calls cost
+		// about a tenth of a new connection.
+		lc := net.ListenConfig{KeepAlive: -1}
+		ln, err := lc.Listen(context.Background(), "tcp", l.addr)
 		if err != nil {
 			for _, o := range opened {
 				o.ln.Close()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -173,11 +174,13 @@ func (h *Handler) node(rel string) *node {
 			return n
 		}
 	}
+	// From here rel is kept (in the entry and as the cache key): copy it,
+	// since on the fast path it points into a connection's reused buffer.
+	rel = strings.Clone(rel)
 	n = h.load(rel)
 	n.checked.Store(now)
 	if len(rel) <= 1024 {
-		// Key by a copy: rel may point into a request's memory.
-		h.cache.put(string([]byte(rel)), n)
+		h.cache.put(rel, n)
 	}
 	return n
 }
