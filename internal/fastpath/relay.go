@@ -9,9 +9,13 @@ import (
 	"time"
 )
 
-// This file holds what a relaying handler (the reverse proxy's fast path)
-// needs beyond a static file server: every request header as received,
-// the site's default headers, streaming (Flush) and chunked bodies.
+// This file holds what a relaying handler (the reverse proxy's fast path,
+// internal/proxy/fast.go) needs beyond a static file server: every
+// request header as received (RawHeader), the site's default headers
+// (DefaultHeaders), streaming (Flush) and chunked bodies (WriteChunk,
+// EndChunks), 1xx responses (WriteInterim), giving up on a response
+// (Abort), a fresh clock after a long wait (Refresh) and a look at whether
+// the client is still there (ClientGone).
 
 // RawHeader returns the header field lines of the request being served
 // on w's connection, exactly as received: "name: value" lines, each
