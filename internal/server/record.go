@@ -18,6 +18,7 @@ type recorder struct {
 	bytes       int64
 	wroteHeader bool
 	site        string
+	siteHeaders [][2]string // the site's headers, restored on the final response
 	start       time.Time
 }
 
@@ -41,15 +42,32 @@ func (rec *recorder) WriteHeader(code int) {
 		if code >= 200 || code == http.StatusSwitchingProtocols {
 			rec.status = code
 			rec.wroteHeader = true
+			rec.restoreSiteHeaders()
 		}
 	}
 	rec.w.WriteHeader(code)
+}
+
+// restoreSiteHeaders puts back site headers that a handler dropped with
+// the whole header map (httputil.ReverseProxy clears it after relaying a
+// 1xx such as 103 Early Hints), so they are on every final response.
+func (rec *recorder) restoreSiteHeaders() {
+	if len(rec.siteHeaders) == 0 {
+		return
+	}
+	h := rec.w.Header()
+	for _, kv := range rec.siteHeaders {
+		if _, ok := h[kv[0]]; !ok {
+			h[kv[0]] = []string{kv[1]}
+		}
+	}
 }
 
 func (rec *recorder) Write(b []byte) (int, error) {
 	if !rec.wroteHeader {
 		rec.status = http.StatusOK
 		rec.wroteHeader = true
+		rec.restoreSiteHeaders()
 	}
 	n, err := rec.w.Write(b)
 	rec.bytes += int64(n)
@@ -61,6 +79,7 @@ func (rec *recorder) ReadFrom(src io.Reader) (int64, error) {
 	if !rec.wroteHeader {
 		rec.status = http.StatusOK
 		rec.wroteHeader = true
+		rec.restoreSiteHeaders()
 	}
 	var n int64
 	var err error
@@ -77,6 +96,7 @@ func (rec *recorder) Flush() {
 	if !rec.wroteHeader {
 		rec.status = http.StatusOK
 		rec.wroteHeader = true
+		rec.restoreSiteHeaders()
 	}
 	if f, ok := rec.w.(http.Flusher); ok {
 		f.Flush()

@@ -373,3 +373,28 @@ func TestBuildErrorIsCleanedUp(t *testing.T) {
 		t.Errorf("error does not name the problem: %v", err)
 	}
 }
+
+// Site headers survive a handler that clears the header map after a 1xx
+// (httputil.ReverseProxy does, after relaying 103 Early Hints).
+func TestSiteHeadersSurviveEarlyHints(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</a.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		clear(w.Header())
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(200)
+	})
+	s := New(Options{})
+	cfg := &config.Config{}
+	config.ApplyDefaults(cfg)
+	tr := &Tree{cfg: cfg, byListener: map[string]*vhost{}}
+	v := &vhost{exact: map[string]*site{}}
+	v.add(nil, newSite("s", []*route{{path: "/", maxBody: 1, handler: h}}, map[string]string{"X-Frame-Options": "DENY"}))
+	tr.byListener["k"] = v
+	s.tree.Store(tr)
+	rec := httptest.NewRecorder()
+	s.entry("k").ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if got := rec.Header().Get("X-Frame-Options"); got != "DENY" {
+		t.Errorf("after a 103: X-Frame-Options %q, want DENY", got)
+	}
+}

@@ -57,6 +57,7 @@ const maxRedispatch = 10
 func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rec, ok := w.(*recorder); ok {
 		rec.site = s.name
+		rec.siteHeaders = s.headers
 	}
 	h := w.Header()
 	for _, kv := range s.headers {
