@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"portico/internal/errorpage"
+	"portico/internal/fastpath"
 )
 
 // route is one built [[site.route]]: a prefix and its handler.
@@ -118,6 +119,30 @@ type stripHandler struct {
 
 func (h stripHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.next.ServeHTTP(w, stripPrefix(r, h.prefix))
+}
+
+// ServeFast strips the prefix for the fast path when the escaped path
+// starts with it literally (otherwise net/http's stripPrefix, which can
+// re-escape, decides). The request is copied: the access log must still
+// show the URI the client sent.
+func (h stripHandler) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
+	fh, ok := h.next.(fastpath.Handler)
+	if !ok || !strings.HasPrefix(req.RawPath, h.prefix) || !strings.HasPrefix(req.Path, h.prefix) {
+		return false
+	}
+	r2 := *req
+	r2.URI = withSlash(req.URI[len(h.prefix):])
+	r2.RawPath = withSlash(req.RawPath[len(h.prefix):])
+	r2.Path = withSlash(req.Path[len(h.prefix):])
+	return fh.ServeFast(&r2, w)
+}
+
+// withSlash makes s start with "/" ("" -> "/", "?q" -> "/?q").
+func withSlash(s string) string {
+	if s == "" || s[0] != '/' {
+		return "/" + s
+	}
+	return s
 }
 
 // stripPrefix returns a shallow copy of r whose path lacks prefix, keeping
