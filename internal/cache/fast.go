@@ -402,4 +402,3 @@ func (m *memoryStore) getBytes(key []byte) *Entry {
 	m.mu.Unlock()
 	return it.e
 }
-

@@ -248,9 +248,9 @@ func TestFastDeclines(t *testing.T) {
 	} {
 		f.declines(t, rawGET("/d", "example.test", extra))
 	}
-	f.declines(t, rawGET("/other", "example.test"))     // miss
-	f.declines(t, rawGET("/d%3f", "example.test"))      // another key
-	f.declines(t, rawGET(`/d"x`, "example.test"))       // net/url re-escapes the path
+	f.declines(t, rawGET("/other", "example.test")) // miss
+	f.declines(t, rawGET("/d%3f", "example.test"))  // another key
+	f.declines(t, rawGET(`/d"x`, "example.test"))   // net/url re-escapes the path
 	f.same(t, true, rawGET("/d", "example.test"))
 	clock.Advance(61 * time.Second) // stale
 	f.declines(t, rawGET("/d", "example.test"))
@@ -347,4 +347,35 @@ func BenchmarkFastHit(b *testing.B) {
 			}
 		})
 	}
+}
+
+func TestFastSiteHeadersAnd304(t *testing.T) {
+	clock := newClock()
+	o := newOrigin(clock, 200, "x", "Cache-Control", "max-age=60", "Etag", `"e"`)
+	h := newTestCache(t, config.Cache{}, o, clock)
+	// The site's Content-Type: kept on a 200 (no sniffing), dropped from a
+	// 304 by net/http, so the fast path leaves 304s to it.
+	f := startFastFronts(t, h, [][2]string{{"Content-Type", "text/html"}, {"Age", "99"}, {"Cache-Status", "site"}})
+	rawDo(t, f.normal, rawGET("/s", "example.test"))
+	r := f.same(t, true, rawGET("/s", "example.test"), "HEAD /s HTTP/1.1\r\nHost: example.test\r\n\r\n")
+	if r[0].header.Get("Content-Type") != "text/html" || r[0].header.Get("Age") != "0" || len(r[0].header["Cache-Status"]) != 1 {
+		t.Errorf("site headers: %+v", r[0])
+	}
+	if r := f.same(t, false, rawGET("/s", "example.test", `If-None-Match: "e"`)); r[0].status != 304 {
+		t.Errorf("304: %+v", r[0])
+	}
+}
+
+func TestFastKeyParts(t *testing.T) {
+	clock := newClock()
+	o := newOrigin(clock, 200, "", "Cache-Control", "max-age=60", "Content-Type", "text/plain")
+	o.echo = "X-N"
+	h := newTestCache(t, config.Cache{Key: []string{"path", "query"}}, o, clock)
+	f := startFastFronts(t, h, nil)
+	rawDo(t, f.normal, rawGET("/k?a=1", "a.test", "X-N: 1"))
+	// The host is not part of this key: another host shares the entry.
+	if r := f.same(t, true, rawGET("/k?a=1", "other.test")); r[0].body != "1" {
+		t.Errorf("shared entry: %+v", r[0])
+	}
+	f.declines(t, rawGET("/k?a=2", "a.test"))
 }
