@@ -13,7 +13,8 @@ package cache
 // If-Modified-Since answered 304 as serveEntry does. The hit is counted.
 //
 // What is declined: a Redis store; a miss, a Vary miss, a stale or
-// no-cache entry; requests with Cache-Control, Pragma, Authorization,
+// no-cache entry, an entry without a valid max-age (see Date below);
+// requests with Cache-Control, Pragma, Authorization,
 // Range, If-Range, If-Match or If-Unmodified-Since (even empty); a path
 // with bytes net/url would re-escape (the key would differ); a stored
 // header net/http would rewrite (CR, LF or surrounding blanks in a value,
@@ -24,7 +25,8 @@ package cache
 // Known difference from the net/http path: the response's Date is the
 // engine's (now), not the stored one (as nginx's proxy_cache does, and
 // as the proxy's fast path does for an upstream's Date). Age is the same,
-// so a downstream cache computes the same current age.
+// so a downstream cache computes the same current age, and since only
+// entries with max-age are served here, the same freshness lifetime.
 
 import (
 	"bytes"
@@ -94,6 +96,15 @@ func (h *Handler) serveFast(req *fastpath.Request, w *fastpath.ResponseWriter, r
 		return false // stale or always revalidated: net/http's path
 	}
 	// The request has no Cache-Control or Pragma: acceptable(rcc) holds.
+
+	// The engine writes its own Date (now), not the stored one. Harmless
+	// to a downstream cache when the response states max-age (its Age is
+	// ours, so its current age is the same), but with only Expires or a
+	// heuristic (Last-Modified) the lifetime a downstream cache computes
+	// depends on Date: leave those to net/http, which sends the stored Date.
+	if cc := parseCacheControl(e.Header["Cache-Control"]); cc.maxAge < 0 || cc.maxAgeInvalid || cc.sMaxAgeInvalid {
+		return false
+	}
 
 	// As notModified, with presence (not value) deciding which field wins.
 	notMod := false

@@ -263,6 +263,23 @@ func TestFastDeclines(t *testing.T) {
 	rawDo(t, f2.normal, rawGET("/n", "example.test"))
 	f2.declines(t, rawGET("/n", "example.test"))
 
+	// Freshness from Expires or a heuristic only: a downstream cache's
+	// lifetime would depend on Date, which the fast path replaces.
+	o4 := newOrigin(clock, 200, "x", "Content-Type", "text/plain", "Expires", "Sun, 01 Mar 2026 14:00:00 GMT")
+	h4 := newTestCache(t, config.Cache{}, o4, clock)
+	f4 := startFastFronts(t, h4, nil)
+	rawDo(t, f4.normal, rawGET("/e", "example.test"))
+	if r := f4.declines(t, rawGET("/e", "example.test")); !strings.Contains(r.header.Get("Cache-Status"), "hit") {
+		t.Errorf("Expires entry: %+v", r)
+	}
+	o5 := newOrigin(clock, 200, "x", "Content-Type", "text/plain", "Cache-Control", "s-maxage=60", "Last-Modified", "Sun, 01 Feb 2026 10:00:00 GMT")
+	h5 := newTestCache(t, config.Cache{}, o5, clock)
+	f5 := startFastFronts(t, h5, nil)
+	rawDo(t, f5.normal, rawGET("/l", "example.test"))
+	if r := f5.declines(t, rawGET("/l", "example.test")); !strings.Contains(r.header.Get("Cache-Status"), "hit") {
+		t.Errorf("s-maxage entry: %+v", r)
+	}
+
 	// No Content-Type: net/http sniffs one, so the fast path declines.
 	o3 := newOrigin(clock, 200, "<html>x</html>", "Cache-Control", "max-age=60")
 	h3 := newTestCache(t, config.Cache{}, o3, clock)
