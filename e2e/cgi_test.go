@@ -15,9 +15,9 @@ func TestQuickModeCGI(t *testing.T) {
 	os.Chmod(filepath.Dir(dir), 0o755)
 	os.Chmod(dir, 0o755)
 	writeFiles(t, dir, map[string]string{
-		"index.html":      "home",
-		"cgi-bin/env.sh":  "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\necho \"args=$# query=$QUERY_STRING proxy=${HTTP_PROXY:-none} port=$SERVER_PORT script=$SCRIPT_NAME info=$PATH_INFO\"\n",
-		"htbin/hi.sh":     "#!/bin/sh\nprintf 'Status: 201 Created\\r\\nContent-Type: text/plain\\r\\n\\r\\nhtbin\\n'\n",
+		"index.html":       "home",
+		"cgi-bin/env.sh":   "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\necho \"args=$# query=$QUERY_STRING proxy=${HTTP_PROXY:-none} port=$SERVER_PORT script=$SCRIPT_NAME info=$PATH_INFO\"\n",
+		"htbin/hi.sh":      "#!/bin/sh\nprintf 'Status: 201 Created\\r\\nContent-Type: text/plain\\r\\n\\r\\nhtbin\\n'\n",
 		"cgi-bin/hello.py": "print('Content-Type: text/plain')\nprint()\nprint('python says hi')\n",
 		"cgi-bin/data.txt": "SECRET SOURCE",
 	})
