@@ -238,34 +238,34 @@ func scanRequestHeader(raw []byte) (hasINM, hasIMS, ok bool) {
 		name := raw[:i]
 		switch len(name) {
 		case 5:
-			if eqFoldASCII(name, "range") {
+			if fastpath.EqualFold(name, "range") {
 				return false, false, false
 			}
 		case 6:
-			if eqFoldASCII(name, "pragma") {
+			if fastpath.EqualFold(name, "pragma") {
 				return false, false, false
 			}
 		case 7:
-			if eqFoldASCII(name, "upgrade") {
+			if fastpath.EqualFold(name, "upgrade") {
 				return false, false, false
 			}
 		case 8:
-			if eqFoldASCII(name, "if-match") || eqFoldASCII(name, "if-range") {
+			if fastpath.EqualFold(name, "if-match") || fastpath.EqualFold(name, "if-range") {
 				return false, false, false
 			}
 		case 13:
-			if eqFoldASCII(name, "cache-control") || eqFoldASCII(name, "authorization") {
+			if fastpath.EqualFold(name, "cache-control") || fastpath.EqualFold(name, "authorization") {
 				return false, false, false
 			}
-			if eqFoldASCII(name, "if-none-match") {
+			if fastpath.EqualFold(name, "if-none-match") {
 				hasINM = true
 			}
 		case 17:
-			if eqFoldASCII(name, "if-modified-since") {
+			if fastpath.EqualFold(name, "if-modified-since") {
 				hasIMS = true
 			}
 		case 19:
-			if eqFoldASCII(name, "if-unmodified-since") {
+			if fastpath.EqualFold(name, "if-unmodified-since") {
 				return false, false, false
 			}
 		}
@@ -305,7 +305,7 @@ func appendSecondaryKey(b, raw []byte, names []string) []byte {
 			if len(line) > 0 && line[len(line)-1] == '\r' {
 				line = line[:len(line)-1]
 			}
-			if len(line) <= len(n) || line[len(n)] != ':' || !eqFoldASCII(line[:len(n)], n) {
+			if len(line) <= len(n) || line[len(n)] != ':' || !fastpath.EqualFold(line[:len(n)], n) {
 				continue
 			}
 			if !first {
@@ -317,26 +317,6 @@ func appendSecondaryKey(b, raw []byte, names []string) []byte {
 		b = append(b, '\n')
 	}
 	return b
-}
-
-// eqFoldASCII compares b with s, ASCII letters folded.
-func eqFoldASCII(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		x, y := b[i], s[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // fastHeaderOK reports whether net/http would write the stored header as

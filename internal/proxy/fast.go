@@ -283,7 +283,7 @@ func (h *Handler) fastRequestHeaders(st *fastState, req *fastpath.Request, raw [
 	}
 	named := func(name []byte) bool {
 		for _, t := range conn[:nconn] {
-			if foldEqStr(name, t) {
+			if fastpath.EqualFold(name, t) {
 				return true
 			}
 		}
@@ -706,7 +706,7 @@ type headerOut struct {
 
 func (o *headerOut) add(name, val []byte) {
 	for i, kv := range o.defs {
-		if o.used&(1<<uint(i)) == 0 && foldEqStr(name, kv[0]) {
+		if o.used&(1<<uint(i)) == 0 && fastpath.EqualFold(name, kv[0]) {
 			o.used |= 1 << uint(i)
 			o.b = append(o.b, kv[0]...)
 			o.b = append(o.b, ": "...)

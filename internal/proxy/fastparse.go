@@ -270,26 +270,6 @@ func foldEqBytes(a, b []byte) bool {
 	return true
 }
 
-// foldEqStr compares b with s case-insensitively (ASCII).
-func foldEqStr(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		x, y := b[i], s[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
-
 // appendCanonical appends a header name as Go canonicalizes it
 // (textproto.CanonicalMIMEHeaderKey) for a token.
 func appendCanonical(b, name []byte) []byte {
