@@ -29,41 +29,8 @@ WRK=${WRK:-wrk}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TMP=$(mktemp -d /tmp/portico-cache-bench.XXXXXX)
 chmod 755 "$TMP" # nginx workers may run as another user
-chmod 755 "$TMP" # nginx workers may run as another user
-PIDS=()
-
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
-
-NCPU=$(nproc)
-SERVER_CPU=0
-LOAD_CPU=$((NCPU > 1 ? 1 : 0))
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-
-wait_port() { # wait until something answers HTTP on port $1
-	for _ in $(seq 1 100); do
-		if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/"; then return 0; fi
-		sleep 0.1
-	done
-	echo "nothing answers on port $1" >&2
-	return 1
-}
-
-# Build portico (someone may still be writing cmd/portico: poll).
-echo "building portico and the upstream..." >&2
-deadline=$(($(date +%s) + ${PORTICO_BUILD_WAIT:-600}))
-until (cd "$ROOT" && go build -o "$TMP/portico" ./cmd/portico) 2>"$TMP/build.log"; do
-	if [ "$(date +%s)" -ge "$deadline" ]; then
-		echo "portico does not build:" >&2; cat "$TMP/build.log" >&2; exit 1
-	fi
-	sleep 10
-done
-(cd "$ROOT" && go build -o "$TMP/cacheupstream" ./bench/cacheupstream)
+. "$ROOT/bench/lib.sh"
+build_portico bench/cacheupstream
 
 UPORT=$(free_port)
 GOMAXPROCS=1 taskset -c "$LOAD_CPU" "$TMP/cacheupstream" -addr "127.0.0.1:$UPORT" -size "$SIZE" 2>"$TMP/upstream.log" &

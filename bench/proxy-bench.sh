@@ -28,40 +28,8 @@ CADDY=${CADDY:-/usr/bin/caddy}
 WRK=${WRK:-wrk}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TMP=$(mktemp -d /tmp/portico-proxy-bench.XXXXXX)
-PIDS=()
-
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
-
-NCPU=$(nproc)
-PROXY_CPU=0
-LOAD_CPU=$((NCPU > 1 ? 1 : 0))
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-
-wait_port() { # wait until something answers HTTP on port $1
-	for _ in $(seq 1 100); do
-		if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/"; then return 0; fi
-		sleep 0.1
-	done
-	echo "nothing answers on port $1" >&2
-	return 1
-}
-
-# Build portico (someone may still be writing cmd/portico: poll).
-echo "building portico and the upstream..." >&2
-deadline=$(($(date +%s) + ${PORTICO_BUILD_WAIT:-600}))
-until (cd "$ROOT" && go build -o "$TMP/portico" ./cmd/portico) 2>"$TMP/build.log"; do
-	if [ "$(date +%s)" -ge "$deadline" ]; then
-		echo "portico does not build:" >&2; cat "$TMP/build.log" >&2; exit 1
-	fi
-	sleep 10
-done
-(cd "$ROOT" && go build -o "$TMP/upstream" ./bench/upstream)
+. "$ROOT/bench/lib.sh"
+build_portico bench/upstream
 
 UPORT=$(free_port)
 GOMAXPROCS=1 taskset -c "$LOAD_CPU" "$TMP/upstream" -addr "127.0.0.1:$UPORT" -size "$SIZE" 2>"$TMP/upstream.log" &
@@ -80,7 +48,7 @@ path = "/"
 [site.route.proxy]
 upstreams = ["http://127.0.0.1:$UPORT"]
 EOF
-GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$TMP/portico" run -c "$TMP/portico.toml" >"$TMP/portico.log" 2>&1 &
+GOMAXPROCS=1 taskset -c "$SERVER_CPU" "$TMP/portico" run -c "$TMP/portico.toml" >"$TMP/portico.log" 2>&1 &
 PIDS+=($!)
 PORTICO_PID=$!
 
@@ -115,7 +83,7 @@ http {
     }
 }
 EOF
-taskset -c "$PROXY_CPU" "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>"$TMP/nginx.log" &
+taskset -c "$SERVER_CPU" "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>"$TMP/nginx.log" &
 PIDS+=($!)
 NGINX_PID=$!
 
@@ -140,7 +108,7 @@ http://127.0.0.1:$CPORT {
 }
 EOF
 XDG_DATA_HOME=$TMP/caddy XDG_CONFIG_HOME=$TMP/caddy HOME=$TMP/caddy GOMAXPROCS=1 \
-	taskset -c "$PROXY_CPU" "$CADDY" run --config "$TMP/Caddyfile" --adapter caddyfile >"$TMP/caddy.log" 2>&1 &
+	taskset -c "$SERVER_CPU" "$CADDY" run --config "$TMP/Caddyfile" --adapter caddyfile >"$TMP/caddy.log" 2>&1 &
 PIDS+=($!)
 CADDY_PID=$!
 
@@ -208,7 +176,7 @@ median() { echo "$@" | tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} EN
 
 echo
 echo "reverse proxy, ${SIZE}-byte upstream body, wrk -c$CONNS -d${DUR}s, $ROUNDS rounds, medians"
-echo "proxies on CPU $PROXY_CPU (one worker / GOMAXPROCS=1); wrk and upstream on CPU $LOAD_CPU"
+echo "proxies on CPU $SERVER_CPU (one worker / GOMAXPROCS=1); wrk and upstream on CPU $LOAD_CPU"
 echo "CPU us/req: the proxy's own CPU time per request (user+system, from /proc);"
 echo "on a busy machine it is steadier than req/s, which also depends on the load side."
 printf "%-8s %12s %12s %12s\n" proxy "req/s" "p99 (us)" "CPU us/req"
