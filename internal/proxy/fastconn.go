@@ -112,12 +112,16 @@ func (p *connPool) get(now time.Time) *upConn {
 		c := p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
-		if idle := now.Sub(c.idleAt); idle < p.idleTimeout {
+		if now.Sub(c.idleAt) < p.idleTimeout {
 			p.mu.Unlock()
-			// After a second idle, look whether the upstream closed it
-			// meanwhile (one system call), rather than learn it by
-			// sending the request.
-			if idle < time.Second || quiet(c.nc) {
+			// Every reuse first makes sure nothing is waiting on the
+			// connection (one non-blocking peek): bytes that arrived
+			// while it was idle are an upstream's framing bug (a body
+			// on a HEAD answer, more than its Content-Length sent in
+			// a second write) and would otherwise be read as the
+			// answer to the next client's request. EOF means the
+			// upstream closed it; better learnt now than by sending.
+			if quiet(c.nc) {
 				c.reused = true
 				return c
 			}
@@ -133,12 +137,16 @@ func (p *connPool) get(now time.Time) *upConn {
 	return nil
 }
 
-// put returns a connection whose last response was read completely.
+// put returns a connection whose last response was read completely. A
+// connection with bytes buffered past that response is closed instead:
+// they belong to no request (see get).
 func (p *connPool) put(c *upConn, now time.Time) {
-	c.idleAt = now
-	if c.r == c.w {
-		c.r, c.w = 0, 0
+	if c.r != c.w {
+		c.nc.Close()
+		return
 	}
+	c.idleAt = now
+	c.r, c.w = 0, 0
 	if len(c.buf) > upBufSize {
 		c.buf = make([]byte, upBufSize) // a huge head grew it: do not keep that
 	}
