@@ -109,7 +109,7 @@ listen = ["127.0.0.1:0"]
 ` + routes + `
 [[site]]
 name = "tls"
-listen = ["127.0.0.1:`+fmt.Sprint(freePort(t))+`"]
+listen = ["127.0.0.1:` + fmt.Sprint(freePort(t)) + `"]
 tls = { cert = "cert.pem", key = "key.pem" }
 ` + routes})
 	p := startPortico(t, dir, 2, "run", "-c", "portico.toml")
