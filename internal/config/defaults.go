@@ -113,69 +113,141 @@ func hideCGIRoots(cfg *Config) {
 	}
 }
 
+// Defaults of the handler sections. docs/config.md quotes them; handlers
+// name them instead of repeating the numbers.
+const (
+	DefaultStaticIndex = "index.html"
+
+	DefaultCGITimeout      = 30 * time.Second
+	DefaultCGIUser         = "nobody"
+	DefaultCGIMaxProcesses = 64
+
+	DefaultProxyBalance        = "round_robin"
+	DefaultProxyMaxFails       = 1
+	DefaultProxyFailTimeout    = 10 * time.Second
+	DefaultProxyRetryTimeout   = 10 * time.Second
+	DefaultProxyConnectTimeout = 5 * time.Second
+	DefaultProxyReadTimeout    = 60 * time.Second
+	DefaultProxyHost           = "client"
+	DefaultHealthInterval      = 5 * time.Second
+	DefaultHealthTimeout       = 2 * time.Second
+
+	DefaultWSGIWorkers = 2
+	DefaultWSGIPython  = "python3"
+	DefaultWSGITimeout = 30 * time.Second
+
+	DefaultRedirectStatus = 302
+
+	DefaultCacheMaxSize       = 256 << 20
+	DefaultCacheMaxObjectSize = 8 << 20
+	DefaultCacheStore         = "memory"
+)
+
+// DefaultCacheKey is the default primary cache key: every part. It is a
+// function so that no caller can change a shared slice.
+func DefaultCacheKey() []string {
+	return []string{"method", "scheme", "host", "path", "query"}
+}
+
 func applyRouteDefaults(r *Route, s *Server) {
 	if r.MaxBodySize == 0 {
 		r.MaxBodySize = s.MaxBodySize
 	}
-	if st := r.Static; st != nil {
-		if len(st.Index) == 0 {
-			st.Index = []string{"index.html"}
-		}
-		if st.Precompressed == nil {
-			t := true
-			st.Precompressed = &t
-		}
+	if r.Static != nil {
+		r.Static.SetDefaults()
 	}
-	if c := r.CGI; c != nil {
-		setDur(&c.Timeout, 30*time.Second)
-		setStr(&c.User, "nobody")
-		if c.MaxProcesses == 0 {
-			c.MaxProcesses = 64
-		}
-		if c.SpoolChunked == nil {
-			t := true
-			c.SpoolChunked = &t
-		}
+	if r.CGI != nil {
+		r.CGI.SetDefaults()
 	}
-	if p := r.Proxy; p != nil {
-		setStr(&p.Balance, "round_robin")
-		if p.MaxFails == 0 {
-			p.MaxFails = 1
-		}
-		setDur(&p.FailTimeout, 10*time.Second)
-		setDur(&p.RetryTimeout, 10*time.Second)
-		setDur(&p.ConnectTimeout, 5*time.Second)
-		setDur(&p.ReadTimeout, 60*time.Second)
-		setStr(&p.Host, "client")
-		if p.Retries == 0 && len(p.Upstreams) > 1 {
-			p.Retries = len(p.Upstreams) - 1
-		}
-		if h := p.Health; h != nil {
-			setDur(&h.Interval, 5*time.Second)
-			setDur(&h.Timeout, 2*time.Second)
-		}
+	if r.Proxy != nil {
+		r.Proxy.SetDefaults()
 	}
-	if w := r.WSGI; w != nil {
-		if w.Workers == 0 {
-			w.Workers = 2
-		}
-		setStr(&w.Python, "python3")
-		setDur(&w.Timeout, 30*time.Second)
+	if r.WSGI != nil {
+		r.WSGI.SetDefaults()
 	}
-	if rd := r.Redirect; rd != nil && rd.Status == 0 {
-		rd.Status = 302
+	if r.Redirect != nil {
+		r.Redirect.SetDefaults()
 	}
-	if c := r.Cache; c != nil {
-		if c.MaxSize == 0 {
-			c.MaxSize = 256 << 20
-		}
-		if c.MaxObjectSize == 0 {
-			c.MaxObjectSize = 8 << 20
-		}
-		setStr(&c.Store, "memory")
-		if len(c.Key) == 0 {
-			c.Key = []string{"method", "scheme", "host", "path", "query"}
-		}
+	if r.Cache != nil {
+		r.Cache.SetDefaults()
+	}
+}
+
+// SetDefaults fills the unset fields of a static section. Load calls it;
+// a handler's unit test may call it on a hand-built section.
+func (st *Static) SetDefaults() {
+	if len(st.Index) == 0 {
+		st.Index = []string{DefaultStaticIndex}
+	}
+	if st.Precompressed == nil {
+		t := true
+		st.Precompressed = &t
+	}
+}
+
+// SetDefaults fills the unset fields of a cgi section.
+func (c *CGI) SetDefaults() {
+	setDur(&c.Timeout, DefaultCGITimeout)
+	setStr(&c.User, DefaultCGIUser)
+	if c.MaxProcesses == 0 {
+		c.MaxProcesses = DefaultCGIMaxProcesses
+	}
+	if c.SpoolChunked == nil {
+		t := true
+		c.SpoolChunked = &t
+	}
+}
+
+// SetDefaults fills the unset fields of a proxy section, its health table
+// included. Retries defaults to one fewer than the upstreams, so set
+// Upstreams first.
+func (p *Proxy) SetDefaults() {
+	setStr(&p.Balance, DefaultProxyBalance)
+	if p.MaxFails == 0 {
+		p.MaxFails = DefaultProxyMaxFails
+	}
+	setDur(&p.FailTimeout, DefaultProxyFailTimeout)
+	setDur(&p.RetryTimeout, DefaultProxyRetryTimeout)
+	setDur(&p.ConnectTimeout, DefaultProxyConnectTimeout)
+	setDur(&p.ReadTimeout, DefaultProxyReadTimeout)
+	setStr(&p.Host, DefaultProxyHost)
+	if p.Retries == 0 && len(p.Upstreams) > 1 {
+		p.Retries = len(p.Upstreams) - 1
+	}
+	if h := p.Health; h != nil {
+		setDur(&h.Interval, DefaultHealthInterval)
+		setDur(&h.Timeout, DefaultHealthTimeout)
+	}
+}
+
+// SetDefaults fills the unset fields of a wsgi section. Dir is not
+// defaulted here: it depends on the config file's folder, which Load knows.
+func (w *WSGI) SetDefaults() {
+	if w.Workers == 0 {
+		w.Workers = DefaultWSGIWorkers
+	}
+	setStr(&w.Python, DefaultWSGIPython)
+	setDur(&w.Timeout, DefaultWSGITimeout)
+}
+
+// SetDefaults fills the unset fields of a redirect section.
+func (rd *Redirect) SetDefaults() {
+	if rd.Status == 0 {
+		rd.Status = DefaultRedirectStatus
+	}
+}
+
+// SetDefaults fills the unset fields of a cache section.
+func (c *Cache) SetDefaults() {
+	if c.MaxSize == 0 {
+		c.MaxSize = DefaultCacheMaxSize
+	}
+	if c.MaxObjectSize == 0 {
+		c.MaxObjectSize = DefaultCacheMaxObjectSize
+	}
+	setStr(&c.Store, DefaultCacheStore)
+	if len(c.Key) == 0 {
+		c.Key = DefaultCacheKey()
 	}
 }
 
