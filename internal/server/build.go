@@ -27,7 +27,6 @@ import (
 type Tree struct {
 	cfg        *config.Config
 	byListener map[string]*vhost // ListenerKey -> host router
-	certs      map[string]*certSet
 	caches     []*cache.Handler
 	cacheNames []string // site and route of each cache, for metrics
 	closers    []func(context.Context) error
@@ -54,7 +53,7 @@ type Deps struct {
 // that `portico check` runs too: every handler validates its section here.
 // On error nothing is left running.
 func Build(cfg *config.Config, deps Deps) (_ *Tree, err error) {
-	t := &Tree{cfg: cfg, byListener: map[string]*vhost{}, certs: map[string]*certSet{}, metrics: deps.Metrics}
+	t := &Tree{cfg: cfg, byListener: map[string]*vhost{}, metrics: deps.Metrics}
 	defer func() {
 		if err != nil {
 			// Stop whatever the handlers built so far started (health
@@ -83,14 +82,13 @@ func Build(cfg *config.Config, deps Deps) (_ *Tree, err error) {
 			errs = append(errs, err)
 			continue
 		}
-		var cert *tls.Certificate
 		if sc.TLS != nil {
 			c, err := tls.LoadX509KeyPair(sc.TLS.Cert, sc.TLS.Key)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: site %q: tls: %w", sc.Source, sc.Name, err))
 				continue
 			}
-			cert = &c
+			st.cert = &c
 		}
 		for _, l := range sc.Listen {
 			key := config.ListenerKey(l)
@@ -100,14 +98,6 @@ func Build(cfg *config.Config, deps Deps) (_ *Tree, err error) {
 				t.byListener[key] = v
 			}
 			v.add(sc.Hosts, st)
-			if cert != nil {
-				cs := t.certs[key]
-				if cs == nil {
-					cs = &certSet{exact: map[string]*tls.Certificate{}}
-					t.certs[key] = cs
-				}
-				cs.add(sc.Hosts, cert)
-			}
 		}
 	}
 	if len(errs) > 0 {
@@ -232,45 +222,6 @@ func (t *Tree) drain(ctx context.Context) {
 		case <-tick.C:
 		}
 	}
-}
-
-// certSet picks a site's certificate by SNI.
-type certSet struct {
-	exact     map[string]*tls.Certificate
-	wildcards []struct {
-		suffix string
-		cert   *tls.Certificate
-	}
-	fallback *tls.Certificate
-}
-
-func (c *certSet) add(hosts []string, cert *tls.Certificate) {
-	if c.fallback == nil || len(hosts) == 0 {
-		c.fallback = cert
-	}
-	for _, h := range hosts {
-		if suf, ok := strings.CutPrefix(h, "*"); ok {
-			c.wildcards = append(c.wildcards, struct {
-				suffix string
-				cert   *tls.Certificate
-			}{suf, cert})
-			continue
-		}
-		c.exact[h] = cert
-	}
-}
-
-func (c *certSet) pick(name string) *tls.Certificate {
-	name = normalizeHost(name)
-	if cert, ok := c.exact[name]; ok {
-		return cert
-	}
-	for _, w := range c.wildcards {
-		if strings.HasSuffix(name, w.suffix) {
-			return w.cert
-		}
-	}
-	return c.fallback
 }
 
 // configFiles lists the config file and the files its includes name: a

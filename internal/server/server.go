@@ -185,11 +185,12 @@ func (s *Server) serve(opened []*listener) {
 				MinVersion: tls.VersionTLS12,
 				NextProtos: []string{"h2", "http/1.1"},
 				GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-					cs := s.tree.Load().certs[key]
-					if cs == nil {
-						return nil, errors.New("no certificate for this listener")
+					if v := s.tree.Load().byListener[key]; v != nil {
+						if cert := v.certificate(hello.ServerName); cert != nil {
+							return cert, nil
+						}
 					}
-					return cs.pick(hello.ServerName), nil
+					return nil, errors.New("no certificate for this listener")
 				},
 			}
 		}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"net/url"
@@ -34,6 +35,7 @@ type site struct {
 	name    string
 	routes  []*route
 	headers [][2]string
+	cert    *tls.Certificate // nil unless the site has tls
 }
 
 func newSite(name string, routes []*route, headers map[string]string) *site {
@@ -213,11 +215,14 @@ func (b *progressBody) Read(p []byte) (int, error) {
 func (b *progressBody) Close() error { return b.body.Close() }
 
 // vhost picks the site of a request by its Host: exact names, then
-// wildcards (longest suffix first), then the listener's default site.
+// wildcards (longest suffix first), then the listener's default site. It
+// picks the certificate of a TLS handshake too (certificate), by the same
+// lookup, so SNI and Host can never choose different sites.
 type vhost struct {
 	exact     map[string]*site
 	wildcards []wildcard
 	fallback  *site
+	firstCert *tls.Certificate // of the first TLS site added
 }
 
 type wildcard struct {
@@ -226,6 +231,9 @@ type wildcard struct {
 }
 
 func (v *vhost) add(hosts []string, s *site) {
+	if v.firstCert == nil {
+		v.firstCert = s.cert
+	}
 	if len(hosts) == 0 {
 		v.fallback = s
 		return
@@ -251,6 +259,18 @@ func (v *vhost) lookup(host string) *site {
 		}
 	}
 	return v.fallback
+}
+
+// certificate returns the certificate for a TLS handshake naming
+// serverName: that of the site the same name routes to as a Host. A name
+// no site claims (or no SNI at all) gets the default site's certificate,
+// else the first TLS site's, so that the client sees a certificate (and
+// then the 404 for an unknown host) rather than a handshake failure.
+func (v *vhost) certificate(serverName string) *tls.Certificate {
+	if s := v.lookup(serverName); s != nil && s.cert != nil {
+		return s.cert
+	}
+	return v.firstCert
 }
 
 func (v *vhost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
