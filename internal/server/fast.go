@@ -68,13 +68,7 @@ func (f *fastEntry) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter)
 	if st == nil || !safeRequestPath(req.Path) {
 		return false
 	}
-	var rt *route
-	for _, c := range st.routes {
-		if c.matches(req.Path) {
-			rt = c
-			break
-		}
-	}
+	rt := st.route(req.Path)
 	if rt == nil || rt.maxBody < 0 {
 		return false
 	}

@@ -52,6 +52,17 @@ func newSite(name string, routes []*route, headers map[string]string) *site {
 	return s
 }
 
+// route returns the route for the request path p: the longest matching
+// prefix (routes are sorted longest first), or nil. Both engines call it.
+func (s *site) route(p string) *route {
+	for _, rt := range s.routes {
+		if rt.matches(p) {
+			return rt
+		}
+	}
+	return nil
+}
+
 type redispatchKey struct{}
 
 // maxRedispatch bounds chains of CGI local redirects.
@@ -76,13 +87,7 @@ func (s *site) dispatch(w http.ResponseWriter, r *http.Request) {
 		errorpage.WriteMessage(w, r, http.StatusBadRequest, "The request path is not valid.")
 		return
 	}
-	var rt *route
-	for _, c := range s.routes {
-		if c.matches(p) {
-			rt = c
-			break
-		}
-	}
+	rt := s.route(p)
 	if rt == nil {
 		errorpage.Write(w, r, http.StatusNotFound)
 		return
