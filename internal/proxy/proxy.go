@@ -45,7 +45,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
@@ -280,12 +279,6 @@ func (h *Handler) logRetry(u *upstream, err error) {
 	}
 }
 
-var (
-	viaValue = []string{"1.1 portico"}
-	via2     = []string{"2.0 portico"}
-	via10    = []string{"1.0 portico"}
-)
-
 // trustedPeer reports whether the request's peer may set forwarding headers.
 func (h *Handler) trustedPeer(r *http.Request) bool {
 	return h.trustedAddr(r.RemoteAddr)
@@ -310,8 +303,9 @@ func (h *Handler) trustedAddr(remoteAddr string) bool {
 	return false
 }
 
-// rewrite runs after ReverseProxy removed hop-by-hop headers and the
-// incoming Forwarded / X-Forwarded-* headers from pr.Out.
+// rewrite runs after ReverseProxy's own hop-by-hop removal; it applies
+// portico's rules (forward.go), the same ones the fast path applies, so
+// what an upstream receives does not depend on ReverseProxy's list.
 func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out
 	hdr := out.Header
@@ -320,105 +314,100 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	// Go cannot parse); the path is already the escaped one (URL.RawPath).
 	out.URL.RawQuery = in.URL.RawQuery
 
-	ip := clientIP(in.RemoteAddr)
-	if h.trustedPeer(in) {
-		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
-			hdr["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
-		} else {
-			hdr["X-Forwarded-For"] = []string{ip}
-		}
-		if v := in.Header["X-Forwarded-Proto"]; len(v) > 0 {
-			hdr["X-Forwarded-Proto"] = v
-		} else {
-			hdr["X-Forwarded-Proto"] = protoOf(in)
-		}
-		if v := in.Header["X-Forwarded-Host"]; len(v) > 0 {
-			hdr["X-Forwarded-Host"] = v
-		} else if in.Host != "" {
-			hdr["X-Forwarded-Host"] = []string{in.Host}
-		}
-		if v := in.Header["Forwarded"]; len(v) > 0 {
-			hdr["Forwarded"] = v
-		}
-	} else {
-		hdr["X-Forwarded-For"] = []string{ip}
-		hdr["X-Forwarded-Proto"] = protoOf(in)
-		if in.Host != "" {
-			hdr["X-Forwarded-Host"] = []string{in.Host}
+	var connBuf [maxConnTokens]string
+	conn := connBuf[:0]
+	for _, v := range in.Header["Connection"] {
+		conn, _ = appendConnTokens(conn, v) // more than fit: ReverseProxy removed them
+	}
+	for k := range hdr {
+		if hopByHop(k) || connectionNamed(conn, k) {
+			delete(hdr, k)
 		}
 	}
-	// Via names the protocol portico received the request with (RFC 9110
-	// section 7.6.3).
-	via := viaValue
+	for _, v := range in.Header["Te"] {
+		if teTrailers(v) {
+			hdr["Te"] = teTrailersValue
+			break
+		}
+	}
+	// A WebSocket upgrade goes through (ReverseProxy tunnels the 101
+	// answer); h2c never does.
+	if up := upgradeFor(conn, in.Header.Get("Upgrade")); up != "" {
+		hdr["Connection"] = connUpgrade
+		hdr["Upgrade"] = []string{up}
+	}
+
+	fin := forwardIn[string]{
+		peer:    in.RemoteAddr,
+		trusted: h.trustedPeer(in),
+		https:   in.TLS != nil,
+		host:    in.Host,
+		proto:   "1.1",
+		xff:     in.Header["X-Forwarded-For"],
+		xfp:     in.Header["X-Forwarded-Proto"],
+		xfh:     in.Header["X-Forwarded-Host"],
+		fwd:     in.Header["Forwarded"],
+		via:     hdr["Via"],
+	}
 	switch {
 	case in.ProtoMajor == 2:
-		via = via2
+		fin.proto = "2.0"
 	case in.ProtoMajor == 1 && in.ProtoMinor == 0:
-		via = via10
+		fin.proto = "1.0"
 	}
-	if v := hdr["Via"]; len(v) > 0 {
-		hdr["Via"] = []string{strings.Join(v, ", ") + ", " + via[0]}
-	} else {
-		hdr["Via"] = via
-	}
+	var fs [numFwdFields]fwdField[string]
+	setFields(hdr, forwardFields(&fin, &fs))
 	// httpoxy: an upstream CGI or app may turn Proxy into HTTP_PROXY.
 	delete(hdr, "Proxy")
 
-	switch h.hostMode {
-	case hostClient:
-		out.Host = in.Host
-	case hostLiteral:
-		out.Host = h.hostLiteral
-	} // hostUpstream: set per attempt by the transport
+	// The transport sets the Host of each attempt (hostFor) from this.
+	out.Host = in.Host
 }
 
 var (
-	protoHTTP  = []string{"http"}
-	protoHTTPS = []string{"https"}
+	teTrailersValue = []string{"trailers"}
+	connUpgrade     = []string{"Upgrade"}
 )
 
-func protoOf(r *http.Request) []string {
-	if r.TLS != nil {
-		return protoHTTPS
+// hostFor is the Host sent to u for a request the client sent with host,
+// by the route's host mode; both engines ask it.
+func (h *Handler) hostFor(host string, u *upstream) string {
+	switch h.hostMode {
+	case hostUpstream:
+		return u.hostHeader
+	case hostLiteral:
+		return h.hostLiteral
 	}
-	return protoHTTP
+	return host
 }
 
-// modifyResponse appends portico to the response's Via (upstreams are
-// spoken to in HTTP/1.1).
+// modifyResponse applies portico's hop-by-hop rule to the response (after
+// ReverseProxy's) and appends portico to its Via (upstreams are spoken to
+// in HTTP/1.1), as the fast path's relay does.
 func modifyResponse(resp *http.Response) error {
-	if v := resp.Header["Via"]; len(v) > 0 {
-		resp.Header["Via"] = []string{strings.Join(v, ", ") + ", 1.1 portico"}
-	} else {
-		resp.Header["Via"] = viaValue
+	for k := range resp.Header {
+		if hopByHop(k) && resp.StatusCode != http.StatusSwitchingProtocols {
+			delete(resp.Header, k)
+		}
 	}
+	setFields(resp.Header, []fwdField[string]{{name: "Via", prior: resp.Header["Via"], own: viaPortico("1.1"), join: true}})
 	return nil
 }
 
-// errorHandler maps proxy failures to status codes; detail goes to the log.
+// errorHandler maps proxy failures to status codes (errorStatus, shared
+// with the fast path); detail goes to the log.
 func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	if r.Context().Err() != nil {
-		// The client went away; nginx logs this as 499.
-		w.WriteHeader(499)
+	status := errorStatus(err, r.Context().Err() != nil)
+	switch {
+	case status == statusClientGone:
+		w.WriteHeader(status)
 		return
-	}
-	var be *clientBodyError
-	if errors.As(err, &be) {
+	case status < 500:
 		// The client's fault: the server's body limit, or a cut upload.
-		status := http.StatusBadRequest
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			status = http.StatusRequestEntityTooLarge
-		}
 		h.log.Info("proxy: client request body", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 		w.Header().Set("Connection", "close")
 		errorpage.Write(w, r, status)
 		return
-	}
-	status := http.StatusBadGateway
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		status = http.StatusGatewayTimeout
 	}
 	h.log.Warn("proxy error", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	errorpage.Write(w, r, status)

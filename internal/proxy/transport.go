@@ -11,43 +11,12 @@ import (
 	"time"
 )
 
-// errNoUpstream is returned when no upstream is left to try.
-var errNoUpstream = errors.New("no upstream available")
-
-// upstreamError names the upstream a transport error came from.
-type upstreamError struct {
-	addr string
-	err  error
-}
-
-func (e *upstreamError) Error() string { return "upstream " + e.addr + ": " + e.err.Error() }
-func (e *upstreamError) Unwrap() error { return e.err }
-
 // retryTransport is the http.RoundTripper given to httputil.ReverseProxy. It
 // picks the upstream for each attempt, so ReverseProxy does its header
 // handling and streaming once while a request that could not be sent is
 // tried on another upstream.
 type retryTransport struct {
 	h *Handler
-}
-
-func idempotent(method string) bool {
-	switch method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
-		return true
-	}
-	return false
-}
-
-// isDialError reports whether err means no connection was made, so nothing
-// of the request reached the upstream.
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
-}
-
-func retryStatus(code int) bool {
-	return code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
 }
 
 func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -59,21 +28,16 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if hasBody {
 		guard = &bodyGuard{body: req.Body, remaining: req.ContentLength}
 	}
-	var (
-		tried    uint64
-		deadline time.Time
-		lastErr  error
-	)
-	attempts := h.retries + 1
-	u := h.pick(tried, req.RemoteAddr)
+	// rewrite left the client's Host in req.Host; each attempt sends the
+	// one hostFor picks.
+	clientHost := req.Host
+	rs := h.newRetryState()
+	u := h.pick(rs.tried, req.RemoteAddr)
 	for attempt := 0; ; attempt++ {
 		if u == nil {
-			if lastErr != nil {
-				return nil, lastErr
-			}
-			return nil, errNoUpstream
+			return nil, rs.giveUp()
 		}
-		tried |= 1 << uint(u.idx)
+		rs.start(u, time.Now())
 		// The first attempt sends ReverseProxy's own outgoing request (it
 		// is private to this request); later ones send copies, since the
 		// transport may still read an earlier attempt's request.
@@ -87,15 +51,10 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			o.URL = &url
 			out = &o
 		}
-		if h.hostMode == hostUpstream {
-			out.Host = u.hostHeader
-		}
+		out.Host = h.hostFor(clientHost, u)
 		if hasBody {
 			out.Body = guard.attempt(attempt)
 			out.GetBody = nil
-		}
-		if attempt == 0 && attempts > 1 {
-			deadline = time.Now().Add(h.retryTimeout)
 		}
 
 		if h.track {
@@ -118,36 +77,24 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				}
 			}
 			h.pool.fail(u, err)
-			lastErr = &upstreamError{addr: u.addr, err: err}
-			// Retry only what certainly did not reach the upstream (no
-			// connection), or an idempotent request whose body, if any,
-			// was not read yet.
-			if attempt+1 >= attempts || time.Now().After(deadline) {
-				return nil, lastErr
-			}
-			if hasBody && !guard.release(attempt+1) {
-				return nil, lastErr
-			}
-			if !isDialError(err) && !idem {
-				return nil, lastErr
+			// A body goes to the next attempt only if no read of it
+			// started.
+			if !rs.afterError(u, err, idem, time.Now()) || hasBody && !guard.release(attempt+1) {
+				return nil, rs.lastErr
 			}
 			h.logRetry(u, err)
-			u = h.pick(tried, req.RemoteAddr)
+			u = h.pick(rs.tried, req.RemoteAddr)
 			continue
 		}
 
-		if retryStatus(resp.StatusCode) && idem && !hasBody &&
-			attempt+1 < attempts && time.Now().Before(deadline) {
-			if next := h.pick(tried, req.RemoteAddr); next != nil {
-				// The upstream answered, so it is not counted as failed
-				// (an app may answer 503 on purpose); the request is
-				// idempotent and bodiless, so it may go elsewhere.
+		if rs.afterStatus(resp.StatusCode, idem, hasBody, time.Now()) {
+			if next := h.pick(rs.tried, req.RemoteAddr); next != nil {
 				h.logRetry(u, fmt.Errorf("status %d", resp.StatusCode))
 				drainClose(resp.Body)
 				if h.track {
 					u.active.Add(-1)
 				}
-				lastErr = nil
+				rs.retriedStatus()
 				u = next
 				continue
 			}
@@ -228,12 +175,6 @@ func (g *bodyGuard) readError() error {
 	defer g.mu.Unlock()
 	return g.err
 }
-
-// clientBodyError is a failure to read the client's request body.
-type clientBodyError struct{ err error }
-
-func (e *clientBodyError) Error() string { return "reading request body: " + e.err.Error() }
-func (e *clientBodyError) Unwrap() error { return e.err }
 
 func (g *bodyGuard) attempt(n int) io.ReadCloser { return &guardedBody{g: g, n: n} }
 
