@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"portico/internal/config"
+	"portico/internal/enginetest"
 	"portico/internal/fastpath"
 )
 
@@ -27,120 +28,8 @@ import (
 // normal path) in front of the same Handler, and compares what the
 // upstream received and what the client got back.
 
-// fronts is a Handler behind both paths.
-type fronts struct {
-	fast, normal string       // listener addresses
-	served       atomic.Int64 // requests the fast path answered
-	declined     atomic.Int64
-}
-
 // siteHeaders plays the site's configured headers on both paths.
 var siteHeaders = [][2]string{{"X-Frame-Options", "DENY"}, {"X-Site", "s"}}
-
-func startFronts(t *testing.T, h *Handler) *fronts {
-	t.Helper()
-	return startFrontsWith(t, h, siteHeaders)
-}
-
-func startFrontsWith(t *testing.T, h *Handler, siteHeaders [][2]string) *fronts {
-	t.Helper()
-	f := &fronts{}
-	normal := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for _, kv := range siteHeaders {
-			w.Header()[kv[0]] = []string{kv[1]}
-		}
-		h.ServeHTTP(w, r)
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fl := fastpath.Listen(ln, fastpath.HandlerFunc(func(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
-		w.SetDefaultHeaders(siteHeaders)
-		if h.ServeFast(req, w) {
-			f.served.Add(1)
-			return true
-		}
-		f.declined.Add(1)
-		return false
-	}), fastpath.Options{IdleTimeout: 10 * time.Second, ReadHeaderTimeout: 5 * time.Second})
-	hs := &http.Server{Handler: normal}
-	go hs.Serve(fl)
-	t.Cleanup(func() { hs.Close(); fl.Close() })
-	ln2, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs2 := &http.Server{Handler: normal}
-	go hs2.Serve(ln2)
-	t.Cleanup(func() { hs2.Close() })
-	f.fast, f.normal = fl.Addr().String(), ln2.Addr().String()
-	return f
-}
-
-// result is one response as the client read it.
-type result struct {
-	status  int
-	header  http.Header
-	body    string
-	te      []string
-	clen    int64
-	trailer http.Header
-	closed  bool // the response said the connection closes
-}
-
-// do sends raw requests on one connection and reads their responses.
-func do(t *testing.T, addr string, raws ...string) []result {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(c)
-	var out []result
-	for _, raw := range raws {
-		if _, err := io.WriteString(c, raw); err != nil {
-			t.Fatal(err)
-		}
-		method, _, _ := strings.Cut(raw, " ")
-		resp, err := http.ReadResponse(br, &http.Request{Method: method})
-		if err != nil {
-			t.Fatalf("reading response to %q: %v", raw, err)
-		}
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatalf("reading body of %q: %v", raw, err)
-		}
-		resp.Header.Del("Date")
-		out = append(out, result{resp.StatusCode, resp.Header, string(b), resp.TransferEncoding, resp.ContentLength, resp.Trailer, resp.Close})
-	}
-	return out
-}
-
-// same sends raw through both paths and fails unless the answers agree; it
-// returns the fast path's. wantFast says whether the fast path must have
-// served it.
-func (f *fronts) same(t *testing.T, wantFast bool, raws ...string) []result {
-	t.Helper()
-	before := f.served.Load()
-	a := do(t, f.fast, raws...)
-	// A streamed answer may reach the client before ServeFast returns.
-	for i := 0; i < 100 && wantFast && f.served.Load()-before < int64(len(raws)); i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := f.served.Load() - before; wantFast && got != int64(len(raws)) || !wantFast && got != 0 {
-		t.Errorf("fast path served %d of %d requests, want fast=%v", got, len(raws), wantFast)
-	}
-	b := do(t, f.normal, raws...)
-	for i := range a {
-		if fmt.Sprint(a[i]) != fmt.Sprint(b[i]) {
-			t.Errorf("request %q:\nfast:   %+v\nnormal: %+v", raws[i], a[i], b[i])
-		}
-	}
-	return a
-}
 
 // recorder is an upstream that records what it receives.
 type recorded struct {
@@ -170,12 +59,12 @@ func (r *recorder) take() []recorded {
 	return x
 }
 
-// sameUpstream runs raw through both paths (one request each) and
+// sameUpstream runs raw through both engines (one request each) and
 // compares what the upstream received.
-func (f *fronts) sameUpstream(t *testing.T, rec *recorder, wantFast bool, raw string) recorded {
+func sameUpstream(t *testing.T, f *enginetest.Fronts, rec *recorder, wantFast bool, raw string) recorded {
 	t.Helper()
 	rec.take()
-	f.same(t, wantFast, raw)
+	f.Same(t, wantFast, raw)
 	got := rec.take()
 	if len(got) != 2 {
 		t.Fatalf("upstream got %d requests, want 2", len(got))
@@ -204,7 +93,7 @@ func TestFastForwardingHeaders(t *testing.T) {
 				opts.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 			}
 			h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, opts)
-			f := startFronts(t, h)
+			f := enginetest.Start(t, h, siteHeaders)
 			for _, raw := range []string{
 				"GET /a HTTP/1.1\r\nHost: example.test\r\n\r\n",
 				"GET /a HTTP/1.1\r\nHost: example.test\r\nX-Forwarded-For: 1.2.3.4\r\nX-Forwarded-For: 5.6.7.8, 9.9.9.9\r\n" +
@@ -215,7 +104,7 @@ func TestFastForwardingHeaders(t *testing.T) {
 				"GET /a HTTP/1.1\r\nHost: example.test\r\nUser-Agent:\r\nX-Forwarded-For:\r\n\r\n",
 				"HEAD /a HTTP/1.1\r\nHost: example.test\r\nProxy: http://evil:1\r\n\r\n",
 			} {
-				got := f.sameUpstream(t, rec, true, raw)
+				got := sameUpstream(t, f, rec, true, raw)
 				if got.header.Get("Proxy") != "" {
 					t.Errorf("Proxy forwarded: %v", got.header)
 				}
@@ -239,27 +128,27 @@ func TestFastHopByHop(t *testing.T) {
 		io.WriteString(w, "ok")
 	})))
 	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
-	f := startFronts(t, h)
+	f := enginetest.Start(t, h, siteHeaders)
 	for _, raw := range []string{
 		"GET /h HTTP/1.1\r\nHost: a\r\nConnection: X-Forwarded-For, X-Foo, Via, keep-alive\r\nX-Foo: 1\r\nX-Forwarded-For: 1.1.1.1\r\nVia: 1.0 x\r\n" +
 			"Keep-Alive: 300\r\nProxy-Authorization: Basic x\r\nTe: trailers, deflate\r\nTrailer: X\r\n\r\n",
 		"GET /h HTTP/1.1\r\nHost: a\r\nConnection: User-Agent, Accept\r\nUser-Agent: u\r\nAccept: text/html\r\n\r\n",
 		"GET /h HTTP/1.1\r\nHost: a\r\nTE: gzip\r\n\r\n",
 	} {
-		got := f.sameUpstream(t, rec, true, raw)
+		got := sameUpstream(t, f, rec, true, raw)
 		for _, k := range []string{"X-Foo", "Keep-Alive", "Proxy-Authorization", "Proxy-Connection", "Trailer", "Connection"} {
 			if _, ok := got.header[k]; ok {
 				t.Errorf("%s forwarded for %q", k, raw)
 			}
 		}
 	}
-	res := f.same(t, true, "GET /h HTTP/1.1\r\nHost: a\r\n\r\n")
+	res := f.Same(t, true, "GET /h HTTP/1.1\r\nHost: a\r\n\r\n")
 	for _, k := range []string{"X-Bar", "Keep-Alive", "Proxy-Authenticate", "Upgrade", "Connection"} {
-		if _, ok := res[0].header[k]; ok {
-			t.Errorf("response hop-by-hop %s kept: %v", k, res[0].header)
+		if _, ok := res[0].Header[k]; ok {
+			t.Errorf("response hop-by-hop %s kept: %v", k, res[0].Header)
 		}
 	}
-	if v := res[0].header.Get("Via"); v != "1.1 app, 1.1 portico" {
+	if v := res[0].Header.Get("Via"); v != "1.1 app, 1.1 portico" {
 		t.Errorf("Via = %q", v)
 	}
 }
@@ -268,15 +157,15 @@ func TestFastEscapedPaths(t *testing.T) {
 	rec := &recorder{}
 	up := startUpstream(t, rec.wrap(echoUpstream()))
 	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
-	f := startFronts(t, h)
+	f := enginetest.Start(t, h, siteHeaders)
 	for _, target := range []string{"/a%2Fb?x=%3F&y;z", "/a%41b", "/a?", "/a??b", "/%7Euser/x%23y", "/a/../b", "//x//y", "/q?a=%zz&b=<>"} {
-		got := f.sameUpstream(t, rec, true, "GET "+target+" HTTP/1.1\r\nHost: a\r\n\r\n")
+		got := sameUpstream(t, f, rec, true, "GET "+target+" HTTP/1.1\r\nHost: a\r\n\r\n")
 		if got.uri != target {
 			t.Errorf("upstream got %q, want %q", got.uri, target)
 		}
 	}
 	// Paths net/url re-escapes go to net/http.
-	f.sameUpstream(t, rec, false, "GET /a|b HTTP/1.1\r\nHost: a\r\n\r\n")
+	sameUpstream(t, f, rec, false, "GET /a|b HTTP/1.1\r\nHost: a\r\n\r\n")
 }
 
 func TestFastResponses(t *testing.T) {
@@ -333,32 +222,32 @@ func TestFastResponses(t *testing.T) {
 		}
 	}))
 	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
-	f := startFronts(t, h)
+	f := enginetest.Start(t, h, siteHeaders)
 	// Not "/sniffchunked": for a body of unknown length, whether net/http
 	// sniffs depends on a race in ReverseProxy's flushing (the fast path
 	// never sniffs it).
 	for _, p := range []string{"/", "/chunked", "/trailers", "/sniff", "/304", "/204", "/big", "/empty", "/gz", "/multi", "/status"} {
 		for _, m := range []string{"GET", "HEAD"} {
-			res := f.same(t, true, m+" "+p+" HTTP/1.1\r\nHost: a\r\n\r\n", m+" "+p+" HTTP/1.1\r\nHost: a\r\n\r\n")
-			if m == "GET" && p == "/chunked" && res[0].body != "part one;part two" {
-				t.Errorf("chunked body %q", res[0].body)
+			res := f.Same(t, true, m+" "+p+" HTTP/1.1\r\nHost: a\r\n\r\n", m+" "+p+" HTTP/1.1\r\nHost: a\r\n\r\n")
+			if m == "GET" && p == "/chunked" && res[0].Body != "part one;part two" {
+				t.Errorf("chunked body %q", res[0].Body)
 			}
-			if m == "GET" && p == "/trailers" && res[0].trailer.Get("X-Sum") != "42" {
-				t.Errorf("trailer %v", res[0].trailer)
+			if m == "GET" && p == "/trailers" && res[0].Trailer.Get("X-Sum") != "42" {
+				t.Errorf("trailer %v", res[0].Trailer)
 			}
 		}
 	}
 	// Connection: close from the client.
-	res := f.same(t, true, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-	if !res[0].closed {
+	res := f.Same(t, true, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	if !res[0].Closed {
 		t.Error("Connection: close not honoured")
 	}
 	// An error page, the same on both paths (site headers, Accept).
 	dead := newHandler(t, config.Proxy{Upstreams: []string{"http://" + deadPort(t)}}, Options{})
-	fd := startFronts(t, dead)
-	fd.same(t, true, "GET / HTTP/1.1\r\nHost: a\r\nAccept: text/html\r\n\r\n")
-	fd.same(t, true, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "HEAD / HTTP/1.1\r\nHost: a\r\n\r\n")
-	fd.same(t, true, "GET / HTTP/1.1\r\nHost: a\r\nAccept: text/html\r\nConnection: accept\r\n\r\n")
+	fd := enginetest.Start(t, dead, siteHeaders)
+	fd.Same(t, true, "GET / HTTP/1.1\r\nHost: a\r\nAccept: text/html\r\n\r\n")
+	fd.Same(t, true, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "HEAD / HTTP/1.1\r\nHost: a\r\n\r\n")
+	fd.Same(t, true, "GET / HTTP/1.1\r\nHost: a\r\nAccept: text/html\r\nConnection: accept\r\n\r\n")
 }
 
 // rawUpstream answers every request on a connection with the responses of
@@ -434,27 +323,34 @@ func TestFastRawUpstreams(t *testing.T) {
 		return c.resp, c.close
 	})
 	h := newHandler(t, config.Proxy{Upstreams: []string{"http://" + up.addr}, Retries: -1}, Options{})
-	f := startFronts(t, h)
+	f := enginetest.Start(t, h, siteHeaders)
 	for name := range cases {
 		switch name {
 		case "shortbody", "emptychunk", "103":
 			continue // below
 		}
-		f.same(t, true, "GET /"+name+" HTTP/1.1\r\nHost: a\r\n\r\n")
+		f.Same(t, true, "GET /"+name+" HTTP/1.1\r\nHost: a\r\n\r\n")
 	}
 	// Chunked with an empty body: net/http may answer it chunked or with
 	// Content-Length: 0 (a race in ReverseProxy's flushing); both say
 	// "empty".
-	res := do(t, f.fast, "GET /emptychunk HTTP/1.1\r\nHost: a\r\n\r\n")
-	if res[0].status != 200 || res[0].body != "" {
+	res := enginetest.Do(t, f.Fast, "GET /emptychunk HTTP/1.1\r\nHost: a\r\n\r\n")
+	if res[0].Status != 200 || res[0].Body != "" {
 		t.Errorf("emptychunk: %+v", res[0])
 	}
 	// 103: relayed at once, with the site's headers, then the final
 	// response. (The interim responses of both paths are compared; on the
 	// net/http path ReverseProxy then drops the site's headers from the
-	// final response, which the fast path keeps.)
-	f.same(t, true, "GET /103 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-	c103, err := net.Dial("tcp", f.fast)
+	// final response, which the fast path keeps. A 103 carries no Date,
+	// so enginetest.Do, which wants one, does not read it.)
+	before := f.Served.Load()
+	if a, b := interimHead(t, f.Fast), interimHead(t, f.Normal); a != b {
+		t.Errorf("103:\nfast:   %q\nnormal: %q", a, b)
+	}
+	if n := f.Served.Load() - before; n != 1 {
+		t.Errorf("fast path served %d of 1 103 requests", n)
+	}
+	c103, err := net.Dial("tcp", f.Fast)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -469,7 +365,7 @@ func TestFastRawUpstreams(t *testing.T) {
 		t.Errorf("103 then 200:\n%s", out)
 	}
 	// A body cut short: the client's connection is closed, no hang.
-	c, err := net.Dial("tcp", f.fast)
+	c, err := net.Dial("tcp", f.Fast)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -482,6 +378,25 @@ func TestFastRawUpstreams(t *testing.T) {
 	}
 }
 
+// interimHead sends GET /103 to addr and returns the interim response's
+// head.
+func interimHead(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /103 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	out, _ := io.ReadAll(c)
+	head, _, ok := bytes.Cut(out, []byte("\r\n\r\n"))
+	if !ok {
+		t.Fatalf("no interim response from %s: %q", addr, out)
+	}
+	return string(head)
+}
+
 func TestFastEventStreamHasNoBodyTimeout(t *testing.T) {
 	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -491,13 +406,13 @@ func TestFastEventStreamHasNoBodyTimeout(t *testing.T) {
 		io.WriteString(w, "data: 2\n\n")
 	}))
 	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}, ReadTimeout: ms(150)}, Options{})
-	f := startFronts(t, h)
-	res := f.same(t, true, "GET /events HTTP/1.1\r\nHost: a\r\n\r\n")
-	if res[0].body != "data: 1\n\ndata: 2\n\n" {
-		t.Errorf("event stream cut: %q", res[0].body)
+	f := enginetest.Start(t, h, siteHeaders)
+	res := f.Same(t, true, "GET /events HTTP/1.1\r\nHost: a\r\n\r\n")
+	if res[0].Body != "data: 1\n\ndata: 2\n\n" {
+		t.Errorf("event stream cut: %q", res[0].Body)
 	}
 	// The first event reaches the client before the second is sent.
-	c, err := net.Dial("tcp", f.fast)
+	c, err := net.Dial("tcp", f.Fast)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -518,15 +433,15 @@ func TestFastEventStreamHasNoBodyTimeout(t *testing.T) {
 func TestFastKeepAliveReuse(t *testing.T) {
 	up := startUpstream(t, named("a"))
 	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
-	f := startFronts(t, h)
+	f := enginetest.Start(t, h, siteHeaders)
 	var raws []string
 	for range 20 {
 		raws = append(raws, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	}
-	before := f.served.Load()
-	do(t, f.fast, raws...)
-	do(t, f.fast, raws...)
-	if n := f.served.Load() - before; n != 40 {
+	before := f.Served.Load()
+	enginetest.Do(t, f.Fast, raws...)
+	enginetest.Do(t, f.Fast, raws...)
+	if n := f.Served.Load() - before; n != 40 {
 		t.Errorf("fast path served %d of 40", n)
 	}
 	if n := up.conns.Load(); n != 1 {
@@ -552,11 +467,11 @@ func TestFastUpstreamClosesKeepAlive(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 	log, logs := testLogger()
 	h := newHandler(t, config.Proxy{Upstreams: []string{"http://" + ln.Addr().String()}, MaxFails: 1}, Options{Logger: log})
-	f := startFronts(t, h)
+	f := enginetest.Start(t, h, siteHeaders)
 	for range 3 {
-		res := f.same(t, true, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-		if res[0].status != 200 {
-			t.Fatalf("status %d", res[0].status)
+		res := f.Same(t, true, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		if res[0].Status != 200 {
+			t.Fatalf("status %d", res[0].Status)
 		}
 		time.Sleep(150 * time.Millisecond)
 	}
@@ -569,8 +484,8 @@ func TestFastUpstreamClosesKeepAlive(t *testing.T) {
 		io.WriteString(w, "bye")
 	}))
 	h2 := newHandler(t, config.Proxy{Upstreams: []string{up2.URL}}, Options{})
-	f2 := startFronts(t, h2)
-	f2.same(t, true, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	f2 := enginetest.Start(t, h2, siteHeaders)
+	f2.Same(t, true, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 }
 
 func TestFastRetryAndFail(t *testing.T) {
@@ -578,16 +493,16 @@ func TestFastRetryAndFail(t *testing.T) {
 	b := startUpstream(t, named("b"))
 	log, logs := testLogger()
 	h := newHandler(t, config.Proxy{Upstreams: []string{a.URL, b.URL}, FailTimeout: config.Duration(time.Minute)}, Options{Logger: log})
-	f := startFronts(t, h)
+	f := enginetest.Start(t, h, siteHeaders)
 	// Warm both pools.
-	res := do(t, f.fast, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	if res[0].body+res[1].body != "ab" && res[0].body+res[1].body != "ba" {
-		t.Fatalf("round robin: %q %q", res[0].body, res[1].body)
+	res := enginetest.Do(t, f.Fast, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if res[0].Body+res[1].Body != "ab" && res[0].Body+res[1].Body != "ba" {
+		t.Fatalf("round robin: %q %q", res[0].Body, res[1].Body)
 	}
 	a.Kill()
 	for i := range 4 {
-		res := do(t, f.fast, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-		if res[0].status != 200 || res[0].body != "b" {
+		res := enginetest.Do(t, f.Fast, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		if res[0].Status != 200 || res[0].Body != "b" {
 			t.Fatalf("request %d after a died: %+v", i, res[0])
 		}
 	}
@@ -595,9 +510,9 @@ func TestFastRetryAndFail(t *testing.T) {
 		t.Errorf("a not marked down:\n%s", logs)
 	}
 	b.Kill()
-	res = f.same(t, true, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
-	if res[0].status != 502 {
-		t.Errorf("no upstream left: status %d", res[0].status)
+	res = f.Same(t, true, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if res[0].Status != 502 {
+		t.Errorf("no upstream left: status %d", res[0].Status)
 	}
 }
 
@@ -608,10 +523,10 @@ func TestFastRetryOn503(t *testing.T) {
 	}))
 	b := startUpstream(t, named("b"))
 	h := newHandler(t, config.Proxy{Upstreams: []string{a.URL, b.URL}}, Options{})
-	f := startFronts(t, h)
+	f := enginetest.Start(t, h, siteHeaders)
 	for range 4 {
-		res := do(t, f.fast, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-		if res[0].status != 200 || res[0].body != "b" {
+		res := enginetest.Do(t, f.Fast, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		if res[0].Status != 200 || res[0].Body != "b" {
 			t.Fatalf("503 not retried: %+v", res[0])
 		}
 	}
@@ -623,8 +538,8 @@ func TestFastRetryOn503(t *testing.T) {
 func TestFastLeastConnTracksActive(t *testing.T) {
 	a := startUpstream(t, named("a"))
 	h := newHandler(t, config.Proxy{Upstreams: []string{a.URL}, Balance: "least_conn"}, Options{})
-	f := startFronts(t, h)
-	f.same(t, true, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	f := enginetest.Start(t, h, siteHeaders)
+	f.Same(t, true, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	if n := h.pool.ups[0].active.Load(); n != 0 {
 		t.Errorf("active = %d after the request", n)
 	}
@@ -638,17 +553,17 @@ func TestFastUnixUpstream(t *testing.T) {
 	rec := &recorder{}
 	up := serveUpstream(t, ln, rec.wrap(named("unix")))
 	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}, Host: "upstream"}, Options{})
-	f := startFronts(t, h)
-	f.sameUpstream(t, rec, true, "GET /u HTTP/1.1\r\nHost: a\r\n\r\n")
+	f := enginetest.Start(t, h, siteHeaders)
+	sameUpstream(t, f, rec, true, "GET /u HTTP/1.1\r\nHost: a\r\n\r\n")
 }
 
 func TestFastDeclines(t *testing.T) {
 	up := startUpstream(t, named("a"))
 	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
-	f := startFronts(t, h)
-	f.same(t, false, "GET / HTTP/1.0\r\nHost: a\r\n\r\n")
-	f.same(t, false, "GET /sse HTTP/1.1\r\nHost: a\r\nAccept: text/event-stream\r\n\r\n")
-	f.same(t, false, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx")
+	f := enginetest.Start(t, h, siteHeaders)
+	f.Same(t, false, "GET / HTTP/1.0\r\nHost: a\r\n\r\n")
+	f.Same(t, false, "GET /sse HTTP/1.1\r\nHost: a\r\nAccept: text/event-stream\r\n\r\n")
+	f.Same(t, false, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx")
 	// An https upstream: no fast path at all.
 	hs := newHandler(t, config.Proxy{Upstreams: []string{"https://127.0.0.1:1"}}, Options{})
 	if hs.fast != nil {
@@ -664,13 +579,13 @@ func TestFastDeclines(t *testing.T) {
 func TestFastPoolBoundsAndClose(t *testing.T) {
 	up := startUpstream(t, named("a"))
 	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
-	f := startFronts(t, h)
+	f := enginetest.Start(t, h, siteHeaders)
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			do(t, f.fast, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			enginetest.Do(t, f.Fast, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 		}()
 	}
 	wg.Wait()
@@ -836,10 +751,10 @@ func TestFastReadTimeoutIs504(t *testing.T) {
 		io.WriteString(w, "late")
 	}))
 	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}, ReadTimeout: ms(100), Retries: -1}, Options{})
-	f := startFronts(t, h)
-	res := f.same(t, true, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-	if res[0].status != 504 {
-		t.Errorf("status %d, want 504", res[0].status)
+	f := enginetest.Start(t, h, siteHeaders)
+	res := f.Same(t, true, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if res[0].Status != 504 {
+		t.Errorf("status %d, want 504", res[0].Status)
 	}
 }
 
@@ -847,14 +762,14 @@ func TestFastActiveHealthOutOfRotation(t *testing.T) {
 	a := startUpstream(t, named("a"))
 	b := startUpstream(t, named("b"))
 	h := newHandler(t, config.Proxy{Upstreams: []string{a.URL, b.URL}}, Options{})
-	f := startFronts(t, h)
+	f := enginetest.Start(t, h, siteHeaders)
 	h.pool.ups[0].activeDown.Store(true)
 	for range 4 {
-		if res := do(t, f.fast, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); res[0].body != "b" {
-			t.Fatalf("served by %q while a is down by health checks", res[0].body)
+		if res := enginetest.Do(t, f.Fast, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); res[0].Body != "b" {
+			t.Fatalf("served by %q while a is down by health checks", res[0].Body)
 		}
 	}
-	if n := f.served.Load(); n != 4 {
+	if n := f.Served.Load(); n != 4 {
 		t.Errorf("fast path served %d of 4", n)
 	}
 }
@@ -887,13 +802,13 @@ func TestFastSlowUpstreamPastWriteTimeout(t *testing.T) {
 	}
 	fl2 := fastpath.Listen(ln2, ht, fastpath.Options{WriteTimeout: 100 * time.Millisecond})
 	t.Cleanup(func() { fl2.Close() })
-	if res := do(t, fl2.Addr().String(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); res[0].body != "abc" {
+	if res := enginetest.Do(t, fl2.Addr().String(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); res[0].Body != "abc" {
 		t.Fatalf("trickled body: %+v", res[0])
 	}
 	t.Cleanup(func() { fl.Close() })
 	for range 2 {
-		res := do(t, fl.Addr().String(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-		if res[0].body != "late" || res[1].body != "late" {
+		res := enginetest.Do(t, fl.Addr().String(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		if res[0].Body != "late" || res[1].Body != "late" {
 			t.Fatalf("%+v", res)
 		}
 	}
@@ -915,8 +830,8 @@ func TestFastClientGoneCancelsUpstream(t *testing.T) {
 	}))
 	log, logs := testLogger()
 	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{Logger: log})
-	f := startFronts(t, h)
-	c, err := net.Dial("tcp", f.fast)
+	f := enginetest.Start(t, h, siteHeaders)
+	c, err := net.Dial("tcp", f.Fast)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -927,14 +842,14 @@ func TestFastClientGoneCancelsUpstream(t *testing.T) {
 		t.Errorf("upstream request not abandoned after the client left (%v)", d)
 	}
 	time.Sleep(50 * time.Millisecond)
-	if f.served.Load() != 1 {
-		t.Errorf("fast path served %d", f.served.Load())
+	if f.Served.Load() != 1 {
+		t.Errorf("fast path served %d", f.Served.Load())
 	}
 	if s := logs.String(); strings.Contains(s, "upstream down") || strings.Contains(s, "proxy error") {
 		t.Errorf("the upstream was blamed:\n%s", s)
 	}
 	// The upstream is still in rotation and its pool works.
-	if res := do(t, f.fast, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n"); res[0].status != 200 {
+	if res := enginetest.Do(t, f.Fast, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n"); res[0].Status != 200 {
 		t.Errorf("after: %+v", res[0])
 	}
 }
@@ -945,8 +860,8 @@ func TestFastUpstreamSlowerThanClientPoll(t *testing.T) {
 		io.WriteString(w, "slow")
 	}))
 	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
-	f := startFronts(t, h)
-	if res := do(t, f.fast, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); res[0].status != 200 || res[0].body != "slow" {
+	f := enginetest.Start(t, h, siteHeaders)
+	if res := enginetest.Do(t, f.Fast, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); res[0].Status != 200 || res[0].Body != "slow" {
 		t.Errorf("%+v", res[0])
 	}
 }
@@ -1013,8 +928,8 @@ func TestFastHostModes(t *testing.T) {
 	up := startUpstream(t, rec.wrap(named("a")))
 	for _, mode := range []string{"client", "upstream", "backend.internal"} {
 		h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}, Host: mode}, Options{})
-		f := startFronts(t, h)
-		got := f.sameUpstream(t, rec, true, "GET / HTTP/1.1\r\nHost: Example.test:8080\r\n\r\n")
+		f := enginetest.Start(t, h, siteHeaders)
+		got := sameUpstream(t, f, rec, true, "GET / HTTP/1.1\r\nHost: Example.test:8080\r\n\r\n")
 		want := map[string]string{"client": "Example.test:8080", "upstream": up.Addr, "backend.internal": "backend.internal"}[mode]
 		if got.host != want {
 			t.Errorf("host %s: upstream got Host %q, want %q", mode, got.host, want)
@@ -1031,8 +946,8 @@ func TestFastSiteContentType(t *testing.T) {
 		io.WriteString(w, "<html>x</html>")
 	}))
 	h := newHandler(t, config.Proxy{Upstreams: []string{up.URL}}, Options{})
-	f := startFrontsWith(t, h, [][2]string{{"Content-Type", "text/x-site"}, {"Via", "1.0 site"}})
-	f.same(t, true, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET /typed HTTP/1.1\r\nHost: a\r\n\r\n")
+	f := enginetest.Start(t, h, [][2]string{{"Content-Type", "text/x-site"}, {"Via", "1.0 site"}})
+	f.Same(t, true, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET /typed HTTP/1.1\r\nHost: a\r\n\r\n")
 }
 
 func TestFastIdleConnChecks(t *testing.T) {
