@@ -29,7 +29,7 @@ func hopByHop[S bstr](name S) bool {
 		return lowerEq(name, "trailer") || lowerEq(name, "upgrade")
 	case 10:
 		return lowerEq(name, "connection") || lowerEq(name, "keep-alive")
-	case 13:
+	case 14:
 		return lowerEq(name, "http2-settings")
 	case 16:
 		return lowerEq(name, "proxy-connection")
