@@ -704,7 +704,9 @@ func BenchmarkFastProxy(b *testing.B) {
 			}()
 		}
 	}()
-	h, err := New(config.Proxy{Upstreams: []string{"http://" + uln.Addr().String()}}, Options{})
+	cfg := config.Proxy{Upstreams: []string{"http://" + uln.Addr().String()}}
+	cfg.SetDefaults()
+	h, err := New(cfg, Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -100,7 +100,9 @@ func TestCloseStopsHealthChecks(t *testing.T) {
 	var checks atomic.Int64
 	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { checks.Add(1) }))
 	before := runtime.NumGoroutine()
-	h, err := New(config.Proxy{Upstreams: []string{up.URL}, Health: &config.Health{Path: "/", Interval: ms(10)}}, Options{})
+	cfg := config.Proxy{Upstreams: []string{up.URL}, Health: &config.Health{Path: "/", Interval: ms(10)}}
+	cfg.SetDefaults()
+	h, err := New(cfg, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,6 +82,7 @@ func newHandler(t testing.TB, cfg config.Proxy, opts Options) *Handler {
 	if opts.Logger == nil {
 		opts.Logger, _ = testLogger()
 	}
+	cfg.SetDefaults() // as config.Load does: New trusts the config
 	h, err := New(cfg, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)

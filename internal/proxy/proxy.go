@@ -98,21 +98,13 @@ type Handler struct {
 
 var _ http.Handler = (*Handler)(nil)
 
-// Defaults for zero config values (the loader fills the same ones).
-const (
-	defaultMaxFails       = 1
-	defaultFailTimeout    = 10 * time.Second
-	defaultRetryTimeout   = 10 * time.Second
-	defaultConnectTimeout = 5 * time.Second
-	defaultReadTimeout    = 60 * time.Second
-	defaultHealthInterval = 5 * time.Second
-	defaultHealthTimeout  = 2 * time.Second
-)
-
 // New validates cfg and builds the handler; health checks start here.
 //
-// cfg.Retries: 0 means the default, the number of upstreams less one; a
-// negative value turns retries off.
+// cfg comes with its defaults filled (config.Load does it; a config built
+// in Go calls cfg.SetDefaults): New re-defaults nothing, and refuses a
+// zero timeout or max_fails. cfg.Retries is taken as it is (SetDefaults
+// makes 0 the number of upstreams less one); a negative value turns
+// retries off.
 func New(cfg config.Proxy, opts Options) (*Handler, error) {
 	log := opts.Logger
 	if log == nil {
@@ -147,17 +139,22 @@ func New(cfg config.Proxy, opts Options) (*Handler, error) {
 	if cfg.MaxFails < 0 {
 		return nil, errors.New("proxy.max_fails: must not be negative")
 	}
+	if cfg.MaxFails == 0 {
+		return nil, errors.New("proxy.max_fails: 0 (unset: config.Proxy.SetDefaults fills it)")
+	}
+	for _, d := range []struct {
+		field string
+		d     config.Duration
+	}{{"fail_timeout", cfg.FailTimeout}, {"retry_timeout", cfg.RetryTimeout}, {"connect_timeout", cfg.ConnectTimeout}, {"read_timeout", cfg.ReadTimeout}} {
+		if d.d <= 0 {
+			return nil, fmt.Errorf("proxy.%s: must be positive (unset: config.Proxy.SetDefaults fills it)", d.field)
+		}
+	}
 	h := &Handler{
 		log:          log,
 		trusted:      opts.TrustedProxies,
-		retries:      cfg.Retries,
-		retryTimeout: orDefault(cfg.RetryTimeout.D(), defaultRetryTimeout),
-	}
-	switch {
-	case h.retries == 0:
-		h.retries = len(ups) - 1
-	case h.retries < 0:
-		h.retries = 0
+		retries:      max(cfg.Retries, 0),
+		retryTimeout: cfg.RetryTimeout.D(),
 	}
 	switch cfg.Host {
 	case "", "client":
@@ -178,31 +175,29 @@ func New(cfg config.Proxy, opts Options) (*Handler, error) {
 		if hc.Expect != 0 && (hc.Expect < 100 || hc.Expect > 599) {
 			return nil, fmt.Errorf("proxy.health.expect: bad status %d", hc.Expect)
 		}
-		hc.Interval = config.Duration(orDefault(hc.Interval.D(), defaultHealthInterval))
-		hc.Timeout = config.Duration(orDefault(hc.Timeout.D(), defaultHealthTimeout))
+		if hc.Interval <= 0 || hc.Timeout <= 0 {
+			return nil, errors.New("proxy.health: interval and timeout must be positive (unset: config.Proxy.SetDefaults fills them)")
+		}
 		h.health = &hc
 	}
 
 	h.pool = &pool{
 		ups:         ups,
 		maxFails:    cfg.MaxFails,
-		failTimeout: orDefault(cfg.FailTimeout.D(), defaultFailTimeout),
+		failTimeout: cfg.FailTimeout.D(),
 		log:         log,
-	}
-	if h.pool.maxFails == 0 {
-		h.pool.maxFails = defaultMaxFails
 	}
 	h.bal = &balancer{policy: policy, ups: ups, weighted: weighted}
 	h.track = policy == balanceLeastConn || policy == balanceRandom
 	h.transport = &http.Transport{
 		Proxy:                  nil, // never from the environment (httpoxy)
-		DialContext:            dialer(orDefault(cfg.ConnectTimeout.D(), defaultConnectTimeout), unix),
+		DialContext:            dialer(cfg.ConnectTimeout.D(), unix),
 		MaxIdleConns:           0, // no global cap; per host below
 		MaxIdleConnsPerHost:    256,
 		IdleConnTimeout:        90 * time.Second,
-		ResponseHeaderTimeout:  orDefault(cfg.ReadTimeout.D(), defaultReadTimeout),
+		ResponseHeaderTimeout:  cfg.ReadTimeout.D(),
 		ExpectContinueTimeout:  time.Second,
-		TLSHandshakeTimeout:    orDefault(cfg.ConnectTimeout.D(), defaultConnectTimeout),
+		TLSHandshakeTimeout:    cfg.ConnectTimeout.D(),
 		DisableCompression:     true, // pass Content-Encoding through untouched
 		ForceAttemptHTTP2:      false,
 		MaxResponseHeaderBytes: 1 << 20,
@@ -222,7 +217,7 @@ func New(cfg config.Proxy, opts Options) (*Handler, error) {
 		// text/event-stream and for responses of unknown length (streams),
 		// and lets bodies of known length fill the buffer.
 	}
-	h.fast = newFastProxy(h, ups, orDefault(cfg.ConnectTimeout.D(), defaultConnectTimeout), orDefault(cfg.ReadTimeout.D(), defaultReadTimeout))
+	h.fast = newFastProxy(h, ups, cfg.ConnectTimeout.D(), cfg.ReadTimeout.D())
 	if h.health != nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		h.stop = cancel
@@ -230,13 +225,6 @@ func New(cfg config.Proxy, opts Options) (*Handler, error) {
 		go h.healthLoop(ctx)
 	}
 	return h, nil
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

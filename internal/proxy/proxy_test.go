@@ -41,6 +41,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			c.cfg.SetDefaults() // defaults do not make a bad value good
 			h, err := New(c.cfg, Options{})
 			if err == nil {
 				h.Close(t.Context())
@@ -55,7 +56,9 @@ func TestNewRejectsBadConfig(t *testing.T) {
 
 func TestNewAcceptsGoodConfig(t *testing.T) {
 	for _, up := range []string{"http://127.0.0.1:8081", "https://example.test", "http://[::1]:80/", "unix:/run/app.sock weight=3", "http://h:1  weight=1000"} {
-		h, err := New(config.Proxy{Upstreams: []string{up}}, Options{})
+		cfg := config.Proxy{Upstreams: []string{up}}
+		cfg.SetDefaults()
+		h, err := New(cfg, Options{})
 		if err != nil {
 			t.Errorf("New(%q): %v", up, err)
 			continue
@@ -557,5 +560,19 @@ func TestProxyReframesRequests(t *testing.T) {
 		}
 	default:
 		// Rejected before reaching the upstream is fine too.
+	}
+}
+
+// TestNewTrustsConfig: New fills no defaults of its own (config's
+// SetDefaults is their one owner), so an unfilled config is refused, not
+// silently run with zero timeouts.
+func TestNewTrustsConfig(t *testing.T) {
+	h, err := New(config.Proxy{Upstreams: []string{"http://127.0.0.1:1"}}, Options{})
+	if err == nil {
+		h.Close(t.Context())
+		t.Fatal("New accepted a config without its defaults")
+	}
+	if !strings.Contains(err.Error(), "SetDefaults") {
+		t.Errorf("error %q does not say what is missing", err)
 	}
 }
