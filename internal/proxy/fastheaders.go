@@ -178,8 +178,8 @@ func (h *Handler) fastRequestHeaders(st *fastState, req *fastpath.Request, raw [
 		fwd:     fwd[:nfwd],
 		via:     via[:nvia],
 	}
-	var fs [numFwdFields]fwdField[[]byte]
-	b = appendFields(b, forwardFields(&fin, &fs))
+	fs := forwardFields(&fin)
+	b = appendFields(b, fs[:])
 	if te {
 		b = append(b, "Te: trailers\r\n"...)
 	}

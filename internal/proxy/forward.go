@@ -166,9 +166,10 @@ const numFwdFields = 5
 // forwardFields decides the forwarding fields sent upstream. Only a
 // trusted peer's claims are kept and appended to (an untrusted client
 // could otherwise pick the address an app logs or rate-limits by); Via
-// always grows by portico. out is the caller's storage, so the fast path
-// allocates nothing.
-func forwardFields[S bstr](in *forwardIn[S], out *[numFwdFields]fwdField[S]) []fwdField[S] {
+// always grows by portico. The answer is an array, not a slice, so the
+// fast path allocates nothing (values stored through a pointer argument
+// would escape).
+func forwardFields[S bstr](in *forwardIn[S]) (out [numFwdFields]fwdField[S]) {
 	xff, xfp, xfh, fwd := in.xff, in.xfp, in.xfh, in.fwd
 	if !in.trusted {
 		xff, xfp, xfh, fwd = nil, nil, nil, nil
@@ -182,7 +183,7 @@ func forwardFields[S bstr](in *forwardIn[S], out *[numFwdFields]fwdField[S]) []f
 	out[2] = fwdField[S]{name: "X-Forwarded-Host", prior: xfh, own: in.host}
 	out[3] = fwdField[S]{name: "Forwarded", prior: fwd}
 	out[4] = fwdField[S]{name: "Via", prior: in.via, own: viaPortico(in.proto), join: true}
-	return out[:]
+	return out
 }
 
 // viaPortico is portico's Via entry for a message received in proto.

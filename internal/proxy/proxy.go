@@ -343,8 +343,8 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	case in.ProtoMajor == 1 && in.ProtoMinor == 0:
 		fin.proto = "1.0"
 	}
-	var fs [numFwdFields]fwdField[string]
-	setFields(hdr, forwardFields(&fin, &fs))
+	fs := forwardFields(&fin)
+	setFields(hdr, fs[:])
 	// httpoxy: an upstream CGI or app may turn Proxy into HTTP_PROXY.
 	delete(hdr, "Proxy")
 
