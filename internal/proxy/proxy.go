@@ -11,8 +11,10 @@
 // removed before portico adds X-Forwarded-For, X-Forwarded-Proto,
 // X-Forwarded-Host and Via: a client cannot make portico strip what it adds.
 // Incoming forwarding headers are kept (and appended to) only when the peer
-// is a trusted proxy. The path is forwarded escaped as received (%2F, %3F
-// and %23 stay encoded), and so is the query.
+// is a trusted proxy. A WebSocket upgrade is forwarded, an h2c upgrade
+// never (h2c smuggling). Those rules are written once, in forward.go, and
+// applied by both engines. The path is forwarded escaped as received (%2F,
+// %3F and %23 stay encoded), and so is the query.
 //
 // Upstream health:
 //   - passive (nginx's max_fails / fail_timeout): max_fails failed attempts
@@ -33,7 +35,7 @@
 // transport error when its body, if any, was not read yet, and, when it has
 // no body, after a 502/503/504 answer. Attempts are bounded by retries and
 // retry_timeout. When no upstream is left: 502 (504 when the last attempt
-// timed out).
+// timed out). Those rules are retry.go's, for both engines.
 //
 // Handler is also a fastpath.Handler (fast.go): plain GET and HEAD requests
 // from HTTP/1.1 clients to http:// or unix: upstreams skip net/http and
