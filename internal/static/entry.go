@@ -342,32 +342,6 @@ func (h *Handler) loadEntry(name, file, encoding, ctype string) (*Entry, error) 
 	return e, nil
 }
 
-// buildHead renders the entry's 200-response headers as HTTP/1.1 lines.
-func buildHead(e *Entry, cacheControl []string) []byte {
-	b := make([]byte, 0, 192)
-	line := func(k, v string) {
-		b = append(b, k...)
-		b = append(b, ": "...)
-		b = append(b, v...)
-		b = append(b, "\r\n"...)
-	}
-	line("Content-Type", e.ContentType[0])
-	line("Content-Length", e.ContentLength[0])
-	line("ETag", e.ETag[0])
-	line("Last-Modified", e.LastModified[0])
-	line("Accept-Ranges", "bytes")
-	if e.Encoding != "" {
-		line("Content-Encoding", e.Encoding)
-	}
-	if e.Vary {
-		line("Vary", "Accept-Encoding")
-	}
-	if cacheControl != nil {
-		line("Cache-Control", cacheControl[0])
-	}
-	return b
-}
-
 // classify maps a file system error to fs.ErrNotExist (missing, or not
 // reachable inside the root: a symlink escaping it, a file used as a
 // folder, a symlink loop, a name too long), fs.ErrPermission, or itself.

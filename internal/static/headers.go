@@ -134,11 +134,20 @@ func acceptsHTML(accept []string) bool {
 }
 
 // etagListMatch reports whether the entity tag etag (quoted, strong) is in
-// the If-None-Match / If-Match list value. weak selects the weak comparison
-// (W/ prefixes ignored, RFC 9110 8.8.3.2); with strong comparison a weak tag
-// never matches. "*" matches any current representation.
-func etagListMatch(list []string, etag string, weak bool) bool {
-	for _, v := range list {
+// the If-None-Match / If-Match list value. A value received on several
+// field lines holds them separated by "\n" (fieldLines); a malformed
+// element ends the reading of its line only. weak selects the weak
+// comparison (W/ prefixes ignored, RFC 9110 8.8.3.2); with strong
+// comparison a weak tag never matches. "*" matches any current
+// representation.
+func etagListMatch(list, etag string, weak bool) bool {
+	for list != "" {
+		v := list
+		if i := strings.IndexByte(list, '\n'); i >= 0 {
+			v, list = list[:i], list[i+1:]
+		} else {
+			list = ""
+		}
 		for {
 			v = strings.TrimLeft(v, " \t,")
 			if v == "" {
@@ -153,7 +162,7 @@ func etagListMatch(list []string, etag string, weak bool) bool {
 				v = v[2:]
 			}
 			if v == "" || v[0] != '"' {
-				break // malformed: stop reading this value
+				break // malformed: stop reading this line
 			}
 			end := strings.IndexByte(v[1:], '"')
 			if end < 0 {

@@ -80,7 +80,7 @@ func TestEtagListMatch(t *testing.T) {
 		{``, true, false},
 		{`"a,bc"`, true, false},
 	} {
-		if got := etagListMatch([]string{c.list}, tag, c.weak); got != c.want {
+		if got := etagListMatch(c.list, tag, c.weak); got != c.want {
 			t.Errorf("etagListMatch(%q, weak=%v): got %v, want %v", c.list, c.weak, got, c.want)
 		}
 	}

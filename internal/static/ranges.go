@@ -1,7 +1,6 @@
 package static
 
 import (
-	"strconv"
 	"strings"
 )
 
@@ -114,16 +113,4 @@ func parseDigits(s string) (int64, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
-}
-
-// contentRange formats "bytes a-b/size".
-func contentRange(r byteRange, size int64) string {
-	b := make([]byte, 0, 48)
-	b = append(b, "bytes "...)
-	b = strconv.AppendInt(b, r.start, 10)
-	b = append(b, '-')
-	b = strconv.AppendInt(b, r.start+r.length-1, 10)
-	b = append(b, '/')
-	b = strconv.AppendInt(b, size, 10)
-	return string(b)
 }

@@ -387,70 +387,42 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, n *node, rel
 	}
 }
 
-// serveEntry writes the response for one representation. It returns an
-// error only before anything was written.
+// serveEntry writes the response for one representation: answer decides
+// it, fileFields its header fields; this only renders them for net/http.
+// It returns an error only before anything was written.
 func (h *Handler) serveEntry(w http.ResponseWriter, r *http.Request, e *Entry, spa bool) error {
-	hdr := w.Header()
-	if e.Vary {
-		hdr["Vary"] = hvVaryAE
-	}
-	if spa {
-		hdr["Cache-Control"] = hvNoCache
-	} else if h.cacheControl != nil {
-		hdr["Cache-Control"] = h.cacheControl
-	}
-	switch checkPreconditions(r, e) {
-	case http.StatusNotModified:
-		hdr["ETag"] = e.ETag
-		hdr["Last-Modified"] = e.LastModified
-		w.WriteHeader(http.StatusNotModified)
-		return nil
-	case http.StatusPreconditionFailed:
-		errorpage.Write(w, r, http.StatusPreconditionFailed)
-		return nil
-	}
-	var ranges []byteRange
-	if rh := r.Header["Range"]; len(rh) == 1 && r.Method == http.MethodGet && e.Size > 0 && ifRangeAllows(r.Header["If-Range"], e) {
-		var buf [4]byteRange
-		var res rangeResult
-		ranges, res = parseRanges(rh[0], e.Size, buf[:0])
-		if res == rangeUnsatisfiable {
-			hdr.Set("Content-Range", "bytes */"+e.ContentLength[0])
-			hdr["Accept-Ranges"] = hvBytes
-			errorpage.Write(w, r, http.StatusRequestedRangeNotSatisfiable)
-			return nil
-		}
-	}
+	fr := requestOf(r)
+	var buf [4]byteRange
+	status, ranges := answer(&fr, e, buf[:0])
 	var f *os.File
-	if e.Body == nil && r.Method != http.MethodHead {
+	if e.Body == nil && r.Method != http.MethodHead && (status == http.StatusOK || status == http.StatusPartialContent) {
 		var err error
 		if f, err = e.Open(); err != nil {
 			return err
 		}
 		defer f.Close()
 	}
-	hdr["Accept-Ranges"] = hvBytes
-	hdr["ETag"] = e.ETag
-	hdr["Last-Modified"] = e.LastModified
-	if e.ContentEncoding != nil {
-		hdr["Content-Encoding"] = e.ContentEncoding
+	cc := h.cacheControl
+	if spa {
+		cc = hvNoCache
 	}
-	switch len(ranges) {
-	case 0:
-		hdr["Content-Type"] = e.ContentType
-		hdr["Content-Length"] = e.ContentLength
-		w.WriteHeader(http.StatusOK)
-		if r.Method != http.MethodHead {
-			h.writeBody(w, e, f, 0, e.Size)
-		}
-	case 1:
-		hdr["Content-Type"] = e.ContentType
-		hdr["Content-Range"] = []string{contentRange(ranges[0], e.Size)}
-		hdr["Content-Length"] = []string{strconv.FormatInt(ranges[0].length, 10)}
-		w.WriteHeader(http.StatusPartialContent)
-		h.writeBody(w, e, f, ranges[0].start, ranges[0].length)
-	default:
+	var rng byteRange
+	if len(ranges) == 1 {
+		rng = ranges[0]
+	}
+	setFields(w.Header(), fileFields(status, len(ranges) > 1, e, cc != nil), e, cc, rng)
+	switch {
+	case status == http.StatusPreconditionFailed, status == http.StatusRequestedRangeNotSatisfiable:
+		errorpage.Write(w, r, status)
+	case len(ranges) > 1:
 		h.writeMultipart(w, e, f, ranges)
+	default:
+		w.WriteHeader(status)
+		if status == http.StatusOK && r.Method != http.MethodHead {
+			h.writeBody(w, e, f, 0, e.Size)
+		} else if status == http.StatusPartialContent {
+			h.writeBody(w, e, f, rng.start, rng.length)
+		}
 	}
 	return nil
 }
@@ -500,53 +472,6 @@ func (h *Handler) writeMultipart(w http.ResponseWriter, e *Entry, f *os.File, ra
 		h.writeBody(w, e, f, rg.start, rg.length)
 	}
 	io.WriteString(w, tail)
-}
-
-// checkPreconditions evaluates the conditional headers in the order of
-// RFC 9110 13.2.2. It returns 0 to go on, 304 or 412.
-func checkPreconditions(r *http.Request, e *Entry) int {
-	hdr := r.Header
-	if im := hdr["If-Match"]; len(im) > 0 {
-		if !etagListMatch(im, e.ETag[0], false) {
-			return http.StatusPreconditionFailed
-		}
-	} else if ius := hdr["If-Unmodified-Since"]; len(ius) > 0 {
-		if t, err := http.ParseTime(ius[0]); err == nil && e.ModTime.Truncate(time.Second).After(t) {
-			return http.StatusPreconditionFailed
-		}
-	}
-	getOrHead := r.Method == http.MethodGet || r.Method == http.MethodHead
-	if inm := hdr["If-None-Match"]; len(inm) > 0 {
-		if etagListMatch(inm, e.ETag[0], true) {
-			if getOrHead {
-				return http.StatusNotModified
-			}
-			return http.StatusPreconditionFailed
-		}
-	} else if ims := hdr["If-Modified-Since"]; len(ims) > 0 && getOrHead {
-		if t, err := http.ParseTime(ims[0]); err == nil && !e.ModTime.Truncate(time.Second).After(t) {
-			return http.StatusNotModified
-		}
-	}
-	return 0
-}
-
-// ifRangeAllows evaluates If-Range (RFC 9110 13.1.5): ranges apply only if
-// the validator still matches (strong comparison for entity tags, an exact
-// date for Last-Modified).
-func ifRangeAllows(v []string, e *Entry) bool {
-	if len(v) == 0 {
-		return true
-	}
-	s := strings.TrimSpace(v[0])
-	if strings.HasPrefix(s, `"`) {
-		return s == e.ETag[0]
-	}
-	if strings.HasPrefix(s, "W/") {
-		return false
-	}
-	t, err := http.ParseTime(s)
-	return err == nil && t.Equal(e.ModTime.Truncate(time.Second))
 }
 
 // escapePath escapes each segment of a slash-separated path for a URL.
