@@ -232,9 +232,9 @@ func parseLength(v []byte) (int64, bool) {
 	return n, true
 }
 
-// foldEq compares b with a lower-case ASCII string, ignoring the case of
-// b's letters.
-func foldEq(b []byte, lower string) bool {
+// foldEq compares b (a header name or value in either engine's form) with
+// a lower-case ASCII string, ignoring the case of b's letters.
+func foldEq[S bstr](b S, lower string) bool {
 	if len(b) != len(lower) {
 		return false
 	}

@@ -24,41 +24,23 @@ type bstr interface{ ~string | ~[]byte }
 func hopByHop[S bstr](name S) bool {
 	switch len(name) {
 	case 2:
-		return lowerEq(name, "te")
+		return foldEq(name, "te")
 	case 7:
-		return lowerEq(name, "trailer") || lowerEq(name, "upgrade")
+		return foldEq(name, "trailer") || foldEq(name, "upgrade")
 	case 10:
-		return lowerEq(name, "connection") || lowerEq(name, "keep-alive")
+		return foldEq(name, "connection") || foldEq(name, "keep-alive")
 	case 14:
-		return lowerEq(name, "http2-settings")
+		return foldEq(name, "http2-settings")
 	case 16:
-		return lowerEq(name, "proxy-connection")
+		return foldEq(name, "proxy-connection")
 	case 17:
-		return lowerEq(name, "transfer-encoding")
+		return foldEq(name, "transfer-encoding")
 	case 18:
-		return lowerEq(name, "proxy-authenticate")
+		return foldEq(name, "proxy-authenticate")
 	case 19:
-		return lowerEq(name, "proxy-authorization")
+		return foldEq(name, "proxy-authorization")
 	}
 	return false
-}
-
-// lowerEq compares name with a lower-case ASCII string, ignoring the case
-// of name's letters.
-func lowerEq[S bstr](name S, lower string) bool {
-	if len(name) != len(lower) {
-		return false
-	}
-	for i := 0; i < len(lower); i++ {
-		c := name[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // maxConnTokens bounds the field names a Connection field may list; the
@@ -127,7 +109,7 @@ func upgradeFor(conn []string, upgrade string) string {
 	for v := upgrade; v != ""; {
 		t, rest, _ := strings.Cut(v, ",")
 		v = rest
-		if p, _, _ := strings.Cut(strings.Trim(t, " \t"), "/"); lowerEq(p, "h2c") {
+		if p, _, _ := strings.Cut(strings.Trim(t, " \t"), "/"); foldEq(p, "h2c") {
 			return ""
 		}
 	}
@@ -291,7 +273,7 @@ func teTrailers[S bstr](v S) bool {
 		for e > s && (t[e-1] == ' ' || t[e-1] == '\t') {
 			e--
 		}
-		if lowerEq(t[s:e], "trailers") {
+		if foldEq(t[s:e], "trailers") {
 			return true
 		}
 	}
