@@ -36,7 +36,9 @@ func benchHandler(b *testing.B) *Handler {
 	os.WriteFile(filepath.Join(root, "app.js"), []byte(strings.Repeat("y", 4096)), 0o644)
 	os.WriteFile(filepath.Join(root, "app.js.br"), []byte(strings.Repeat("z", 1000)), 0o644)
 	os.WriteFile(filepath.Join(root, "1m.bin"), make([]byte, 1<<20), 0o644)
-	h, err := New(config.Static{Root: root}, Options{})
+	cfg := config.Static{Root: root}
+	cfg.SetDefaults()
+	h, err := New(cfg, Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

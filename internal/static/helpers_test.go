@@ -117,6 +117,7 @@ func newHandler(t testing.TB, mod func(*config.Static), opts Options) (*Handler,
 	if mod != nil {
 		mod(&cfg)
 	}
+	cfg.SetDefaults()
 	h, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -73,7 +73,8 @@ const (
 )
 
 // New validates cfg and builds the handler. The root must exist and be a
-// folder.
+// folder. cfg is taken as it is: its defaults must be filled already
+// (config.Load does; a hand-built section calls cfg.SetDefaults()).
 func New(cfg config.Static, opts Options) (*Handler, error) {
 	if cfg.Root == "" {
 		return nil, errors.New("static: root is required")
@@ -89,10 +90,10 @@ func New(cfg config.Static, opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("static: root: %w", err)
 	}
+	// Defaults are config's (Static.SetDefaults, run by Load): an empty
+	// Index means no index files, a nil Precompressed means off. The name
+	// check stays: a handler built by hand must not open paths outside.
 	index := cfg.Index
-	if len(index) == 0 {
-		index = []string{"index.html"}
-	}
 	for _, name := range index {
 		if !filepath.IsLocal(name) || strings.ContainsAny(name, "\\/\x00") || name == "." {
 			return nil, fmt.Errorf("static: index %q: must be a file name", name)
@@ -112,7 +113,7 @@ func New(cfg config.Static, opts Options) (*Handler, error) {
 		browse:        cfg.Browse,
 		spa:           cfg.SPA,
 		dotfiles:      cfg.Dotfiles,
-		precompressed: cfg.Precompressed == nil || *cfg.Precompressed,
+		precompressed: cfg.Precompressed != nil && *cfg.Precompressed,
 		prefix:        opts.Prefix,
 		fallback:      opts.Fallback,
 		log:           opts.Logger,
@@ -147,7 +148,11 @@ func New(cfg config.Static, opts Options) (*Handler, error) {
 	return h, nil
 }
 
-// Close releases the root and the cache. Call it once.
+// Close releases the root and the cache; a second call does nothing.
+// (Still Close() error, not Close(ctx) error: internal/server/build.go
+// wraps it as func(context.Context) error { return h.Close() }, which the
+// new signature would break; there is nothing to wait for, so ctx would be
+// unused.)
 func (h *Handler) Close() error {
 	if h.closed.Swap(true) {
 		return nil

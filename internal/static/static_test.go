@@ -726,7 +726,9 @@ func replace(t *testing.T, path string, data []byte) {
 func TestHideWholeRoot(t *testing.T) {
 	root, _ := fixture(t)
 	var logged strings.Builder
-	h, err := New(config.Static{Root: root, Hide: []string{root}}, Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	cfg := config.Static{Root: root, Hide: []string{root}}
+	cfg.SetDefaults()
+	h, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
