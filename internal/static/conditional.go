@@ -65,7 +65,7 @@ func fieldLines(v []string) string {
 // answer decides the status of a file response for fr: 304 or 412 by the
 // preconditions; else 416, 206 with the ranges (one, or several for
 // multipart/byteranges) or 200. buf is reused storage for the ranges.
-func answer(fr *fileRequest, e *Entry, buf []byteRange) (int, []byteRange) {
+func answer(fr *fileRequest, e *entry, buf []byteRange) (int, []byteRange) {
 	if st := checkPreconditions(fr, e.ETag[0], e.ModTime); st != 0 {
 		return st, nil
 	}

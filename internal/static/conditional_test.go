@@ -56,7 +56,7 @@ func TestCheckPreconditions(t *testing.T) {
 }
 
 func TestAnswerRanges(t *testing.T) {
-	e := &Entry{Size: 10, ModTime: condMod, ETag: []string{condTag}}
+	e := &entry{Size: 10, ModTime: condMod, ETag: []string{condTag}}
 	for _, c := range []struct {
 		rfc    string
 		fr     fileRequest
@@ -83,7 +83,7 @@ func TestAnswerRanges(t *testing.T) {
 			t.Errorf("RFC 9110 %s: %+v: got %d %s, want %d %s", c.rfc, c.fr, status, got, c.status, c.ranges)
 		}
 	}
-	empty := &Entry{Size: 0, ModTime: condMod, ETag: []string{condTag}}
+	empty := &entry{Size: 0, ModTime: condMod, ETag: []string{condTag}}
 	if status, _ := answer(&fileRequest{method: "GET", rangeSpec: "bytes=0-"}, empty, nil); status != 200 {
 		t.Errorf("range of an empty file: got %d, want 200", status)
 	}
@@ -92,7 +92,7 @@ func TestAnswerRanges(t *testing.T) {
 // TestFileFields checks the header set of each status in one table, as
 // both engines render it (RFC 9110 15.4.5 for 304, 14.4 for Content-Range).
 func TestFileFields(t *testing.T) {
-	e := &Entry{Size: 10, ModTime: condMod, ETag: []string{condTag}, LastModified: []string{condAt},
+	e := &entry{Size: 10, ModTime: condMod, ETag: []string{condTag}, LastModified: []string{condAt},
 		ContentType: []string{"text/plain"}, ContentLength: []string{"10"}, Encoding: "br",
 		ContentEncoding: []string{"br"}, Vary: true}
 	for _, c := range []struct {

@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// Entry is one servable file (or one precompressed variant of it) as plain
+// entry is one servable file (or one precompressed variant of it) as plain
 // data, independent of net/http: its metadata, pre-built header values and,
 // for small files, the bytes themselves. Entries are immutable once built
 // and shared by concurrent requests: never modify one or its slices.
@@ -25,7 +25,7 @@ import (
 // headers rendered as HTTP/1.1 lines ("Content-Type: text/css\r\n..."),
 // ending in "\r\n" after the last line but without the empty line that ends
 // a header block, for an engine that writes responses itself.
-type Entry struct {
+type entry struct {
 	Name     string    // slash-separated path of the file relative to the root
 	Size     int64     // bytes of this representation (encoded, for a variant)
 	ModTime  time.Time // of this representation
@@ -51,7 +51,7 @@ type Entry struct {
 // checks that it is still the file the entry describes; if it changed, it
 // returns an error wrapping errStale and the caller should look it up again.
 // The caller closes the file.
-func (e *Entry) Open() (*os.File, error) {
+func (e *entry) Open() (*os.File, error) {
 	f, err := e.root.Open(e.relFile)
 	if err != nil {
 		return nil, err
@@ -81,8 +81,8 @@ type node struct {
 	modTime time.Time // of a directory
 	// indexKeys are the cache keys of a directory's index files, in order.
 	indexKeys []string
-	plain     *Entry
-	enc       [numEnc]*Entry // precompressed siblings, nil where absent
+	plain     *entry
+	enc       [numEnc]*entry // precompressed siblings, nil where absent
 	have      [numEnc]bool
 	anyEnc    bool
 	cost      int64 // bytes held in memory
@@ -194,7 +194,7 @@ func (h *Handler) statSig(name string) sig {
 	return sig{true, fi.IsDir(), fi.Size(), fi.ModTime().UnixNano()}
 }
 
-func entrySig(e *Entry) sig {
+func entrySig(e *entry) sig {
 	if e == nil {
 		return sig{}
 	}
@@ -286,7 +286,7 @@ func (h *Handler) load(rel string) *node {
 
 // loadEntry reads one file's metadata (and, if small, its bytes). ctype is
 // the Content-Type to use, "" to derive it from name and content.
-func (h *Handler) loadEntry(name, file, encoding, ctype string) (*Entry, error) {
+func (h *Handler) loadEntry(name, file, encoding, ctype string) (*entry, error) {
 	f, err := h.root.Open(file)
 	if err != nil {
 		return nil, err
@@ -299,7 +299,7 @@ func (h *Handler) loadEntry(name, file, encoding, ctype string) (*Entry, error) 
 	if !fi.Mode().IsRegular() {
 		return nil, fs.ErrNotExist
 	}
-	e := &Entry{
+	e := &entry{
 		Name:     name,
 		Size:     fi.Size(),
 		ModTime:  fi.ModTime(),

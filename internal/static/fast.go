@@ -3,7 +3,6 @@ package static
 import (
 	"net/http"
 	"os"
-	"strings"
 
 	"portico/internal/fastpath"
 )
@@ -25,24 +24,10 @@ var _ fastpath.Handler = (*Handler)(nil)
 // the route prefix included (the prefix is not stripped for static
 // routes).
 func (h *Handler) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
-	rel, slash, ok := cleanTraversalPath(req.Path, h.prefix, h.dotfiles)
-	if !ok || hasEncodedSeparator(req.RawPath) {
+	e, err := h.lookup(req.Path, req.RawPath, req.AcceptEncoding)
+	if err != nil {
 		return false
 	}
-	// rel points into the connection's read buffer, which is reused after
-	// this request. The cache keeps the names it loads (Entry.relFile,
-	// errors' paths), so whenever resolve may load or reload a node, it
-	// gets a copy: at most once per revalidation interval per path. The
-	// margin covers clock ticks between this check and resolve's own.
-	// (Safer still: node() copying rel before load, as it does for keys.)
-	if n := h.cache.get(rel); n == nil || coarseNow()+2*int64(clockTick)-n.checked.Load() >= h.cache.revalidate {
-		rel = strings.Clone(rel)
-	}
-	n, kind, _ := h.resolve(rel, slash)
-	if kind != resFile {
-		return false
-	}
-	e := h.pick(n, req.AcceptEncoding)
 	get := req.Method == http.MethodGet
 
 	fr := fileRequest{
@@ -106,7 +91,7 @@ func (h *Handler) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) b
 
 // addFields renders set with appendFields into w, through a buffer on the
 // stack.
-func (h *Handler) addFields(w *fastpath.ResponseWriter, set fieldSet, e *Entry, rng byteRange) {
+func (h *Handler) addFields(w *fastpath.ResponseWriter, set fieldSet, e *entry, rng byteRange) {
 	cc := ""
 	if h.cacheControl != nil {
 		cc = h.cacheControl[0]

@@ -7,7 +7,7 @@ import (
 
 // The header fields of a file response, decided once (fileFields) and
 // rendered by each engine: into net/http's header map (setFields) or as
-// HTTP/1.1 lines (appendFields: the fast path, and Entry.Head).
+// HTTP/1.1 lines (appendFields: the fast path, and entry.Head).
 
 // fieldSet is a set of the header fields a file response carries.
 type fieldSet uint16
@@ -29,7 +29,7 @@ const (
 // ranges, whose Content-Type and Content-Length writeMultipart sets;
 // cacheControl says whether a Cache-Control value applies. For 412 and
 // 416 the error page adds its own fields.
-func fileFields(status int, multipart bool, e *Entry, cacheControl bool) fieldSet {
+func fileFields(status int, multipart bool, e *entry, cacheControl bool) fieldSet {
 	var s fieldSet
 	if e.Vary {
 		s |= fVary
@@ -65,7 +65,7 @@ func fileFields(status int, multipart bool, e *Entry, cacheControl bool) fieldSe
 // one-element value slices, so a 200 or 304 allocates nothing. With
 // fContentRange, Content-Length is rng's length and Content-Range names
 // rng ("bytes */size" when rng is empty).
-func setFields(hdr http.Header, set fieldSet, e *Entry, cacheControl []string, rng byteRange) {
+func setFields(hdr http.Header, set fieldSet, e *entry, cacheControl []string, rng byteRange) {
 	if set&fContentType != 0 {
 		hdr["Content-Type"] = e.ContentType
 	}
@@ -101,7 +101,7 @@ func setFields(hdr http.Header, set fieldSet, e *Entry, cacheControl []string, r
 
 // appendFields renders set as HTTP/1.1 header lines, as setFields does.
 // It allocates only if b lacks room.
-func appendFields(b []byte, set fieldSet, e *Entry, cacheControl string, rng byteRange) []byte {
+func appendFields(b []byte, set fieldSet, e *entry, cacheControl string, rng byteRange) []byte {
 	line := func(b []byte, k, v string) []byte {
 		b = append(b, k...)
 		b = append(b, ": "...)
@@ -146,8 +146,8 @@ func appendFields(b []byte, set fieldSet, e *Entry, cacheControl string, rng byt
 	return b
 }
 
-// buildHead renders the entry's 200-response header lines (Entry.Head).
-func buildHead(e *Entry, cacheControl []string) []byte {
+// buildHead renders the entry's 200-response header lines (entry.Head).
+func buildHead(e *entry, cacheControl []string) []byte {
 	cc := ""
 	if cacheControl != nil {
 		cc = cacheControl[0]

@@ -173,34 +173,39 @@ var (
 	errNotServed = errors.New("static: not a file")
 )
 
-// ErrRedirect is returned by Lookup for a folder requested without its
+// errRedirect is returned by lookup for a folder requested without its
 // trailing slash: ServeHTTP answers it with a redirect.
-var ErrRedirect = errors.New("static: folder needs a trailing slash")
+var errRedirect = errors.New("static: folder needs a trailing slash")
 
-// Lookup is the hot path as plain data, for an HTTP engine that writes
-// responses itself. urlPath is the decoded request path (prefix included)
-// and rawPath its escaped form as received ("" when it is the canonical
-// escaping, like url.URL.RawPath). It returns the entry a plain GET should
-// be answered with (200, Entry.Head, then Entry.Body, or the file from
-// Entry.Open when Body is nil) after picking the precompressed variant for
-// acceptEncoding.
+// lookup finds the representation a GET or HEAD of a plain file is
+// answered with, for the fast path (ServeFast), after picking the
+// precompressed variant for acceptEncoding. urlPath is the decoded request
+// path (prefix included) and rawPath its escaped form as received ("" when
+// it is the canonical escaping, like url.URL.RawPath). Both may point into
+// a connection's reused read buffer: lookup copies what the cache keeps.
 //
-// Any non-nil error means "not a plain file hit": the engine must then hand
-// the request to ServeHTTP, which answers every other case (404, redirects,
-// listings, SPA fallback, the Fallback handler). So must it for requests
-// that are not GET or HEAD or that carry Range or any If-* header, which
-// Lookup does not evaluate.
-func (h *Handler) Lookup(urlPath, rawPath, acceptEncoding string) (*Entry, error) {
+// Any non-nil error means "not a plain file hit": the request then goes to
+// ServeHTTP, which answers every other case (404, redirects, listings, SPA
+// fallback, the Fallback handler).
+func (h *Handler) lookup(urlPath, rawPath, acceptEncoding string) (*entry, error) {
 	rel, slash, ok := cleanTraversalPath(urlPath, h.prefix, h.dotfiles)
 	if !ok || hasEncodedSeparator(rawPath) {
 		return nil, fs.ErrNotExist
+	}
+	// The cache keeps the names it loads (entry.relFile, errors' paths),
+	// so whenever resolve may load or reload a node, it gets a copy: at
+	// most once per revalidation interval per path. The margin covers
+	// clock ticks between this check and resolve's own. (Safer still:
+	// node() copying rel before load, as it does for keys.)
+	if n := h.cache.get(rel); n == nil || coarseNow()+2*int64(clockTick)-n.checked.Load() >= h.cache.revalidate {
+		rel = strings.Clone(rel)
 	}
 	n, kind, err := h.resolve(rel, slash)
 	switch kind {
 	case resFile:
 		return h.pick(n, acceptEncoding), nil
 	case resRedirect:
-		return nil, ErrRedirect
+		return nil, errRedirect
 	case resError:
 		return nil, err
 	}
@@ -249,7 +254,7 @@ func (h *Handler) resolve(rel string, slash bool) (*node, resKind, error) {
 }
 
 // pick chooses the representation of a file for an Accept-Encoding value.
-func (h *Handler) pick(n *node, acceptEncoding string) *Entry {
+func (h *Handler) pick(n *node, acceptEncoding string) *entry {
 	if n.anyEnc && acceptEncoding != "" {
 		if i := pickEncoding(acceptEncoding, &n.have); i >= 0 {
 			return n.enc[i]
@@ -395,7 +400,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, n *node, rel
 // serveEntry writes the response for one representation: answer decides
 // it, fileFields its header fields; this only renders them for net/http.
 // It returns an error only before anything was written.
-func (h *Handler) serveEntry(w http.ResponseWriter, r *http.Request, e *Entry, spa bool) error {
+func (h *Handler) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, spa bool) error {
 	fr := requestOf(r)
 	var buf [4]byteRange
 	status, ranges := answer(&fr, e, buf[:0])
@@ -433,7 +438,7 @@ func (h *Handler) serveEntry(w http.ResponseWriter, r *http.Request, e *Entry, s
 }
 
 // writeBody sends length bytes from start, from memory or with sendfile.
-func (h *Handler) writeBody(w http.ResponseWriter, e *Entry, f *os.File, start, length int64) {
+func (h *Handler) writeBody(w http.ResponseWriter, e *entry, f *os.File, start, length int64) {
 	if e.Body != nil {
 		w.Write(e.Body[start : start+length])
 		return
@@ -453,7 +458,7 @@ func (h *Handler) writeBody(w http.ResponseWriter, e *Entry, f *os.File, start, 
 
 // writeMultipart answers several ranges with multipart/byteranges
 // (RFC 9110 14.6), with an exact Content-Length.
-func (h *Handler) writeMultipart(w http.ResponseWriter, e *Entry, f *os.File, ranges []byteRange) {
+func (h *Handler) writeMultipart(w http.ResponseWriter, e *entry, f *os.File, ranges []byteRange) {
 	boundary := strconv.FormatUint(rand.Uint64(), 36) + strconv.FormatUint(rand.Uint64(), 36)
 	heads := make([]string, len(ranges))
 	var total int64
