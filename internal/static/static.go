@@ -11,6 +11,10 @@
 // the metadata, pre-built header values and, for files up to 64 KiB, the
 // bytes. A cached path is re-checked with stat at most once a second, so
 // edits show up within about a second. Larger files are sent with sendfile.
+//
+// Both HTTP engines serve the same decisions: answer (conditional.go:
+// preconditions, then ranges) picks the status, fileFields (fields.go) the
+// header fields; ServeHTTP and the fast path's ServeFast only render them.
 package static
 
 import (
