@@ -511,6 +511,7 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 			if r.Cache != nil && r.Proxy == nil && r.WSGI == nil {
 				add(ps, rb+".cache", "route %q: cache works only with proxy or wsgi", r.Path)
 			}
+			checkHeaderRules(add, ps, rb+".headers", r.Headers)
 			if st := r.Static; st != nil {
 				checkDir(add, ps, rb+".static.root", "static root", st.Root)
 				for k, ix := range st.Index {

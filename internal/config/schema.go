@@ -111,6 +111,11 @@ type Route struct {
 	// Cache may be added to proxy and wsgi routes.
 	Cache *Cache `toml:"cache"`
 
+	// Headers are response header rules, applied in order after the
+	// handler and the site's headers, on any route kind:
+	// [[site.route.headers]] tables.
+	Headers []HeaderRule `toml:"headers"`
+
 	// FilesFirst lets a route hold both static and proxy: files are served
 	// when they exist, everything else goes to the proxy (nginx's
 	// `try_files $uri @app`). Quick mode's --proxy sets it; the file format
@@ -119,6 +124,28 @@ type Route struct {
 
 	// Source is the file and line where the route is declared.
 	Source Position `toml:"-"`
+}
+
+// HeaderRule edits the response header of the requests whose path it
+// matches (nginx add_header, Caddy header). Within a rule, remove runs
+// first, then set, then add; rules run in the order written.
+type HeaderRule struct {
+	// Match is a glob on the decoded request path (route prefix
+	// included): "*" matches within one path segment, "**" across
+	// segments, "?" one character of a segment. A pattern without a "/"
+	// matches the last segment ("*.js"). Empty: every request.
+	Match string `toml:"match"`
+	// Set replaces the named fields (or adds them when absent).
+	Set map[string]string `toml:"set"`
+	// Add appends values, keeping the fields the response has.
+	Add map[string]string `toml:"add"`
+	// Remove deletes the named fields.
+	Remove []string `toml:"remove"`
+	// Always applies the rule to every status. Default false: as nginx's
+	// add_header, only to 200, 201, 204, 206, 301, 302, 303, 304, 307 and
+	// 308, so that a missing /assets/x.js does not get a year of
+	// Cache-Control on its 404.
+	Always bool `toml:"always"`
 }
 
 // Static serves files from a folder.

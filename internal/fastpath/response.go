@@ -34,6 +34,7 @@ type ResponseWriter struct {
 	headerStart int // offset in c.out of the handler's header lines
 	bytes       int64
 	defaults    [][2]string
+	filter      HeaderFilter
 	lr          io.LimitedReader
 	slow        bool // wrote to the socket directly: the clock needs a fresh read
 }
@@ -56,6 +57,52 @@ func (w *ResponseWriter) Started() bool { return w.started }
 // before the handler, which may then replace them. The slice is read when
 // the header ends; it is not copied and must not change meanwhile.
 func (w *ResponseWriter) SetDefaultHeaders(kv [][2]string) { w.defaults = kv }
+
+// HeaderFilter edits the header fields of a response just before they are
+// sent: route-level header rules. FilterHeader is called once per final
+// response, after the handler's fields and the default headers; it may
+// call AddHeader, ReplaceHeader and DelHeader (and Request, to see what is
+// answered), nothing else.
+type HeaderFilter interface {
+	FilterHeader(w *ResponseWriter)
+}
+
+// SetHeaderFilter sets the filter of this response (nil: none). It is
+// reset for every request.
+func (w *ResponseWriter) SetHeaderFilter(f HeaderFilter) { w.filter = f }
+
+// Request returns the request being answered (valid as long as the
+// strings of the request passed to ServeFast).
+func (w *ResponseWriter) Request() *Request { return &w.c.req }
+
+// DelHeader removes every field named name (case-insensitively) that the
+// handler or the defaults wrote. For a HeaderFilter only: framing fields
+// (Content-Length, Transfer-Encoding) must be left alone.
+func (w *ResponseWriter) DelHeader(name string) {
+	b := w.c.out
+	i := w.headerStart
+	for i < len(b) {
+		end := bytes.IndexByte(b[i:], '\n')
+		if end < 0 {
+			break
+		}
+		end += i + 1
+		line := b[i:end]
+		if len(line) > len(name) && line[len(name)] == ':' && equalFoldBytes(line[:len(name)], name) {
+			b = append(b[:i], b[end:]...)
+			continue
+		}
+		i = end
+	}
+	w.c.out = b
+}
+
+// ReplaceHeader sets the field name to value, replacing every field of
+// that name written so far. For a HeaderFilter only.
+func (w *ResponseWriter) ReplaceHeader(name, value string) {
+	w.DelHeader(name)
+	w.AddHeader(name, value)
+}
 
 // WriteHeader starts the response with a status code.
 func (w *ResponseWriter) WriteHeader(status int) {
@@ -137,6 +184,11 @@ func (w *ResponseWriter) endHeader() {
 			b = append(b, kv[1]...)
 			b = append(b, "\r\n"...)
 		}
+	}
+	if w.filter != nil {
+		w.c.out = b
+		w.filter.FilterHeader(w)
+		b = w.c.out
 	}
 	// As net/http: "Connection: close" to an HTTP/1.1 client that asked
 	// for it, "Connection: keep-alive" to an HTTP/1.0 client that asked

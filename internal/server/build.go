@@ -16,6 +16,7 @@ import (
 	"portico/internal/cache"
 	"portico/internal/cgi"
 	"portico/internal/config"
+	"portico/internal/layer"
 	"portico/internal/proxy"
 	"portico/internal/static"
 	"portico/internal/wsgi"
@@ -115,6 +116,7 @@ func (t *Tree) buildSite(sc *config.Site, logger *slog.Logger, trusted []netip.P
 		if err != nil {
 			return nil, fmt.Errorf("%s: site %q route %q: %w", rc.Source, sc.Name, rc.Path, err)
 		}
+		h = layer.Chain(h, routeLayers(rc)...)
 		routes = append(routes, &route{
 			path:        rc.Path,
 			bare:        strings.TrimSuffix(rc.Path, "/"),
@@ -125,6 +127,17 @@ func (t *Tree) buildSite(sc *config.Site, logger *slog.Logger, trusted []netip.P
 	}
 	*st = *newSite(sc.Name, routes, sc.Headers)
 	return st, nil
+}
+
+// routeLayers are the route-level layers of rc, outermost first. They
+// wrap the whole route handler (cache and strip_prefix included), so they
+// see the request path the client sent.
+func routeLayers(rc *config.Route) []layer.Layer {
+	var ls []layer.Layer
+	if hr := layer.NewHeaderRules(rc.Headers); hr != nil {
+		ls = append(ls, hr)
+	}
+	return ls
 }
 
 func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger *slog.Logger, trusted []netip.Prefix, configFiles []string) (http.Handler, error) {

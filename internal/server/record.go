@@ -18,7 +18,8 @@ type recorder struct {
 	bytes       int64
 	wroteHeader bool
 	site        string
-	siteHeaders [][2]string // the site's headers, restored on the final response
+	siteHeaders [][2]string // the site's headers, restored on the final response after a 1xx
+	interim     bool        // a 1xx was sent
 	start       time.Time
 }
 
@@ -43,6 +44,8 @@ func (rec *recorder) WriteHeader(code int) {
 			rec.status = code
 			rec.wroteHeader = true
 			rec.restoreSiteHeaders()
+		} else {
+			rec.interim = true
 		}
 	}
 	rec.w.WriteHeader(code)
@@ -51,8 +54,11 @@ func (rec *recorder) WriteHeader(code int) {
 // restoreSiteHeaders puts back site headers that a handler dropped with
 // the whole header map (httputil.ReverseProxy clears it after relaying a
 // 1xx such as 103 Early Hints), so they are on every final response.
+//
+// Only then: without a 1xx the map is the one the site filled, and a
+// field missing from it was removed on purpose (a route's header rule).
 func (rec *recorder) restoreSiteHeaders() {
-	if len(rec.siteHeaders) == 0 {
+	if !rec.interim || len(rec.siteHeaders) == 0 {
 		return
 	}
 	h := rec.w.Header()
