@@ -65,22 +65,13 @@ func (f *fastEntry) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter)
 		return false
 	}
 	st := v.lookup(req.Host)
-	if st == nil || !safeRequestPath(req.Path) {
-		return false
-	}
-	rt := st.route(req.Path)
-	if rt == nil || rt.maxBody < 0 {
-		return false
-	}
-	fh, ok := rt.handler.(fastpath.Handler)
-	if !ok {
+	if st == nil {
 		return false
 	}
 	t.inflight.Add(1)
 	defer t.inflight.Add(-1)
 	start := req.Start
-	w.SetDefaultHeaders(st.headers)
-	if !fh.ServeFast(req, w) {
+	if !st.ServeFast(req, w) {
 		return false
 	}
 	now := time.Now()
@@ -89,6 +80,25 @@ func (f *fastEntry) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter)
 	}
 	t.metrics.observe(st.name, w.Status(), now.Sub(start))
 	return true
+}
+
+// ServeFast is site.ServeHTTP on the fast path: the same path check, the
+// same route lookup, the site's headers, and the route's handler if it
+// has a fast path; whatever it declines, ServeHTTP then answers.
+func (s *site) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
+	if !safeRequestPath(req.Path) {
+		return false
+	}
+	rt := s.route(req.Path)
+	if rt == nil || rt.maxBody < 0 {
+		return false
+	}
+	fh, ok := rt.handler.(fastpath.Handler)
+	if !ok {
+		return false
+	}
+	w.SetDefaultHeaders(s.headers)
+	return fh.ServeFast(req, w)
 }
 
 // logFast writes the access-log line of a fast-path request: the same line
