@@ -31,7 +31,9 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	h, err := static.New(config.Static{Root: abs}, static.Options{})
+	cfg := config.Static{Root: abs}
+	cfg.SetDefaults()
+	h, err := static.New(cfg, static.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
