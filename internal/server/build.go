@@ -188,7 +188,7 @@ func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger 
 		if err != nil {
 			return nil, fmt.Errorf("static: %w", err)
 		}
-		t.closers = append(t.closers, func(context.Context) error { return h.Close() })
+		t.closers = append(t.closers, h.Close)
 		return h, nil
 	case rc.CGI != nil:
 		h, err := cgi.New(*rc.CGI, cgi.Options{Logger: lg, Prefix: prefix, Redispatch: st.redispatch})

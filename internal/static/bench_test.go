@@ -2,6 +2,7 @@ package static
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -42,7 +43,7 @@ func benchHandler(b *testing.B) *Handler {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { h.Close() })
+	b.Cleanup(func() { h.Close(context.Background()) })
 	return h
 }
 

@@ -2,6 +2,7 @@ package static
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -122,7 +123,7 @@ func newHandler(t testing.TB, mod func(*config.Static), opts Options) (*Handler,
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { h.Close() })
+	t.Cleanup(func() { h.Close(context.Background()) })
 	return h, root
 }
 

@@ -18,6 +18,7 @@
 package static
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -152,12 +153,10 @@ func New(cfg config.Static, opts Options) (*Handler, error) {
 	return h, nil
 }
 
-// Close releases the root and the cache; a second call does nothing.
-// (Still Close() error, not Close(ctx) error: internal/server/build.go
-// wraps it as func(context.Context) error { return h.Close() }, which the
-// new signature would break; there is nothing to wait for, so ctx would be
-// unused.)
-func (h *Handler) Close() error {
+// Close releases the root and the cache; a second call does nothing. It
+// has every handler's Close signature; there is nothing to wait for, so
+// ctx is not used.
+func (h *Handler) Close(context.Context) error {
 	if h.closed.Swap(true) {
 		return nil
 	}

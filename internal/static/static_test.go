@@ -1,6 +1,7 @@
 package static
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -555,7 +556,7 @@ func TestNewErrors(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if h, err := New(c.cfg, c.opts); err == nil {
-				h.Close()
+				h.Close(context.Background())
 				t.Fatalf("got nil error, want one")
 			}
 		})
@@ -703,8 +704,8 @@ func TestCloseStopsClock(t *testing.T) {
 	if clock.users != before+1 {
 		t.Fatalf("clock users: got %d, want %d", clock.users, before+1)
 	}
-	h.Close()
-	h.Close() // twice is harmless
+	h.Close(context.Background())
+	h.Close(context.Background()) // twice is harmless
 	if clock.users != before {
 		t.Fatalf("clock users after Close: got %d, want %d", clock.users, before)
 	}
@@ -732,7 +733,7 @@ func TestHideWholeRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
+	defer h.Close(context.Background())
 	for _, p := range []string{"/", "/digits.txt", "/sub/file.txt"} {
 		if w := do(h, "GET", p); w.Code != 404 {
 			t.Errorf("%s: got %d, want 404", p, w.Code)
