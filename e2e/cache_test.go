@@ -140,7 +140,7 @@ func TestCacheStatusAndAdminPurge(t *testing.T) {
 		t.Errorf("metrics lack cache counters:\n%.1500s", body)
 	}
 	// Purge by URL prefix, then the next request goes upstream again.
-	resp, body := do(t, "POST", "http://"+admin+"/cache/purge?prefix=true&url="+"http://site.test/", nil)
+	resp, body := do(t, "POST", "http://"+admin+"/cache/purge?prefix=true&url="+"http://site.test/", nil, "Content-Type", "application/json")
 	if resp.StatusCode != 200 || !strings.Contains(body, `"purged":1`) {
 		t.Errorf("purge: %d %s", resp.StatusCode, body)
 	}

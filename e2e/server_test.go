@@ -578,7 +578,7 @@ listen = ["127.0.0.1:0"]
 	if _, body := get(t, admin+"/metrics"); !strings.Contains(body, `portico_requests_total{code="200",site="main"}`) {
 		t.Errorf("metrics lack the request counter:\n%.2000s", body)
 	}
-	if resp, body := do(t, "POST", admin+"/reload", nil); resp.StatusCode != 200 {
+	if resp, body := do(t, "POST", admin+"/reload", nil, "Content-Type", "application/json"); resp.StatusCode != 200 {
 		t.Errorf("POST /reload: %d %s", resp.StatusCode, body)
 	}
 	code, out, errOut := runPortico(t, dir, "reload", "-c", "portico.toml")

@@ -182,7 +182,16 @@ func cmdReload(args []string, stdout, stderr io.Writer) int {
 		host = "127.0.0.1"
 	}
 	client := &http.Client{Timeout: 60 * time.Second}
-	resp, err := client.Post("http://"+net.JoinHostPort(host, port)+"/reload", "text/plain", nil)
+	req, err := http.NewRequest(http.MethodPost, "http://"+net.JoinHostPort(host, port)+"/reload", nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "portico reload: %v\n", err)
+		return 1
+	}
+	req.Header.Set("Content-Type", "application/json") // the admin refuses simple types (CSRF)
+	if cfg.Server.AdminToken != "" {
+		req.Header.Set("Authorization", "Bearer "+cfg.Server.AdminToken)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		fmt.Fprintf(stderr, "portico reload: %v\n", err)
 		return 1
@@ -252,7 +261,8 @@ func runServer(cfg *config.Config, reload func() (*config.Config, error), openUR
 		}
 		adminSrv = &http.Server{
 			Handler: admin.New(admin.Options{Logger: logger, Metrics: metrics.Handler(), Reload: reloadFn,
-				Caches: func() []*cacheHandler { return srv.Tree().Caches() }}),
+				Caches: func() []*cacheHandler { return srv.Tree().Caches() },
+				Addr:   cfg.Server.Admin, Token: cfg.Server.AdminToken}),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 		fmt.Fprintf(stdout, "portico: admin on http://%s/\n", ln.Addr())

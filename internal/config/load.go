@@ -348,6 +348,7 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 			add(mainPS, "server.admin", "admin %q: bad port", srv.Admin)
 		}
 	}
+	checkAdmin(add, mainPS, srv)
 	for _, lg := range []struct{ key, path string }{{"access_log", srv.AccessLog}, {"error_log", srv.ErrorLog}} {
 		if lg.path == "" || isLogKeyword(lg.path) || !filepath.IsAbs(lg.path) {
 			continue

@@ -31,8 +31,16 @@ type Server struct {
 	// worker output): "stderr", "stdout" or a file path. Default "stderr".
 	ErrorLog string `toml:"error_log"`
 	// Admin is an optional "host:port" serving GET /metrics, GET /healthz,
-	// POST /reload and POST /cache/purge. Bind it to loopback: it has no auth.
+	// POST /reload and POST /cache/purge. It must be a loopback address
+	// unless AdminAllowRemote is set (with an AdminToken).
 	Admin string `toml:"admin"`
+	// AdminAllowRemote allows a non-loopback admin address. It needs
+	// AdminToken: without one, anyone who reaches the port could reload
+	// the config and purge caches.
+	AdminAllowRemote bool `toml:"admin_allow_remote"`
+	// AdminToken, if set, is required of every admin request as
+	// "Authorization: Bearer TOKEN" (at least 16 characters).
+	AdminToken string `toml:"admin_token"`
 	// Include lists globs of further files holding [[site]] tables
 	// (nginx's sites-enabled habit), relative to the main file.
 	Include []string `toml:"include"`
