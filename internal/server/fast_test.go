@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,9 +9,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"portico/internal/enginetest"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,23 +19,8 @@ import (
 	"portico/internal/fastpath"
 )
 
-// syncBuffer is a bytes.Buffer safe for the access log's flusher.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is the shared goroutine-safe buffer.
+type syncBuffer = enginetest.SyncBuffer
 
 // startFastServer runs a Server with one static site on a loopback port.
 func startFastServer(t *testing.T, format string) (*Server, string, *syncBuffer, *Metrics) {
