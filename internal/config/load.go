@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -299,9 +298,7 @@ func resolveSites(sites []Site, dir string, ps *positions, _ int) {
 			}
 			if r.Proxy != nil {
 				for k, u := range r.Proxy.Upstreams {
-					if rest, ok := strings.CutPrefix(u, "unix:"); ok && !filepath.IsAbs(rest) && rest != "" {
-						r.Proxy.Upstreams[k] = "unix:" + resolve(dir, rest)
-					}
+					r.Proxy.Upstreams[k] = resolveUpstream(dir, u)
 				}
 			}
 		}
@@ -549,7 +546,7 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 					add(ps, rb+".proxy.balance", "balance must be round_robin, least_conn, ip_hash or random, not %q", p.Balance)
 				}
 				for k, u := range p.Upstreams {
-					if err := checkUpstream(u); err != nil {
+					if _, err := ParseUpstream(u); err != nil {
 						add(ps, fmt.Sprintf("%s.proxy.upstreams[%d]", rb, k), "upstream %q: %v", u, err)
 					}
 				}
@@ -637,42 +634,6 @@ func checkDir(add func(*positions, string, string, ...any), ps *positions, path,
 	if !fi.IsDir() {
 		add(ps, path, "%s %s is not a folder", what, dir)
 	}
-}
-
-// checkUpstream checks one proxy upstream: "http://host:port",
-// "https://host:port" or "unix:/path.sock", optionally followed by
-// " weight=N".
-func checkUpstream(u string) error {
-	fields := strings.Fields(u)
-	if len(fields) == 0 {
-		return fmt.Errorf("empty upstream")
-	}
-	for _, f := range fields[1:] {
-		w, ok := strings.CutPrefix(f, "weight=")
-		if n, err := strconv.Atoi(w); !ok || err != nil || n < 1 || n > 1000 {
-			return fmt.Errorf("%q: only \"weight=N\" (N from 1 to 1000) may follow the address", f)
-		}
-	}
-	addr := fields[0]
-	if rest, ok := strings.CutPrefix(addr, "unix:"); ok {
-		if rest == "" {
-			return fmt.Errorf("want unix:/path/to.sock")
-		}
-		return nil
-	}
-	pu, err := url.Parse(addr)
-	if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Hostname() == "" {
-		return fmt.Errorf("want http://host:port, https://host:port or unix:/path.sock")
-	}
-	if pu.Path != "" && pu.Path != "/" || pu.RawQuery != "" || pu.ForceQuery || pu.Fragment != "" || pu.User != nil {
-		return fmt.Errorf("an upstream is scheme://host:port only, without path, query or user")
-	}
-	if p := pu.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("bad port")
-		}
-	}
-	return nil
 }
 
 func sortedKeys(m map[string]string) []string {

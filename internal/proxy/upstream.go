@@ -3,12 +3,12 @@ package proxy
 import (
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"portico/internal/config"
 )
 
 // maxUpstreams bounds the upstreams of one route, so that the set of
@@ -53,61 +53,27 @@ func (u *upstream) available(now int64) bool {
 	return !u.activeDown.Load() && u.downUntil.Load() <= now
 }
 
-// parseUpstream parses `http://host:port [weight=N]` or `unix:/path.sock [weight=N]`.
+// parseUpstream builds upstream i of a route from its config string.
+// config.ParseUpstream is the one parser (Load validates with it too);
+// this adds the field name to its errors and the transport's addressing.
 func parseUpstream(i int, s string) (*upstream, error) {
-	field := fmt.Sprintf("proxy.upstreams[%d]", i)
-	parts := strings.Fields(s)
-	if len(parts) == 0 {
-		return nil, fmt.Errorf("%s: empty upstream", field)
+	cu, err := config.ParseUpstream(s)
+	if err != nil {
+		return nil, fmt.Errorf("proxy.upstreams[%d]: %w", i, err)
 	}
-	u := &upstream{idx: i, weight: 1}
-	for _, opt := range parts[1:] {
-		k, v, ok := strings.Cut(opt, "=")
-		if !ok || k != "weight" {
-			return nil, fmt.Errorf("%s: unknown option %q (want weight=N)", field, opt)
-		}
-		w, err := strconv.Atoi(v)
-		if err != nil || w < 1 || w > 1000 {
-			return nil, fmt.Errorf("%s: bad weight %q (want an integer from 1 to 1000)", field, v)
-		}
-		u.weight = int64(w)
-	}
-	raw := parts[0]
-	if path, ok := strings.CutPrefix(raw, "unix:"); ok {
-		if !strings.HasPrefix(path, "/") {
-			return nil, fmt.Errorf("%s: unix socket path %q must be absolute", field, path)
-		}
-		u.scheme = "http"
-		u.unixPath = path
-		u.addr = raw
+	u := &upstream{idx: i, weight: int64(cu.Weight), scheme: cu.Scheme}
+	if cu.Socket != "" {
+		u.unixPath = cu.Socket
+		u.addr = "unix:" + cu.Socket
 		// A name that never resolves: the transport's DialContext maps it
 		// back to the socket, and it keys a connection pool of its own.
 		u.host = "unix-" + strconv.Itoa(i) + ".portico.invalid:80"
 		u.hostHeader = "localhost"
 		return u, nil
 	}
-	pu, err := url.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%s: bad URL %q: %v", field, raw, err)
-	}
-	if pu.Scheme != "http" && pu.Scheme != "https" {
-		return nil, fmt.Errorf("%s: bad URL %q: scheme must be http, https or unix:/path", field, raw)
-	}
-	if pu.Host == "" || pu.Hostname() == "" {
-		return nil, fmt.Errorf("%s: bad URL %q: no host", field, raw)
-	}
-	if pu.User != nil || (pu.Path != "" && pu.Path != "/") || pu.RawQuery != "" || pu.Fragment != "" || pu.ForceQuery {
-		return nil, fmt.Errorf("%s: bad URL %q: only scheme://host:port is allowed (no path, query or user)", field, raw)
-	}
-	if p := pu.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return nil, fmt.Errorf("%s: bad URL %q: bad port", field, raw)
-		}
-	}
-	u.scheme = pu.Scheme
-	u.host = pu.Host
-	u.hostHeader = pu.Host
-	u.addr = pu.Host
+	u.host = cu.Host
+	u.hostHeader = cu.Host
+	u.addr = cu.Host
 	return u, nil
 }
 
