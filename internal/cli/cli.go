@@ -234,6 +234,7 @@ func runServer(cfg *config.Config, reload func() (*config.Config, error), openUR
 		if err == nil {
 			err = srv.Reload(ncfg)
 		}
+		srv.RecordReload(err)
 		if err != nil {
 			logger.Error("reload failed; the old config keeps running", "err", oneLine(err))
 			return err
@@ -258,7 +259,8 @@ func runServer(cfg *config.Config, reload func() (*config.Config, error), openUR
 		adminSrv = &http.Server{
 			Handler: admin.New(admin.Options{Logger: logger, Metrics: metrics.Handler(), Reload: reloadFn,
 				Caches: func() []*cacheHandler { return srv.Tree().Caches() },
-				Addr:   cfg.Server.Admin, Token: cfg.Server.AdminToken}),
+				Addr:   cfg.Server.Admin, Token: cfg.Server.AdminToken,
+				Status: srv.Status, Version: shortVersion()}),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 		fmt.Fprintf(stdout, "portico: admin on http://%s/\n", ln.Addr())
