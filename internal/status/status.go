@@ -13,9 +13,9 @@ type Snapshot struct {
 	Now     time.Time `json:"now"`
 	Started time.Time `json:"started"`
 	// UptimeSeconds is Now - Started, whole seconds.
-	UptimeSeconds int64   `json:"uptime_seconds"`
-	Reload        *Reload `json:"last_reload,omitempty"` // nil: never reloaded
-	Reloads       Counts  `json:"reloads"`
+	UptimeSeconds int64      `json:"uptime_seconds"`
+	Reload        *Reload    `json:"last_reload,omitempty"` // nil: never reloaded
+	Reloads       Counts     `json:"reloads"`
 	Listeners     []Listener `json:"listeners"`
 	Sites         []Site     `json:"sites"`
 	// InFlight is the number of requests being served now.
