@@ -12,7 +12,9 @@ import (
 )
 
 // h2specFloor is the number of h2spec cases portico passes today; the test
-// fails if a change loses one. The 4 it fails (4.2/3, 6.5.3/1, 8.1.2.2/1-2) are those of Go's own HTTP/2 server, which serves portico's HTTP/2.
+// fails if a change loses one. The 4 it fails (4.2/3, 6.5.3/1,
+// 8.1.2.2/1-2) are those of Go's own HTTP/2 server, which serves
+// portico's HTTP/2.
 const h2specFloor = 141
 
 // TestH2Spec runs h2spec, the HTTP/2 conformance suite, against a TLS
