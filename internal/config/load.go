@@ -130,6 +130,8 @@ func Load(path string) (*Config, error) {
 		return nil, probs
 	}
 	ApplyDefaults(cfg)
+	probs = append(probs, validateACME(cfg, ps, sources)...)
+	sources = addRedirectSites(cfg, sources)
 	probs = append(probs, validate(cfg, ps, sources)...)
 	if len(probs) > 0 {
 		return nil, probs
@@ -149,7 +151,7 @@ func serverEmpty(s Server) bool {
 	return s.ShutdownTimeout == 0 && s.AccessLog == "" && s.LogFormat == "" && s.ErrorLog == "" &&
 		s.Admin == "" && len(s.Include) == 0 && s.ReadHeaderTimeout == 0 && s.ReadTimeout == 0 &&
 		s.WriteTimeout == 0 && s.IdleTimeout == 0 && s.MaxHeaderBytes == 0 && s.MaxBodySize == 0 &&
-		len(s.TrustedProxies) == 0
+		len(s.TrustedProxies) == 0 && s.ACME == nil
 }
 
 // decodeFile strictly decodes one file. Sources of sites and routes are
@@ -444,7 +446,7 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 				add(ps, fmt.Sprintf("%s.hosts[%d]", base, k), "host %q: want a name like \"example.test\" or \"*.example.test\"", h)
 			}
 		}
-		if s.TLS != nil {
+		if s.TLS != nil && !s.TLS.Auto {
 			if s.TLS.Cert == "" || s.TLS.Key == "" {
 				add(ps, base+".tls", "tls needs both cert and key")
 			} else {

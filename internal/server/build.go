@@ -83,7 +83,9 @@ func Build(cfg *config.Config, deps Deps) (_ *Tree, err error) {
 			errs = append(errs, err)
 			continue
 		}
-		if sc.TLS != nil {
+		if sc.TLS != nil && sc.TLS.Auto {
+			st.autoTLS = true
+		} else if sc.TLS != nil {
 			c, err := tls.LoadX509KeyPair(sc.TLS.Cert, sc.TLS.Key)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: site %q: tls: %w", sc.Source, sc.Name, err))
