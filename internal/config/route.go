@@ -51,9 +51,7 @@ func checkRoute(add addFunc, ps *positions, rb string, r *Route) {
 	}
 	if c := r.CGI; c != nil {
 		checkDir(add, ps, rb+".cgi.root", "cgi root", c.Root)
-		if c.MaxProcesses < 1 {
-			add(ps, rb+".cgi.max_processes", "max_processes must be at least 1")
-		}
+		checkCGICounts(add, ps, rb+".cgi", c)
 		for _, ext := range sortedKeys(c.Interpreters) {
 			if !strings.HasPrefix(ext, ".") || len(ext) < 2 || strings.ContainsAny(ext, `/\`) {
 				add(ps, rb+".cgi.interpreters", "interpreter key %q must be an extension like \".py\"", ext)
@@ -81,9 +79,7 @@ func checkRoute(add addFunc, ps *positions, rb string, r *Route) {
 				add(ps, fmt.Sprintf("%s.proxy.upstreams[%d]", rb, k), "upstream %q: %v", u, err)
 			}
 		}
-		if p.MaxFails < 0 {
-			add(ps, rb+".proxy.max_fails", "max_fails must not be negative")
-		}
+		checkProxyCounts(add, ps, rb+".proxy", p)
 		if h := p.Health; h != nil {
 			if !strings.HasPrefix(h.Path, "/") {
 				add(ps, rb+".proxy.health.path", "health path %q must start with \"/\"", h.Path)
@@ -97,9 +93,7 @@ func checkRoute(add addFunc, ps *positions, rb string, r *Route) {
 		if mod, fn, ok := strings.Cut(w.App, ":"); !ok || mod == "" || fn == "" {
 			add(ps, rb+".wsgi.app", "wsgi app %q: want \"module:callable\"", w.App)
 		}
-		if w.Workers < 1 {
-			add(ps, rb+".wsgi.workers", "workers must be at least 1")
-		}
+		checkWSGICounts(add, ps, rb+".wsgi", w)
 		checkDir(add, ps, rb+".wsgi.dir", "wsgi dir", w.Dir)
 	}
 	if rd := r.Redirect; rd != nil {
