@@ -512,7 +512,7 @@ type Stats struct {
 // Stats reports the pool's current state.
 func (p *Pool) Stats() Stats {
 	return Stats{
-		Workers:  len(p.workers),
+		Workers:  p.cfg.Workers,
 		Alive:    len(p.pids()),
 		Idle:     len(p.idle),
 		Waiting:  int(p.waiting.Load()),
