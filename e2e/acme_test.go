@@ -142,3 +142,41 @@ hosts = ["plain.test"]
 		t.Fatal("portico exited")
 	}
 }
+
+// TestACMESharedThroughRedis runs two portico instances with the same
+// names and one Redis storage: exactly one order reaches the CA, and both
+// serve the same certificate (whichever instance the CA's validation
+// request reaches answers, from the challenge the other stored).
+func TestACMESharedThroughRedis(t *testing.T) {
+	dir := t.TempDir()
+	redisAddr := startRedisServer(t)
+	httpA, tlsA, httpB, tlsB := freePort(t), freePort(t), freePort(t), freePort(t)
+	pb := startPebble(t, dir, httpA, tlsA, startLoopbackDNS(t))
+	storage := "redis://" + redisAddr + "/0"
+	dirA, dirB := dir+"/a", dir+"/b"
+	for _, d := range []string{dirA, dirB} {
+		writeFiles(t, d, map[string]string{"public/index.html": "home"})
+	}
+	// Both start within a moment of each other and race for the name's
+	// lock (the ACME work runs in the background after start).
+	startConfig(t, dirA, acmeConfig(pb, httpA, tlsA, storage), 2)
+	startConfig(t, dirB, acmeConfig(pb, httpB, tlsB, storage), 2)
+	serials := map[int]string{}
+	for _, port := range []int{tlsA, tlsB} {
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		waitFor(t, 90*time.Second, func() bool {
+			c, err := servedCert(addr, "portico.test", pb.Roots)
+			if err == nil {
+				serials[port] = c.SerialNumber.String()
+			}
+			return err == nil
+		})
+	}
+	t.Logf("acme: two instances, %d order(s) at the CA, serials %v", pb.Orders(), serials)
+	if pb.Orders() != 1 {
+		t.Errorf("the CA saw %d orders, want 1", pb.Orders())
+	}
+	if serials[tlsA] != serials[tlsB] {
+		t.Errorf("the instances serve different certificates: %v", serials)
+	}
+}

@@ -31,6 +31,8 @@ type redisStorage struct {
 
 	locks map[string]context.CancelFunc // refreshers of locks held
 	mu    chan struct{}                 // guards locks (a 1-slot semaphore)
+
+	ttl, refresh, poll time.Duration // lockTTL, lockRefresh, lockPollEvery
 }
 
 const (
@@ -49,6 +51,7 @@ func newRedisStorage(url string) (*redisStorage, error) {
 	return &redisStorage{
 		c: redis.NewClient(opt), prefix: "portico:acme", owner: hex.EncodeToString(b[:]),
 		locks: map[string]context.CancelFunc{}, mu: make(chan struct{}, 1),
+		ttl: lockTTL, refresh: lockRefresh, poll: lockPollEvery,
 	}, nil
 }
 
@@ -152,7 +155,7 @@ func (s *redisStorage) Stat(ctx context.Context, key string) (certmagic.KeyInfo,
 func (s *redisStorage) Lock(ctx context.Context, name string) error {
 	lk := s.prefix + ":lock:" + name
 	for {
-		ok, err := s.c.SetNX(ctx, lk, s.owner, lockTTL).Result()
+		ok, err := s.c.SetNX(ctx, lk, s.owner, s.ttl).Result()
 		if err != nil {
 			return fmt.Errorf("acme lock %s: %w", name, err)
 		}
@@ -162,7 +165,7 @@ func (s *redisStorage) Lock(ctx context.Context, name string) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(lockPollEvery):
+		case <-time.After(s.poll):
 		}
 	}
 	rctx, cancel := context.WithCancel(context.Background())
@@ -170,14 +173,14 @@ func (s *redisStorage) Lock(ctx context.Context, name string) error {
 	s.locks[name] = cancel
 	<-s.mu
 	go func() {
-		t := time.NewTicker(lockRefresh)
+		t := time.NewTicker(s.refresh)
 		defer t.Stop()
 		for {
 			select {
 			case <-rctx.Done():
 				return
 			case <-t.C:
-				s.c.Expire(rctx, lk, lockTTL)
+				s.c.Expire(rctx, lk, s.ttl)
 			}
 		}
 	}()
