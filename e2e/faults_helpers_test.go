@@ -58,10 +58,12 @@ func metricValue(exposition, name, labelPart string) (float64, bool) {
 		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
 			continue
 		}
-		series, value, ok := strings.Cut(line, " ")
-		if !ok || !strings.Contains(series, labelPart) {
+		// The value follows the last space (label values may hold spaces).
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 || !strings.Contains(line[:i], labelPart) {
 			continue
 		}
+		value := line[i+1:]
 		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
 		if err == nil {
 			return v, true
