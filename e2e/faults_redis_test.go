@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,33 @@ import (
 // is down every request goes upstream (a miss), and once it is back the
 // cache stores and hits again.
 func TestFaultRedisKilledUnderLoad(t *testing.T) {
+	testRedisFault(t, "redis-kill",
+		func(t *testing.T, addr string, redis *exec.Cmd) {
+			redis.Process.Signal(syscall.SIGKILL)
+			redis.Wait()
+		},
+		func(t *testing.T, addr string, redis *exec.Cmd) { startRedisOn(t, addr) }) // empty: --save ""
+}
+
+// Fault: the Redis hangs (SIGSTOP) under load: it still accepts
+// connections but never answers, the worse case for a client, which waits
+// for its timeouts. Still no client error, and latency stays low (150ms
+// per Redis call at most, and the circuit breaker stops calling it); once
+// it runs again (SIGCONT) the cache hits again.
+func TestFaultRedisFrozenUnderLoad(t *testing.T) {
+	testRedisFault(t, "redis-freeze",
+		func(t *testing.T, addr string, redis *exec.Cmd) { redis.Process.Signal(syscall.SIGSTOP) },
+		func(t *testing.T, addr string, redis *exec.Cmd) { redis.Process.Signal(syscall.SIGCONT) })
+}
+
+// outageP99Max bounds the 99th percentile latency during a Redis outage:
+// far above a Redis call's 150ms timeout, far below a client's patience.
+const outageP99Max = 500 * time.Millisecond
+
+// testRedisFault runs a load on a cache route backed by Redis, causes a
+// fault to Redis, keeps the load on for outageFor, restores Redis and
+// waits for the first cache hit.
+func testRedisFault(t *testing.T, name string, cause, restore func(t *testing.T, addr string, redis *exec.Cmd)) {
 	redisAddr := freeAddr(t)
 	redis := startRedisOn(t, redisAddr)
 	var upstreamHits atomic.Int64
@@ -83,12 +111,13 @@ func TestFaultRedisKilledUnderLoad(t *testing.T) {
 	}
 
 	time.Sleep(upFor)
+	cause(t, redisAddr, redis)
+	// Requests sent from now on cannot have reached Redis before the fault.
+	time.Sleep(50 * time.Millisecond)
 	phase.Store(phaseOutage)
-	redis.Process.Signal(syscall.SIGKILL)
-	redis.Wait()
 	time.Sleep(outageFor)
-	startRedisOn(t, redisAddr) // empty: --save ""
-	phase.Store(phaseBack)
+	phase.Store(phaseBack) // before the restore: no outage request may hit
+	restore(t, redisAddr, redis)
 	resumed := time.Now()
 	var resumedAfter time.Duration
 	for time.Since(resumed) < resumeWait {
@@ -113,16 +142,23 @@ func TestFaultRedisKilledUnderLoad(t *testing.T) {
 			t.Errorf("phase %s: first client error: %s", names[i], c.firstErr)
 		}
 	}
-	faultSummary(t, "redis-kill", "%d requests, %d errors, %d during outage (%d hits then), caching resumed %v after redis came back; upstream hit %d times",
-		total, errs, byPhase[phaseOutage].requests.Load(), byPhase[phaseOutage].hits.Load(), resumedAfter.Round(time.Millisecond), upstreamHits.Load())
+	outage := &byPhase[phaseOutage]
+	faultSummary(t, name, "%d requests, %d errors, %d during outage (%d hits then, latency %v), caching resumed %v after redis came back; upstream hit %d times",
+		total, errs, outage.requests.Load(), outage.hits.Load(), outage.lat, resumedAfter.Round(time.Millisecond), upstreamHits.Load())
 	if errs != 0 {
 		t.Errorf("%d client errors, want 0", errs)
 	}
 	if byPhase[phaseUp].hits.Load() == 0 {
 		t.Errorf("no cache hits before the kill: the route does not cache through redis")
 	}
-	if byPhase[phaseOutage].requests.Load() < 50 {
-		t.Errorf("only %d requests during the outage: not under load", byPhase[phaseOutage].requests.Load())
+	if outage.requests.Load() < 50 {
+		t.Errorf("only %d requests during the outage: not under load", outage.requests.Load())
+	}
+	if outage.hits.Load() != 0 {
+		t.Errorf("%d cache hits during the outage: the fault did not take", outage.hits.Load())
+	}
+	if p99 := outage.lat.percentile(0.99); p99 > outageP99Max {
+		t.Errorf("p99 latency %v during the outage, want under %v", p99, outageP99Max)
 	}
 	if resumedAfter == 0 {
 		t.Errorf("no cache hit within %v of redis coming back: caching did not resume", resumeWait)
