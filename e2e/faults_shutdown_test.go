@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -13,13 +15,18 @@ import (
 	"time"
 )
 
-// Fault: SIGTERM while slow requests are in flight. The listener closes at
-// once (new connections are refused while the old requests still run),
-// every request in flight finishes with its full answer within
+// Fault: SIGTERM while slow requests are in flight: proxied requests
+// whose upstream takes 2s (net/http's engine) and downloads read at 4 MB/s
+// (static files, the fast path's engine). The listener closes at once
+// (new connections are refused while the old requests still run), every
+// request in flight finishes with its full answer within
 // shutdown_timeout, and then portico exits 0.
 func TestFaultSIGTERMWithSlowRequestsInFlight(t *testing.T) {
 	const (
-		inFlight        = 16
+		proxied         = 16
+		downloads       = 4
+		inFlight        = proxied + downloads
+		downloadSize    = 8 << 20
 		upstreamTakes   = 2 * time.Second
 		shutdownTimeout = 6 * time.Second
 	)
@@ -30,7 +37,12 @@ func TestFaultSIGTERMWithSlowRequestsInFlight(t *testing.T) {
 		fmt.Fprintf(w, "slow done %s", r.URL.Path)
 	}))
 	defer slow.Close()
-	p := startConfig(t, t.TempDir(), fmt.Sprintf(`
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "public/files"), 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "public/files/big.bin"), make([]byte, downloadSize), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startConfig(t, dir, fmt.Sprintf(`
 [server]
 access_log = "off"
 shutdown_timeout = %q
@@ -39,25 +51,28 @@ listen = ["127.0.0.1:0"]
   [[site.route]]
   path = "/"
   proxy = { upstreams = [%q] }
+  [[site.route]]
+  path = "/files/"
+  static = { root = "public/files" }
 `, shutdownTimeout.String(), slow.URL), 1)
 	addr := strings.TrimSuffix(strings.TrimPrefix(p.URLs[0], "http://"), "/")
 
 	type result struct {
-		path     string
-		code     int
-		body     string
-		err      error
-		finished time.Time
+		path       string
+		code       int
+		body, want string
+		err        error
+		finished   time.Time
 	}
 	results := make(chan result, inFlight)
-	for i := range inFlight {
+	for i := range proxied {
 		go func() {
 			path := fmt.Sprintf("/slow/%d", i)
 			// One connection per request, as separate clients would have.
 			tr := &http.Transport{DisableKeepAlives: true}
 			defer tr.CloseIdleConnections()
 			resp, err := (&http.Client{Transport: tr, Timeout: 20 * time.Second}).Get(p.URL(path))
-			r := result{path: path, err: err}
+			r := result{path: path, err: err, want: "slow done " + path}
 			if err == nil {
 				b, rerr := io.ReadAll(resp.Body)
 				resp.Body.Close()
@@ -67,7 +82,34 @@ listen = ["127.0.0.1:0"]
 			results <- r
 		}()
 	}
-	waitFor(t, 10*time.Second, func() bool { return arrived.Load() == inFlight })
+	waitFor(t, 10*time.Second, func() bool { return arrived.Load() == proxied })
+
+	// The downloads: the file is warm in the open-file cache first, so the
+	// fast path sends it.
+	get(t, p.URL("/files/big.bin"), "Range", "bytes=0-0")
+	started := make(chan struct{}, downloads)
+	for i := range downloads {
+		go func() {
+			path := fmt.Sprintf("/files/big.bin (download %d)", i)
+			r := result{path: path, want: fmt.Sprintf("%d bytes", downloadSize)}
+			tr := &http.Transport{DisableKeepAlives: true, DisableCompression: true}
+			defer tr.CloseIdleConnections()
+			resp, err := (&http.Client{Transport: tr, Timeout: 20 * time.Second}).Get(p.URL("/files/big.bin"))
+			started <- struct{}{}
+			if err != nil {
+				r.err = err
+			} else {
+				n, err := readSteadily(resp.Body, 64<<10, 16*time.Millisecond) // 4 MB/s
+				resp.Body.Close()
+				r.code, r.body, r.err = resp.StatusCode, fmt.Sprintf("%d bytes", n), err
+			}
+			r.finished = time.Now()
+			results <- r
+		}()
+	}
+	for range downloads {
+		<-started
+	}
 
 	signalled := time.Now()
 	p.Signal(syscall.SIGTERM)
@@ -98,7 +140,7 @@ listen = ["127.0.0.1:0"]
 	var lastFinish time.Time
 	for range inFlight {
 		r := <-results
-		if r.err != nil || r.code != 200 || r.body != "slow done "+r.path {
+		if r.err != nil || r.code != 200 || r.body != r.want {
 			t.Errorf("request in flight during SIGTERM: %s: %d %q %v", r.path, r.code, r.body, r.err)
 			continue
 		}
@@ -109,8 +151,8 @@ listen = ["127.0.0.1:0"]
 	}
 	code := p.Wait(shutdownTimeout + 5*time.Second)
 	exitedAfter := time.Since(signalled)
-	faultSummary(t, "sigterm", "%d of %d slow requests in flight finished, the last %v after SIGTERM (shutdown_timeout %v); new connections refused %v after it (%d accepted before, %d of 5 later dials refused); exit %d after %v",
-		ok, inFlight, lastFinish.Sub(signalled).Round(time.Millisecond), shutdownTimeout,
+	faultSummary(t, "sigterm", "%d of %d slow requests in flight (%d proxied, %d downloads) finished, the last %v after SIGTERM (shutdown_timeout %v); new connections refused %v after it (%d accepted before, %d of 5 later dials refused); exit %d after %v",
+		ok, inFlight, proxied, downloads, lastFinish.Sub(signalled).Round(time.Millisecond), shutdownTimeout,
 		refusedAt.Sub(signalled).Round(time.Millisecond), acceptedAfterSignal, refusedDials, code, exitedAfter.Round(time.Millisecond))
 
 	if ok != inFlight {
@@ -132,5 +174,23 @@ listen = ["127.0.0.1:0"]
 	}
 	if exitedAfter > shutdownTimeout+2*time.Second {
 		t.Errorf("exited %v after SIGTERM, want within shutdown_timeout %v (+2s)", exitedAfter, shutdownTimeout)
+	}
+}
+
+// readSteadily reads r to its end, chunk bytes every pause, as a client on
+// a limited link would, and returns how many bytes it read.
+func readSteadily(r io.Reader, chunk int, pause time.Duration) (int64, error) {
+	buf := make([]byte, chunk)
+	var total int64
+	for {
+		n, err := io.ReadFull(r, buf)
+		total += int64(n)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		time.Sleep(pause)
 	}
 }
