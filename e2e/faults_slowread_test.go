@@ -38,7 +38,11 @@ const (
 	bigFileSize       = 100 << 20
 	slowWriteTimeout  = 2 * time.Second
 	slowFreedMargin   = 2 * time.Second
-	otherClientsP99Ok = 250 * time.Millisecond
+	otherClientsP99Ok = 250 * time.Millisecond // 4 times that under -race
+	// bigRangeSize is what another client fetches of the big file while the
+	// slow readers hold it: enough to show it is served at full speed,
+	// little enough not to eat the CPU the latency figures need (TLS).
+	bigRangeSize = 16 << 20
 )
 
 func testSlowReaders(t *testing.T, name string, useTLS bool) {
@@ -103,7 +107,7 @@ listen = ["127.0.0.1:0"]
 	}
 
 	// Other clients while the slow readers are held: small files in a loop
-	// and one full download.
+	// and a download of the first 16 MB of the big file.
 	stop := make(chan struct{})
 	var other latencies
 	var otherMu sync.Mutex
@@ -140,13 +144,18 @@ listen = ["127.0.0.1:0"]
 		defer wg.Done()
 		time.Sleep(300 * time.Millisecond) // once the slow readers are stuck
 		start := time.Now()
-		resp, err := hc.Get(p.URL("/big.bin"))
+		req, _ := http.NewRequest("GET", p.URL("/big.bin"), nil)
+		req.Header.Set("Range", fmt.Sprintf("bytes=0-%d", bigRangeSize-1))
+		resp, err := hc.Do(req)
 		if err != nil {
 			fullErr = err
 			return
 		}
 		fullBytes, fullErr = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+		if fullErr == nil && resp.StatusCode != http.StatusPartialContent {
+			fullErr = fmt.Errorf("status %d", resp.StatusCode)
+		}
 		fullTook = time.Since(start)
 	}()
 
@@ -160,7 +169,7 @@ listen = ["127.0.0.1:0"]
 		t.Logf("%s reader: %d bytes read before portico closed its side %v after the request (write_timeout %v); it then read to the end: %d bytes in all, %v",
 			r.name, r.readBeforeFree.Load(), r.freedAfter.Round(time.Millisecond), slowWriteTimeout, r.total, r.endErr)
 	}
-	faultSummary(t, "slow-reader/"+name, "%d slow readers of a 100 MB file freed after %v and %v (write_timeout %v); meanwhile %d small requests by others, %d errors, latency %v (before: %v); a full download by another client: %d bytes in %v",
+	faultSummary(t, "slow-reader/"+name, "%d slow readers of a 100 MB file freed after %v and %v (write_timeout %v); meanwhile %d small requests by others, %d errors, latency %v (before: %v); 16 MB of it by another client: %d bytes in %v",
 		len(readers), readers[0].freedAfter.Round(time.Millisecond), readers[1].freedAfter.Round(time.Millisecond), slowWriteTimeout,
 		len(other), otherErrs.Load(), other, base, fullBytes, fullTook.Round(time.Millisecond))
 
@@ -183,11 +192,20 @@ listen = ["127.0.0.1:0"]
 	if len(other) < 50 {
 		t.Errorf("only %d requests by other clients while the slow readers were held", len(other))
 	}
-	if p99 := other.percentile(0.99); p99 > otherClientsP99Ok {
-		t.Errorf("other clients' p99 latency %v while slow readers were held, want under %v", p99, otherClientsP99Ok)
+	p99Ok := otherClientsP99Ok
+	if raceEnabled {
+		p99Ok *= 4
 	}
-	if fullErr != nil || fullBytes != bigFileSize {
-		t.Errorf("full download by another client: %d bytes, %v; want %d", fullBytes, fullErr, bigFileSize)
+	if p99 := other.percentile(0.99); p99 > p99Ok {
+		t.Errorf("other clients' p99 latency %v while slow readers were held, want under %v", p99, p99Ok)
+	}
+	// A request that had to wait for a slow reader would take about as
+	// long as write_timeout.
+	if worst := other.percentile(1); worst >= slowWriteTimeout {
+		t.Errorf("another client waited %v, as long as write_timeout: it waited for a slow reader", worst)
+	}
+	if fullErr != nil || fullBytes != bigRangeSize {
+		t.Errorf("16 MB of the big file by another client: %d bytes, %v; want %d", fullBytes, fullErr, bigRangeSize)
 	}
 }
 
