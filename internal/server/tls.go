@@ -27,8 +27,8 @@ var errNoCertificate = errors.New("no certificate for this listener")
 // first), and certificates chosen the way Host routing chooses sites.
 func (s *Server) tlsConfig(key string) *tls.Config {
 	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		CipherSuites: modernCipherSuites(),
+		MinVersion:     tls.VersionTLS12,
+		CipherSuites:   modernCipherSuites(),
 		NextProtos:     []string{"h2", "http/1.1", tlsauto.ALPNProto},
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) { return s.certificateFor(key, hello) },
 	}
