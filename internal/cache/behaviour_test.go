@@ -318,7 +318,7 @@ func TestNewValidates(t *testing.T) {
 		h.Close(context.Background())
 	}
 	h, _ := New(config.Cache{}, next, Options{})
-	if h.maxObject != DefaultMaxObjectSize || h.store.(*memoryStore).max != DefaultMaxSize {
+	if h.maxObject != config.DefaultCacheMaxObjectSize || h.store.(*memoryStore).max != config.DefaultCacheMaxSize {
 		t.Errorf("defaults: max_object %d, max_size %d", h.maxObject, h.store.(*memoryStore).max)
 	}
 }

@@ -185,7 +185,7 @@ func (e *Entry) size() int64 {
 
 // hitHeaders returns the Age and Cache-Status values for a hit now,
 // rebuilt at most once per second per entry.
-func (e *Entry) hitHeaders(now time.Time, name string) *hitHeader {
+func (e *Entry) hitHeaders(now time.Time) *hitHeader {
 	sec := now.Unix()
 	if hh := e.hitHdr.Load(); hh != nil && hh.sec == sec {
 		return hh
@@ -196,7 +196,7 @@ func (e *Entry) hitHeaders(now time.Time, name string) *hitHeader {
 	hh := &hitHeader{
 		sec:    sec,
 		age:    []string{strconv.FormatInt(ageSec, 10)},
-		status: []string{name + "; hit; ttl=" + strconv.FormatInt(ttl, 10)},
+		status: []string{cacheStatus{hit: true, ttl: ttl}.String()},
 	}
 	e.hitHdr.Store(hh)
 	return hh

@@ -81,7 +81,7 @@ func (fw *fetchWriter) WriteHeader(code int) {
 			return
 		}
 		fw.result = e
-		fw.resultStatus = statusName + "; fwd=" + st.fwd + "; fwd-status=304"
+		fw.resultStatus = cacheStatus{fwd: st.fwd, fwdStatus: http.StatusNotModified}.String()
 		if cc := parseCacheControl(e.Header["Cache-Control"]); cc.noStore || cc.private {
 			h.store.Delete(fw.ctx(), st.storeKey)
 		} else {
@@ -90,10 +90,10 @@ func (fw *fetchWriter) WriteHeader(code int) {
 		fw.release(e)
 		return
 	}
-	if st.stale != nil && code >= 500 && fw.staleIfError(now) {
+	if st.stale != nil && code >= 500 && st.stale.staleIfError(st.rcc, st.stale.age(now)) {
 		fw.swallow = true
 		fw.result = st.stale
-		fw.resultStatus = statusName + "; fwd=stale; fwd-status=" + strconv.Itoa(code) + "; detail=stale-if-error"
+		fw.resultStatus = cacheStatus{fwd: "stale", fwdStatus: code, detail: "stale-if-error"}.String()
 		fw.release(st.stale)
 		return
 	}
@@ -125,23 +125,20 @@ func (fw *fetchWriter) WriteHeader(code int) {
 	if fw.client == nil {
 		return
 	}
-	cs := statusName + "; fwd=" + st.fwd
+	cs := cacheStatus{fwd: st.fwd, stored: storable}
 	if st.stale != nil {
-		cs += "; fwd-status=" + strconv.Itoa(code)
-	}
-	if storable {
-		cs += "; stored"
+		cs.fwdStatus = code
 	}
 	dst := fw.client.Header()
 	for k, v := range fw.hdr {
 		dst[k] = v
 	}
-	dst["Cache-Status"] = append(slices.Clip(fw.hdr["Cache-Status"]), cs)
+	dst["Cache-Status"] = append(slices.Clip(fw.hdr["Cache-Status"]), cs.String())
 	if storable && code == http.StatusOK && fw.req.Method == http.MethodGet && fw.clientConditionalMatches() {
 		fw.clientNotModified = true
-		delete(dst, "Content-Length")
-		delete(dst, "Content-Type")
-		delete(dst, "Content-Encoding")
+		for _, k := range bodyFields() {
+			delete(dst, k)
+		}
 		fw.client.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -151,28 +148,12 @@ func (fw *fetchWriter) WriteHeader(code int) {
 // clientConditionalMatches evaluates the client's own validators (which
 // were not sent upstream) against the response being stored.
 func (fw *fetchWriter) clientConditionalMatches() bool {
-	if fw.req.Header["If-None-Match"] == nil && fw.req.Header["If-Modified-Since"] == nil {
+	c := conditionalOf(fw.req.Header)
+	if !c.hasINM && fw.req.Header["If-Modified-Since"] == nil {
 		return false
 	}
-	e := &Entry{etag: fw.hdr.Get("Etag")}
-	if t, err := http.ParseTime(fw.hdr.Get("Last-Modified")); err == nil {
-		e.lastModTime = t
-	}
-	return notModified(fw.req, e)
-}
-
-// staleIfError reports whether the stale entry may answer an upstream
-// error (RFC 5861 section 4; the request's stale-if-error wins).
-func (fw *fetchWriter) staleIfError(now time.Time) bool {
-	e := fw.st.stale
-	if e.mustRevalidate || e.noCache {
-		return false
-	}
-	window := e.sie
-	if rs := fw.st.rcc.staleIfError; rs >= 0 {
-		window = time.Duration(rs) * time.Second
-	}
-	return window > 0 && e.age(now)-e.lifetime <= window
+	lastMod, _ := http.ParseTime(fw.hdr.Get("Last-Modified"))
+	return c.notModified(fw.hdr.Get("Etag"), lastMod)
 }
 
 func (fw *fetchWriter) Write(p []byte) (int, error) {
