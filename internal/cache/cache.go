@@ -54,7 +54,7 @@
 // net/http and ServeFast for the fast path):
 //   - decide.go: the decision core: freshness (servesFresh, servesStale,
 //     staleIfError) and the answer of a stored entry, 304 included
-//     (conditional, Entry.answer, bodyFields);
+//     (conditional, entry.answer, bodyFields);
 //   - status.go: the rendering of Cache-Status (cacheStatus);
 //   - key.go: primary and secondary (Vary) keys (appendKey,
 //     appendSecondaryKey), built into a stack buffer by the fast path;

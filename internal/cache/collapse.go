@@ -10,7 +10,7 @@ import (
 type flight struct {
 	done  chan struct{}
 	once  sync.Once
-	entry *Entry // the stored result, set before done closes; nil: go upstream
+	entry *entry // the stored result, set before done closes; nil: go upstream
 }
 
 // join returns the flight for key, and whether the caller leads it.
@@ -26,7 +26,7 @@ func (h *Handler) join(key string) (*flight, bool) {
 }
 
 // release ends a flight (once): waiters get e, or go upstream when nil.
-func (h *Handler) release(key string, f *flight, e *Entry) {
+func (h *Handler) release(key string, f *flight, e *entry) {
 	f.once.Do(func() {
 		h.mu.Lock()
 		if h.flights[key] == f {

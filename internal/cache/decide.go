@@ -69,7 +69,7 @@ type hitAnswer struct {
 // answer decides the response a stored entry gives to a GET or HEAD with
 // the client's conditionals c: a 304 for a stored 200 whose validators
 // match, else the stored status, with the body for a GET when there is one.
-func (e *Entry) answer(head bool, c conditional) hitAnswer {
+func (e *entry) answer(head bool, c conditional) hitAnswer {
 	if e.Status == http.StatusOK && c.notModified(e.etag, e.lastModTime) {
 		return hitAnswer{status: http.StatusNotModified, notModified: true}
 	}
@@ -97,13 +97,13 @@ func noRequestDirectives() cacheControl { return newCacheControl() }
 // servesFresh reports whether an entry of current age answers a request
 // with directives rcc without going upstream: fresh, not always
 // revalidated (no-cache), and within the request's max-age and min-fresh.
-func (e *Entry) servesFresh(rcc cacheControl, age time.Duration) bool {
+func (e *entry) servesFresh(rcc cacheControl, age time.Duration) bool {
 	return age < e.lifetime && !e.noCache && acceptable(rcc, e, age)
 }
 
 // acceptable applies the request's no-cache, max-age and min-fresh to a
 // fresh entry.
-func acceptable(rcc cacheControl, e *Entry, age time.Duration) bool {
+func acceptable(rcc cacheControl, e *entry, age time.Duration) bool {
 	if rcc.noCache {
 		return false
 	}
@@ -122,7 +122,7 @@ func acceptable(rcc cacheControl, e *Entry, age time.Duration) bool {
 // (stale-while-revalidate; refresh is then true). Entries that are
 // no-cache or forbid stale serving (must-revalidate, s-maxage), and
 // requests with no-cache or max-age, never get stale content.
-func (e *Entry) servesStale(rcc cacheControl, age time.Duration) (serve, refresh bool) {
+func (e *entry) servesStale(rcc cacheControl, age time.Duration) (serve, refresh bool) {
 	if age < e.lifetime || e.noCache || e.mustRevalidate || rcc.noCache || rcc.maxAge >= 0 {
 		return false, false
 	}
@@ -138,7 +138,7 @@ func (e *Entry) servesStale(rcc cacheControl, age time.Duration) (serve, refresh
 
 // staleIfError reports whether a stale entry may answer an upstream error
 // at age (RFC 5861 section 4; the request's stale-if-error wins).
-func (e *Entry) staleIfError(rcc cacheControl, age time.Duration) bool {
+func (e *entry) staleIfError(rcc cacheControl, age time.Duration) bool {
 	if e.mustRevalidate || e.noCache {
 		return false
 	}

@@ -274,7 +274,7 @@ func needsSniff(hdr http.Header, defs [][2]string) bool {
 }
 
 // getBytes is Get for a key in a byte slice (no allocation for the lookup).
-func (m *memoryStore) getBytes(key []byte) *Entry {
+func (m *memoryStore) getBytes(key []byte) *entry {
 	m.mu.Lock()
 	el, ok := m.items[string(key)]
 	if !ok {

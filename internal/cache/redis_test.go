@@ -315,7 +315,7 @@ func TestRedisSlowCircuitBreaker(t *testing.T) {
 }
 
 func TestEntryEncoding(t *testing.T) {
-	e := &Entry{
+	e := &entry{
 		Status: 203, Body: []byte("body\x00bytes"),
 		Header:      http.Header{"Content-Type": {"text/plain"}, "X-A": {"1", "2"}, "Cache-Control": {"max-age=60, stale-if-error=5"}},
 		RequestTime: time.Unix(100, 5), ResponseTime: time.Unix(101, 7), InitialAge: 3 * time.Second,
@@ -341,7 +341,7 @@ func TestEntryEncoding(t *testing.T) {
 }
 
 func FuzzDecodeEntry(f *testing.F) {
-	e := &Entry{Status: 200, Header: http.Header{"A": {"b"}}, Body: []byte("x"), URL: "u", VaryNames: []string{"V"}}
+	e := &entry{Status: 200, Header: http.Header{"A": {"b"}}, Body: []byte("x"), URL: "u", VaryNames: []string{"V"}}
 	f.Add(e.encode())
 	f.Add([]byte("PC1"))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -10,7 +10,7 @@ import (
 // refreshed builds the entry a 304 refreshes (RFC 9111 section 4.3.4):
 // the stored body, the stored header with the 304's fields replacing
 // theirs. It returns nil when the 304 names another representation.
-func refreshed(old *Entry, h304 http.Header, reqTime, respTime time.Time) *Entry {
+func refreshed(old *entry, h304 http.Header, reqTime, respTime time.Time) *entry {
 	if et := h304.Get("Etag"); et != "" && old.etag != "" && et != old.etag {
 		return nil
 	}
@@ -25,7 +25,7 @@ func refreshed(old *Entry, h304 http.Header, reqTime, respTime time.Time) *Entry
 		hdr[k] = slices.Clip(slices.Clone(v))
 	}
 	delete(hdr, "Content-Length")
-	e := &Entry{
+	e := &entry{
 		Status: old.Status, Header: hdr, Body: old.Body, URL: old.URL,
 		VaryNames: old.VaryNames, VaryKey: old.VaryKey,
 		RequestTime: reqTime, ResponseTime: respTime,
@@ -61,7 +61,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, st fetchState,
 // validators are dropped (the cache wants a whole response it can store,
 // and answers the client's conditionals itself) and the stored entry's
 // validators are sent instead when revalidating.
-func (h *Handler) upstreamRequest(r *http.Request, stale *Entry) *http.Request {
+func (h *Handler) upstreamRequest(r *http.Request, stale *entry) *http.Request {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return r
 	}

@@ -102,20 +102,20 @@ func (h *Handler) requestCacheControl(r *http.Request) cacheControl {
 type fetchState struct {
 	key      string       // primary key
 	rcc      cacheControl // request directives
-	marker   *Entry       // the Vary marker at key, if any
-	stale    *Entry       // the entry being revalidated, if any
+	marker   *entry       // the Vary marker at key, if any
+	stale    *entry       // the entry being revalidated, if any
 	storeKey string       // where stale is stored
 	fwd      string       // Cache-Status fwd= value
 }
 
-func (st fetchState) withStale(e *Entry, storeKey string) fetchState {
+func (st fetchState) withStale(e *entry, storeKey string) fetchState {
 	st.stale, st.storeKey, st.fwd = e, storeKey, "stale"
 	return st
 }
 
 // lookup finds the entry for a request: the primary key's entry, or through
 // its Vary marker the variant matching the request.
-func (h *Handler) lookup(ctx context.Context, key string, r *http.Request) (e, marker *Entry, storeKey, fwd string) {
+func (h *Handler) lookup(ctx context.Context, key string, r *http.Request) (e, marker *entry, storeKey, fwd string) {
 	e = h.store.Get(ctx, key)
 	if e == nil {
 		return nil, nil, "", "uri-miss"
@@ -134,7 +134,7 @@ func (h *Handler) lookup(ctx context.Context, key string, r *http.Request) (e, m
 // serveEntry writes a stored entry as answer decides: its header slices
 // are assigned, not copied, and nothing is parsed. status is the
 // Cache-Status value, nil for a hit.
-func (h *Handler) serveEntry(w http.ResponseWriter, r *http.Request, e *Entry, status []string, now time.Time) {
+func (h *Handler) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, status []string, now time.Time) {
 	a := e.answer(r.Method == http.MethodHead, conditionalOf(r.Header))
 	dst := w.Header()
 	writeStoredHeader(dst, e, status, now)
@@ -151,7 +151,7 @@ func (h *Handler) serveEntry(w http.ResponseWriter, r *http.Request, e *Entry, s
 
 // writeStoredHeader sets a stored entry's header with the hit's Age and
 // Cache-Status (status, or the hit's when nil) on dst.
-func writeStoredHeader(dst http.Header, e *Entry, status []string, now time.Time) {
+func writeStoredHeader(dst http.Header, e *entry, status []string, now time.Time) {
 	hh := e.hitHeaders(now)
 	for k, v := range e.Header {
 		dst[k] = v

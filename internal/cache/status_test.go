@@ -32,7 +32,7 @@ func TestCacheStatusRendering(t *testing.T) {
 // 13.1.2-3): If-None-Match, when present, decides alone.
 func TestEntryAnswer(t *testing.T) {
 	lm := mustTime(t, "Sun, 01 Mar 2026 10:00:00 GMT")
-	e := &Entry{Status: 200, Body: []byte("x"), etag: `"v1"`, lastModTime: lm}
+	e := &entry{Status: 200, Body: []byte("x"), etag: `"v1"`, lastModTime: lm}
 	for _, tc := range []struct {
 		name string
 		head bool
@@ -54,7 +54,7 @@ func TestEntryAnswer(t *testing.T) {
 			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
 		}
 	}
-	e404 := &Entry{Status: 404, Body: []byte("x"), etag: `"v1"`}
+	e404 := &entry{Status: 404, Body: []byte("x"), etag: `"v1"`}
 	if got := e404.answer(false, conditional{hasINM: true, inm: []string{`"v1"`}}); got.status != 404 || !got.body {
 		t.Errorf("a stored 404 is never turned into a 304: %+v", got)
 	}

@@ -82,7 +82,7 @@ func connectionListed(conn []string, k string) bool {
 }
 
 // finishEntry fills the derived and fixed parts of an entry about to be stored.
-func finishEntry(e *Entry, rawHdr http.Header) {
+func finishEntry(e *entry, rawHdr http.Header) {
 	e.InitialAge = initialAge(rawHdr, e.RequestTime, e.ResponseTime)
 	if e.Header["Date"] == nil {
 		e.Header["Date"] = []string{e.ResponseTime.UTC().Format(http.TimeFormat)}
@@ -103,7 +103,7 @@ func bodyAllowed(code int) bool {
 }
 
 // put stores an entry at its key, through a Vary marker when it varies.
-func (h *Handler) put(ctx context.Context, r *http.Request, st fetchState, e *Entry, names []string) {
+func (h *Handler) put(ctx context.Context, r *http.Request, st fetchState, e *entry, names []string) {
 	h.stats.stored.Add(1)
 	ctx = context.WithoutCancel(ctx)
 	if len(names) == 0 {
@@ -112,10 +112,10 @@ func (h *Handler) put(ctx context.Context, r *http.Request, st fetchState, e *En
 	}
 	marker := st.marker
 	if marker == nil || !slices.Equal(marker.VaryNames, names) {
-		marker = &Entry{URL: e.URL, VaryNames: names, MarkerID: newMarkerID()}
+		marker = &entry{URL: e.URL, VaryNames: names, MarkerID: newMarkerID()}
 	} else if e.Expires.After(marker.Expires) {
 		// Stored markers are shared: extend a copy.
-		marker = &Entry{URL: marker.URL, VaryNames: marker.VaryNames, MarkerID: marker.MarkerID}
+		marker = &entry{URL: marker.URL, VaryNames: marker.VaryNames, MarkerID: marker.MarkerID}
 	}
 	if e.Expires.After(marker.Expires) {
 		marker.Expires = e.Expires

@@ -36,7 +36,7 @@ type fetchWriter struct {
 	status            int
 	respTime          time.Time
 	swallow           bool   // the upstream body is not for the client
-	result            *Entry // served to the client instead, after next returns
+	result            *entry // served to the client instead, after next returns
 	resultStatus      string
 	clientNotModified bool // the client got a 304; the body is only stored
 	tee               bool
@@ -54,7 +54,7 @@ var (
 
 func (fw *fetchWriter) Header() http.Header { return fw.hdr }
 
-func (fw *fetchWriter) release(e *Entry) {
+func (fw *fetchWriter) release(e *entry) {
 	if fw.f != nil {
 		fw.h.release(fw.st.key, fw.f, e)
 	}
@@ -251,7 +251,7 @@ func (fw *fetchWriter) finish() {
 	if fw.result != nil && fw.client != nil {
 		fw.h.serveEntry(fw.client, fw.req, fw.result, []string{fw.resultStatus}, fw.h.now())
 	}
-	var stored *Entry
+	var stored *entry
 	if fw.tee && !fw.failed {
 		cl := fw.hdr["Content-Length"]
 		if len(cl) == 0 || cl[0] == strconv.Itoa(len(fw.buf)) {
@@ -259,7 +259,7 @@ func (fw *fetchWriter) finish() {
 			if cap(body)-len(body) > len(body)/4 {
 				body = slices.Clone(body)
 			}
-			e := &Entry{
+			e := &entry{
 				Status: fw.status, Header: storedHeader(fw.hdr), Body: body,
 				RequestTime: fw.reqTime, ResponseTime: fw.respTime, URL: fw.h.entryURL(fw.req),
 			}
