@@ -124,6 +124,11 @@ headers = { "X-Frame-Options" = "DENY", "X-Site" = "s" }
 		{enginetest.GET("/api/users", "x"), true, "X-Layer", "proxy"},
 		{"HEAD /api/users HTTP/1.1\r\nHost: x\r\n\r\n", true, "X-Layer", "proxy"},
 		{enginetest.GET("/cached/page", "x"), true, "X-Layer", "cache"},
+		{"HEAD /cached/page HTTP/1.1\r\nHost: x\r\n\r\n", true, "X-Layer", "cache"},
+		{enginetest.GET("/cached/page", "x", "Range: bytes=0-1"), false, "X-Layer", "cache"},
+		{enginetest.GET("/cached/page", "x", "Cache-Control: max-age=0"), false, "X-Layer", "cache"},
+		{"POST /cgi-bin/hello.sh HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab", false, "X-Layer", "cgi"},
+		{"HEAD /old/y HTTP/1.1\r\nHost: x\r\n\r\n", false, "X-Layer", "redirect"},
 		{enginetest.GET("/cgi-bin/hello.sh/extra", "x"), false, "X-Layer", "cgi"},
 		{enginetest.GET("/app/x", "x"), false, "X-Layer", "wsgi"},
 		{enginetest.GET("/old/y", "x"), false, "X-Layer", "redirect"},
@@ -135,7 +140,23 @@ headers = { "X-Frame-Options" = "DENY", "X-Site" = "s" }
 			t.Errorf("%q: %s = %q, want %q (status %d, header %v)", tc.raw, tc.field, got, tc.value, res[0].Status, res[0].Header)
 		}
 	}
-	if res := enginetest.Do(t, f.Fast, enginetest.GET("/assets/app.js", "x")); res[0].Header.Get("X-Site") != "" {
+	res := enginetest.Do(t, f.Fast, enginetest.GET("/assets/app.js", "x"))
+	if res[0].Header.Get("X-Site") != "" {
 		t.Errorf("the rule's remove kept the site header: %v", res[0].Header)
+	}
+	// Conditional requests under the layer: the 304 carries the layer's
+	// fields on both engines.
+	etag := res[0].Header.Get("Etag")
+	if etag == "" {
+		t.Fatalf("static answer without ETag: %v", res[0].Header)
+	}
+	for _, raw := range []string{
+		enginetest.GET("/assets/app.js", "x", "If-None-Match: "+etag),
+		enginetest.GET("/assets/app.js", "x", "If-None-Match: "+etag, "Range: bytes=0-9"),
+	} {
+		r := f.Same(t, true, raw)
+		if r[0].Status != http.StatusNotModified || r[0].Header.Get("Cache-Control") != "public, max-age=31536000, immutable" {
+			t.Errorf("%q: %d %v", raw, r[0].Status, r[0].Header)
+		}
 	}
 }
