@@ -119,7 +119,7 @@ wait_port "$CPORT" cacheupstream
 declare -A MAIN LAYER
 
 portico_config() { # name main_port layer_port -> config on stdout
-	local layer
+	local layer=""
 	if [ "$1" = new ]; then
 		layer='[[site.route.headers]]
 set = { "X-Layer" = "1", "X-Frame-Options" = "DENY" }'
