@@ -125,24 +125,21 @@ type Handler struct {
 
 var _ http.Handler = (*Handler)(nil)
 
-// New validates cfg and builds a cache in front of next.
+// New builds a cache in front of next. cfg comes with its defaults
+// filled (config.Load does it; a config built in Go calls
+// cfg.SetDefaults): New re-defaults nothing, and refuses unset sizes,
+// store or key.
 func New(cfg config.Cache, next http.Handler, opts Options) (*Handler, error) {
 	if next == nil {
 		return nil, errors.New("no handler to cache")
 	}
-	if cfg.MaxSize < 0 {
-		return nil, fmt.Errorf("max_size %d: must not be negative", cfg.MaxSize)
+	if cfg.MaxSize <= 0 {
+		return nil, fmt.Errorf("max_size %d: must be positive (unset: config.Cache.SetDefaults fills it)", cfg.MaxSize)
 	}
-	if cfg.MaxObjectSize < 0 {
-		return nil, fmt.Errorf("max_object_size %d: must not be negative", cfg.MaxObjectSize)
+	if cfg.MaxObjectSize <= 0 {
+		return nil, fmt.Errorf("max_object_size %d: must be positive (unset: config.Cache.SetDefaults fills it)", cfg.MaxObjectSize)
 	}
 	maxSize, maxObject := int64(cfg.MaxSize), int64(cfg.MaxObjectSize)
-	if maxSize == 0 {
-		maxSize = config.DefaultCacheMaxSize
-	}
-	if maxObject == 0 {
-		maxObject = min(config.DefaultCacheMaxObjectSize, maxSize)
-	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -167,7 +164,7 @@ func New(cfg config.Cache, next http.Handler, opts Options) (*Handler, error) {
 		lockTimeout: lockTimeout,
 	}
 	switch s := cfg.Store; {
-	case s == "" || s == "memory":
+	case s == "memory":
 		if maxObject > maxSize {
 			return nil, fmt.Errorf("max_object_size %d is larger than max_size %d", maxObject, maxSize)
 		}
@@ -179,7 +176,7 @@ func New(cfg config.Cache, next http.Handler, opts Options) (*Handler, error) {
 		}
 		h.store = newRedisStore(opt, name, h.log)
 	default:
-		return nil, fmt.Errorf("store %q: want \"memory\" or \"redis://host:port/db\"", s)
+		return nil, fmt.Errorf("store %q: want \"memory\" or \"redis://host:port/db\" (unset: config.Cache.SetDefaults fills it)", s)
 	}
 	return h, nil
 }

@@ -169,7 +169,7 @@ func TestFastDeclines(t *testing.T) {
 }
 
 func TestFastDeclinesRedis(t *testing.T) {
-	h, err := New(config.Cache{Store: "redis://127.0.0.1:1/0"}, newOrigin(nil, 200, "x"), Options{})
+	h, err := New(filled(config.Cache{Store: "redis://127.0.0.1:1/0"}), newOrigin(nil, 200, "x"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func BenchmarkFastHit(b *testing.B) {
 			if vary {
 				hdr = append(hdr, "Vary", "Accept-Encoding")
 			}
-			h, err := New(config.Cache{}, newOrigin(nil, 200, strings.Repeat("x", 1024), hdr...), Options{})
+			h, err := New(filled(config.Cache{}), newOrigin(nil, 200, strings.Repeat("x", 1024), hdr...), Options{})
 			if err != nil {
 				b.Fatal(err)
 			}

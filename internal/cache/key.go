@@ -16,7 +16,7 @@ type keyParts struct{ method, scheme, host, path, query bool }
 
 func parseKeyParts(parts []string) (keyParts, error) {
 	if len(parts) == 0 {
-		return keyParts{true, true, true, true, true}, nil
+		return keyParts{}, errors.New("key: empty (unset: config.Cache.SetDefaults fills it)")
 	}
 	var kp keyParts
 	seen := map[string]bool{}

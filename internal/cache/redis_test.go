@@ -96,7 +96,7 @@ func needRedis(t *testing.T) string {
 
 func newRedisCache(t *testing.T, addr, name string, next http.Handler, log *slog.Logger) *Handler {
 	t.Helper()
-	h, err := New(config.Cache{Store: "redis://" + addr + "/0"}, next, Options{Name: name, Logger: log})
+	h, err := New(filled(config.Cache{Store: "redis://" + addr + "/0"}), next, Options{Name: name, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
