@@ -38,6 +38,7 @@ type entry struct {
 	lifetime       time.Duration
 	noCache        bool // always revalidate
 	mustRevalidate bool // no stale serving (must-revalidate, proxy-revalidate, s-maxage)
+	statesMaxAge   bool // a valid max-age (and no invalid s-maxage): the lifetime needs no Date
 	swr, sie       time.Duration
 	etag, lastMod  string
 	lastModTime    time.Time
@@ -76,6 +77,7 @@ func (e *entry) prepare() {
 	cc := parseCacheControl(e.Header["Cache-Control"])
 	e.lifetime = freshnessLifetime(cc, e.Header, e.ResponseTime)
 	e.noCache = cc.noCache
+	e.statesMaxAge = cc.maxAge >= 0 && !cc.maxAgeInvalid && !cc.sMaxAgeInvalid
 	e.mustRevalidate = cc.mustRevalidate || cc.proxyRevalidate || cc.sMaxAge >= 0 || cc.sMaxAgeInvalid
 	if cc.staleWhileReval > 0 {
 		e.swr = time.Duration(cc.staleWhileReval) * time.Second

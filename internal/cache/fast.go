@@ -93,7 +93,7 @@ func (h *Handler) serveFast(req *fastpath.Request, w *fastpath.ResponseWriter, r
 	// ours, so its current age is the same), but with only Expires or a
 	// heuristic (Last-Modified) the lifetime a downstream cache computes
 	// depends on Date: leave those to net/http, which sends the stored Date.
-	if cc := parseCacheControl(e.Header["Cache-Control"]); cc.maxAge < 0 || cc.maxAgeInvalid || cc.sMaxAgeInvalid {
+	if !e.statesMaxAge {
 		return false
 	}
 
