@@ -55,7 +55,7 @@
 //   - decide.go: the decision core: freshness (servesFresh, servesStale,
 //     staleIfError) and the answer of a stored entry, 304 included
 //     (conditional, entry.answer, bodyFields);
-//   - status.go: the rendering of Cache-Status (cacheStatus);
+//   - cachestatus.go: the rendering of Cache-Status (cacheStatus);
 //   - key.go: primary and secondary (Vary) keys (appendKey,
 //     appendSecondaryKey), built into a stack buffer by the fast path;
 //   - storable.go: what may be stored and how (storable, storedHeader,

@@ -74,3 +74,16 @@ func printVersion() string {
 	info, ok := debug.ReadBuildInfo()
 	return versionLine(versionInfo(info, ok))
 }
+
+// shortVersion is the version and commit, for the status page.
+func shortVersion() string {
+	info, ok := debug.ReadBuildInfo()
+	f := versionInfo(info, ok)
+	if f.commit == "" {
+		return f.version
+	}
+	if len(f.commit) > 12 {
+		f.commit = f.commit[:12]
+	}
+	return f.version + " (" + f.commit + ")"
+}
