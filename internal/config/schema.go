@@ -292,7 +292,8 @@ type Redirect struct {
 type Cache struct {
 	// MaxSize bounds the bytes stored (memory store). Default "256MB".
 	MaxSize Size `toml:"max_size"`
-	// MaxObjectSize: larger responses pass through unstored. Default "8MB".
+	// MaxObjectSize: larger responses pass through unstored. Default "8MB",
+	// or max_size when that is smaller.
 	MaxObjectSize Size `toml:"max_object_size"`
 	// Store is "memory" (default) or a "redis://host:port/db" URL shared by
 	// several portico instances.
