@@ -301,6 +301,10 @@ func resolveSites(sites []Site, dir string, ps *positions, _ int) {
 					r.Proxy.Upstreams[k] = resolveUpstream(dir, u)
 				}
 			}
+			if r.FastCGI != nil {
+				r.FastCGI.Root = resolve(dir, r.FastCGI.Root)
+				r.FastCGI.Upstream = resolveUpstream(dir, r.FastCGI.Upstream)
+			}
 		}
 	}
 }
@@ -497,6 +501,9 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 			if r.Redirect != nil {
 				kinds = append(kinds, "redirect")
 			}
+			if r.FastCGI != nil {
+				kinds = append(kinds, "fastcgi")
+			}
 			switch {
 			case len(kinds) == 0:
 				add(ps, rb, "route %q has no handler: set one of static, cgi, proxy, wsgi, redirect", r.Path)
@@ -570,6 +577,9 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 					add(ps, rb+".wsgi.workers", "workers must be at least 1")
 				}
 				checkDir(add, ps, rb+".wsgi.dir", "wsgi dir", w.Dir)
+			}
+			if f := r.FastCGI; f != nil {
+				checkFastCGI(add, ps, rb+".fastcgi", f)
 			}
 			if rd := r.Redirect; rd != nil {
 				if rd.To == "" {
