@@ -10,9 +10,9 @@ import (
 
 // What a request path resolves to.
 const (
-	runScript = iota // run target.file
-	serveFile        // an existing file that is not a script: the static fallback
-	redirectSlash    // a folder with an index, asked for without its "/"
+	runScript     = iota // run target.file
+	serveFile            // an existing file that is not a script: the static fallback
+	redirectSlash        // a folder with an index, asked for without its "/"
 	notFound
 	forbidden
 )
