@@ -225,7 +225,7 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, t target, c *
 	if r.Method == http.MethodHead || status == http.StatusNoContent || status == http.StatusNotModified {
 		_, err = io.Copy(io.Discard, hr)
 	} else {
-		err = h.copyBody(w, hr, c)
+		err = h.copyBody(w, hr, rr)
 	}
 	if err != nil {
 		var we writeError
@@ -251,7 +251,7 @@ type writeError struct{ error }
 // copyBody streams the response body to the client, flushing whenever no
 // more of it has arrived: what php flush()es is sent at once, while bytes
 // that arrive together go out in one write.
-func (h *Handler) copyBody(w http.ResponseWriter, hr *bufio.Reader, c *conn) error {
+func (h *Handler) copyBody(w http.ResponseWriter, hr *bufio.Reader, rr *responseReader) error {
 	rc := http.NewResponseController(w)
 	bufp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bufp)
@@ -262,7 +262,7 @@ func (h *Handler) copyBody(w http.ResponseWriter, hr *bufio.Reader, c *conn) err
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return writeError{werr}
 			}
-			if hr.Buffered() == 0 && c.br.Buffered() == 0 {
+			if hr.Buffered() == 0 && !rr.ready() {
 				if ferr := rc.Flush(); ferr != nil && !errors.Is(ferr, http.ErrNotSupported) {
 					return writeError{ferr}
 				}

@@ -191,13 +191,16 @@ func decodeParams(b []byte) (map[string]string, error) {
 	return m, nil
 }
 
-// record writes one record of the request's id.
+// record writes one record of the request's id, padded to 8 bytes as
+// php-fpm pads them.
 func (req *fakeReq) record(typ uint8, content []byte) error {
 	var h [8]byte
+	pad := -len(content) & 7
 	h[0], h[1] = 1, typ
 	binary.BigEndian.PutUint16(h[2:], req.id)
 	binary.BigEndian.PutUint16(h[4:], uint16(len(content)))
-	_, err := req.conn.Write(append(h[:], content...))
+	h[6] = byte(pad)
+	_, err := req.conn.Write(append(append(h[:], content...), make([]byte, pad)...))
 	return err
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -39,6 +40,8 @@ type pool struct {
 	readTimeout      time.Duration
 	dialer           net.Dialer
 
+	// dials counts the connections opened.
+	dials atomic.Int64
 	// slots holds one token per connection that may be busy.
 	slots chan struct{}
 
@@ -94,6 +97,7 @@ func (p *pool) get(ctx context.Context) (*conn, error) {
 	dctx, cancel := context.WithDeadline(ctx, deadline)
 	nc, err := p.dialer.DialContext(dctx, p.network, p.address)
 	cancel()
+	p.dials.Add(1)
 	if err != nil {
 		p.freeSlot()
 		return nil, fmt.Errorf("connect to %s: %w", p.address, err)

@@ -190,6 +190,19 @@ func (rr *responseReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// ready reports whether more of the response has arrived: the rest of
+// the current stdout record, or the header of the next record past the
+// current one's padding. Reading on would not wait for the responder.
+func (rr *responseReader) ready() bool {
+	if rr.err != nil {
+		return true
+	}
+	if rr.left > 0 {
+		return rr.br.Buffered() > 0
+	}
+	return rr.br.Buffered() >= rr.pad+headerLen
+}
+
 // next reads record headers until one with stdout content; it returns
 // io.EOF at FCGI_END_REQUEST.
 func (rr *responseReader) next() error {
