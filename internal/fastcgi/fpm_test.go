@@ -9,109 +9,24 @@ import (
 	"io"
 	"log/slog"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"portico/internal/config"
 	"portico/internal/enginetest"
+	"portico/internal/fastcgi/fpmtest"
 	"portico/internal/static"
 )
 
 // Tests against Debian's php8.2-fpm (installed by .ci/run), started by
 // each test with its own config in a temp dir and stopped at its end.
-
-const phpFPM = "/usr/sbin/php-fpm8.2"
-
-// startFPM runs php-fpm in the foreground with a pool of children static
-// workers listening on a unix socket in dir. extra is added to the pool
-// section. It returns the socket path and a stop function (also run at
-// the test's end).
-func startFPM(t *testing.T, dir string, children int, extra string) (string, func()) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("php-fpm tests are heavy; skipped with -short")
-	}
-	if _, err := os.Stat(phpFPM); err != nil {
-		t.Fatalf("%s: %v (install php8.2-fpm: .ci/run does)", phpFPM, err)
-	}
-	sock := filepath.Join(dir, "fpm.sock")
-	conf := filepath.Join(dir, "fpm.conf")
-	text := fmt.Sprintf(`[global]
-error_log = %s
-daemonize = no
-
-[test]
-listen = %s
-pm = static
-pm.max_children = %d
-clear_env = yes
-; as in production: errors logged (FCGI_STDERR), not shown
-php_admin_value[display_errors] = off
-php_admin_flag[log_errors] = on
-%s
-`, filepath.Join(dir, "fpm.log"), sock, children, extra)
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// -n: no php.ini, so the machine's settings do not leak in (and
-	// output_buffering is off, as flush() tests need).
-	args := []string{"-F", "-n", "-y", conf}
-	if os.Geteuid() == 0 {
-		args = append(args, "-R") // php-fpm refuses root without it
-	}
-	cmd := exec.Command(phpFPM, args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGQUIT) // graceful
-			select {
-			case <-exited:
-			case <-time.After(5 * time.Second):
-				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				<-exited
-			}
-			_ = os.Remove(sock)
-		})
-	}
-	t.Cleanup(stop)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.Dial("unix", sock); err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "fpm.log"))
-			t.Fatalf("php-fpm exited at start:\n%s", log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("php-fpm did not open its socket within 10s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return sock, stop
-}
 
 // phpApp is a site for the tests: a front controller, forms, an upload,
 // a streaming script, and traps outside the root.
@@ -178,7 +93,7 @@ func newPHPSite(t *testing.T, children int, extra string, edit func(*config.Fast
 	if err := os.Symlink(filepath.Join(dir, "secret", "outside.php"), filepath.Join(dir, "public", "link.php")); err != nil {
 		t.Fatal(err)
 	}
-	sock, stop := startFPM(t, dir, children, extra)
+	sock, stop := fpmtest.Start(t, dir, children, extra)
 	cfg := config.FastCGI{Upstream: "unix:" + sock, Root: filepath.Join(dir, "public"), MaxConns: children,
 		Env: map[string]string{"APP_ENV": "test"}}
 	cfg.SetDefaults()
