@@ -63,7 +63,9 @@ func rec(typ uint8, id uint16, content string, pad int) []byte {
 	return append(b, make([]byte, pad)...)
 }
 
-func endReq(status uint8) []byte { return rec(typeEndRequest, 1, string([]byte{0, 0, 0, 7, status, 0, 0, 0}), 0) }
+func endReq(status uint8) []byte {
+	return rec(typeEndRequest, 1, string([]byte{0, 0, 0, 7, status, 0, 0, 0}), 0)
+}
 
 func TestResponseReader(t *testing.T) {
 	tests := []struct {

@@ -99,4 +99,3 @@ php_admin_flag[log_errors] = on
 	}
 	return sock, stop
 }
-
