@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"portico/internal/fastcgi/fpmtest"
 )
@@ -24,6 +25,7 @@ if ($_SERVER['REQUEST_METHOD'] === 'POST') { echo "posted ", $_POST['title'] ?? 
 echo "app route ", $path, " via ", $_SERVER['SCRIPT_NAME'];
 `,
 		"public/robots.txt":      "User-agent: *\n",
+		"public/cgi-bin/hi.py":   "#!/usr/bin/python3\nSECRET_SOURCE = 1\n",
 		"public/assets/app.css":  "body{}",
 		"public/upload/evil.jpg": `<?php touch(__DIR__ . "/../../RAN"); echo "EVIL";`,
 		"outside.php":            `<?php touch(__DIR__ . "/RAN"); echo "OUTSIDE";`,
@@ -43,6 +45,10 @@ listen = ["127.0.0.1:0"]
   [[site.route]]
   path = "/assets/"
   static = { root = "public/assets", cache_control = "max-age=60" }
+
+  [[site.route]]
+  path = "/scripts/"
+  cgi = { root = "public/cgi-bin" }
 `, 1)
 
 	tests := []struct {
@@ -54,6 +60,8 @@ listen = ["127.0.0.1:0"]
 		{"/assets/app.css", "200", "body{}"},
 		{"/upload/evil.jpg/x.php", "404", ""},
 		{"/nope.php", "404", ""},
+		// A cgi root inside the PHP root: its sources are never files.
+		{"/cgi-bin/hi.py", "404", ""},
 	}
 	for _, tc := range tests {
 		resp, body := get(t, p.URL(tc.path))
@@ -83,7 +91,11 @@ listen = ["127.0.0.1:0"]
 	if resp, _ := get(t, p.URL("/posts/7")); resp.StatusCode != 502 {
 		t.Errorf("php-fpm down: %d, want 502", resp.StatusCode)
 	}
-	if !strings.Contains(p.Stderr.String(), "cannot reach the responder") {
-		t.Errorf("no error log line for php-fpm down:\n%s", p.Stderr.String())
+	// The error log is copied from portico's stderr as it comes: wait.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(p.Stderr.String(), "cannot reach the responder"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no error log line for php-fpm down:\n%s", p.Stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -211,7 +211,17 @@ func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger 
 // buildFastCGI builds a fastcgi route: the handler, with a static handler
 // over the same root for the files that are not scripts (try_files $uri).
 func (t *Tree) buildFastCGI(rc *config.Route, prefix string, lg *slog.Logger, configFiles []string) (http.Handler, error) {
-	files := config.Static{Root: rc.FastCGI.Root, Hide: insideRoot(rc.FastCGI.Root, configFiles)}
+	// Never served as files: the config files, and any cgi root inside
+	// (a script's source), as for a static route.
+	hide := insideRoot(rc.FastCGI.Root, configFiles)
+	for _, s := range t.cfg.Sites {
+		for _, r := range s.Routes {
+			if r.CGI != nil {
+				hide = append(hide, insideRoot(rc.FastCGI.Root, []string{r.CGI.Root})...)
+			}
+		}
+	}
+	files := config.Static{Root: rc.FastCGI.Root, Hide: hide}
 	files.SetDefaults()
 	fh, err := static.New(files, static.Options{Logger: lg, Prefix: prefix})
 	if err != nil {
