@@ -16,7 +16,7 @@ import (
 // fakeServer is a FastCGI responder written for the tests, independent of
 // the handler's encoder: it decodes records by hand from the bytes.
 type fakeServer struct {
-	t    *testing.T
+	t    testing.TB
 	ln   net.Listener
 	addr string // "unix:/path"
 	// serve answers one request; it writes records with the helpers of
@@ -40,7 +40,7 @@ type fakeReq struct {
 	id       uint16
 }
 
-func newFakeServer(t *testing.T, serve func(*fakeReq) error) *fakeServer {
+func newFakeServer(t testing.TB, serve func(*fakeReq) error) *fakeServer {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "fcgi.sock")
 	ln, err := net.Listen("unix", sock)

@@ -20,7 +20,7 @@ import (
 )
 
 // writeTree creates files under dir: name -> content.
-func writeTree(t *testing.T, dir string, files map[string]string) {
+func writeTree(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	for name, content := range files {
 		p := filepath.Join(dir, name)
@@ -37,7 +37,7 @@ func writeTree(t *testing.T, dir string, files map[string]string) {
 }
 
 // testRoot is a document root with scripts, files and traps.
-func testRoot(t *testing.T) string {
+func testRoot(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	root := filepath.Join(dir, "public")
@@ -70,7 +70,7 @@ type testSetup struct {
 
 // newSetup serves a fastcgi handler for the route prefix "/app" over root,
 // talking to fake, behind a real HTTP server.
-func newSetup(t *testing.T, fake *fakeServer, root string, edit func(*config.FastCGI)) *testSetup {
+func newSetup(t testing.TB, fake *fakeServer, root string, edit func(*config.FastCGI)) *testSetup {
 	t.Helper()
 	cfg := config.FastCGI{Upstream: fake.addr, Root: root}
 	cfg.SetDefaults()
