@@ -162,7 +162,16 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, t target, c *
 	var stdinDone chan error
 	if body != nil {
 		stdinDone = make(chan error, 1)
-		go func() { stdinDone <- sendStdin(c.tc, body) }()
+		go func() {
+			err := sendStdin(c.tc, body)
+			if err != nil {
+				// The body did not arrive whole (the client stalled or
+				// its body broke a limit): php would wait for the rest
+				// until read_timeout. Abandon the connection now.
+				c.tc.kill()
+			}
+			stdinDone <- err
+		}()
 	}
 	// waitStdin returns whether the body went out whole; the handler
 	// never returns while the goroutine may still read r.Body.
@@ -282,6 +291,10 @@ func (h *Handler) headerFailed(w http.ResponseWriter, r *http.Request, t target,
 	switch {
 	case r.Context().Err() != nil:
 		// Nobody listens.
+	case errors.Is(err, errCanceled):
+		// The request body failed (see exchange): the client's fault.
+		h.log.Warn("fastcgi: request body not received whole", "script", t.name)
+		errorpage.Write(w, r, http.StatusBadRequest)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		h.log.Error("fastcgi: no answer within read_timeout", "upstream", h.upstream, "script", t.name)
 		errorpage.Write(w, r, http.StatusGatewayTimeout)

@@ -530,3 +530,35 @@ func TestClientGone(t *testing.T) {
 		t.Errorf("the next request waited %v for the abandoned connection", d)
 	}
 }
+
+// brokenBody yields some bytes, then fails, as a client body that stalls
+// past the server's read timeout does.
+type brokenBody struct{ n int }
+
+func (b *brokenBody) Read(p []byte) (int, error) {
+	if b.n > 0 {
+		n := min(len(p), b.n)
+		b.n -= n
+		return n, nil
+	}
+	return 0, fmt.Errorf("client body read timeout")
+}
+func (b *brokenBody) Close() error { return nil }
+
+// TestBrokenRequestBody: a body that fails half-way is answered 400 at
+// once, not after read_timeout with the responder waiting for the rest.
+func TestBrokenRequestBody(t *testing.T) {
+	fake := newFakeServer(t, echoParams) // waits for the whole stdin
+	s := newSetup(t, fake, testRoot(t), func(c *config.FastCGI) { c.ReadTimeout = config.Duration(10 * time.Second) })
+	req := httptest.NewRequest("POST", "/app/a.php", &brokenBody{n: 1000})
+	req.ContentLength = 5000
+	w := httptest.NewRecorder()
+	start := time.Now()
+	s.h.ServeHTTP(w, req)
+	if w.Code != http.StatusBadRequest {
+		t.Errorf("status %d, want 400", w.Code)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("took %v: waited for the responder's timeout", d)
+	}
+}

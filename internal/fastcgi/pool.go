@@ -212,7 +212,22 @@ func (tc *timedConn) Read(p []byte) (int, error) {
 		_ = tc.nc.SetReadDeadline(time.Now().Add(tc.timeout))
 	}
 	tc.mu.Unlock()
-	return tc.nc.Read(p)
+	n, err := tc.nc.Read(p)
+	if err != nil {
+		err = tc.why(err)
+	}
+	return n, err
+}
+
+// why turns the error of a read or write cut by kill into errCanceled,
+// so that it is not taken for the responder's timeout or failure.
+func (tc *timedConn) why(err error) error {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if tc.killed {
+		return errCanceled
+	}
+	return err
 }
 
 // kill makes every read and write of the connection, blocked or to come,
@@ -237,5 +252,9 @@ func (tc *timedConn) write(p []byte) (int, error) {
 		_ = tc.nc.SetWriteDeadline(time.Now().Add(tc.timeout))
 	}
 	tc.mu.Unlock()
-	return tc.nc.Write(p)
+	n, err := tc.nc.Write(p)
+	if err != nil {
+		err = tc.why(err)
+	}
+	return n, err
 }
