@@ -120,7 +120,7 @@ func ParseFastCGIUpstream(s string) (network, address string, err error) {
 }
 
 // checkFastCGI validates a fastcgi section whose defaults are applied.
-func checkFastCGI(add func(*positions, string, string, ...any), ps *positions, base string, f *FastCGI) {
+func checkFastCGI(add addFunc, ps *positions, base string, f *FastCGI) {
 	if f.Upstream == "" {
 		add(ps, base+".upstream", "fastcgi needs an upstream (\"unix:/run/php/php8.2-fpm.sock\" or \"127.0.0.1:9000\")")
 	} else if _, _, err := ParseFastCGIUpstream(f.Upstream); err != nil {
