@@ -313,6 +313,7 @@ func TestKeepAliveReuse(t *testing.T) {
 // TestStrayBytes: a responder that writes past FCGI_END_REQUEST must not
 // answer the next request with those bytes.
 func TestStrayBytes(t *testing.T) {
+	strayed := make(chan struct{}, 1)
 	fake := newFakeServer(t, func(req *fakeReq) error {
 		q := req.params["QUERY_STRING"]
 		if err := req.respond("Content-Type: text/plain\r\n\r\n" + q); err != nil {
@@ -322,9 +323,9 @@ func TestStrayBytes(t *testing.T) {
 			// A second, unasked-for response on the same connection,
 			// after portico has taken the first one as complete.
 			time.Sleep(20 * time.Millisecond)
-			if err := req.respond("Content-Type: text/plain\r\n\r\nSTOLEN"); err != nil {
-				return err
-			}
+			err := req.respond("Content-Type: text/plain\r\n\r\nSTOLEN")
+			strayed <- struct{}{}
+			return err
 		}
 		return nil
 	})
@@ -333,7 +334,7 @@ func TestStrayBytes(t *testing.T) {
 		if _, body := s.get(t, "/app/a.php?stray"); body != "stray" {
 			t.Fatalf("got %q, want stray", body)
 		}
-		time.Sleep(60 * time.Millisecond) // let the stray bytes arrive
+		<-strayed // the stray bytes are on their way before the next request
 		if _, body := s.get(t, "/app/a.php?next"); body != "next" {
 			t.Fatalf("the next request got %q, want next", body)
 		}
@@ -503,15 +504,23 @@ func TestFailures(t *testing.T) {
 // TestClientGone: a client that hangs up releases the connection at once
 // (it is closed, never reused mid-response).
 func TestClientGone(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
 	fake := newFakeServer(t, func(req *fakeReq) error {
 		if req.params["QUERY_STRING"] == "slow" {
 			_ = req.stdout("Content-Type: text/plain\r\n\r\nstart")
-			time.Sleep(300 * time.Millisecond)
+			select { // a script that runs on and on
+			case <-release:
+			case <-time.After(10 * time.Second):
+			}
 			return errCloseConn
 		}
 		return req.respond("Content-Type: text/plain\r\n\r\nok")
 	})
-	s := newSetup(t, fake, testRoot(t), func(c *config.FastCGI) { c.MaxConns = 1 })
+	s := newSetup(t, fake, testRoot(t), func(c *config.FastCGI) {
+		c.MaxConns = 1
+		c.ConnectTimeout = config.Duration(5 * time.Second)
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", s.srv.URL+"/app/a.php?slow", nil)
 	resp, err := http.DefaultClient.Do(req)
@@ -522,11 +531,13 @@ func TestClientGone(t *testing.T) {
 	_, _ = io.ReadFull(resp.Body, buf)
 	cancel()
 	resp.Body.Close()
+	// The only connection is free again at once, not when the script
+	// ends (10s) nor after connect_timeout (5s).
 	start := time.Now()
 	if _, body := s.get(t, "/app/a.php"); body != "ok" {
 		t.Errorf("after a client hung up: %q", body)
 	}
-	if d := time.Since(start); d > 250*time.Millisecond {
+	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("the next request waited %v for the abandoned connection", d)
 	}
 }
