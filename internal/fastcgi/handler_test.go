@@ -17,6 +17,7 @@ import (
 
 	"portico/internal/config"
 	"portico/internal/enginetest"
+	"portico/internal/fastpath"
 )
 
 // writeTree creates files under dir: name -> content.
@@ -571,5 +572,44 @@ func TestBrokenRequestBody(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("took %v: waited for the responder's timeout", d)
+	}
+}
+
+// fastFiles is a static stand-in that has a fast path.
+type fastFiles struct{ fast []string }
+
+func (f *fastFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {}
+func (f *fastFiles) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
+	f.fast = append(f.fast, req.Path)
+	return true
+}
+
+// TestServeFast: static files take the fast path; scripts, pretty URLs
+// and script sources never do.
+func TestServeFast(t *testing.T) {
+	root := testRoot(t)
+	cfg := config.FastCGI{Upstream: "unix:/nonexistent.sock", Root: root}
+	cfg.SetDefaults()
+	files := &fastFiles{}
+	h, err := New(cfg, Options{Prefix: "/app", Files: files})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]bool{
+		"/app/style.css":             true,
+		"/app/upload/evil.jpg":       true,
+		"/app/a.php":                 false,
+		"/app/X.PHP":                 false,
+		"/app/posts/42":              false,
+		"/app/missing.css":           false, // the front controller's
+		"/app/style.css/x":           false,
+		"/app/a.php/style.css":       false,
+		"/app/upload/evil.jpg/x.php": false,
+		"/app/.env":                  false,
+	} {
+		files.fast = nil
+		if got := h.ServeFast(&fastpath.Request{Path: path}, nil); got != want || (len(files.fast) == 1) != want {
+			t.Errorf("ServeFast(%s) = %v (static fast path called %d times), want %v", path, got, len(files.fast), want)
+		}
 	}
 }
