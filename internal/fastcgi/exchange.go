@@ -137,15 +137,18 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, t target, c *
 		errorpage.Write(w, r, http.StatusRequestHeaderFieldsTooLarge)
 		return false
 	}
-	out := make([]byte, 0, len(params)+len(params)/maxContent*8+64)
-	out = appendBeginRequest(out)
+	op := paramBufs.Get().(*[]byte)
+	out := appendBeginRequest((*op)[:0])
 	out = appendStream(out, typeParams, params)
 	*bp = params[:0]
 	paramBufs.Put(bp)
 	if body == nil {
 		out = appendRecord(out, typeStdin, nil)
 	}
-	if _, err := c.tc.write(out); err != nil {
+	_, err := c.tc.write(out)
+	*op = out[:0]
+	paramBufs.Put(op)
+	if err != nil {
 		if mayRetry {
 			return true
 		}
@@ -194,7 +197,7 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request, t target, c *
 	}
 	defer waitStdin()
 
-	rr := &responseReader{br: c.br, stderr: h.stderrLogger(t.name)}
+	rr := &responseReader{br: c.br, stderr: stderrLog{h, t.name}}
 	hr := headReader.Get().(*bufio.Reader)
 	hr.Reset(rr)
 	defer func() {

@@ -25,6 +25,9 @@ type conn struct {
 	// br reads the connection through tr, which moves the read deadline.
 	br *bufio.Reader
 	tc *timedConn
+	// raw is the socket itself, for the liveness peek; nil if the
+	// connection has none.
+	raw syscall.RawConn
 	// reused tells whether the connection served a request before, so
 	// a failure before any answer may be retried on a fresh one.
 	reused bool
@@ -103,7 +106,11 @@ func (p *pool) get(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("connect to %s: %w", p.address, err)
 	}
 	tc := &timedConn{nc: nc, timeout: p.readTimeout}
-	return &conn{nc: nc, br: bufio.NewReaderSize(tc, 16<<10), tc: tc}, nil
+	c := &conn{nc: nc, br: bufio.NewReaderSize(tc, 16<<10), tc: tc}
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
+	return c, nil
 }
 
 func (p *pool) popIdle() (*conn, bool) {
@@ -171,17 +178,12 @@ func sound(c *conn) bool {
 	if c.br.Buffered() > 0 {
 		return false
 	}
-	sc, ok := c.nc.(syscall.Conn)
-	if !ok {
+	if c.raw == nil {
 		return true
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
 	}
 	good := false
 	var buf [1]byte
-	err = rc.Read(func(fd uintptr) bool {
+	err := c.raw.Read(func(fd uintptr) bool {
 		// recvfrom(2) without a source address: syscall.Recvfrom would
 		// try to decode one, which fails on a connected unix socket.
 		n, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1,

@@ -146,7 +146,7 @@ func appendBeginRequest(b []byte) []byte {
 // or a record for another request, is a protocol error.
 type responseReader struct {
 	br     *bufio.Reader
-	stderr func([]byte)
+	stderr interface{ log([]byte) }
 	// left is the stdout content not yet read of the current record,
 	// pad its padding.
 	left, pad int
@@ -240,7 +240,7 @@ func (rr *responseReader) next() error {
 				return unexpected(err)
 			}
 			if n > 0 && rr.stderr != nil {
-				rr.stderr(b)
+				rr.stderr.log(b)
 			}
 		case typeEndRequest:
 			if n != 8 {

@@ -53,6 +53,11 @@ func TestParamsRoundTrip(t *testing.T) {
 	}
 }
 
+// stderrFunc adapts a function to the responseReader's stderr sink.
+type stderrFunc func([]byte)
+
+func (f stderrFunc) log(b []byte) { f(b) }
+
 // stream builds a responder's byte stream from records.
 func stream(recs ...[]byte) []byte { return bytes.Join(recs, nil) }
 
@@ -87,7 +92,7 @@ func TestResponseReader(t *testing.T) {
 	}
 	for _, tc := range tests {
 		var stderr strings.Builder
-		rr := &responseReader{br: bufio.NewReader(bytes.NewReader(tc.in)), stderr: func(b []byte) { stderr.Write(b) }}
+		rr := &responseReader{br: bufio.NewReader(bytes.NewReader(tc.in)), stderr: stderrFunc(func(b []byte) { stderr.Write(b) })}
 		var out []byte
 		buf := make([]byte, 3)
 		var err error
@@ -119,7 +124,7 @@ func FuzzResponse(f *testing.F) {
 	f.Add(stream(rec(typeStdout, 1, "Status: 404\r\n", 3), rec(typeStderr, 1, "Primary script unknown", 2), rec(typeStdout, 1, "\r\nx", 5), endReq(0)))
 	f.Add(stream(rec(typeStdout, 1, "Location: /x\n\n", 0), endReq(2)))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		rr := &responseReader{br: bufio.NewReaderSize(bytes.NewReader(in), 16), stderr: func([]byte) {}}
+		rr := &responseReader{br: bufio.NewReaderSize(bytes.NewReader(in), 16), stderr: stderrFunc(func([]byte) {})}
 		hr := bufio.NewReaderSize(rr, 64)
 		resp, err := cgi.ParseResponseHeader(hr)
 		if err == nil && resp.Status != 0 && (resp.Status < 200 || resp.Status > 599) {
