@@ -168,6 +168,9 @@ func applyRouteDefaults(r *Route, s *Server) {
 	if r.Redirect != nil {
 		r.Redirect.SetDefaults()
 	}
+	if r.FastCGI != nil {
+		r.FastCGI.SetDefaults()
+	}
 	if r.Cache != nil {
 		r.Cache.SetDefaults()
 	}

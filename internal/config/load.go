@@ -301,6 +301,10 @@ func resolveSites(sites []Site, dir string, ps *positions, _ int) {
 					r.Proxy.Upstreams[k] = resolveUpstream(dir, u)
 				}
 			}
+			if r.FastCGI != nil {
+				r.FastCGI.Root = resolve(dir, r.FastCGI.Root)
+				r.FastCGI.Upstream = resolveUpstream(dir, r.FastCGI.Upstream)
+			}
 		}
 	}
 }

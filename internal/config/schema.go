@@ -134,6 +134,8 @@ type Route struct {
 	Proxy    *Proxy    `toml:"proxy"`
 	WSGI     *WSGI     `toml:"wsgi"`
 	Redirect *Redirect `toml:"redirect"`
+	// FastCGI runs PHP through php-fpm (see fastcgi.go).
+	FastCGI *FastCGI `toml:"fastcgi"`
 	// Cache may be added to proxy and wsgi routes.
 	Cache *Cache `toml:"cache"`
 
