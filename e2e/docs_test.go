@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -156,6 +157,19 @@ func scaffold(t *testing.T, root, cfgDir, cfg string) string {
 				}
 				mkdir(dir)
 				writeWSGIApp(t, dir, str(w, "app"))
+				// A virtualenv's interpreter: a link to python3, as in a
+				// real virtualenv.
+				if py := str(w, "python"); strings.Contains(py, "/") {
+					p := place(py)
+					mkdir(filepath.Dir(p))
+					sys, err := exec.LookPath("python3")
+					if err != nil {
+						t.Fatalf("python3 not found: %v", err)
+					}
+					if err := os.Symlink(sys, p); err != nil {
+						t.Fatal(err)
+					}
+				}
 			}
 		}
 	}
