@@ -185,8 +185,9 @@ func (s *Server) serve(opened []*listener) {
 		if l.tls {
 			key := l.key
 			l.srv.TLSConfig = &tls.Config{
-				MinVersion: tls.VersionTLS12,
-				NextProtos: []string{"h2", "http/1.1"},
+				MinVersion:   tls.VersionTLS12,
+				CipherSuites: modernCipherSuites(),
+				NextProtos:   []string{"h2", "http/1.1"},
 				GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 					if v := s.tree.Load().byListener[key]; v != nil {
 						if cert := v.certificate(hello.ServerName); cert != nil {
