@@ -1,0 +1,108 @@
+package cgi
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// start launches the script with its pipes and goroutines.
+func (h *Handler) start(r *http.Request, s *script, body io.Reader, spooled *os.File, clen int64) (*proc, error) {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, err
+	}
+	var inR, inW *os.File
+	cmd := &exec.Cmd{
+		Path:   s.prog,
+		Args:   s.args,
+		Env:    h.env(r, s, clen),
+		Dir:    s.dir,
+		Stdout: outW,
+		Stderr: errW,
+		SysProcAttr: &syscall.SysProcAttr{
+			Setpgid:    true,
+			Credential: h.cred,
+		},
+		WaitDelay: h.grace,
+	}
+	if spooled != nil {
+		cmd.Stdin = spooled
+	} else if body != nil {
+		inR, inW, err = os.Pipe()
+		if err != nil {
+			outR.Close()
+			outW.Close()
+			errR.Close()
+			errW.Close()
+			return nil, err
+		}
+		cmd.Stdin = inR
+	}
+	for try := 0; ; try++ {
+		err = cmd.Start()
+		// ETXTBSY: the file is open for writing somewhere (being deployed,
+		// or a descriptor inherited by a concurrent fork); it passes.
+		if !errors.Is(err, syscall.ETXTBSY) || try == 3 {
+			break
+		}
+		time.Sleep(time.Duration(try+1) * 10 * time.Millisecond)
+		cmd = &exec.Cmd{Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Dir: cmd.Dir, Stdin: cmd.Stdin,
+			Stdout: cmd.Stdout, Stderr: cmd.Stderr, SysProcAttr: cmd.SysProcAttr, WaitDelay: cmd.WaitDelay}
+	}
+	// The child has its copies; the parent keeps only its own ends.
+	outW.Close()
+	errW.Close()
+	if inR != nil {
+		inR.Close()
+	}
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		if inW != nil {
+			inW.Close()
+		}
+		return nil, err
+	}
+	p := &proc{
+		h:          h,
+		cmd:        cmd,
+		pgid:       cmd.Process.Pid,
+		script:     s.name,
+		stdout:     outR,
+		stderr:     errR,
+		exited:     make(chan struct{}),
+		stop:       make(chan int32, 1),
+		stdoutDone: make(chan struct{}),
+		stderrDone: make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	go p.supervise(r.Context().Done(), time.NewTimer(h.timeout))
+	go p.logStderr()
+	if inW != nil {
+		go p.feed(inW, body)
+	}
+	return p, nil
+}
+
+// finish is called once ServeHTTP stops reading stdout; it returns when the
+// script is reaped, its group gone and its pipes closed.
+func (p *proc) finish() {
+	p.closeStdout()
+	close(p.stdoutDone)
+	<-p.done
+}
