@@ -179,10 +179,15 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, s *script, body io
 	}
 	w.WriteHeader(status)
 
+	var res bodyResult
+	declared := declaredLength(resp.header)
 	if !bodyAllowed(r.Method, status) {
 		_, _ = io.Copy(io.Discard, br)
-	} else if werr := h.copyBody(w, br, p); werr != nil {
+	} else if res = h.copyBody(w, br, p, declared); res.writeErr != nil {
 		p.requestStop(stopGone)
+		p.closeStdout()
+	} else if res.excess > 0 {
+		// The rest is not wanted: the script gets EPIPE (or SIGPIPE).
 		p.closeStdout()
 	}
 	p.finish()
@@ -194,8 +199,20 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, s *script, body io
 		// rather than ending the response as if it were complete.
 		panic(http.ErrAbortHandler)
 	}
-	if code := exitCode(p.waitErr); code != 0 && p.reason.Load() == stopNone {
+	if code := exitCode(p.waitErr); code != 0 && res.excess == 0 {
 		h.log.Warn("cgi: script exited with an error after answering", "script", s.name, "exit", code)
+	}
+	switch {
+	case res.excess > 0:
+		h.log.Error("cgi: script wrote more body than its Content-Length; the excess was dropped and the connection closed",
+			"script", s.name, "content_length", declared, "excess_at_least", res.excess)
+		closeConnection(w, r)
+	case declared >= 0 && bodyAllowed(r.Method, status) && res.written < declared:
+		h.log.Error("cgi: script wrote less body than its Content-Length; the connection was closed",
+			"script", s.name, "content_length", declared, "written", res.written)
+		// The client must not wait for bytes that will never come.
+		_ = http.NewResponseController(w).Flush()
+		panic(http.ErrAbortHandler)
 	}
 	return nil
 }
