@@ -150,3 +150,12 @@ func exitCode(err error) int {
 	}
 	return -1
 }
+
+// exitText says how the script ended, for the log: "exit status 1",
+// "signal: killed", "signal: CPU time limit exceeded"...
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}

@@ -57,8 +57,6 @@ const (
 	defaultTimeout      = 30 * time.Second
 	defaultUser         = "nobody"
 	defaultMaxProcesses = 64
-	// killGrace is the time between SIGTERM and SIGKILL.
-	killGrace = 2 * time.Second
 	// maxRedirects bounds chains of local redirects.
 	maxRedirects = 10
 )
@@ -78,6 +76,7 @@ type Handler struct {
 	baseEnv    []string
 	cred       *syscall.Credential
 	sem        chan struct{}
+	limiter    *limiter
 
 	mu        sync.Mutex
 	closed    bool
@@ -114,7 +113,7 @@ func New(cfg config.CGI, opts Options) (*Handler, error) {
 		prefix:     strings.TrimSuffix(opts.Prefix, "/"),
 		docRoot:    root,
 		timeout:    cfg.Timeout.D(),
-		grace:      killGrace,
+		grace:      cfg.KillGrace.D(),
 		log:        opts.Logger,
 		redispatch: opts.Redispatch,
 		spool:      cfg.SpoolChunked == nil || *cfg.SpoolChunked,
@@ -126,6 +125,9 @@ func New(cfg config.CGI, opts Options) (*Handler, error) {
 	}
 	if h.timeout <= 0 {
 		h.timeout = defaultTimeout
+	}
+	if h.grace <= 0 {
+		h.grace = config.DefaultCGIKillGrace
 	}
 	if h.grace > h.timeout {
 		h.grace = h.timeout
@@ -170,6 +172,8 @@ func New(cfg config.CGI, opts Options) (*Handler, error) {
 			return nil, err
 		}
 	}
+
+	h.limiter = newLimiter(cfg.Limits, h.cred == nil, h.log.Warn)
 
 	closeInheritedOnce.Do(closeInheritedOnExec)
 	if h.cred != nil {

@@ -226,7 +226,9 @@ func newFixture(t *testing.T, cfg config.CGI, opts Options) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.grace = 300 * time.Millisecond
+	if cfg.KillGrace == 0 {
+		h.grace = 300 * time.Millisecond
+	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.CloseClientConnections()

@@ -200,7 +200,7 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, s *script, body io
 		panic(http.ErrAbortHandler)
 	}
 	if code := exitCode(p.waitErr); code != 0 && res.excess == 0 {
-		h.log.Warn("cgi: script exited with an error after answering", "script", s.name, "exit", code)
+		h.log.Warn("cgi: script exited with an error after answering", "script", s.name, "exit", code, "status", exitText(p.waitErr))
 	}
 	switch {
 	case res.excess > 0:
@@ -225,11 +225,11 @@ func (h *Handler) headerFailed(w http.ResponseWriter, r *http.Request, p *proc, 
 	}
 	code := exitCode(p.waitErr)
 	if errors.Is(err, errIncomplete) && code != 0 {
-		h.log.Error("cgi: script failed before answering", "script", s.name, "exit", code)
+		h.log.Error("cgi: script failed before answering", "script", s.name, "exit", code, "status", exitText(p.waitErr))
 		errorpage.Write(w, r, http.StatusInternalServerError)
 		return
 	}
-	h.log.Error("cgi: bad response from script", "script", s.name, "err", err, "exit", code)
+	h.log.Error("cgi: bad response from script", "script", s.name, "err", err, "exit", code, "status", exitText(p.waitErr))
 	errorpage.Write(w, r, http.StatusBadGateway)
 }
 

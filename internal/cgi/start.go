@@ -33,6 +33,9 @@ func (h *Handler) start(r *http.Request, s *script, body io.Reader, spooled *os.
 		SysProcAttr: &syscall.SysProcAttr{
 			Setpgid:    true,
 			Credential: h.cred,
+			// Scripts die with portico, however it ends (SIGKILL, crash):
+			// nothing is left running that nobody answers for.
+			Pdeathsig: syscall.SIGKILL,
 		},
 		WaitDelay: h.grace,
 	}
@@ -49,16 +52,21 @@ func (h *Handler) start(r *http.Request, s *script, body io.Reader, spooled *os.
 		}
 		cmd.Stdin = inR
 	}
+	base := *cmd.SysProcAttr // the limiter may change its copy of it
+	fresh := func() *exec.Cmd {
+		sys := base
+		return &exec.Cmd{Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Dir: cmd.Dir, Stdin: cmd.Stdin,
+			Stdout: cmd.Stdout, Stderr: cmd.Stderr, SysProcAttr: &sys, WaitDelay: cmd.WaitDelay}
+	}
 	for try := 0; ; try++ {
-		err = cmd.Start()
+		cmd, err = h.limiter.start(cmd, fresh)
 		// ETXTBSY: the file is open for writing somewhere (being deployed,
 		// or a descriptor inherited by a concurrent fork); it passes.
 		if !errors.Is(err, syscall.ETXTBSY) || try == 3 {
 			break
 		}
 		time.Sleep(time.Duration(try+1) * 10 * time.Millisecond)
-		cmd = &exec.Cmd{Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Dir: cmd.Dir, Stdin: cmd.Stdin,
-			Stdout: cmd.Stdout, Stderr: cmd.Stderr, SysProcAttr: cmd.SysProcAttr, WaitDelay: cmd.WaitDelay}
+		cmd = fresh()
 	}
 	// The child has its copies; the parent keeps only its own ends.
 	outW.Close()

@@ -121,6 +121,7 @@ const (
 	DefaultCGITimeout      = 30 * time.Second
 	DefaultCGIUser         = "nobody"
 	DefaultCGIMaxProcesses = 64
+	DefaultCGIKillGrace    = 2 * time.Second
 
 	DefaultProxyBalance        = "round_robin"
 	DefaultProxyMaxFails       = 1
@@ -189,6 +190,7 @@ func (st *Static) SetDefaults() {
 func (c *CGI) SetDefaults() {
 	setDur(&c.Timeout, DefaultCGITimeout)
 	setStr(&c.User, DefaultCGIUser)
+	setDur(&c.KillGrace, DefaultCGIKillGrace)
 	if c.MaxProcesses == 0 {
 		c.MaxProcesses = DefaultCGIMaxProcesses
 	}

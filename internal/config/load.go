@@ -520,6 +520,7 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 			}
 			if c := r.CGI; c != nil {
 				checkDir(add, ps, rb+".cgi.root", "cgi root", c.Root)
+				checkCGILimits(add, ps, rb+".cgi", c)
 				if c.MaxProcesses < 1 {
 					add(ps, rb+".cgi.max_processes", "max_processes must be at least 1")
 				}

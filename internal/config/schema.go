@@ -203,6 +203,35 @@ type CGI struct {
 	// SpoolChunked spools chunked request bodies to a temporary file to
 	// learn CONTENT_LENGTH. Default true; false answers 411 instead.
 	SpoolChunked *bool `toml:"spool_chunked"`
+	// KillGrace is the time a script (and what it started) gets between
+	// SIGTERM and SIGKILL when it is stopped (timeout, client gone,
+	// shutdown), so shell traps can run. Default "2s"; capped at Timeout.
+	KillGrace Duration `toml:"kill_grace"`
+	// Limits are resource limits set on every script before its first
+	// instruction (setrlimit). Unset fields: no limit (portico's own).
+	Limits CGILimits `toml:"limits"`
+}
+
+// CGILimits are the rlimits of every CGI script, as Apache's RLimitCPU,
+// RLimitMEM and RLimitNPROC. A zero field sets no limit.
+type CGILimits struct {
+	// CPU is the processor time a script may use (RLIMIT_CPU), in whole
+	// seconds (rounded up): past it the script gets SIGXCPU, one second
+	// later SIGKILL. At least "1s".
+	CPU Duration `toml:"cpu"`
+	// Memory is the address space a script may map (RLIMIT_AS), e.g.
+	// "256MB": allocations past it fail. Address space counts reserved
+	// memory too (thread stacks, runtimes that reserve arenas), so leave
+	// headroom over the resident size. At least "1MB".
+	Memory Size `toml:"memory"`
+	// Files is the number of descriptors a script may have open
+	// (RLIMIT_NOFILE). At least 3 (stdin, stdout, stderr).
+	Files int `toml:"files"`
+	// Processes is the number of processes (and threads) the script's
+	// user may have at once (RLIMIT_NPROC): a fork past it fails. Linux
+	// counts them per user, not per script: all scripts running as that
+	// user share it. At least 1.
+	Processes int `toml:"processes"`
 }
 
 // Proxy forwards requests to upstream servers.
