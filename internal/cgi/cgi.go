@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"portico/internal/config"
+	"portico/internal/reaper"
 )
 
 // Options are the dependencies of a CGI handler.
@@ -77,6 +78,9 @@ type Handler struct {
 	cred       *syscall.Credential
 	sem        chan struct{}
 	limiter    *limiter
+	id         string        // random, in the token of each run
+	runs       atomic.Uint64 // runs started, the token's other part
+	running    sync.Map      // pid -> struct{}: scripts started and not reaped
 
 	mu        sync.Mutex
 	closed    bool
@@ -119,6 +123,7 @@ func New(cfg config.CGI, opts Options) (*Handler, error) {
 		spool:      cfg.SpoolChunked == nil || *cfg.SpoolChunked,
 		closing:    make(chan struct{}),
 		hardKill:   make(chan struct{}),
+		id:         newHandlerID(),
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -175,6 +180,12 @@ func New(cfg config.CGI, opts Options) (*Handler, error) {
 
 	h.limiter = newLimiter(cfg.Limits, h.cred == nil, h.log.Warn)
 
+	// Orphaned descendants of scripts must stay in portico's tree to be
+	// found again (descendants.go); the server also reaps them (package
+	// reaper), but the guarantee must not depend on who built the handler.
+	if err := reaper.BecomeSubreaper(); err != nil {
+		h.log.Warn("cgi: cannot become a child subreaper; descendants of scripts that leave their session may survive them", "err", err)
+	}
 	closeInheritedOnce.Do(closeInheritedOnExec)
 	if h.cred != nil {
 		if dir := unreachableBy(root, h.cred); dir != "" {
@@ -222,4 +233,10 @@ func (h *Handler) Close(ctx context.Context) error {
 		h.fsroot.Close()
 	}
 	return err
+}
+
+// isRunning reports whether pid is a script of this handler not yet reaped.
+func (h *Handler) isRunning(pid int) bool {
+	_, ok := h.running.Load(pid)
+	return ok
 }

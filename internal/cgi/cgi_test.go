@@ -80,8 +80,12 @@ func TestMetaVariables(t *testing.T) {
 			t.Errorf("%s set to %q, want unset", k, v)
 		}
 	}
+	// Every run's processes carry its token (descendants.go).
+	if tok := rep.Env[tokenEnv]; !strings.HasPrefix(tok, f.h.id+"-") {
+		t.Errorf("%s = %q, want the handler's id %s and a run number", tokenEnv, tok, f.h.id)
+	}
 	// The environment is an allow-list.
-	allowed := map[string]bool{helperEnv: true, "REMOTE_PORT": true}
+	allowed := map[string]bool{helperEnv: true, "REMOTE_PORT": true, tokenEnv: true}
 	for k := range want {
 		allowed[k] = true
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -23,10 +24,11 @@ func (h *Handler) start(r *http.Request, s *script, body io.Reader, spooled *os.
 		return nil, err
 	}
 	var inR, inW *os.File
+	token := tokenEnv + "=" + h.id + "-" + strconv.FormatUint(h.runs.Add(1), 10)
 	cmd := &exec.Cmd{
 		Path:   s.prog,
 		Args:   s.args,
-		Env:    h.env(r, s, clen),
+		Env:    append(h.env(r, s, clen), token),
 		Dir:    s.dir,
 		Stdout: outW,
 		Stderr: errW,
@@ -85,7 +87,9 @@ func (h *Handler) start(r *http.Request, s *script, body io.Reader, spooled *os.
 	p := &proc{
 		h:          h,
 		cmd:        cmd,
+		pid:        cmd.Process.Pid,
 		pgid:       cmd.Process.Pid,
+		token:      token,
 		script:     s.name,
 		stdout:     outR,
 		stderr:     errR,
@@ -95,6 +99,7 @@ func (h *Handler) start(r *http.Request, s *script, body io.Reader, spooled *os.
 		stderrDone: make(chan struct{}),
 		done:       make(chan struct{}),
 	}
+	h.running.Store(p.pid, struct{}{})
 	go func() {
 		p.waitErr = cmd.Wait()
 		close(p.exited)
