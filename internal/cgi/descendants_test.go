@@ -1,0 +1,137 @@
+package cgi
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"portico/internal/config"
+)
+
+// escapeScript starts a grandchild that leaves the script's session and
+// process group (setsid) after a double fork (its parent exits at once),
+// writes its pid to $PIDDIR/escapee and sleeps "forever"; then the script
+// does what $1... the route's file name says: answers and exits ("exit"),
+// or answers a first line and sleeps ("stream"), or sleeps silently.
+const escapeScript = `#!/bin/sh
+sh -c 'setsid sh -c "echo \$\$ > \"$PIDDIR/escapee.tmp\"; mv \"$PIDDIR/escapee.tmp\" \"$PIDDIR/escapee\"; exec sleep 1000" </dev/null >/dev/null 2>&1 &'
+while [ ! -s "$PIDDIR/escapee" ]; do sleep 0.01; done
+echo $$ > "$PIDDIR/script"
+case "$QUERY_STRING" in
+exit) printf 'Content-Type: text/plain\n\nbye\n' ;;
+stream) printf 'Content-Type: text/plain\n\nfirst\n'; sleep 1000 ;;
+*) sleep 1000 ;;
+esac
+`
+
+// readPid waits for a pid file and returns the pid in it.
+func readPid(t *testing.T, file string) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(file)
+		if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && perr == nil {
+			return pid
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no pid in %s", file)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitReaped waits until pid does not exist at all: not running, and not
+// a zombie either (portico, its subreaper, must have reaped it).
+func waitReaped(t *testing.T, pid int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		st, ppid, ok := procState(pid)
+		if !ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d still there (state %c, parent %d; test pid %d)", pid, st, ppid, os.Getpid())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestCGINoEscapedDescendants: a grandchild that calls setsid and whose
+// parent exits (so it is neither in the script's process group nor below
+// the script) is stopped with its script: at the timeout, when the client
+// goes away, at Close, and when the script exits leaving it behind; it is
+// reaped, and no zombie is left.
+func TestCGINoEscapedDescendants(t *testing.T) {
+	for _, tc := range []string{"timeout", "disconnect", "close", "exit"} {
+		t.Run(tc, func(t *testing.T) {
+			root := newRoot(t)
+			pidDir := filepath.Join(root, "pids")
+			if err := os.Mkdir(pidDir, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(pidDir, 0o777) // the script may run as nobody
+			writeFile(t, root, "escape.sh", escapeScript, 0o755)
+			cfg := testCfg(root)
+			cfg.Env["PIDDIR"] = pidDir
+			cfg.Timeout = config.Duration(30 * time.Second)
+			if tc == "timeout" {
+				cfg.Timeout = config.Duration(time.Second)
+			}
+			f := newFixture(t, cfg, Options{})
+			var escapee int
+			switch tc {
+			case "timeout":
+				res := f.get(t, "/cgi-bin/escape.sh")
+				if res.status != 504 {
+					t.Errorf("status %d, want 504", res.status)
+				}
+				escapee = readPid(t, filepath.Join(pidDir, "escapee"))
+			case "disconnect":
+				ctx, cancel := context.WithCancel(context.Background())
+				line, resp := f.readFirstLine(t, ctx, "/cgi-bin/escape.sh?stream")
+				if line != "first" {
+					t.Fatalf("first line %q", line)
+				}
+				escapee = readPid(t, filepath.Join(pidDir, "escapee"))
+				cancel()
+				resp.Body.Close()
+			case "close":
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					req, _ := f.srv.Client().Get(f.srv.URL + "/cgi-bin/escape.sh")
+					if req != nil {
+						req.Body.Close()
+					}
+				}()
+				escapee = readPid(t, filepath.Join(pidDir, "escapee"))
+				readPid(t, filepath.Join(pidDir, "script"))
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if err := f.h.Close(ctx); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+				<-done
+			case "exit":
+				if res := f.get(t, "/cgi-bin/escape.sh?exit"); res.status != 200 || res.body != "bye\n" {
+					t.Errorf("status %d body %q", res.status, res.body)
+				}
+				escapee = readPid(t, filepath.Join(pidDir, "escapee"))
+			}
+			t.Cleanup(func() { _ = syscall.Kill(escapee, syscall.SIGKILL) }) // only if the test failed
+			waitReaped(t, escapee, 5*time.Second)
+			if script := readPid(t, filepath.Join(pidDir, "script")); script > 0 {
+				waitReaped(t, script, 5*time.Second)
+			}
+			if z := ourZombies(); len(z) > 0 {
+				t.Errorf("zombies left: %v", z)
+			}
+		})
+	}
+}
