@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"portico/internal/config"
+	"portico/internal/reaper"
 	"portico/internal/errorpage"
 )
 
@@ -44,6 +45,7 @@ type Server struct {
 	closing   bool
 	wg        sync.WaitGroup
 	retired   sync.WaitGroup
+	reaper    *reaper.Reaper // reaps orphans adopted from scripts and workers
 }
 
 type listener struct {
@@ -74,8 +76,22 @@ func (s *Server) Tree() *Tree { return s.tree.Load() }
 // Start builds the tree for cfg, opens every listener and starts serving.
 // It prints one "portico: serving URL (site NAME)" line per listener.
 func (s *Server) Start(cfg *config.Config) error {
+	// Before any script or worker starts: their orphans must come back to
+	// portico, not init, to be found and reaped (package reaper).
+	if r, err := reaper.Start(s.opts.Logger); err != nil {
+		s.opts.Logger.Warn("cannot become a child subreaper; orphans of scripts and workers go to init", "err", err)
+	} else {
+		s.reaper = r
+	}
+	stopReaper := func() {
+		if s.reaper != nil {
+			s.reaper.Close()
+			s.reaper = nil
+		}
+	}
 	t, err := s.build(cfg)
 	if err != nil {
+		stopReaper()
 		return err
 	}
 	s.mu.Lock()
@@ -83,6 +99,7 @@ func (s *Server) Start(cfg *config.Config) error {
 	opened, err := s.openListeners(t)
 	if err != nil {
 		t.Close(context.Background())
+		stopReaper()
 		return err
 	}
 	s.tree.Store(t)
@@ -363,6 +380,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.retired.Wait()
 	s.wg.Wait()
+	if s.reaper != nil {
+		s.reaper.Close()
+	}
 	return errors.Join(append(errs, closeErr)...)
 }
 
