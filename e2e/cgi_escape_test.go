@@ -6,10 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"portico/internal/proctest"
 )
 
 // escapeScript starts a grandchild that leaves the script's session and
@@ -21,32 +22,6 @@ while [ ! -s "$PIDDIR/escapee" ]; do sleep 0.01; done
 echo $$ > "$PIDDIR/script"
 sleep 1000
 `
-
-func readPidFile(t *testing.T, file string) int {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		b, err := os.ReadFile(file)
-		if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && perr == nil {
-			return pid
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no pid in %s", file)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// procAlive reports whether pid exists and is not a zombie.
-func procAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || (s[i+2] != 'Z' && s[i+2] != 'X')
-}
 
 // TestCGIDescendantsDieWithPortico: a script whose grandchild escaped its
 // session (setsid, double fork) is running when portico gets SIGTERM: after
@@ -80,8 +55,8 @@ listen = ["127.0.0.1:0"]
 					resp.Body.Close()
 				}
 			}()
-			escapee := readPidFile(t, filepath.Join(pidDir, "escapee"))
-			script := readPidFile(t, filepath.Join(pidDir, "script"))
+			escapee := proctest.ReadPidFile(t, filepath.Join(pidDir, "escapee"), 10*time.Second)
+			script := proctest.ReadPidFile(t, filepath.Join(pidDir, "script"), 10*time.Second)
 			// After SIGKILL of portico only the script itself dies (its
 			// parent-death signal): what it started is orphaned beyond
 			// portico's reach, so the test ends it.
@@ -96,15 +71,15 @@ listen = ["127.0.0.1:0"]
 				t.Errorf("exit %d after SIGTERM, want 0\n%s", code, p.Stderr)
 			}
 			deadline := time.Now().Add(5 * time.Second)
-			for procAlive(script) && time.Now().Before(deadline) {
+			for proctest.Alive(script) && time.Now().Before(deadline) {
 				time.Sleep(20 * time.Millisecond)
 			}
-			if procAlive(script) {
+			if proctest.Alive(script) {
 				t.Errorf("the script %d outlived portico (%s)", script, sig)
 			}
 			if sig == syscall.SIGTERM {
 				if _, err := os.Stat("/proc/" + strconv.Itoa(escapee)); err == nil {
-					t.Errorf("the escaped grandchild %d is still there after portico's shutdown (alive: %v)", escapee, procAlive(escapee))
+					t.Errorf("the escaped grandchild %d is still there after portico's shutdown (alive: %v)", escapee, proctest.Alive(escapee))
 				}
 			}
 		})

@@ -4,13 +4,12 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"portico/internal/config"
+	"portico/internal/proctest"
 )
 
 // escapeScript starts a grandchild that leaves the script's session and
@@ -28,39 +27,6 @@ stream) printf 'Content-Type: text/plain\n\nfirst\n'; sleep 1000 ;;
 *) sleep 1000 ;;
 esac
 `
-
-// readPid waits for a pid file and returns the pid in it.
-func readPid(t *testing.T, file string) int {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		b, err := os.ReadFile(file)
-		if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && perr == nil {
-			return pid
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no pid in %s", file)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// waitReaped waits until pid does not exist at all: not running, and not
-// a zombie either (portico, its subreaper, must have reaped it).
-func waitReaped(t *testing.T, pid int, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		st, ppid, ok := procState(pid)
-		if !ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d still there (state %c, parent %d; test pid %d)", pid, st, ppid, os.Getpid())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // TestCGINoEscapedDescendants: a grandchild that calls setsid and whose
 // parent exits (so it is neither in the script's process group nor below
@@ -91,14 +57,14 @@ func TestCGINoEscapedDescendants(t *testing.T) {
 				if res.status != 504 {
 					t.Errorf("status %d, want 504", res.status)
 				}
-				escapee = readPid(t, filepath.Join(pidDir, "escapee"))
+				escapee = proctest.ReadPidFile(t, filepath.Join(pidDir, "escapee"), 10*time.Second)
 			case "disconnect":
 				ctx, cancel := context.WithCancel(context.Background())
 				line, resp := f.readFirstLine(t, ctx, "/cgi-bin/escape.sh?stream")
 				if line != "first" {
 					t.Fatalf("first line %q", line)
 				}
-				escapee = readPid(t, filepath.Join(pidDir, "escapee"))
+				escapee = proctest.ReadPidFile(t, filepath.Join(pidDir, "escapee"), 10*time.Second)
 				cancel()
 				resp.Body.Close()
 			case "close":
@@ -110,8 +76,8 @@ func TestCGINoEscapedDescendants(t *testing.T) {
 						req.Body.Close()
 					}
 				}()
-				escapee = readPid(t, filepath.Join(pidDir, "escapee"))
-				readPid(t, filepath.Join(pidDir, "script"))
+				escapee = proctest.ReadPidFile(t, filepath.Join(pidDir, "escapee"), 10*time.Second)
+				proctest.ReadPidFile(t, filepath.Join(pidDir, "script"), 10*time.Second)
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
 				if err := f.h.Close(ctx); err != nil {
@@ -122,14 +88,14 @@ func TestCGINoEscapedDescendants(t *testing.T) {
 				if res := f.get(t, "/cgi-bin/escape.sh?exit"); res.status != 200 || res.body != "bye\n" {
 					t.Errorf("status %d body %q", res.status, res.body)
 				}
-				escapee = readPid(t, filepath.Join(pidDir, "escapee"))
+				escapee = proctest.ReadPidFile(t, filepath.Join(pidDir, "escapee"), 10*time.Second)
 			}
 			t.Cleanup(func() { _ = syscall.Kill(escapee, syscall.SIGKILL) }) // only if the test failed
-			waitReaped(t, escapee, 5*time.Second)
-			if script := readPid(t, filepath.Join(pidDir, "script")); script > 0 {
-				waitReaped(t, script, 5*time.Second)
+			proctest.WaitReaped(t, escapee, 5*time.Second)
+			if script := proctest.ReadPidFile(t, filepath.Join(pidDir, "script"), 10*time.Second); script > 0 {
+				proctest.WaitReaped(t, script, 5*time.Second)
 			}
-			if z := ourZombies(); len(z) > 0 {
+			if z := proctest.Zombies(); len(z) > 0 {
 				t.Errorf("zombies left: %v", z)
 			}
 		})

@@ -23,8 +23,8 @@ import (
 	"time"
 
 	"portico/internal/config"
-	"portico/internal/reaper"
 	"portico/internal/errorpage"
+	"portico/internal/reaper"
 )
 
 // Options configure a Server.
