@@ -14,13 +14,19 @@
 //   - the request body on stdin, streamed (chunked bodies are spooled to
 //     an unlinked temporary file first, to learn CONTENT_LENGTH);
 //   - its own folder as working directory, its own process group, and, when
-//     portico runs as root, the uid/gid of cfg.User.
+//     portico runs as root, the uid/gid of cfg.User;
+//   - the rlimits of cfg.Limits from its first instruction (limits.go), a
+//     PORTICO_CGI_ID token in its environment, and SIGKILL should portico
+//     die (parent-death signal).
 //
 // What is done with it: its response header block is parsed strictly (a
-// malformed one is a 502), its body streamed to the client as written, its
-// stderr logged line by line. A script past its timeout, whose client went
-// away, or still running at Close gets SIGTERM, a grace period, then SIGKILL,
-// to its whole process group; it is always reaped.
+// malformed one is a 502), its body streamed to the client as written but
+// never past its own Content-Length (body.go), its stderr logged line by
+// line. A script past its timeout, whose client went away, or still running
+// at Close gets SIGTERM, cfg.KillGrace, then SIGKILL, with everything it
+// started, also what escaped its process group (descendants.go); a script
+// that exits leaving processes behind has them stopped the same way. All
+// are reaped.
 package cgi
 
 import (
