@@ -48,10 +48,11 @@ import (
 // Processes handed to another service (cron, systemd-run, at) are out of
 // any supervisor's reach.
 //
-// Cost: when a script exits by itself, one kill(2) on its group and a read
-// of /proc/PID/environ for each direct child of portico that is not one of
-// this handler's running scripts; the walk over /proc only when something
-// was left.
+// Cost: when a script exits by itself, one kill(2) on its group, a read of
+// /proc/self/task/PID/children (where adopted orphans are listed) and of
+// /proc/PID/environ for each process in it that is not one of this
+// handler's running scripts; the walk over /proc only when something was
+// left.
 
 // tokenEnv names the variable that marks every process of one run.
 const tokenEnv = "PORTICO_CGI_ID"
@@ -77,7 +78,9 @@ func (p *proc) mayHaveStrays() bool {
 	if syscall.Kill(-p.pgid, 0) == nil {
 		return true
 	}
-	for _, pid := range reaper.Children() {
+	// After the script exited, its surviving children were adopted by
+	// portico; whatever they started is below them.
+	for _, pid := range reaper.Adopted() {
 		if pid == p.pid || p.h.isRunning(pid) {
 			continue
 		}

@@ -127,3 +127,17 @@ func TestParseStat(t *testing.T) {
 		t.Errorf("got %+v %v", p, ok)
 	}
 }
+
+// TestAdoptedListsOrphans: an orphan re-parented to this process is in
+// Adopted (the main thread's children), whichever thread forked its
+// ancestors.
+func TestAdoptedListsOrphans(t *testing.T) {
+	pid := orphan(t, "sleep 5")
+	found := false
+	for _, c := range Adopted() {
+		found = found || c == pid
+	}
+	if !found {
+		t.Errorf("orphan %d not in Adopted() = %v (Children() = %v)", pid, Adopted(), Children())
+	}
+}

@@ -132,6 +132,28 @@ fallback:
 	return out
 }
 
+// Adopted lists the children of this process's main thread: where the
+// kernel puts the orphans a subreaper adopts (find_new_reaper picks the
+// first live thread of the subreaper, the thread-group leader unless it is
+// exiting, which a Go program's is not). It is the cheap way to look for
+// adopted orphans: one small file. Children of other threads (what those
+// threads forked) are not in it; Children has them all. Without the file
+// (CONFIG_PROC_CHILDREN) it is Children.
+func Adopted() []int {
+	self := strconv.Itoa(os.Getpid())
+	b, err := os.ReadFile("/proc/self/task/" + self + "/children")
+	if err != nil {
+		return Children()
+	}
+	var out []int
+	for f := range strings.FieldsSeq(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
 // HasEnv reports whether the initial environment of pid (what it was
 // exec'd with, /proc/PID/environ) holds the exact entry kv ("NAME=value").
 // Reading another user's environment needs root (or CAP_SYS_PTRACE).
