@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -122,5 +123,52 @@ func closeHandler(t *testing.T, h *Handler) {
 	defer cancel()
 	if err := h.Close(ctx); err != nil {
 		t.Errorf("Close: %v", err)
+	}
+}
+
+// TestCGIFramingHTTP2: over HTTP/2 a script's excess is dropped the same
+// way (the stream ends at Content-Length) and a short body resets the
+// stream, so the client sees an error instead of waiting.
+func TestCGIFramingHTTP2(t *testing.T) {
+	root := newRoot(t)
+	writeFile(t, root, "over.sh", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nContent-Length: 5\\r\\n\\r\\nhello, and more'\n", 0o755)
+	writeFile(t, root, "short.sh", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nContent-Length: 100\\r\\n\\r\\nabc'\n", 0o755)
+	logs := &enginetest.SyncBuffer{}
+	h, err := New(testCfg(root), Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Prefix: "/cgi-bin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeHandler(t, h) })
+	srv := httptest.NewUnstartedServer(h)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	c := srv.Client()
+	c.Timeout = 10 * time.Second
+
+	resp, err := c.Get(srv.URL + "/cgi-bin/over.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || err != nil || string(body) != "hello" {
+		t.Errorf("over.sh: %s body %q err %v, want HTTP/2 and exactly \"hello\"", resp.Proto, body, err)
+	}
+
+	start := time.Now()
+	resp, err = c.Get(srv.URL + "/cgi-bin/short.sh")
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil {
+		t.Errorf("short.sh: read a complete response, want an error (the body is short of its Content-Length)")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("short.sh: the client waited %s", took)
+	}
+	if !strings.Contains(logs.String(), "more body than its Content-Length") || !strings.Contains(logs.String(), "less body than its Content-Length") {
+		t.Errorf("log lines missing:\n%s", logs)
 	}
 }
