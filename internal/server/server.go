@@ -46,6 +46,9 @@ type Server struct {
 	wg        sync.WaitGroup
 	retired   sync.WaitGroup
 	reaper    *reaper.Reaper // reaps orphans adopted from scripts and workers
+
+	started time.Time
+	reloads reloadLog // for the status page (status.go)
 }
 
 type listener struct {
@@ -67,7 +70,7 @@ func New(opts Options) *Server {
 	if opts.Stderr == nil {
 		opts.Stderr = io.Discard
 	}
-	return &Server{opts: opts, listeners: map[string]*listener{}}
+	return &Server{opts: opts, listeners: map[string]*listener{}, started: time.Now()}
 }
 
 // Tree returns the live handler tree.
