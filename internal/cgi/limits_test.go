@@ -145,7 +145,7 @@ print("Content-Type: text/plain\n\nforked=%d" % n, flush=True)
 // the trap's work, SIGKILL cuts it.
 func TestCGIKillGrace(t *testing.T) {
 	root := newRoot(t)
-	writeFile(t, root, "trap.sh", "#!/bin/bash\ntrap 'sleep 0.4; echo \"trap finished\" >&2; exit 0' TERM\nsleep 30 &\nwait\n", 0o755)
+	writeFile(t, root, "trap.sh", "#!/bin/bash\ntrap 'sleep 0.3; echo \"trap finished\" >&2; exit 0' TERM\nsleep 30 &\nwait\n", 0o755)
 	for _, tc := range []struct {
 		grace   time.Duration
 		trapRan bool
@@ -155,7 +155,9 @@ func TestCGIKillGrace(t *testing.T) {
 	} {
 		t.Run(tc.grace.String(), func(t *testing.T) {
 			cfg := testCfg(root)
-			cfg.Timeout = config.Duration(500 * time.Millisecond)
+			// The grace is capped at the timeout: 1 s here, the trap
+			// needs 0.3 s.
+			cfg.Timeout = config.Duration(time.Second)
 			cfg.KillGrace = config.Duration(tc.grace)
 			f := newFixture(t, cfg, Options{})
 			start := time.Now()
