@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -236,8 +237,23 @@ func init() {
 // runShim is the exec shim: it lowers its own limits as shimEnv says and
 // execs os.Args[1] with argv os.Args[2:] and the environment less
 // shimEnv. It returns only on failure, with an exit status.
+//
+// Once the limits are set nothing may allocate: the address-space limit
+// is usually below what the Go runtime has already reserved, so the heap
+// could not grow (the runtime would die of "out of memory"). Everything is
+// prepared first, the GC is off, and the limits and the execve are raw
+// system calls. One difference from a direct start: the soft descriptor
+// limit (when "files" is not set) is the one the Go runtime raised at the
+// shim's start, not the one portico started with.
 func runShim() int {
+	debug.SetGCPercent(-1)
+	runtime.LockOSThread()
+	type limit struct {
+		resource int
+		value    unix.Rlimit
+	}
 	spec := os.Getenv(shimEnv)
+	var limits []limit
 	for item := range strings.SplitSeq(spec, ",") {
 		res, vals, ok1 := strings.Cut(item, "=")
 		cur, max, ok2 := strings.Cut(vals, ":")
@@ -248,26 +264,60 @@ func runShim() int {
 			fmt.Fprintf(os.Stderr, "portico cgi shim: bad %s %q\n", shimEnv, spec)
 			return 126
 		}
-		if err := unix.Setrlimit(r, &unix.Rlimit{Cur: c, Max: m}); err != nil {
-			fmt.Fprintf(os.Stderr, "portico cgi shim: setrlimit %d: %v\n", r, err)
-			return 126
-		}
+		limits = append(limits, limit{r, unix.Rlimit{Cur: c, Max: m}})
 	}
-	env := os.Environ()
-	kept := env[:0]
-	for _, kv := range env {
+	var kept []string
+	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, shimEnv+"=") {
 			kept = append(kept, kv)
 		}
 	}
-	var err error
-	for try := 0; try < 4; try++ {
-		err = syscall.Exec(os.Args[1], os.Args[2:], kept)
-		if !errors.Is(err, syscall.ETXTBSY) {
+	path, err1 := syscall.BytePtrFromString(os.Args[1])
+	argv, err2 := syscall.SlicePtrFromStrings(os.Args[2:])
+	envv, err3 := syscall.SlicePtrFromStrings(kept)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		fmt.Fprintf(os.Stderr, "portico cgi shim: %v\n", err)
+		return 126
+	}
+	prefix := "portico cgi shim: cannot set limits or exec " + os.Args[1] + ": "
+
+	// No allocation from here on.
+	var errno unix.Errno
+	for i := range limits {
+		_, _, errno = unix.RawSyscall6(unix.SYS_PRLIMIT64, 0, uintptr(limits[i].resource),
+			uintptr(unsafe.Pointer(&limits[i].value)), 0, 0, 0)
+		if errno != 0 {
 			break
 		}
-		time.Sleep(time.Duration(try+1) * 10 * time.Millisecond)
 	}
-	fmt.Fprintf(os.Stderr, "portico cgi shim: exec %s: %v\n", os.Args[1], err)
-	return 127
+	for try := 0; errno == 0 && try < 4; try++ {
+		_, _, errno = unix.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(path)),
+			uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envv[0])))
+		if errno != unix.ETXTBSY {
+			break
+		}
+		// The file is being written (a deploy); it passes. ETXTBSY is
+		// not 0, so a last failure is reported below.
+		ts := unix.Timespec{Nsec: int64(try+1) * 10e6}
+		unix.RawSyscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
+		errno = 0
+		if try == 3 {
+			errno = unix.ETXTBSY
+		}
+	}
+	rawStderr(prefix)
+	rawStderr(errno.Error())
+	rawStderr("\n")
+	runtime.KeepAlive(limits)
+	if errno == unix.ENOENT || errno == unix.EACCES {
+		return 127
+	}
+	return 126
+}
+
+// rawStderr writes s to stderr without allocating.
+func rawStderr(s string) {
+	if len(s) > 0 {
+		unix.RawSyscall(unix.SYS_WRITE, 2, uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(len(s)))
+	}
 }
