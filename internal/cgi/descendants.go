@@ -40,10 +40,12 @@ import (
 // itself is killed.
 //
 // What is not covered: a descendant that both leaves the tree of the
-// living script (its parent exits) and drops the token (exec with a
-// scrubbed environment, "setsid env -i ..."). It stays under portico, is
-// reaped when it exits, but cannot be told apart from what other scripts
-// or a WSGI app started, so it is not killed. Per-script cgroups would
+// living script (its parent exits) and drops or changes the token (exec
+// with a scrubbed environment, "setsid env -i ...", or with the token of
+// a run that is over, which scripts running as the same user can read in
+// /proc). It stays under portico, is reaped when it exits, but cannot be
+// told apart from what other scripts or a WSGI app started, so it is not
+// killed. Per-script cgroups would
 // close that gap; they need a writable cgroup tree (see package reaper).
 // Processes handed to another service (cron, systemd-run, at) are out of
 // any supervisor's reach.
