@@ -187,7 +187,10 @@ func (h *Handler) run(w http.ResponseWriter, r *http.Request, s *script, body io
 		p.requestStop(stopGone)
 		p.closeStdout()
 	} else if res.excess > 0 {
-		// The rest is not wanted: the script gets EPIPE (or SIGPIPE).
+		// The response is complete: the client has it now, whatever the
+		// script does next. The rest is not wanted: the script gets EPIPE
+		// (or SIGPIPE) if it writes more.
+		_ = http.NewResponseController(w).Flush()
 		p.closeStdout()
 	}
 	p.finish()
