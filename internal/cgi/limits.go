@@ -37,7 +37,9 @@ import (
 //     requests must come from the thread that forked, so Start and the
 //     detach run on one locked OS thread. prlimit on another user's
 //     process needs CAP_SYS_RESOURCE, so this is used when scripts run as
-//     portico's own user, or portico has that capability.
+//     portico's own user, or portico has that capability. (The kernel's
+//     rule for a traced execve applies: a set-user-ID script started by a
+//     portico without CAP_SYS_PTRACE runs without its extra privilege.)
 //   - the exec shim (everywhere else, e.g. root without CAP_SYS_RESOURCE
 //     in a container, or where ptrace is forbidden): the child execs
 //     portico's own binary (/proc/self/exe) with the limits in one
