@@ -16,8 +16,9 @@
 //   - its own folder as working directory, its own process group, and, when
 //     portico runs as root, the uid/gid of cfg.User;
 //   - the rlimits of cfg.Limits from its first instruction (limits.go), a
-//     PORTICO_CGI_ID token in its environment, and SIGKILL should portico
-//     die (parent-death signal).
+//     PORTICO_CGI_ID token in its environment, its own cgroup where
+//     possible (cgroup.go), and SIGKILL should portico die (parent-death
+//     signal).
 //
 // What is done with it: its response header block is parsed strictly (a
 // malformed one is a 502), its body streamed to the client as written but
@@ -87,6 +88,7 @@ type Handler struct {
 	id         string        // random, in the token of each run
 	runs       atomic.Uint64 // runs started, the token's other part
 	running    sync.Map      // pid -> struct{}: scripts started and not reaped
+	cg         *cgroups      // a cgroup per run, where possible (cgroup.go)
 
 	mu        sync.Mutex
 	closed    bool
@@ -193,6 +195,7 @@ func New(cfg config.CGI, opts Options) (*Handler, error) {
 		h.log.Warn("cgi: cannot become a child subreaper; descendants of scripts that leave their session may survive them", "err", err)
 	}
 	closeInheritedOnce.Do(closeInheritedOnExec)
+	h.cg = newCgroups(h.id)
 	if h.cred != nil {
 		if dir := unreachableBy(root, h.cred); dir != "" {
 			h.log.Warn("cgi: scripts run as an unprivileged user who cannot enter a folder on the way to the cgi root; they will fail with 403",
@@ -237,6 +240,9 @@ func (h *Handler) Close(ctx context.Context) error {
 	}
 	if h.fsroot != nil {
 		h.fsroot.Close()
+	}
+	if h.cg != nil {
+		h.cg.close()
 	}
 	return err
 }

@@ -21,14 +21,18 @@ import (
 // parent is gone: kill(-pgid) misses it, and under init it is nobody's.
 //
 // What is done:
-//   - portico is a child subreaper (package reaper), so an orphaned
-//     descendant is re-parented to portico, never to init: every process
-//     a script ever started stays in portico's process tree;
+//   - where portico may create cgroups (v2), each run starts inside its
+//     own cgroup (cgroup.go), and its processes are exactly that cgroup's:
+//     nothing a script does can take a process out of it;
+//   - everywhere, portico is a child subreaper (package reaper), so an
+//     orphaned descendant is re-parented to portico, never to init: every
+//     process a script ever started stays in portico's process tree;
 //   - each run's environment holds a token, PORTICO_CGI_ID=<handler
 //     id>-<run number>, inherited by everything the script starts;
-//   - a run's processes are: its process group, the processes in
-//     portico's tree that carry its token, and everything below those (and
-//     below the script while it lives, whatever their environment).
+//   - a run's processes are: its cgroup's, its process group, the
+//     processes in portico's tree that carry its token, and everything
+//     below them (and below the script while it lives, whatever their
+//     environment).
 //
 // They get SIGTERM, kill_grace, then SIGKILL (repeated until none is left,
 // so a process forking as fast as it can is caught), when the run is
@@ -39,18 +43,18 @@ import (
 // script's direct child carries a parent-death SIGKILL, for when portico
 // itself is killed.
 //
-// What is not covered: a descendant that both leaves the tree of the
-// living script (its parent exits) and drops or changes the token (exec
-// with a scrubbed environment, "setsid env -i ...", or with the token of
-// a run that is over, which scripts running as the same user can read in
-// /proc). It stays under portico, is reaped when it exits, but cannot be
-// told apart from what other scripts or a WSGI app started, so it is not
-// killed. Per-script cgroups would
-// close that gap; they need a writable cgroup tree (see package reaper).
-// Processes handed to another service (cron, systemd-run, at) are out of
-// any supervisor's reach.
+// What is not covered without cgroups: a descendant that both leaves the
+// tree of the living script (its parent exits) and drops or changes the
+// token (exec with a scrubbed environment, "setsid env -i ...", or with
+// the token of a run that is over, which scripts running as the same user
+// can read in /proc). It stays under portico, is reaped when it exits, but
+// cannot be told apart from what other scripts or a WSGI app started, so
+// it is not killed. With cgroups it is. Processes handed to another
+// service (cron, systemd-run, at) are out of any supervisor's reach.
 //
-// Cost: when a script exits by itself, one kill(2) on its group, a read of
+// Cost: when a script exits by itself, one kill(2) on its group, and a
+// read of its cgroup.procs (with cgroups; plus a mkdir and rmdir per run),
+// or (without) a read of
 // /proc/self/task/PID/children (where adopted orphans are listed) and of
 // /proc/PID/environ for each process in it that is not one of this
 // handler's running scripts; the walk over /proc only when something was
@@ -79,6 +83,10 @@ const (
 func (p *proc) mayHaveStrays() bool {
 	if syscall.Kill(-p.pgid, 0) == nil {
 		return true
+	}
+	if p.cgroup != "" {
+		// Exact: nothing the script started can have left its cgroup.
+		return len(cgroupProcs(p.cgroup)) > 0
 	}
 	// After the script exited, its surviving children were adopted by
 	// portico; whatever they started is below them.
@@ -115,10 +123,21 @@ func (p *proc) members(scriptAlive bool) []reaper.Proc {
 			roots = append(roots, pid)
 		}
 	}
+	// Whatever is in the run's cgroup is the run's, in portico's tree or
+	// not (without a subreaper, orphans go to init).
+	inCgroup := make(map[int]bool)
+	if p.cgroup != "" {
+		for _, pid := range cgroupProcs(p.cgroup) {
+			if _, ok := snap[pid]; ok {
+				inCgroup[pid] = true
+				roots = append(roots, pid)
+			}
+		}
+	}
 	var out []reaper.Proc
 	seen := make(map[int]bool)
 	for _, pid := range append(roots, reaper.Descendants(snap, roots...)...) {
-		if seen[pid] || !ours[pid] || snap[pid].Dead() || (pid == p.pid && !scriptAlive) {
+		if seen[pid] || !(ours[pid] || inCgroup[pid]) || snap[pid].Dead() || (pid == p.pid && !scriptAlive) {
 			continue
 		}
 		seen[pid] = true
@@ -135,7 +154,26 @@ func (p *proc) signalAll(sig syscall.Signal, procs []reaper.Proc) {
 	for _, pr := range procs {
 		if pr.PGID != p.pgid {
 			_ = syscall.Kill(pr.PID, sig)
+			p.signalled = append(p.signalled, pr.PID)
 		}
+	}
+}
+
+// awaitSignalled waits (a bounded while) until the processes outside the
+// group that were signalled have exited, so that they can be reaped.
+func (p *proc) awaitSignalled() {
+	for round := 0; round < killRounds; round++ {
+		alive := false
+		for _, pid := range p.signalled {
+			if st, ok := reaper.Stat(pid); ok && !st.Dead() {
+				alive = true
+				break
+			}
+		}
+		if !alive {
+			return
+		}
+		time.Sleep(killPause)
 	}
 }
 
@@ -163,6 +201,12 @@ func (p *proc) terminate() {
 // orphans it killed.
 func (p *proc) cleanUp(termSent bool) {
 	if !p.mayHaveStrays() {
+		if termSent {
+			// What terminate killed may be portico's zombies by now
+			// (adopted orphans): not left for a Reaper that may not run.
+			p.awaitSignalled()
+			reaper.ReapOrphans()
+		}
 		return
 	}
 	left := p.members(false)

@@ -37,7 +37,11 @@ type proc struct {
 	pid    int    // the script's pid
 	pgid   int    // its process group (its own pid)
 	token  string // tokenEnv=value, in the environment of all it starts
-	script string
+	cgroup string // the run's own cgroup, "" without one (cgroup.go)
+	// signalled are the processes outside the group that were sent a
+	// signal (only the supervisor goroutine uses it).
+	signalled []int
+	script    string
 
 	stdout *os.File // read end of the script's stdout
 	stderr *os.File // read end of the script's stderr
@@ -91,6 +95,9 @@ func (p *proc) supervise(reqDone <-chan struct{}, timer *time.Timer) {
 	}
 	p.h.running.Delete(p.pid)
 	p.cleanUp(why != stopNone)
+	if p.cgroup != "" && !p.h.cg.remove(p.cgroup) {
+		p.h.log.Warn("cgi: cannot remove the cgroup of a finished run", "script", p.script, "cgroup", p.cgroup)
+	}
 
 	limit := timer.C // a script that exited by itself: the rest of its time
 	if why != stopNone {

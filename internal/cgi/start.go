@@ -54,6 +54,17 @@ func (h *Handler) start(r *http.Request, s *script, body io.Reader, spooled *os.
 		}
 		cmd.Stdin = inR
 	}
+	run := strconv.FormatUint(h.runs.Load(), 10)
+	cgroup := ""
+	if h.cg.on() {
+		path, fd, err := h.cg.create("run-" + run)
+		if err == nil {
+			defer syscall.Close(fd) // the child is in it once started
+			cgroup = path
+			cmd.SysProcAttr.UseCgroupFD = true
+			cmd.SysProcAttr.CgroupFD = fd
+		}
+	}
 	base := *cmd.SysProcAttr // the limiter may change its copy of it
 	fresh := func() *exec.Cmd {
 		sys := base
@@ -77,6 +88,9 @@ func (h *Handler) start(r *http.Request, s *script, body io.Reader, spooled *os.
 		inR.Close()
 	}
 	if err != nil {
+		if cgroup != "" {
+			h.cg.remove(cgroup)
+		}
 		outR.Close()
 		errR.Close()
 		if inW != nil {
@@ -90,6 +104,7 @@ func (h *Handler) start(r *http.Request, s *script, body io.Reader, spooled *os.
 		pid:        cmd.Process.Pid,
 		pgid:       cmd.Process.Pid,
 		token:      token,
+		cgroup:     cgroup,
 		script:     s.name,
 		stdout:     outR,
 		stderr:     errR,

@@ -18,10 +18,11 @@
 // token); this package gives the process tree (Snapshot, Descendants,
 // Children, HasEnv) and reaps.
 //
-// Cgroups (v2, one per script, cgroup.kill) would attribute processes
-// without the help of the environment, but need a delegated, writable
-// cgroup tree, which portico cannot count on (containers, hybrid v1
-// hosts, plain users); the subreaper works everywhere.
+// Cgroups (v2, one per script) attribute processes exactly, and package
+// cgi uses them where it may create them; but that takes a writable,
+// delegated cgroup tree, which portico cannot count on (containers,
+// unprivileged users, systemd without Delegate=); the subreaper works
+// everywhere, and keeps orphans reapable by portico in every case.
 //
 // Reaping: adopted orphans that exit become zombies of portico, and must
 // be waited for by portico. A blanket wait4(-1) would steal the exit
