@@ -26,8 +26,9 @@ import (
 //
 // Layout: PORTICO-CGROUP/portico-<handler id>/run-<n>, where PORTICO-CGROUP
 // is portico's own cgroup; no controllers are enabled (limits are rlimits),
-// so processes may live at every level. A run's cgroup is removed once the
-// run is over, the handler's at Close. Whether it works is probed once, in
+// so processes may live at every level. A run's cgroup is reused by a
+// later run once it is empty (as many exist as runs at once); all are
+// removed at Close. Whether it works is probed once, in
 // New, by starting portico's exec shim (which exits at once) inside a
 // cgroup: a failure there turns cgroups off for the handler, so a failure
 // later is always the script's own.
@@ -40,6 +41,21 @@ type cgroups struct {
 	id   string
 	once sync.Once
 	dir  string // the handler's cgroup folder, "" when cgroups are off
+
+	// Run cgroups are reused: making and removing one costs more than
+	// the rest of a short run's bookkeeping. A cgroup goes back to free
+	// only when it is empty.
+	mu     sync.Mutex
+	free   []runCgroup
+	made   int
+	fds    []int // every descriptor of a run cgroup, closed by close
+	closed bool
+}
+
+// runCgroup is the cgroup of one run while it runs.
+type runCgroup struct {
+	path string
+	fd   int // open for CLONE_INTO_CGROUP
 }
 
 func newCgroups(id string) *cgroups { return &cgroups{id: id} }
@@ -49,6 +65,41 @@ func newCgroups(id string) *cgroups { return &cgroups{id: id} }
 func (c *cgroups) on() bool {
 	c.once.Do(c.setUp)
 	return c.dir != ""
+}
+
+// acquire returns an empty run cgroup: a free one, or a new one.
+func (c *cgroups) acquire() (runCgroup, error) {
+	c.mu.Lock()
+	if n := len(c.free); n > 0 {
+		rc := c.free[n-1]
+		c.free = c.free[:n-1]
+		c.mu.Unlock()
+		return rc, nil
+	}
+	c.made++
+	name := "run-" + strconv.Itoa(c.made)
+	c.mu.Unlock()
+	path, fd, err := c.create(name)
+	if err != nil {
+		return runCgroup{}, err
+	}
+	c.mu.Lock()
+	c.fds = append(c.fds, fd)
+	c.mu.Unlock()
+	return runCgroup{path: path, fd: fd}, nil
+}
+
+// release takes a run cgroup back once its run is over. One that still
+// holds processes (they survived SIGKILL) is not used again.
+func (c *cgroups) release(rc runCgroup) {
+	if len(cgroupProcs(rc.path)) > 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		c.free = append(c.free, rc)
+	}
 }
 
 // setUp makes the handler's cgroup and probes it; dir stays "" when they
@@ -134,10 +185,18 @@ func (c *cgroups) remove(path string) bool {
 	return false
 }
 
-// close removes the handler's cgroup (and run cgroups left by runs whose
-// processes outlived SIGKILL, if they are empty now).
+// close removes the handler's cgroup and its run cgroups (those left
+// non-empty by processes that outlived SIGKILL, if they are empty now).
 func (c *cgroups) close() {
 	c.once.Do(func() {}) // no set-up after Close
+	c.mu.Lock()
+	c.closed = true
+	fds := c.fds
+	c.fds, c.free = nil, nil
+	c.mu.Unlock()
+	for _, fd := range fds {
+		_ = syscall.Close(fd)
+	}
 	if c.dir == "" {
 		return
 	}

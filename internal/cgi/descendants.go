@@ -84,9 +84,9 @@ func (p *proc) mayHaveStrays() bool {
 	if syscall.Kill(-p.pgid, 0) == nil {
 		return true
 	}
-	if p.cgroup != "" {
+	if p.cgroup.path != "" {
 		// Exact: nothing the script started can have left its cgroup.
-		return len(cgroupProcs(p.cgroup)) > 0
+		return len(cgroupProcs(p.cgroup.path)) > 0
 	}
 	// After the script exited, its surviving children were adopted by
 	// portico; whatever they started is below them.
@@ -126,8 +126,8 @@ func (p *proc) members(scriptAlive bool) []reaper.Proc {
 	// Whatever is in the run's cgroup is the run's, in portico's tree or
 	// not (without a subreaper, orphans go to init).
 	inCgroup := make(map[int]bool)
-	if p.cgroup != "" {
-		for _, pid := range cgroupProcs(p.cgroup) {
+	if p.cgroup.path != "" {
+		for _, pid := range cgroupProcs(p.cgroup.path) {
 			if _, ok := snap[pid]; ok {
 				inCgroup[pid] = true
 				roots = append(roots, pid)

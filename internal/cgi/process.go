@@ -34,10 +34,10 @@ const (
 type proc struct {
 	h      *Handler
 	cmd    *exec.Cmd
-	pid    int    // the script's pid
-	pgid   int    // its process group (its own pid)
-	token  string // tokenEnv=value, in the environment of all it starts
-	cgroup string // the run's own cgroup, "" without one (cgroup.go)
+	pid    int       // the script's pid
+	pgid   int       // its process group (its own pid)
+	token  string    // tokenEnv=value, in the environment of all it starts
+	cgroup runCgroup // the run's own cgroup, path "" without one (cgroup.go)
 	// signalled are the processes outside the group that were sent a
 	// signal (only the supervisor goroutine uses it).
 	signalled []int
@@ -95,8 +95,8 @@ func (p *proc) supervise(reqDone <-chan struct{}, timer *time.Timer) {
 	}
 	p.h.running.Delete(p.pid)
 	p.cleanUp(why != stopNone)
-	if p.cgroup != "" && !p.h.cg.remove(p.cgroup) {
-		p.h.log.Warn("cgi: cannot remove the cgroup of a finished run", "script", p.script, "cgroup", p.cgroup)
+	if p.cgroup.path != "" {
+		p.h.cg.release(p.cgroup)
 	}
 
 	limit := timer.C // a script that exited by itself: the rest of its time

@@ -54,15 +54,12 @@ func (h *Handler) start(r *http.Request, s *script, body io.Reader, spooled *os.
 		}
 		cmd.Stdin = inR
 	}
-	run := strconv.FormatUint(h.runs.Load(), 10)
-	cgroup := ""
+	var cg runCgroup
 	if h.cg.on() {
-		path, fd, err := h.cg.create("run-" + run)
-		if err == nil {
-			defer syscall.Close(fd) // the child is in it once started
-			cgroup = path
+		if rc, err := h.cg.acquire(); err == nil {
+			cg = rc
 			cmd.SysProcAttr.UseCgroupFD = true
-			cmd.SysProcAttr.CgroupFD = fd
+			cmd.SysProcAttr.CgroupFD = rc.fd
 		}
 	}
 	base := *cmd.SysProcAttr // the limiter may change its copy of it
@@ -88,8 +85,8 @@ func (h *Handler) start(r *http.Request, s *script, body io.Reader, spooled *os.
 		inR.Close()
 	}
 	if err != nil {
-		if cgroup != "" {
-			h.cg.remove(cgroup)
+		if cg.path != "" {
+			h.cg.release(cg)
 		}
 		outR.Close()
 		errR.Close()
@@ -104,7 +101,7 @@ func (h *Handler) start(r *http.Request, s *script, body io.Reader, spooled *os.
 		pid:        cmd.Process.Pid,
 		pgid:       cmd.Process.Pid,
 		token:      token,
-		cgroup:     cgroup,
+		cgroup:     cg,
 		script:     s.name,
 		stdout:     outR,
 		stderr:     errR,
