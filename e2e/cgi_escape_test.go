@@ -63,6 +63,8 @@ listen = ["127.0.0.1:0"]
 			t.Cleanup(func() {
 				syscall.Kill(escapee, syscall.SIGKILL)
 				syscall.Kill(-script, syscall.SIGKILL)
+				time.Sleep(100 * time.Millisecond) // they leave their cgroup as they exit
+				proctest.RemoveCgroupsOf(p.cmd.Process.Pid)
 			})
 			p.Signal(sig)
 			code := p.Wait(15 * time.Second)

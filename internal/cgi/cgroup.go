@@ -24,11 +24,12 @@ import (
 // then simply its cgroup.procs, on top of the subreaper and the token
 // (descendants.go), which remain for hosts without cgroups.
 //
-// Layout: PORTICO-CGROUP/portico-<handler id>/run-<n>, where PORTICO-CGROUP
+// Layout: PORTICO-CGROUP/portico-<pid>-<handler id>/run-<n>, where PORTICO-CGROUP
 // is portico's own cgroup; no controllers are enabled (limits are rlimits),
 // so processes may live at every level. A run's cgroup is reused by a
 // later run once it is empty (as many exist as runs at once); all are
-// removed at Close. Whether it works is probed once, in
+// removed at Close. What a killed portico left is removed by the next
+// one started in the same cgroup (removeStale). Whether it works is probed once, in
 // New, by starting portico's exec shim (which exits at once) inside a
 // cgroup: a failure there turns cgroups off for the handler, so a failure
 // later is always the script's own.
@@ -109,7 +110,8 @@ func (c *cgroups) setUp() {
 	if base == "" {
 		return
 	}
-	dir := filepath.Join(base, "portico-"+c.id)
+	removeStale(base)
+	dir := filepath.Join(base, "portico-"+strconv.Itoa(os.Getpid())+"-"+c.id)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return
 	}
@@ -208,6 +210,36 @@ func (c *cgroups) close() {
 		}
 	}
 	c.remove(c.dir)
+}
+
+// removeStale removes the cgroups a portico that is gone (killed, so it
+// could not clean up) left in base: "portico-PID-ID" folders whose PID
+// no longer exists, with their run cgroups, if they are empty.
+func removeStale(base string) {
+	ents, err := os.ReadDir(base)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), "portico-")
+		pidText, _, ok2 := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || !ok2 || err != nil || !e.IsDir() {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+			continue // that portico (or a process reusing its pid) lives
+		}
+		dir := filepath.Join(base, e.Name())
+		if runs, err := os.ReadDir(dir); err == nil {
+			for _, r := range runs {
+				if r.IsDir() {
+					_ = os.Remove(filepath.Join(dir, r.Name()))
+				}
+			}
+		}
+		_ = os.Remove(dir)
+	}
 }
 
 // ownCgroup2 returns the folder of this process's cgroup in the cgroup v2

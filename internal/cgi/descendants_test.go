@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -169,7 +170,7 @@ func TestCGIRunHasItsOwnCgroup(t *testing.T) {
 		t.Logf("no writable cgroup v2 here; runs share portico's cgroup:\n%s", first.body)
 		return
 	}
-	want := "/portico-" + f.h.id + "/run-1\n"
+	want := "/portico-" + strconv.Itoa(os.Getpid()) + "-" + f.h.id + "/run-1\n"
 	if !strings.Contains(first.body, want) {
 		t.Fatalf("the script's cgroups:\n%s\nwant a v2 path ending in %q", first.body, want)
 	}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -161,4 +162,40 @@ func CopyFile(src, dst string, mode os.FileMode) error {
 		return err
 	}
 	return out.Close()
+}
+
+// RemoveCgroupsOf removes the (empty) cgroups that the portico process pid
+// made for CGI runs and could not remove because it was killed:
+// "portico-PID-*" folders, with their run cgroups, under this process's
+// cgroup v2 (where portico, its child, made them).
+func RemoveCgroupsOf(pid int) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return
+	}
+	rel := ""
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			rel = p
+		}
+	}
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil || rel == "" {
+		return
+	}
+	for line := range strings.SplitSeq(string(mi), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		f := strings.Fields(pre)
+		if !ok || !strings.HasPrefix(post, "cgroup2 ") || len(f) < 5 || f[3] != "/" {
+			continue
+		}
+		dirs, _ := filepath.Glob(filepath.Join(f[4], rel, "portico-"+strconv.Itoa(pid)+"-*"))
+		for _, d := range dirs {
+			runs, _ := filepath.Glob(filepath.Join(d, "run-*"))
+			for _, r := range runs {
+				_ = os.Remove(r)
+			}
+			_ = os.Remove(d)
+		}
+	}
 }
