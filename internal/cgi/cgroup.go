@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -41,7 +42,8 @@ import (
 type cgroups struct {
 	id   string
 	once sync.Once
-	dir  string // the handler's cgroup folder, "" when cgroups are off
+	dir  string      // the handler's cgroup folder, "" when cgroups are off
+	gone atomic.Bool // someone removed our cgroups: off from then on
 
 	// Run cgroups are reused: making and removing one costs more than
 	// the rest of a short run's bookkeeping. A cgroup goes back to free
@@ -65,7 +67,17 @@ func newCgroups(id string) *cgroups { return &cgroups{id: id} }
 // first time.
 func (c *cgroups) on() bool {
 	c.once.Do(c.setUp)
-	return c.dir != ""
+	return c.dir != "" && !c.gone.Load()
+}
+
+// vanished reports whether the cgroup of rc was removed by someone else
+// (a start into it failed); cgroups are then off for good.
+func (c *cgroups) vanished(rc runCgroup) bool {
+	if _, err := os.Stat(rc.path); !errors.Is(err, os.ErrNotExist) {
+		return false
+	}
+	c.gone.Store(true)
+	return true
 }
 
 // acquire returns an empty run cgroup: a free one, or a new one.

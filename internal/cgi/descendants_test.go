@@ -183,3 +183,27 @@ func TestCGIRunHasItsOwnCgroup(t *testing.T) {
 		t.Errorf("the handler's cgroup %s is still there after Close (%v)", dir, err)
 	}
 }
+
+// TestCGICgroupRemovedUnderPortico: when someone removes a run cgroup
+// portico keeps for reuse, the next run still starts (without cgroups).
+func TestCGICgroupRemovedUnderPortico(t *testing.T) {
+	root := newRoot(t)
+	writeFile(t, root, "hi.sh", "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nhi'\n", 0o755)
+	f := newFixture(t, testCfg(root), Options{})
+	if res := f.get(t, "/cgi-bin/hi.sh"); res.status != 200 {
+		t.Fatalf("status %d", res.status)
+	}
+	if !f.h.cg.on() {
+		t.Logf("no writable cgroup v2 here; nothing to remove")
+		return
+	}
+	if err := os.Remove(filepath.Join(f.h.cg.dir, "run-1")); err != nil {
+		t.Fatal(err)
+	}
+	if res := f.get(t, "/cgi-bin/hi.sh"); res.status != 200 || res.body != "hi" {
+		t.Errorf("after the cgroup went: status %d body %q\n%s", res.status, res.body, f.logs)
+	}
+	if f.h.cg.on() {
+		t.Errorf("cgroups still on")
+	}
+}

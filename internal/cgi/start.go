@@ -78,6 +78,14 @@ func (h *Handler) start(r *http.Request, s *script, body io.Reader, spooled *os.
 		time.Sleep(time.Duration(try+1) * 10 * time.Millisecond)
 		cmd = fresh()
 	}
+	if err != nil && cg.path != "" && h.cg.vanished(cg) {
+		// Someone removed the run's cgroup under portico: run without
+		// one (and without cgroups from now on) rather than fail.
+		h.log.Warn("cgi: a run cgroup was removed by someone else; scripts run without cgroups from now on", "cgroup", cg.path)
+		cg = runCgroup{}
+		base.UseCgroupFD, base.CgroupFD = false, 0
+		cmd, err = h.limiter.start(fresh(), fresh)
+	}
 	// The child has its copies; the parent keeps only its own ends.
 	outW.Close()
 	errW.Close()
