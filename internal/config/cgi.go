@@ -13,7 +13,7 @@ const (
 
 // checkCGILimits validates kill_grace and the limits table of a cgi
 // section; base is the section's key ("site[0].route[1].cgi").
-func checkCGILimits(add func(*positions, string, string, ...any), ps *positions, base string, c *CGI) {
+func checkCGILimits(add addFunc, ps *positions, base string, c *CGI) {
 	if c.KillGrace < 0 || c.KillGrace.D() > maxCGIKillGrace {
 		add(ps, base+".kill_grace", "kill_grace must be between 0s and %s", maxCGIKillGrace)
 	}
