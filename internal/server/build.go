@@ -15,6 +15,7 @@ import (
 
 	"portico/internal/cache"
 	"portico/internal/cgi"
+	"portico/internal/compress"
 	"portico/internal/config"
 	"portico/internal/layer"
 	"portico/internal/proxy"
@@ -116,26 +117,36 @@ func (t *Tree) buildSite(sc *config.Site, logger *slog.Logger, trusted []netip.P
 		if err != nil {
 			return nil, fmt.Errorf("%s: site %q route %q: %w", rc.Source, sc.Name, rc.Path, err)
 		}
-		h = layer.Chain(h, routeLayers(rc)...)
+		h = layer.Chain(h, routeLayers(sc, rc)...)
 		routes = append(routes, &route{
-			path:        rc.Path,
-			bare:        strings.TrimSuffix(rc.Path, "/"),
-			maxBody:     int64(rc.MaxBodySize),
-			readTimeout: t.cfg.Server.ReadTimeout.D(),
-			handler:     h,
+			path:         rc.Path,
+			bare:         strings.TrimSuffix(rc.Path, "/"),
+			maxBody:      int64(rc.MaxBodySize),
+			readTimeout:  t.cfg.Server.ReadTimeout.D(),
+			handler:      h,
+			forwardsFast: rc.Proxy != nil && rc.Cache == nil && rc.Static == nil,
 		})
 	}
 	*st = *newSite(sc.Name, routes, sc.Headers)
+	rw, err := buildRewrites(sc.Rewrites)
+	if err != nil {
+		return nil, fmt.Errorf("%s: site %q: rewrite: %w", sc.Source, sc.Name, err)
+	}
+	st.rewrites = rw
 	return st, nil
 }
 
-// routeLayers are the route-level layers of rc, outermost first. They
+// routeLayers are the route-level layers of rc, outermost first: the
+// site's header rules, then the route's (so a route's set wins). They
 // wrap the whole route handler (cache and strip_prefix included), so they
-// see the request path the client sent.
-func routeLayers(rc *config.Route) []layer.Layer {
+// see the request path the client sent (after the site's rewrites).
+func routeLayers(sc *config.Site, rc *config.Route) []layer.Layer {
 	var ls []layer.Layer
-	if hr := layer.NewHeaderRules(rc.Headers); hr != nil {
-		ls = append(ls, hr)
+	if hl := layer.NewHeaderLayer(sc.HeaderRules, sc.RequestHeaders); hl != nil {
+		ls = append(ls, hl)
+	}
+	if hl := layer.NewHeaderLayer(rc.Headers, rc.RequestHeaders); hl != nil {
+		ls = append(ls, hl)
 	}
 	return ls
 }
@@ -143,6 +154,10 @@ func routeLayers(rc *config.Route) []layer.Layer {
 func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger *slog.Logger, trusted []netip.Prefix, configFiles []string) (http.Handler, error) {
 	prefix := strings.TrimSuffix(rc.Path, "/")
 	lg := logger.With("site", sc.Name, "route", rc.Path)
+	comp, err := compressSettings(rc)
+	if err != nil {
+		return nil, err
+	}
 	// app is the route's application handler (proxy or wsgi), with the
 	// prefix stripped inside and the cache outside, so cache keys and
 	// purges use the URL the client asked for.
@@ -166,6 +181,7 @@ func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger 
 		t.closers = append(t.closers, p.Close)
 		app = p
 	}
+	app = withCompression(comp, app)
 	if app != nil && rc.Cache != nil {
 		c, err := cache.New(*rc.Cache, app, cache.Options{Logger: lg, Name: sc.Name + " " + rc.Path})
 		if err != nil {
@@ -175,6 +191,9 @@ func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger 
 		t.caches = append(t.caches, c)
 		t.cacheNames = append(t.cacheNames, sc.Name+" "+rc.Path)
 		app = c
+		if comp != nil {
+			app = compress.NewNormalize(comp, app)
+		}
 	}
 	switch {
 	case rc.Static != nil:
@@ -184,7 +203,7 @@ func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger 
 		}
 		sc := *rc.Static
 		sc.Hide = append(append([]string(nil), sc.Hide...), insideRoot(sc.Root, configFiles)...)
-		h, err := static.New(sc, static.Options{Logger: lg, Prefix: prefix, Fallback: fallback})
+		h, err := static.New(sc, static.Options{Logger: lg, Prefix: prefix, Fallback: fallback, Compress: comp})
 		if err != nil {
 			return nil, fmt.Errorf("static: %w", err)
 		}
@@ -196,7 +215,7 @@ func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger 
 			return nil, fmt.Errorf("cgi: %w", err)
 		}
 		t.closers = append(t.closers, h.Close)
-		return h, nil
+		return withCompression(comp, h), nil
 	case app != nil:
 		return app, nil
 	case rc.Redirect != nil:

@@ -260,6 +260,9 @@ func (s *Server) entry(key string) http.Handler {
 		if len(r.TransferEncoding) > 0 {
 			rec.Header().Set("Connection", "close")
 		}
+		if mode := t.cfg.Server.RequestID; mode != config.RequestIDOff && mode != "" {
+			setRequestID(mode, r, rec)
+		}
 		v := t.byListener[key]
 		if v == nil {
 			errorpage.Write(rec, r, http.StatusNotFound)
