@@ -215,8 +215,10 @@ func (cw *responseWriter) start() {
 	delete(hdr, "Content-Length")
 	delete(hdr, "Accept-Ranges")
 	hdr["Content-Encoding"] = []string{cw.enc.Token()}
-	if et := hdr["ETag"]; len(et) == 1 && strings.HasPrefix(et[0], `"`) {
-		hdr["ETag"] = []string{"W/" + et[0]}
+	for _, k := range [...]string{"Etag", "ETag"} { // canonical, and as some handlers write it
+		if et := hdr[k]; len(et) == 1 && strings.HasPrefix(et[0], `"`) {
+			hdr[k] = []string{"W/" + et[0]}
+		}
 	}
 	cw.w.WriteHeader(cw.status)
 	if cw.head {
@@ -327,11 +329,12 @@ func (cw *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // finish ends the response after the handler returned: a response held
 // back below the minimum goes out as it is; an encoder writes its end.
 func (cw *responseWriter) finish() {
+	if cw.state == stateInit {
+		// The handler wrote nothing (a HEAD, an empty body): its header
+		// still goes through the decision, as the GET's would.
+		cw.WriteHeader(http.StatusOK)
+	}
 	switch cw.state {
-	case stateInit:
-		// The handler wrote nothing: net/http will send 200 with an
-		// empty body; it still varies.
-		addVary(cw.w.Header())
 	case stateHold:
 		cw.pass()
 		if len(cw.held) > 0 {
