@@ -310,14 +310,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // missing answers a GET or HEAD for a path with no file: the SPA's root
-// index for page navigations, else the Fallback handler, else 404.
+// index for page navigations, else the Fallback handler, else 404. With
+// both, a navigation goes to the Fallback first and gets the index only
+// when the Fallback says 404 (spafallback.go).
 func (h *Handler) missing(w http.ResponseWriter, r *http.Request) {
 	if h.spa && acceptsHTML(r.Header["Accept"]) {
 		for _, idx := range h.index {
 			if in := h.node(idx); in.plain != nil {
-				if mp, ok := w.(interface{ SetMatchPath(string) }); ok {
-					mp.SetMatchPath(h.prefix + "/" + idx)
+				if h.fallback != nil {
+					h.spaAfterFallback(w, r, in, idx)
+					return
 				}
+				h.announceAnswer(w, idx)
 				h.serveFile(w, r, in, idx, true)
 				return
 			}
@@ -512,6 +516,15 @@ func escapePath(p string) string {
 var htmlReplacer = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;")
 
 func htmlEscape(s string) string { return htmlReplacer.Replace(s) }
+
+// announceAnswer tells the route's header rules (a layer's writer) that
+// this response is the SPA's index file rel, so rules matching its path
+// apply.
+func (h *Handler) announceAnswer(w http.ResponseWriter, rel string) {
+	if mp, ok := w.(interface{ SetMatchPath(string) }); ok {
+		mp.SetMatchPath(h.prefix + "/" + rel)
+	}
+}
 
 // AnswerPath is the path of the SPA's answer for a missing page ("" when
 // spa is off): header rules that match it apply to that answer
