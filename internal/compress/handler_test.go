@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -336,5 +337,32 @@ func TestCodecCompressPooled(t *testing.T) {
 				t.Fatalf("%s round %d: not the input", enc.Token(), i)
 			}
 		}
+	}
+}
+
+// A handler that takes over the connection (a WebSocket upgrade through a
+// proxy) still can through the compressing writer.
+func TestHandlerHijack(t *testing.T) {
+	srv := httptest.NewServer(New(testSettings(t, "gzip"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return
+		}
+		defer c.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\nraw bytes")
+		brw.Flush()
+	})))
+	defer srv.Close()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n")
+	got, _ := io.ReadAll(c)
+	if !strings.HasPrefix(string(got), "HTTP/1.1 101") || !strings.HasSuffix(string(got), "\r\n\r\nraw bytes") {
+		t.Errorf("got %q", got)
 	}
 }

@@ -3,6 +3,7 @@ package static
 import (
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -47,8 +48,10 @@ func staticIndex(e compress.Encoding) int {
 // compressible reports whether the plain entry of a file is compressed
 // on the fly: compression on, a compressible type, a size within bounds.
 func (h *Handler) compressible(e *entry) bool {
-	return h.comp != nil && e.Size >= h.comp.MinSize && e.Size <= maxCompressFile &&
-		h.comp.Compressible(e.ContentType[0])
+	if h.comp == nil || h.cacheControl != nil && strings.Contains(strings.ToLower(h.cacheControl[0]), "no-transform") {
+		return false // cache_control says no-transform: sent as it is
+	}
+	return e.Size >= h.comp.MinSize && e.Size <= maxCompressFile && h.comp.Compressible(e.ContentType[0])
 }
 
 // pickCompressed chooses the representation of a compressible file: the
