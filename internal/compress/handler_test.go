@@ -366,3 +366,14 @@ func TestHandlerHijack(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+func TestReplaceField(t *testing.T) {
+	raw := []byte("Host: x\r\naccept-encoding: gzip, br\r\nAccept: */*\r\n")
+	got := string(replaceField(nil, raw, "Accept-Encoding", "br"))
+	if want := "Host: x\r\nAccept: */*\r\nAccept-Encoding: br\r\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if got := string(replaceField(nil, []byte("Host: x\r\n"), "Accept-Encoding", "identity")); got != "Host: x\r\nAccept-Encoding: identity\r\n" {
+		t.Errorf("absent field: got %q", got)
+	}
+}

@@ -1,6 +1,7 @@
 package compress
 
 import (
+	"bytes"
 	"net/http"
 
 	"portico/internal/fastpath"
@@ -48,13 +49,51 @@ func (n *Normalize) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n.next.ServeHTTP(w, r)
 }
 
-// ServeFast passes a request on to the cache's fast path when its
-// Accept-Encoding is already the normalised token (the cache's fast path
-// keys on the raw header line); any other request goes to net/http,
-// where ServeHTTP normalises it.
+// headerFastHandler is a fast path that takes the request's header lines
+// from its caller (cache.Handler.ServeFastHeader).
+type headerFastHandler interface {
+	ServeFastHeader(req *fastpath.Request, w *fastpath.ResponseWriter, raw []byte) bool
+}
+
+// ServeFast passes a request on to the cache's fast path with its
+// Accept-Encoding normalised as ServeHTTP does it: in the request's field
+// and in the header lines the cache keys its variants on.
 func (n *Normalize) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
-	if n.fast == nil || req.AcceptEncoding != n.token(req.AcceptEncoding, req.Range != "") {
+	if n.fast == nil {
 		return false
 	}
-	return n.fast.ServeFast(req, w)
+	tok := n.token(req.AcceptEncoding, req.Range != "")
+	if req.AcceptEncoding == tok {
+		return n.fast.ServeFast(req, w)
+	}
+	hf, ok := n.next.(headerFastHandler)
+	raw := w.RawHeader()
+	if !ok || raw == nil {
+		return false
+	}
+	var buf [4096]byte // the fast path's request buffer: the lines fit
+	r2 := *req
+	r2.AcceptEncoding = tok
+	return hf.ServeFastHeader(&r2, w, replaceField(buf[:0], raw, "Accept-Encoding", tok))
+}
+
+// replaceField appends raw header lines ("Name: value\r\n"...) to b with
+// every field called name dropped and one "name: value" line added.
+func replaceField(b, raw []byte, name, value string) []byte {
+	for len(raw) > 0 {
+		end := bytes.IndexByte(raw, '\n') + 1
+		if end == 0 {
+			end = len(raw)
+		}
+		line := raw[:end]
+		raw = raw[end:]
+		if len(line) > len(name) && line[len(name)] == ':' && fastpath.EqualFold(line[:len(name)], name) {
+			continue
+		}
+		b = append(b, line...)
+	}
+	b = append(b, name...)
+	b = append(b, ": "...)
+	b = append(b, value...)
+	return append(b, "\r\n"...)
 }

@@ -100,7 +100,8 @@ compress = ["zstd", "br", "gzip"]
 		{"HEAD /app.js HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n", true, "gzip"},
 		{enginetest.GET("/cached/p", "x", "Accept-Encoding: gzip"), true, "gzip"},
 		{enginetest.GET("/cached/p", "x", "Accept-Encoding: br"), true, "br"},
-		{enginetest.GET("/cached/p", "x", "Accept-Encoding: gzip, deflate"), false, "gzip"}, // normalised on net/http
+		{enginetest.GET("/cached/p", "x", "Accept-Encoding: gzip, deflate"), true, "gzip"}, // normalised on the fast path too
+		{enginetest.GET("/cached/p", "x", "Accept-Encoding: gzip, deflate, br"), true, "br"},
 		{enginetest.GET("/api/p", "x", "Accept-Encoding: gzip"), false, "gzip"},
 		{enginetest.GET("/js", "x", "Accept-Encoding: gzip"), false, "gzip"}, // rewritten on net/http
 	}
