@@ -141,11 +141,18 @@ func (t *Tree) buildSite(sc *config.Site, logger *slog.Logger, trusted []netip.P
 // wrap the whole route handler (cache and strip_prefix included), so they
 // see the request path the client sent (after the site's rewrites).
 func routeLayers(sc *config.Site, rc *config.Route) []layer.Layer {
+	// Request rules only where a request goes on (an app, an upstream, a
+	// script): a static or redirect route ignores them and so keeps the
+	// fast path for every request.
+	siteReq, routeReq := sc.RequestHeaders, rc.RequestHeaders
+	if rc.Proxy == nil && rc.CGI == nil && rc.WSGI == nil {
+		siteReq, routeReq = nil, nil
+	}
 	var ls []layer.Layer
-	if hl := layer.NewHeaderLayer(sc.HeaderRules, sc.RequestHeaders); hl != nil {
+	if hl := layer.NewHeaderLayer(sc.HeaderRules, siteReq); hl != nil {
 		ls = append(ls, hl)
 	}
-	if hl := layer.NewHeaderLayer(rc.Headers, rc.RequestHeaders); hl != nil {
+	if hl := layer.NewHeaderLayer(rc.Headers, routeReq); hl != nil {
 		ls = append(ls, hl)
 	}
 	return ls
