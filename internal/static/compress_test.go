@@ -97,3 +97,19 @@ func TestCompressNoTransform(t *testing.T) {
 		t.Errorf("no-transform file compressed: %v", w.Header())
 	}
 }
+
+// Serving a kept variant costs no allocation (the fast path's lookup).
+func TestCompressedLookupNoAlloc(t *testing.T) {
+	h := compressedHandler(t, "", map[string]string{"app.js": strings.Repeat("let x = 1;\n", 300)})
+	if e, err := h.lookup("/app.js", "", "gzip, deflate, br", false); err != nil || e.Encoding != "br" {
+		t.Fatalf("lookup: %v %v", e, err)
+	}
+	n := testing.AllocsPerRun(100, func() {
+		if e, _ := h.lookup("/app.js", "", "gzip, deflate, br", false); e == nil || e.Encoding != "br" {
+			t.Fatal("not the br variant")
+		}
+	})
+	if n != 0 {
+		t.Errorf("lookup of a compressed variant allocates %v times", n)
+	}
+}
