@@ -94,8 +94,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		enc = Negotiate(headerValue(r.Header["Accept-Encoding"]), h.order)
 	}
 	cw := &responseWriter{h: h, w: w, enc: enc, head: r.Method == http.MethodHead}
-	defer cw.finish()
 	h.next.ServeHTTP(cw, r)
+	// Not deferred: after a panic nothing may be written (the server
+	// answers 500 if no status went out, or cuts the response).
+	cw.finish()
 }
 
 // headerValue joins a field's lines into one list value.

@@ -377,3 +377,22 @@ func TestReplaceField(t *testing.T) {
 		t.Errorf("absent field: got %q", got)
 	}
 }
+
+// A handler that panics before writing leaves the status to the server
+// (its 500), not an empty 200 sent on the way out.
+func TestHandlerPanicWritesNothing(t *testing.T) {
+	h := New(testSettings(t, "gzip"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		panic("boom")
+	}))
+	rec := httptest.NewRecorder()
+	func() {
+		defer func() { recover() }()
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("Accept-Encoding", "gzip")
+		h.ServeHTTP(rec, r)
+	}()
+	if rec.Flushed || rec.Body.Len() != 0 || rec.Result().Header.Get("Vary") != "" {
+		t.Errorf("wrote after the panic: %d %v", rec.Code, rec.Result().Header)
+	}
+}
