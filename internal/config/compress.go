@@ -75,7 +75,7 @@ func resolveCompression(s *Site, r *Route) {
 }
 
 // checkCompress validates the compress keys of a site or route at base.
-func checkCompress(add func(*positions, string, string, ...any), ps *positions, base string, enc []string, minSize Size, types []string, level int) {
+func checkCompress(add addFunc, ps *positions, base string, enc []string, minSize Size, types []string, level int) {
 	seen := map[string]bool{}
 	for k, e := range enc {
 		switch e {

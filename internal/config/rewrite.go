@@ -32,7 +32,7 @@ const (
 
 // checkRewrites validates [[site.rewrite]] tables: From compiles, To is a
 // path whose $N name existing groups.
-func checkRewrites(add func(*positions, string, string, ...any), ps *positions, base string, rules []Rewrite) {
+func checkRewrites(add addFunc, ps *positions, base string, rules []Rewrite) {
 	for i, r := range rules {
 		rb := fmt.Sprintf("%s.rewrite[%d]", base, i)
 		if r.From == "" {
@@ -83,7 +83,7 @@ var headerPlaceholders = map[string]bool{
 var placeholderRE = regexp.MustCompile(`\{[a-z_]+\}`)
 
 // checkPlaceholders reports {word}s that are not placeholders.
-func checkPlaceholders(add func(*positions, string, string, ...any), ps *positions, path, name, value string) {
+func checkPlaceholders(add addFunc, ps *positions, path, name, value string) {
 	for _, m := range placeholderRE.FindAllString(value, -1) {
 		if !headerPlaceholders[m] {
 			add(ps, path, "header %s: unknown placeholder %s (known: {client_ip}, {host}, {request_id}, {method}, {path}, {scheme})", name, m)
@@ -93,7 +93,7 @@ func checkPlaceholders(add func(*positions, string, string, ...any), ps *positio
 
 // checkRequestRules validates request header rules: as response rules,
 // less always, and never Host (proxy.host sets what goes upstream).
-func checkRequestRules(add func(*positions, string, string, ...any), ps *positions, base string, rules []HeaderRule) {
+func checkRequestRules(add addFunc, ps *positions, base string, rules []HeaderRule) {
 	checkHeaderRules(add, ps, base, rules)
 	for i, r := range rules {
 		rb := fmt.Sprintf("%s[%d]", base, i)
