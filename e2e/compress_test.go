@@ -192,7 +192,9 @@ listen = ["127.0.0.1:0"]
   compress = ["gzip", "br"]
   proxy = { upstreams = [%q] }
 `, up.URL), 1)
-	for _, enc := range []string{"gzip", "br"} {
+	// stream reads one event stream and returns the longest delay between
+	// the upstream's write and the client's decoded read.
+	stream := func(enc string) time.Duration {
 		req, _ := http.NewRequest("GET", p.URL("/events"), nil)
 		req.Header.Set("Accept-Encoding", enc)
 		req.Header.Set("Accept", "text/event-stream")
@@ -200,25 +202,37 @@ listen = ["127.0.0.1:0"]
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer resp.Body.Close()
 		if resp.Header.Get("Content-Encoding") != enc {
 			t.Fatalf("Content-Encoding %q, want %s", resp.Header.Get("Content-Encoding"), enc)
 		}
 		br := bufio.NewReader(decoder(t, enc, resp.Body))
+		var worst time.Duration
 		for i := 0; i < 5; i++ {
 			line, err := br.ReadString('\n')
 			if err != nil {
 				t.Fatalf("%s event %d: %v", enc, i, err)
 			}
 			br.ReadString('\n')
-			at := <-sent
-			if d := time.Since(at); d > 100*time.Millisecond {
-				t.Errorf("%s event %d: arrived %v after the upstream sent it", enc, i, d)
-			}
+			worst = max(worst, time.Since(<-sent))
 			if want := fmt.Sprintf("data: tick %d\n", i); line != want {
 				t.Errorf("%s: got %q, want %q", enc, line, want)
 			}
 		}
-		resp.Body.Close()
+		return worst
+	}
+	for _, enc := range []string{"gzip", "br"} {
+		// A buffered stream is late on every try (by the upstream's 200 ms
+		// pause at least); one retry absorbs a scheduling hiccup of this
+		// shared, -race machine.
+		worst := stream(enc)
+		if worst > 100*time.Millisecond {
+			t.Logf("%s: an event took %v; once more", enc, worst)
+			worst = stream(enc)
+		}
+		if worst > 100*time.Millisecond {
+			t.Errorf("%s: an event arrived %v after the upstream sent it, want within 100ms", enc, worst)
+		}
 	}
 }
 

@@ -263,30 +263,41 @@ func TestHandlerStreamsEvents(t *testing.T) {
 				}
 			})))
 			defer srv.Close()
-			req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
-			req.Header.Set("Accept-Encoding", enc)
-			resp, err := rawClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			if resp.Header.Get("Content-Encoding") != enc {
-				t.Fatalf("Content-Encoding %q", resp.Header.Get("Content-Encoding"))
-			}
-			br := bufio.NewReader(streamDecoder(t, enc, resp.Body))
-			for i := 0; i < 5; i++ {
-				line, err := br.ReadString('\n')
+			once := func() time.Duration {
+				req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+				req.Header.Set("Accept-Encoding", enc)
+				resp, err := rawClient.Do(req)
 				if err != nil {
-					t.Fatalf("event %d: %v", i, err)
+					t.Fatal(err)
 				}
-				br.ReadString('\n')
-				at := <-sent
-				if d := time.Since(at); d > 100*time.Millisecond {
-					t.Errorf("event %d arrived %v after it was written", i, d)
+				defer resp.Body.Close()
+				if resp.Header.Get("Content-Encoding") != enc {
+					t.Fatalf("Content-Encoding %q", resp.Header.Get("Content-Encoding"))
 				}
-				if want := fmt.Sprintf("data: event %d\n", i); line != want {
-					t.Errorf("got %q, want %q", line, want)
+				br := bufio.NewReader(streamDecoder(t, enc, resp.Body))
+				var worst time.Duration
+				for i := 0; i < 5; i++ {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						t.Fatalf("event %d: %v", i, err)
+					}
+					br.ReadString('\n')
+					worst = max(worst, time.Since(<-sent))
+					if want := fmt.Sprintf("data: event %d\n", i); line != want {
+						t.Errorf("got %q, want %q", line, want)
+					}
 				}
+				return worst
+			}
+			// A held-back stream is late every time (by the 150 ms pause at
+			// least); one retry absorbs a scheduling hiccup under -race.
+			worst := once()
+			if worst > 100*time.Millisecond {
+				t.Logf("an event took %v; once more", worst)
+				worst = once()
+			}
+			if worst > 100*time.Millisecond {
+				t.Errorf("an event arrived %v after it was written, want within 100ms", worst)
 			}
 		})
 	}
