@@ -22,8 +22,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// rawClient sends Accept-Encoding only as a test sets it and never decodes.
-var rawClient = &http.Client{
+// noDecodeClient sends Accept-Encoding only as a test sets it and never decodes.
+var noDecodeClient = &http.Client{
 	Transport:     &http.Transport{DisableCompression: true},
 	Timeout:       15 * time.Second,
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -38,7 +38,7 @@ func fetchRaw(t *testing.T, method, url string, header ...string) (*http.Respons
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := rawClient.Do(req)
+	resp, err := noDecodeClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
@@ -198,7 +198,7 @@ listen = ["127.0.0.1:0"]
 		req, _ := http.NewRequest("GET", p.URL("/events"), nil)
 		req.Header.Set("Accept-Encoding", enc)
 		req.Header.Set("Accept", "text/event-stream")
-		resp, err := rawClient.Do(req)
+		resp, err := noDecodeClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

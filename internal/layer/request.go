@@ -22,7 +22,7 @@ type RequestLayer interface {
 	EditRequest(r Request, h http.Header)
 }
 
-func (h *Handler) editsRequest(path string) bool {
+func (h *chained) editsRequest(path string) bool {
 	for _, l := range h.requests {
 		if l.EditsRequest(path) {
 			return true
@@ -34,7 +34,7 @@ func (h *Handler) editsRequest(path string) bool {
 // editRequest returns r with the request layers' edits, on a shallow copy
 // with its own header map (the original stays as the client sent it, for
 // the access log), or r itself when no layer edits it.
-func (h *Handler) editRequest(r *http.Request) *http.Request {
+func (h *chained) editRequest(r *http.Request) *http.Request {
 	if !h.editsRequest(r.URL.Path) {
 		return r
 	}
