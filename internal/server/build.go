@@ -288,11 +288,11 @@ func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger 
 		t.closers = append(t.closers, h.Close)
 		return withCompression(comp, h), nil
 	case rc.FastCGI != nil:
-		h, err := t.buildFastCGI(rc, prefix, lg, configFiles)
+		h, err := t.buildFastCGI(rc, prefix, lg, configFiles, comp)
 		if err != nil {
 			return nil, err
 		}
-		return withCompression(comp, h), nil
+		return withCompressionFastFiles(comp, h), nil
 	case app != nil:
 		return app, nil
 	case rc.Redirect != nil:
@@ -303,7 +303,7 @@ func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger 
 
 // buildFastCGI builds a fastcgi route: the handler, with a static handler
 // over the same root for the files that are not scripts (try_files $uri).
-func (t *Tree) buildFastCGI(rc *config.Route, prefix string, lg *slog.Logger, configFiles []string) (http.Handler, error) {
+func (t *Tree) buildFastCGI(rc *config.Route, prefix string, lg *slog.Logger, configFiles []string, comp *compress.Settings) (http.Handler, error) {
 	// Never served as files: the config files, and any cgi root inside
 	// (a script's source), as for a static route.
 	hide := insideRoot(rc.FastCGI.Root, configFiles)
@@ -316,7 +316,7 @@ func (t *Tree) buildFastCGI(rc *config.Route, prefix string, lg *slog.Logger, co
 	}
 	files := config.Static{Root: rc.FastCGI.Root, Hide: hide}
 	files.SetDefaults()
-	fh, err := static.New(files, static.Options{Logger: lg, Prefix: prefix})
+	fh, err := static.New(files, static.Options{Logger: lg, Prefix: prefix, Compress: comp})
 	if err != nil {
 		return nil, fmt.Errorf("fastcgi: static files: %w", err)
 	}

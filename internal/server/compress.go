@@ -6,6 +6,7 @@ import (
 
 	"portico/internal/compress"
 	"portico/internal/config"
+	"portico/internal/fastpath"
 )
 
 // compressSettings builds a route's compression, nil when it has none.
@@ -30,4 +31,26 @@ func withCompression(s *compress.Settings, h http.Handler) http.Handler {
 		return h
 	}
 	return compress.New(s, h)
+}
+
+// withCompressionFastFiles is withCompression for a handler whose fast
+// path serves only static files through a static handler that compresses
+// them itself (a fastcgi route's assets): net/http's path goes through
+// the compressing writer, the fast path stays the handler's own.
+func withCompressionFastFiles(s *compress.Settings, h http.Handler) http.Handler {
+	fh, ok := h.(fastpath.Handler)
+	if s == nil || !ok {
+		return withCompression(s, h)
+	}
+	return fastFiles{Handler: compress.New(s, h), fast: fh}
+}
+
+// fastFiles is a compressed handler with its inner fast path.
+type fastFiles struct {
+	http.Handler
+	fast fastpath.Handler
+}
+
+func (f fastFiles) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
+	return f.fast.ServeFast(req, w)
 }
