@@ -32,6 +32,7 @@ func ApplyDefaults(cfg *Config) {
 	setStr(&s.AccessLog, "stdout")
 	setStr(&s.LogFormat, "combined")
 	setStr(&s.ErrorLog, "stderr")
+	setStr(&s.RequestID, RequestIDOff)
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
@@ -68,6 +69,7 @@ func ApplyDefaults(cfg *Config) {
 		}
 		for j := range site.Routes {
 			applyRouteDefaults(&site.Routes[j], s)
+			resolveCompression(site, &site.Routes[j])
 		}
 	}
 	hideCGIRoots(cfg)

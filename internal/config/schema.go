@@ -71,6 +71,12 @@ type Server struct {
 	// whose X-Forwarded-* headers are believed. Default: none, so incoming
 	// forwarding headers are replaced, not appended to.
 	TrustedProxies []string `toml:"trusted_proxies"`
+	// RequestID controls X-Request-ID: "off" (default), "generate" (a new
+	// id for every request, replacing any the client sent) or "pass" (keep
+	// the client's id when it is 1-128 characters of letters, digits and
+	// "-_.:", else generate one). The id goes upstream (proxy, CGI, WSGI),
+	// into the response and into the access log.
+	RequestID string `toml:"request_id"`
 }
 
 // Site is one virtual host: a set of listeners, the Host names it answers,
@@ -100,6 +106,22 @@ type Site struct {
 	HTTP3 *bool `toml:"http3"`
 	// Headers are added to every response of the site.
 	Headers map[string]string `toml:"headers"`
+	// HeaderRules are response header rules ([[site.header_rules]], the
+	// form of [[site.route.headers]]) for every route of the site; they
+	// run before the route's own rules, so a route's set wins.
+	HeaderRules []HeaderRule `toml:"header_rules"`
+	// RequestHeaders are request header rules ([[site.request_headers]])
+	// for every route of the site, run before the route's own.
+	RequestHeaders []HeaderRule `toml:"request_headers"`
+	// Rewrites change the request path before routing ([[site.rewrite]]);
+	// the first rule whose from matches applies.
+	Rewrites []Rewrite `toml:"rewrite"`
+	// Compress and the compress_* keys turn on on-the-fly compression for
+	// every route of the site; a route's own keys override them.
+	Compress        []string `toml:"compress"`
+	CompressMinSize Size     `toml:"compress_min_size"`
+	CompressTypes   []string `toml:"compress_types"`
+	CompressLevel   int      `toml:"compress_level"`
 	// Routes: a request goes to the route with the longest matching prefix.
 	Routes []Route `toml:"route"`
 
@@ -143,6 +165,29 @@ type Route struct {
 	// handler and the site's headers, on any route kind:
 	// [[site.route.headers]] tables.
 	Headers []HeaderRule `toml:"headers"`
+	// RequestHeaders are request header rules ([[site.route.request_headers]],
+	// the same form without always): they edit the request a proxy, cgi
+	// or wsgi handler passes on.
+	RequestHeaders []HeaderRule `toml:"request_headers"`
+
+	// Compress lists the encodings of on-the-fly compression, most
+	// preferred first, from "zstd", "br", "gzip". Default: the site's;
+	// off when neither sets it; [] turns the site's off for this route.
+	Compress []string `toml:"compress"`
+	// CompressMinSize: responses known to be smaller are sent as they
+	// are. Default: the site's, else "1KB".
+	CompressMinSize Size `toml:"compress_min_size"`
+	// CompressTypes lists the media types compressed ("text/*",
+	// "application/*+json", "image/svg+xml"). Default: the site's, else
+	// text, JavaScript, JSON, XML, wasm, SVG and uncompressed fonts.
+	CompressTypes []string `toml:"compress_types"`
+	// CompressLevel from 1 (fastest) to 9 (smallest): gzip's level and
+	// brotli's quality; zstd: 1-2 fastest, 3-5 default, 6-8 better, 9
+	// best. Default: the site's, else 5.
+	CompressLevel int `toml:"compress_level"`
+	// Compression is the resolved compression of the route (nil: off),
+	// filled by Load from the keys above and the site's.
+	Compression *Compression `toml:"-"`
 
 	// FilesFirst lets a route hold both static and proxy: files are served
 	// when they exist, everything else goes to the proxy (nginx's

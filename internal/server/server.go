@@ -275,6 +275,9 @@ func (s *Server) entry(key string) http.Handler {
 		if s.acmeChallenge(rec, r) {
 			return
 		}
+		if mode := t.cfg.Server.RequestID; mode != config.RequestIDOff && mode != "" {
+			setRequestID(mode, r, rec)
+		}
 		v := t.byListener[key]
 		if v == nil {
 			errorpage.Write(rec, r, http.StatusNotFound)
