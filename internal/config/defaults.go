@@ -32,6 +32,7 @@ func ApplyDefaults(cfg *Config) {
 	setStr(&s.AccessLog, "stdout")
 	setStr(&s.LogFormat, "combined")
 	setStr(&s.ErrorLog, "stderr")
+	setStr(&s.RequestID, RequestIDOff)
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
@@ -68,6 +69,7 @@ func ApplyDefaults(cfg *Config) {
 		}
 		for j := range site.Routes {
 			applyRouteDefaults(&site.Routes[j], s)
+			resolveCompression(site, &site.Routes[j])
 		}
 	}
 	hideCGIRoots(cfg)
@@ -121,6 +123,7 @@ const (
 	DefaultCGITimeout      = 30 * time.Second
 	DefaultCGIUser         = "nobody"
 	DefaultCGIMaxProcesses = 64
+	DefaultCGIKillGrace    = 2 * time.Second
 
 	DefaultProxyBalance        = "round_robin"
 	DefaultProxyMaxFails       = 1
@@ -192,6 +195,7 @@ func (st *Static) SetDefaults() {
 func (c *CGI) SetDefaults() {
 	setDur(&c.Timeout, DefaultCGITimeout)
 	setStr(&c.User, DefaultCGIUser)
+	setDur(&c.KillGrace, DefaultCGIKillGrace)
 	if c.MaxProcesses == 0 {
 		c.MaxProcesses = DefaultCGIMaxProcesses
 	}
