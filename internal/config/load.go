@@ -149,7 +149,7 @@ func serverEmpty(s Server) bool {
 	return s.ShutdownTimeout == 0 && s.AccessLog == "" && s.LogFormat == "" && s.ErrorLog == "" &&
 		s.Admin == "" && len(s.Include) == 0 && s.ReadHeaderTimeout == 0 && s.ReadTimeout == 0 &&
 		s.WriteTimeout == 0 && s.IdleTimeout == 0 && s.MaxHeaderBytes == 0 && s.MaxBodySize == 0 &&
-		len(s.TrustedProxies) == 0
+		len(s.TrustedProxies) == 0 && s.MaxConnsPerIP == 0
 }
 
 // decodeFile strictly decodes one file. Sources of sites and routes are
@@ -281,8 +281,14 @@ func resolveSites(sites []Site, dir string, ps *positions, _ int) {
 			s.TLS.Cert = resolve(dir, s.TLS.Cert)
 			s.TLS.Key = resolve(dir, s.TLS.Key)
 		}
+		if s.BasicAuth != nil {
+			s.BasicAuth.Htpasswd = resolve(dir, s.BasicAuth.Htpasswd)
+		}
 		for j := range s.Routes {
 			r := &s.Routes[j]
+			if r.BasicAuth != nil {
+				r.BasicAuth.Htpasswd = resolve(dir, r.BasicAuth.Htpasswd)
+			}
 			if r.Static != nil {
 				r.Static.Root = resolve(dir, r.Static.Root)
 			}
@@ -465,6 +471,7 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 		if len(s.Routes) == 0 {
 			add(ps, base, "site %q has no routes", s.Name)
 		}
+		checkAccess(add, ps, base, s.BasicAuth, s.ForwardAuth, s.Allow, s.Deny, s.RateLimit)
 		paths := map[string]bool{}
 		for j := range s.Routes {
 			r := &s.Routes[j]
@@ -510,6 +517,7 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 				add(ps, rb+".cache", "route %q: cache works only with proxy or wsgi", r.Path)
 			}
 			checkHeaderRules(add, ps, rb+".headers", r.Headers)
+			checkAccess(add, ps, rb, r.BasicAuth, r.ForwardAuth, r.Allow, r.Deny, r.RateLimit)
 			if st := r.Static; st != nil {
 				checkDir(add, ps, rb+".static.root", "static root", st.Root)
 				for k, ix := range st.Index {
@@ -603,6 +611,12 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 			}
 		}
 	}
+	checkProxyProtocol(add, func(i int) *positions {
+		if i < 0 {
+			return mainPS
+		}
+		return psOf(i)
+	}, func(i int) string { return fmt.Sprintf("site[%d]", localIndex(sources, i)) }, cfg)
 	return probs
 }
 

@@ -68,6 +68,10 @@ type Server struct {
 	// whose X-Forwarded-* headers are believed. Default: none, so incoming
 	// forwarding headers are replaced, not appended to.
 	TrustedProxies []string `toml:"trusted_proxies"`
+	// MaxConnsPerIP caps the open connections of one client address
+	// (after the PROXY header, if any); a connection beyond it is closed
+	// at once. Trusted proxies are exempt. Default 0: no limit.
+	MaxConnsPerIP int `toml:"max_conns_per_ip"`
 }
 
 // Site is one virtual host: a set of listeners, the Host names it answers,
@@ -87,6 +91,18 @@ type Site struct {
 	Headers map[string]string `toml:"headers"`
 	// Routes: a request goes to the route with the longest matching prefix.
 	Routes []Route `toml:"route"`
+
+	// ProxyProtocol makes this site's listeners read a PROXY protocol
+	// header (v1 or v2) from server.trusted_proxies, and take the client
+	// address from it. Default false. Sites sharing a listener must agree.
+	ProxyProtocol bool `toml:"proxy_protocol"`
+	// Access control for every route of the site (access.go); a route's
+	// own key replaces the site's.
+	BasicAuth   *BasicAuth   `toml:"basic_auth"`
+	ForwardAuth *ForwardAuth `toml:"forward_auth"`
+	Allow       []string     `toml:"allow"`
+	Deny        []string     `toml:"deny"`
+	RateLimit   *RateLimit   `toml:"rate_limit"`
 
 	// Source is the file and line where the [[site]] table starts.
 	Source Position `toml:"-"`
@@ -123,6 +139,18 @@ type Route struct {
 	// handler and the site's headers, on any route kind:
 	// [[site.route.headers]] tables.
 	Headers []HeaderRule `toml:"headers"`
+
+	// BasicAuth, ForwardAuth, Allow, Deny and RateLimit control access
+	// to the route (access.go); each replaces the site's key of the same
+	// name. Allow and Deny are lists of addresses or CIDRs: a client
+	// address in Deny, or (when Allow is not empty) not in Allow, gets
+	// 403. They run in this order: allow/deny, rate_limit, basic_auth,
+	// forward_auth.
+	BasicAuth   *BasicAuth   `toml:"basic_auth"`
+	ForwardAuth *ForwardAuth `toml:"forward_auth"`
+	Allow       []string     `toml:"allow"`
+	Deny        []string     `toml:"deny"`
+	RateLimit   *RateLimit   `toml:"rate_limit"`
 
 	// FilesFirst lets a route hold both static and proxy: files are served
 	// when they exist, everything else goes to the proxy (nginx's
