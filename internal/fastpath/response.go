@@ -37,6 +37,7 @@ type ResponseWriter struct {
 	filter      HeaderFilter
 	lr          io.LimitedReader
 	slow        bool // wrote to the socket directly: the clock needs a fresh read
+	hidden      string // a request field RawHeader leaves out (HideRequestField)
 }
 
 // Status returns the status code WriteHeader was called with, 0 before.

@@ -59,6 +59,10 @@ type Handler struct {
 	next   http.Handler
 	fast   fastpath.Handler // next's fast path, nil if it has none
 	layers []Layer
+	// gates are the layers that are Gates (gate.go), which run before
+	// next; consumesAuth: one of them keeps Authorization from next.
+	gates        []Gate
+	consumesAuth bool
 }
 
 var (
@@ -74,6 +78,7 @@ func Chain(next http.Handler, layers ...Layer) http.Handler {
 	}
 	h := &Handler{next: next, layers: layers}
 	h.fast, _ = next.(fastpath.Handler)
+	h.gates, h.consumesAuth = gatesOf(layers)
 	return h
 }
 
@@ -99,10 +104,16 @@ func (h *Handler) editHeader(r Request, status int, e HeaderEditor) {
 // ServeHTTP serves r through the layers on net/http.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.editsHeader(r.URL.Path) {
+		if h.gates != nil && h.gateHTTP(w, r) {
+			return
+		}
 		h.next.ServeHTTP(w, r)
 		return
 	}
 	hw := &headerWriter{w: w, h: h, r: httpRequest{r}}
+	if h.gates != nil && h.gateHTTP(hw, r) {
+		return
+	}
 	h.next.ServeHTTP(hw, r)
 }
 
@@ -115,8 +126,14 @@ func (h *Handler) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) b
 	if h.editsHeader(req.Path) {
 		w.SetHeaderFilter((*fastFilter)(h))
 	}
+	if h.gates != nil && h.gateFast(req, w) {
+		return true
+	}
 	if !h.fast.ServeFast(req, w) {
 		w.SetHeaderFilter(nil)
+		if h.gates != nil {
+			h.refundFast(w)
+		}
 		return false
 	}
 	return true

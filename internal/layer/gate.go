@@ -1,0 +1,207 @@
+package layer
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"portico/internal/fastpath"
+)
+
+// A Gate is a Layer that may answer a request itself before the route's
+// handler runs: access control (allow/deny lists, basic auth) and rate
+// limits. It reads only a small view of the request (GateRequest), which
+// both engines provide without allocating, and answers with a short
+// response (Answer), which both engines render; so a gated route stays
+// on the fast path whenever its handler does.
+type Gate interface {
+	Layer
+	// Check returns nil to let r through, or the response to send
+	// instead (the handler then does not run). It is called once per
+	// request on the engine that serves it; the strings of r are valid
+	// only during the call.
+	Check(r GateRequest) *Answer
+}
+
+// GateRequest is what a gate reads of a request, on either engine.
+type GateRequest interface {
+	Request
+	// Header returns the first value of the field name (canonical form),
+	// "" when the request has none.
+	Header(name string) string
+	// Values appends every value of the field name to dst.
+	Values(name string, dst []string) []string
+	// RemoteAddr is the connection's peer, "ip:port" (after any PROXY
+	// protocol header): clientip.Resolver.Client's first argument.
+	RemoteAddr() string
+}
+
+// Answer is a gate's own response: a status, a few header fields and a
+// short text body (sent as text/plain; charset=utf-8).
+type Answer struct {
+	Status int
+	Header [][2]string // canonical names
+	Body   string
+}
+
+// Refunder is a Gate whose Check has a cost to give back when a request
+// it let through on the fast path is then handed to net/http (where
+// Check runs again): a rate limit must count the request once.
+type Refunder interface {
+	Refund(r GateRequest)
+}
+
+// CredentialConsumer is a Gate that consumes the request's Authorization
+// field (basic auth): once it let a request through, the handler (an
+// upstream, a CGI script) does not see the field.
+type CredentialConsumer interface {
+	ConsumesAuthorization() bool
+}
+
+// NoHeaderEdits gives a Gate the Layer methods of a layer that never
+// edits response headers.
+type NoHeaderEdits struct{}
+
+// EditHeader does nothing.
+func (NoHeaderEdits) EditHeader(Request, int, HeaderEditor) {}
+
+// EditsHeader reports false.
+func (NoHeaderEdits) EditsHeader(string) bool { return false }
+
+// gatesOf picks the gates out of layers, in order.
+func gatesOf(layers []Layer) (gates []Gate, consumes bool) {
+	for _, l := range layers {
+		if g, ok := l.(Gate); ok {
+			gates = append(gates, g)
+			if c, ok := g.(CredentialConsumer); ok && c.ConsumesAuthorization() {
+				consumes = true
+			}
+		}
+	}
+	return gates, consumes
+}
+
+// check runs the gates in order; the first answer wins.
+func (h *Handler) check(r GateRequest) *Answer {
+	for _, g := range h.gates {
+		if a := g.Check(r); a != nil {
+			return a
+		}
+	}
+	return nil
+}
+
+// gateHTTP runs the gates on net/http; it reports whether a gate
+// answered (the answer is written to w).
+func (h *Handler) gateHTTP(w http.ResponseWriter, r *http.Request) bool {
+	a := h.check(httpRequest{r})
+	if a == nil {
+		if h.consumesAuth {
+			// The handler must not see the credential. The map entry
+			// is dropped in place (no copy of the header): only
+			// handlers run after the gates.
+			delete(r.Header, "Authorization")
+		}
+		return false
+	}
+	hd := w.Header()
+	for _, kv := range a.Header {
+		hd[kv[0]] = []string{kv[1]}
+	}
+	hd["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	hd["Content-Length"] = []string{strconv.Itoa(len(a.Body))}
+	hd["X-Content-Type-Options"] = []string{"nosniff"}
+	w.WriteHeader(a.Status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte(a.Body))
+	}
+	return true
+}
+
+// gateFast runs the gates on the fast path; it reports whether a gate
+// answered (the answer is written to w).
+func (h *Handler) gateFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
+	a := h.check(fastRequest{w})
+	if a == nil {
+		if h.consumesAuth {
+			req.Authorization = ""
+			w.HideRequestField("Authorization")
+		}
+		return false
+	}
+	w.WriteHeader(a.Status)
+	for _, kv := range a.Header {
+		w.AddHeader(kv[0], kv[1])
+	}
+	w.AddHeader("Content-Type", "text/plain; charset=utf-8")
+	w.AddHeaderInt("Content-Length", int64(len(a.Body)))
+	w.AddHeader("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(unsafe.Slice(unsafe.StringData(a.Body), len(a.Body)))
+	return true
+}
+
+// refundFast gives back what the gates took for a request the handler
+// then declined: net/http will check it again.
+func (h *Handler) refundFast(w *fastpath.ResponseWriter) {
+	for _, g := range h.gates {
+		if r, ok := g.(Refunder); ok {
+			r.Refund(fastRequest{w})
+		}
+	}
+}
+
+// The GateRequest views.
+
+func (q httpRequest) Header(name string) string {
+	if v := q.r.Header[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (q httpRequest) Values(name string, dst []string) []string {
+	return append(dst, q.r.Header[name]...)
+}
+
+func (q httpRequest) RemoteAddr() string { return q.r.RemoteAddr }
+
+func (q fastRequest) RemoteAddr() string { return q.w.Request().RemoteAddr }
+
+func (q fastRequest) Header(name string) string {
+	v, _ := q.field(name, nil, true)
+	return v
+}
+
+func (q fastRequest) Values(name string, dst []string) []string {
+	_, dst = q.field(name, dst, false)
+	return dst
+}
+
+// field scans the raw header block for name: the first value (first),
+// or every value appended to dst. The strings point into the
+// connection's buffer (valid during ServeFast).
+func (q fastRequest) field(name string, dst []string, first bool) (string, []string) {
+	raw := q.w.RawHeader()
+	for len(raw) > 0 {
+		end := 0
+		for end < len(raw) && raw[end] != '\n' {
+			end++
+		}
+		line := raw[:end]
+		if end < len(raw) {
+			raw = raw[end+1:]
+		} else {
+			raw = nil
+		}
+		if len(line) <= len(name) || line[len(name)] != ':' || !fastpath.EqualFold(line[:len(name)], name) {
+			continue
+		}
+		v := strings.Trim(unsafe.String(unsafe.SliceData(line[len(name)+1:]), len(line)-len(name)-1), " \t\r")
+		if first {
+			return v, dst
+		}
+		dst = append(dst, v)
+	}
+	return "", dst
+}
