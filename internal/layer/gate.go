@@ -2,10 +2,12 @@ package layer
 
 import (
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"unsafe"
 
+	"portico/internal/clientip"
 	"portico/internal/fastpath"
 )
 
@@ -30,11 +32,13 @@ type GateRequest interface {
 	// Header returns the first value of the field name (canonical form),
 	// "" when the request has none.
 	Header(name string) string
-	// Values appends every value of the field name to dst.
-	Values(name string, dst []string) []string
 	// RemoteAddr is the connection's peer, "ip:port" (after any PROXY
-	// protocol header): clientip.Resolver.Client's first argument.
+	// protocol header).
 	RemoteAddr() string
+	// Client is the client address as res decides it
+	// (clientip.Resolver.Client: the peer, or X-Forwarded-For through
+	// trusted proxies).
+	Client(res *clientip.Resolver) netip.Addr
 }
 
 // Answer is a gate's own response: a status, a few header fields and a
@@ -160,8 +164,9 @@ func (q httpRequest) Header(name string) string {
 	return ""
 }
 
-func (q httpRequest) Values(name string, dst []string) []string {
-	return append(dst, q.r.Header[name]...)
+func (q httpRequest) Client(res *clientip.Resolver) netip.Addr {
+	a, _ := res.Client(q.r.RemoteAddr, q.r.Header["X-Forwarded-For"])
+	return a
 }
 
 func (q httpRequest) RemoteAddr() string { return q.r.RemoteAddr }
@@ -173,9 +178,16 @@ func (q fastRequest) Header(name string) string {
 	return v
 }
 
-func (q fastRequest) Values(name string, dst []string) []string {
-	_, dst = q.field(name, dst, false)
-	return dst
+func (q fastRequest) Client(res *clientip.Resolver) netip.Addr {
+	peer := q.w.Request().RemoteAddr
+	if !res.HasTrusted() {
+		a, _ := res.Client(peer, nil)
+		return a
+	}
+	var buf [8]string // more X-Forwarded-For fields: the last 8 count
+	_, xff := q.field("X-Forwarded-For", buf[:0], false)
+	a, _ := res.Client(peer, xff)
+	return a
 }
 
 // field scans the raw header block for name: the first value (first),
@@ -200,6 +212,12 @@ func (q fastRequest) field(name string, dst []string, first bool) (string, []str
 		v := strings.Trim(unsafe.String(unsafe.SliceData(line[len(name)+1:]), len(line)-len(name)-1), " \t\r")
 		if first {
 			return v, dst
+		}
+		if len(dst) == cap(dst) && len(dst) > 0 {
+			// Full: keep the last fields (X-Forwarded-For is read from
+			// the right, where trusted proxies appended).
+			copy(dst, dst[1:])
+			dst = dst[:len(dst)-1]
 		}
 		dst = append(dst, v)
 	}
