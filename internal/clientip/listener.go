@@ -14,11 +14,13 @@ import (
 
 // ListenOptions say what Listen does to a listener's connections.
 type ListenOptions struct {
-	// ProxyProtocol reads a PROXY protocol header (v1 or v2) from peers
-	// that Resolver trusts, and takes the client address from it. From
-	// any other peer a PROXY header closes the connection (a client must
-	// not be able to name its own address); a plain request is served.
-	ProxyProtocol bool
+	// ProxyProtocol, when it returns true (it is asked per connection,
+	// so a reload may turn it on or off), reads a PROXY protocol header
+	// (v1 or v2) from peers that Resolver trusts, and takes the client
+	// address from it. From any other peer a PROXY header closes the
+	// connection (a client must not be able to name its own address); a
+	// plain request is served. Nil: never.
+	ProxyProtocol func() bool
 	// HeaderTimeout bounds the wait for the PROXY header.
 	HeaderTimeout time.Duration
 	// Resolver returns the live resolver (it changes on reload).
@@ -37,11 +39,14 @@ type ListenOptions struct {
 // It sits under both engines: the fast path and net/http read the
 // connection only through it.
 func Listen(ln net.Listener, opts ListenOptions) net.Listener {
-	if opts.ProxyProtocol {
+	if opts.ProxyProtocol != nil {
 		ln = &proxyproto.Listener{
 			Listener:          ln,
 			ReadHeaderTimeout: opts.HeaderTimeout,
 			ConnPolicy: func(o proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
+				if !opts.ProxyProtocol() {
+					return proxyproto.SKIP, nil // the connection as accepted
+				}
 				if opts.Resolver().Trusted(addrOf(o.Upstream)) {
 					return proxyproto.USE, nil
 				}
@@ -52,7 +57,7 @@ func Listen(ln net.Listener, opts ListenOptions) net.Listener {
 	if opts.MaxConnsPerIP != nil {
 		ln = &limitListener{Listener: ln, opts: opts, count: map[netip.Addr]int{}}
 	}
-	if opts.ProxyProtocol && opts.OnReject != nil {
+	if opts.ProxyProtocol != nil && opts.OnReject != nil {
 		ln = &rejectListener{Listener: ln, onReject: opts.OnReject}
 	}
 	return ln

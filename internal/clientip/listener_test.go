@@ -60,7 +60,7 @@ func send(t *testing.T, addr, s string) net.Conn {
 
 func TestProxyProtocolFromTrustedPeer(t *testing.T) {
 	res := New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
-	ln := listen(t, ListenOptions{ProxyProtocol: true, HeaderTimeout: time.Second, Resolver: func() *Resolver { return res }})
+	ln := listen(t, ListenOptions{ProxyProtocol: func() bool { return true }, HeaderTimeout: time.Second, Resolver: func() *Resolver { return res }})
 	remote, data := serveOne(t, ln)
 	send(t, ln.Addr().String(), "PROXY TCP4 192.0.2.1 192.0.2.2 1234 80\r\nGET / HTTP/1.1\r\n")
 	if got := <-remote; got != "192.0.2.1:1234" {
@@ -74,7 +74,7 @@ func TestProxyProtocolFromTrustedPeer(t *testing.T) {
 func TestProxyProtocolFromUntrustedPeerIsClosed(t *testing.T) {
 	var mu sync.Mutex
 	var rejected []string
-	ln := listen(t, ListenOptions{ProxyProtocol: true, HeaderTimeout: time.Second, Resolver: func() *Resolver { return New(nil) },
+	ln := listen(t, ListenOptions{ProxyProtocol: func() bool { return true }, HeaderTimeout: time.Second, Resolver: func() *Resolver { return New(nil) },
 		OnReject: func(reason string, _ net.Addr) { mu.Lock(); rejected = append(rejected, reason); mu.Unlock() }})
 	remote, data := serveOne(t, ln)
 	send(t, ln.Addr().String(), "PROXY TCP4 192.0.2.1 192.0.2.2 1234 80\r\nGET / HTTP/1.1\r\n")
@@ -92,7 +92,7 @@ func TestProxyProtocolFromUntrustedPeerIsClosed(t *testing.T) {
 }
 
 func TestProxyProtocolListenerServesPlainRequests(t *testing.T) {
-	ln := listen(t, ListenOptions{ProxyProtocol: true, HeaderTimeout: time.Second, Resolver: func() *Resolver { return New(nil) }})
+	ln := listen(t, ListenOptions{ProxyProtocol: func() bool { return true }, HeaderTimeout: time.Second, Resolver: func() *Resolver { return New(nil) }})
 	remote, data := serveOne(t, ln)
 	send(t, ln.Addr().String(), "GET / HTTP/1.1\r\n")
 	if got := <-remote; got[:10] != "127.0.0.1:" {

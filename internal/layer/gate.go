@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"unsafe"
 
 	"portico/internal/clientip"
@@ -173,10 +172,7 @@ func (q httpRequest) RemoteAddr() string { return q.r.RemoteAddr }
 
 func (q fastRequest) RemoteAddr() string { return q.w.Request().RemoteAddr }
 
-func (q fastRequest) Header(name string) string {
-	v, _ := q.field(name, nil, true)
-	return v
-}
+func (q fastRequest) Header(name string) string { return q.w.RequestValue(name) }
 
 func (q fastRequest) Client(res *clientip.Resolver) netip.Addr {
 	peer := q.w.Request().RemoteAddr
@@ -185,41 +181,6 @@ func (q fastRequest) Client(res *clientip.Resolver) netip.Addr {
 		return a
 	}
 	var buf [8]string // more X-Forwarded-For fields: the last 8 count
-	_, xff := q.field("X-Forwarded-For", buf[:0], false)
-	a, _ := res.Client(peer, xff)
+	a, _ := res.Client(peer, q.w.RequestValues("X-Forwarded-For", buf[:0]))
 	return a
-}
-
-// field scans the raw header block for name: the first value (first),
-// or every value appended to dst. The strings point into the
-// connection's buffer (valid during ServeFast).
-func (q fastRequest) field(name string, dst []string, first bool) (string, []string) {
-	raw := q.w.RawHeader()
-	for len(raw) > 0 {
-		end := 0
-		for end < len(raw) && raw[end] != '\n' {
-			end++
-		}
-		line := raw[:end]
-		if end < len(raw) {
-			raw = raw[end+1:]
-		} else {
-			raw = nil
-		}
-		if len(line) <= len(name) || line[len(name)] != ':' || !fastpath.EqualFold(line[:len(name)], name) {
-			continue
-		}
-		v := strings.Trim(unsafe.String(unsafe.SliceData(line[len(name)+1:]), len(line)-len(name)-1), " \t\r")
-		if first {
-			return v, dst
-		}
-		if len(dst) == cap(dst) && len(dst) > 0 {
-			// Full: keep the last fields (X-Forwarded-For is read from
-			// the right, where trusted proxies appended).
-			copy(dst, dst[1:])
-			dst = dst[:len(dst)-1]
-		}
-		dst = append(dst, v)
-	}
-	return "", dst
 }

@@ -1,9 +1,7 @@
 package proxy
 
 import (
-	"bytes"
 	"net/netip"
-	"unsafe"
 
 	"portico/internal/fastpath"
 )
@@ -29,26 +27,6 @@ func (h *Handler) fastClientKey(req *fastpath.Request, w *fastpath.ResponseWrite
 	if h.bal.policy != balanceIPHash || !h.clients.HasTrusted() {
 		return req.RemoteAddr
 	}
-	var buf [8]string
-	xff := buf[:0]
-	raw := w.RawHeader()
-	const name = "X-Forwarded-For"
-	for len(raw) > 0 {
-		end := bytes.IndexByte(raw, '\n')
-		if end < 0 {
-			end = len(raw)
-		}
-		line := raw[:end]
-		raw = raw[min(end+1, len(raw)):]
-		if len(line) <= len(name) || line[len(name)] != ':' || !fastpath.EqualFold(line[:len(name)], name) {
-			continue
-		}
-		v := bytes.Trim(line[len(name)+1:], " \t\r")
-		if len(xff) == cap(xff) {
-			copy(xff, xff[1:]) // keep the last ones: read from the right
-			xff = xff[:len(xff)-1]
-		}
-		xff = append(xff, unsafe.String(unsafe.SliceData(v), len(v)))
-	}
-	return h.clientKey(req.RemoteAddr, xff)
+	var buf [8]string // more X-Forwarded-For fields: the last 8 count
+	return h.clientKey(req.RemoteAddr, w.RequestValues("X-Forwarded-For", buf[:0]))
 }

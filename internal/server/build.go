@@ -15,6 +15,7 @@ import (
 
 	"portico/internal/cache"
 	"portico/internal/cgi"
+	"portico/internal/clientip"
 	"portico/internal/config"
 	"portico/internal/layer"
 	"portico/internal/proxy"
@@ -34,6 +35,12 @@ type Tree struct {
 	log        *accessLog
 	metrics    *Metrics
 	inflight   atomic.Int64
+
+	// clients decides client addresses (trusted_proxies); proxyProtocol
+	// lists the listeners with proxy_protocol; access.go.
+	clients       *clientip.Resolver
+	proxyProtocol map[string]bool
+	localCounters *accessCounters // when there are no metrics
 }
 
 // Caches lists the response caches of the tree, for the admin purge.
@@ -74,6 +81,8 @@ func Build(cfg *config.Config, deps Deps) (_ *Tree, err error) {
 		}
 		trusted = append(trusted, p)
 	}
+	t.clients = clientip.New(trusted)
+	t.proxyProtocol = proxyProtocolListeners(cfg)
 	configFiles := configFiles(cfg)
 	var errs []error
 	for i := range cfg.Sites {
@@ -110,13 +119,24 @@ func Build(cfg *config.Config, deps Deps) (_ *Tree, err error) {
 func (t *Tree) buildSite(sc *config.Site, logger *slog.Logger, trusted []netip.Prefix, configFiles []string) (*site, error) {
 	st := newSite(sc.Name, nil, sc.Headers)
 	routes := make([]*route, 0, len(sc.Routes))
+	siteGates, err := t.siteGates(sc, logger.With("site", sc.Name))
+	if err != nil {
+		return nil, err
+	}
 	for j := range sc.Routes {
 		rc := &sc.Routes[j]
 		h, err := t.buildHandler(sc, rc, st, logger, trusted, configFiles)
+		if err == nil {
+			h, err = t.withForwardAuth(sc, rc, h, logger.With("site", sc.Name, "route", rc.Path))
+		}
+		var gates []layer.Layer
+		if err == nil {
+			gates, err = t.accessLayers(sc, rc, siteGates, logger.With("site", sc.Name, "route", rc.Path))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: site %q route %q: %w", rc.Source, sc.Name, rc.Path, err)
 		}
-		h = layer.Chain(h, routeLayers(rc)...)
+		h = layer.Chain(h, append(routeLayers(rc), gates...)...)
 		routes = append(routes, &route{
 			path:        rc.Path,
 			bare:        strings.TrimSuffix(rc.Path, "/"),
