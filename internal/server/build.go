@@ -179,7 +179,7 @@ func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger 
 			app = stripHandler{prefix: prefix, next: p}
 		}
 	case rc.WSGI != nil:
-		p, err := wsgi.New(*rc.WSGI, wsgi.Options{Logger: lg, Prefix: prefix})
+		p, err := wsgi.New(*rc.WSGI, wsgi.Options{Logger: lg, Prefix: prefix, Clients: t.clients})
 		if err != nil {
 			return nil, err
 		}
@@ -211,7 +211,7 @@ func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger 
 		t.closers = append(t.closers, h.Close)
 		return h, nil
 	case rc.CGI != nil:
-		h, err := cgi.New(*rc.CGI, cgi.Options{Logger: lg, Prefix: prefix, Redispatch: st.redispatch})
+		h, err := cgi.New(*rc.CGI, cgi.Options{Logger: lg, Prefix: prefix, Redispatch: st.redispatch, Clients: t.clients})
 		if err != nil {
 			return nil, fmt.Errorf("cgi: %w", err)
 		}
