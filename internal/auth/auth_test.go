@@ -262,3 +262,31 @@ func (echo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", itoa(len(body)))
 	w.Write([]byte(body))
 }
+
+// FuzzBasicCheck: no Authorization value panics the gate, and only the
+// one valid credential passes.
+func FuzzBasicCheck(f *testing.F) {
+	f.Add(basicHeader("alice", "secret"))
+	f.Add("Basic %%%")
+	f.Add("basic YWxpY2U6")
+	f.Add("Bearer x")
+	b, _ := newBasic(f, config.BasicAuth{Users: map[string]string{"alice": mustHash(f, "secret", 4)}}, nil)
+	good := basicHeader("alice", "secret")
+	f.Fuzz(func(t *testing.T, auth string) {
+		a := b.Check(view{"GET", "/", "192.0.2.1:1", http.Header{"Authorization": {auth}}})
+		if a == nil {
+			// RFC 7235 allows several spaces after the scheme; net/http's
+			// BasicAuth (the oracle) takes one.
+			norm := auth
+			if len(norm) > 6 {
+				norm = norm[:6] + strings.TrimLeft(norm[6:], " ")
+			}
+			user, pass, ok := (&http.Request{Header: http.Header{"Authorization": {norm}}}).BasicAuth()
+			if !ok || user != "alice" || pass != "secret" {
+				t.Fatalf("%q passed (canonical %q)", auth, good)
+			}
+		} else if a.Status != 401 {
+			t.Fatalf("%q: status %d", auth, a.Status)
+		}
+	})
+}

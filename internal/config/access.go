@@ -263,10 +263,11 @@ func checkAccess(add func(*positions, string, string, ...any), ps *positions, ba
 		}
 	}
 	if r != nil {
-		if _, _, err := ParseRate(r.Rate); err != nil {
-			add(ps, base+".rate_limit", "rate_limit: %v", err)
+		_, _, rateErr := ParseRate(r.Rate)
+		if rateErr != nil {
+			add(ps, base+".rate_limit", "rate_limit: %v", rateErr)
 		}
-		if r.Burst < 1 || r.Burst > 1_000_000 {
+		if (r.Burst < 1 && (rateErr == nil || r.Burst != 0)) || r.Burst > 1_000_000 {
 			add(ps, base+".rate_limit", "rate_limit burst must be from 1 to 1000000, not %d", r.Burst)
 		}
 		switch name, isHeader := strings.CutPrefix(r.Key, "header:"); {
