@@ -1,5 +1,6 @@
-// Package admin serves portico's admin endpoints: GET /healthz, GET /metrics
-// (Prometheus), POST /reload and POST /cache/purge.
+// Package admin serves portico's admin endpoints: GET / (the status page,
+// HTML or ?format=json), GET /healthz, GET /metrics (Prometheus), POST
+// /reload and POST /cache/purge.
 //
 // Threat model: the admin address is on loopback (config refuses any
 // other unless admin_allow_remote is set together with an admin_token),
@@ -32,6 +33,7 @@ import (
 	"time"
 
 	"portico/internal/cache"
+	"portico/internal/status"
 )
 
 // Options are what the admin endpoints act on.
@@ -47,6 +49,10 @@ type Options struct {
 	Addr string
 	// Token, if set, is required of every request as a bearer token.
 	Token string
+	// Status returns the state the status page (GET /) shows; nil: no page.
+	Status func() status.Snapshot
+	// Version is shown on the status page.
+	Version string
 }
 
 // New returns the admin handler.
@@ -61,6 +67,9 @@ func New(opts Options) http.Handler {
 	})
 	if opts.Metrics != nil {
 		mux.Handle("GET /metrics", opts.Metrics)
+	}
+	if opts.Status != nil {
+		mux.HandleFunc("GET /{$}", serveStatus(opts.Status, opts.Version))
 	}
 	mux.HandleFunc("POST /reload", func(w http.ResponseWriter, r *http.Request) {
 		if opts.Reload == nil {

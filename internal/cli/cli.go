@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,9 +25,6 @@ import (
 	"portico/internal/server"
 )
 
-// Version is set at build time with -ldflags "-X portico/internal/cli.Version=...".
-var Version = "0.1.0-dev"
-
 const usage = `portico: a web server for files, CGI scripts and app servers
 
 Usage:
@@ -36,7 +32,7 @@ Usage:
   portico run   [-c FILE]        run from a config file (default ./portico.toml)
   portico check [-c FILE]        validate a config file; print ok or each problem
   portico reload [-c FILE]       ask the running portico to reload (needs server.admin)
-  portico version                print the version
+  portico version                print the version, commit and build date
 
 Run 'portico COMMAND -h' for the flags of a command.
 `
@@ -58,7 +54,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case "reload":
 		return cmdReload(args[1:], stdout, stderr)
 	case "version", "--version", "-version", "-v":
-		fmt.Fprintf(stdout, "portico %s (%s %s/%s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		fmt.Fprintln(stdout, printVersion())
 		return 0
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
@@ -238,6 +234,7 @@ func runServer(cfg *config.Config, reload func() (*config.Config, error), openUR
 		if err == nil {
 			err = srv.Reload(ncfg)
 		}
+		srv.RecordReload(err)
 		if err != nil {
 			logger.Error("reload failed; the old config keeps running", "err", oneLine(err))
 			return err
@@ -262,7 +259,8 @@ func runServer(cfg *config.Config, reload func() (*config.Config, error), openUR
 		adminSrv = &http.Server{
 			Handler: admin.New(admin.Options{Logger: logger, Metrics: metrics.Handler(), Reload: reloadFn,
 				Caches: func() []*cacheHandler { return srv.Tree().Caches() },
-				Addr:   cfg.Server.Admin, Token: cfg.Server.AdminToken}),
+				Addr:   cfg.Server.Admin, Token: cfg.Server.AdminToken,
+				Status: srv.Status, Version: shortVersion()}),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 		fmt.Fprintf(stdout, "portico: admin on http://%s/\n", ln.Addr())

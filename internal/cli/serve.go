@@ -32,7 +32,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.dir, "d", ".", "`DIR`ectory to serve")
 	fs.StringVar(&f.dir, "directory", ".", "`DIR`ectory to serve (same as -d)")
 	fs.BoolVar(&f.cgi, "cgi", false, "run executables under /cgi-bin/ and /htbin/ as CGI scripts")
-	fs.BoolVar(&f.spa, "spa", false, "answer unknown page paths (Accept: text/html) with /index.html")
+	fs.BoolVar(&f.spa, "spa", false, "answer unknown page paths (Accept: text/html) with /index.html; with --proxy, only after the upstream answers 404")
 	fs.BoolVar(&f.browse, "browse", true, "list folders without an index.html (--browse=false to turn off)")
 	fs.BoolVar(&f.open, "open", false, "open the served URL in the default browser")
 	fs.StringVar(&f.proxy, "proxy", "", "send requests that match no file to these upstream `URL[,URL...]`")

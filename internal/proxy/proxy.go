@@ -83,7 +83,7 @@ type Handler struct {
 	trusted   []netip.Prefix
 	clients   *clientip.Resolver // the same trust, for ip_hash's client address
 
-	// track counts requests in flight per upstream (least_conn, random).
+	// track counts requests in flight per upstream (always on: see New).
 	track        bool
 	hostMode     int
 	hostLiteral  string
@@ -193,7 +193,9 @@ func New(cfg config.Proxy, opts Options) (*Handler, error) {
 		log:         log,
 	}
 	h.bal = &balancer{policy: policy, ups: ups, weighted: weighted}
-	h.track = policy == balanceLeastConn || policy == balanceRandom
+	// Every policy counts requests in flight: least_conn and random pick
+	// by it, and the status page shows it (two atomic adds a request).
+	h.track = true
 	h.transport = &http.Transport{
 		Proxy:                  nil, // never from the environment (httpoxy)
 		DialContext:            dialer(cfg.ConnectTimeout.D(), unix),

@@ -44,6 +44,9 @@ type Server struct {
 	closing   bool
 	wg        sync.WaitGroup
 	retired   sync.WaitGroup
+
+	started time.Time
+	reloads reloadLog // for the status page (status.go)
 }
 
 type listener struct {
@@ -65,7 +68,7 @@ func New(opts Options) *Server {
 	if opts.Stderr == nil {
 		opts.Stderr = io.Discard
 	}
-	return &Server{opts: opts, listeners: map[string]*listener{}}
+	return &Server{opts: opts, listeners: map[string]*listener{}, started: time.Now()}
 }
 
 // Tree returns the live handler tree.

@@ -301,11 +301,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // missing answers a GET or HEAD for a path with no file: the SPA's root
-// index for page navigations, else the Fallback handler, else 404.
+// index for page navigations, else the Fallback handler, else 404. With
+// both, a navigation goes to the Fallback first and gets the index only
+// when the Fallback says 404 (spafallback.go).
 func (h *Handler) missing(w http.ResponseWriter, r *http.Request) {
 	if h.spa && acceptsHTML(r.Header["Accept"]) {
 		for _, idx := range h.index {
 			if in := h.node(idx); in.plain != nil {
+				if h.fallback != nil {
+					h.spaAfterFallback(w, r, in, idx)
+					return
+				}
 				h.serveFile(w, r, in, idx, true)
 				return
 			}

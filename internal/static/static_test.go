@@ -375,11 +375,44 @@ func TestFallback(t *testing.T) {
 	runCases(t, h, []hcase{
 		{name: "missing get", path: "/api/x", status: 299, want: map[string]string{"X-Fallback": "GET"}},
 		{name: "missing post", method: "POST", path: "/api/x", status: 299, want: map[string]string{"X-Fallback": "POST"}},
-		{name: "missing html prefers spa", path: "/page", hdr: nav, status: 200, body: "<h1>home</h1>\n"},
+		{name: "missing html asks the app first", path: "/page", hdr: nav, status: 299, want: map[string]string{"X-Fallback": "GET"}},
 		{name: "file get", path: "/digits.txt", status: 200, body: "0123456789", want: map[string]string{"X-Fallback": ""}},
 		{name: "file post", method: "POST", path: "/digits.txt", status: 405},
 		{name: "dir without index", path: "/empty/", status: 299},
 		{name: "rejected path goes to app", path: "/a;b", status: 299},
+	})
+}
+
+// TestSPAWithFallback is the quick-mode trap (serve --spa --proxy): a
+// navigation to a path the app serves (an OAuth callback, /admin) gets the
+// app's answer; only the app's 404 becomes the SPA's index.html, and
+// non-navigations keep the app's 404.
+func TestSPAWithFallback(t *testing.T) {
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/admin", "/oauth/callback":
+			w.Header().Set("X-App", "yes")
+			w.Header().Set("Content-Type", "text/html")
+			w.Write([]byte("app page"))
+		case "/login":
+			http.Redirect(w, r, "/oauth/start", http.StatusFound)
+		default:
+			w.Header().Set("X-App", "404")
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(http.StatusNotFound)
+			w.Write([]byte("app: no such page"))
+		}
+	})
+	h, _ := newHandler(t, func(c *config.Static) { c.SPA = true }, Options{Fallback: app})
+	nav := []string{"Accept", "text/html,application/xhtml+xml"}
+	runCases(t, h, []hcase{
+		{name: "app page", path: "/admin", hdr: nav, status: 200, body: "app page", want: map[string]string{"X-App": "yes"}},
+		{name: "oauth callback", path: "/oauth/callback", hdr: nav, status: 200, body: "app page"},
+		{name: "app redirect", path: "/login", hdr: nav, status: 302, want: map[string]string{"Location": "/oauth/start"}},
+		{name: "app 404 becomes the spa index", path: "/users/42", hdr: nav, status: 200, body: "<h1>home</h1>\n",
+			want: map[string]string{"X-App": "", "Content-Type": "text/html; charset=utf-8"}},
+		{name: "asset 404 stays 404", path: "/assets/x.js", hdr: []string{"Accept", "*/*"}, status: 404, body: "app: no such page"},
+		{name: "file first", path: "/digits.txt", hdr: nav, status: 200, body: "0123456789", want: map[string]string{"X-App": ""}},
 	})
 }
 
