@@ -77,8 +77,9 @@ func TestAccessBasicAuth(t *testing.T) {
 		"public/index.html": "hello staff",
 		"users.htpasswd":    htpasswdLine(t, "alice", "wonder"),
 		"cgi-bin/env":       envScript,
+		"cgi-bin/redir":     "#!/bin/sh\nprintf 'Location: /cgi-bin/env\\n\\n'\n",
 	})
-	cgiDir(dir, "cgi-bin/env")
+	cgiDir(dir, "cgi-bin/env", "cgi-bin/redir")
 	p := startConfig(t, dir, fmt.Sprintf(`
 [server]
 admin = %q
@@ -109,6 +110,12 @@ basic_auth = { htpasswd = "users.htpasswd", realm = "staff" }
 	}
 	if _, body := get(t, p.URL("/cgi-bin/env"), "Authorization", good); !strings.Contains(body, "auth=\n") {
 		t.Errorf("the CGI script got the credential: %q", body)
+	}
+	// A CGI local redirect goes through the routing again, gates
+	// included: the credential the client sent still counts there, and
+	// still does not reach the script.
+	if resp, body := get(t, p.URL("/cgi-bin/redir"), "Authorization", good); resp.StatusCode != 200 || !strings.Contains(body, "auth=\n") {
+		t.Errorf("local redirect on an authenticated site: %d %q", resp.StatusCode, body)
 	}
 	for _, c := range []struct{ name, auth, want string }{
 		{"wrong password", basic("alice", "guess"), "Authentication required"},

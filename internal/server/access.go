@@ -231,6 +231,7 @@ func (t *Tree) logAddr(remoteAddr string, xff []string) string {
 // Authorization field).
 func (t *Tree) noteClient(r *http.Request, rec *recorder) {
 	rec.remote = t.logAddr(r.RemoteAddr, r.Header["X-Forwarded-For"])
+	rec.credential = r.Header["Authorization"]
 	if len(r.Header["Authorization"]) > 0 && t.log != nil {
 		rec.user, _, _ = r.BasicAuth()
 	}
@@ -246,4 +247,24 @@ func (t *Tree) fastClient(req *fastpath.Request, w *fastpath.ResponseWriter) (us
 	}
 	var buf [8]string
 	return user, t.logAddr(req.RemoteAddr, w.RequestValues("X-Forwarded-For", buf[:0]))
+}
+
+// restoreCredential gives a CGI local redirect (a new request through
+// the site's routing) the Authorization field the client sent, which a
+// basic_auth gate took from the first request: the route it lands on
+// checks it again. The recorder under w kept it.
+func restoreCredential(w http.ResponseWriter, r *http.Request) {
+	for w != nil {
+		if rec, ok := w.(*recorder); ok {
+			if rec.credential != nil && r.Header["Authorization"] == nil {
+				r.Header["Authorization"] = rec.credential
+			}
+			return
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return
+		}
+		w = u.Unwrap()
+	}
 }

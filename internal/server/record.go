@@ -21,8 +21,9 @@ type recorder struct {
 	siteHeaders [][2]string // the site's headers, restored on the final response after a 1xx
 	interim     bool        // a 1xx was sent
 	start       time.Time
-	user        string // basic-auth user, read before a gate consumes Authorization
-	remote      string // the client address the access log shows
+	user        string   // basic-auth user, read before a gate consumes Authorization
+	remote      string   // the client address the access log shows
+	credential  []string // the request's Authorization values, for restoreCredential
 }
 
 var recorderPool = sync.Pool{New: func() any { return new(recorder) }}
