@@ -135,23 +135,26 @@ for n in "${NAMES[@]}"; do
 	[ "$code" = 401 ] || { echo "$n /auth/ without a credential: $code, want 401" >&2; exit 1; }
 done
 
-run_wrk() { # port route -> rps on stdout
+run_wrk() { # port route -> "rps p99_ms" on stdout
 	local out errs
-	out=$(taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$CONNS" -d"${DUR}s" -H "$AUTH" "http://127.0.0.1:$1/$2/1k.txt" 2>&1)
+	out=$(taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$CONNS" -d"${DUR}s" --latency -H "$AUTH" "http://127.0.0.1:$1/$2/1k.txt" 2>&1)
 	errs=$(echo "$out" | awk '/Non-2xx|Socket errors/' | tr '\n' ' ')
 	[ -n "$errs" ] && echo "  $2: $errs" >&2
-	echo "$out" | awk '/^Requests\/sec:/ {print $2}'
+	rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
+	p99=$(echo "$out" | awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 }; print v }')
+	echo "$rps ${p99:-0}"
 }
 
 median() { echo "$@" | tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
-declare -A RPS
+declare -A RPS P99
 for round in $(seq 1 "$ROUNDS"); do
 	for n in "${NAMES[@]}"; do
 		for r in "${ROUTES[@]}"; do
-			rps=$(run_wrk "${PORT[$n]}" "$r")
+			read -r rps p99 < <(run_wrk "${PORT[$n]}" "$r")
 			RPS[$n.$r]+="$rps "
-			printf "round %d %-8s %-8s %10.0f req/s\n" "$round" "$n" "$r" "$rps" >&2
+			P99[$n.$r]+="$p99 "
+			printf "round %d %-8s %-8s %10.0f req/s  p99 %8.2f ms\n" "$round" "$n" "$r" "$rps" "$p99" >&2
 		done
 	done
 done
@@ -159,14 +162,14 @@ done
 echo
 echo "1 KiB static file, wrk -c$CONNS -d${DUR}s, $ROUNDS rounds, medians; bcrypt cost $AUTH_COST"
 echo "servers on CPU $SERVER_CPU (one worker / GOMAXPROCS=1); wrk on CPU $LOAD_CPU"
-printf "%-8s %-8s %12s %12s\n" server route "req/s" "x open"
+printf "%-8s %-8s %12s %12s %12s\n" server route "req/s" "x open" "p99 ms"
 declare -A MED
 for n in "${NAMES[@]}"; do
 	for r in "${ROUTES[@]}"; do
 		MED[$n.$r]=$(median ${RPS[$n.$r]})
 	done
 	for r in "${ROUTES[@]}"; do
-		printf "%-8s %-8s %12.0f %12.3f\n" "$n" "$r" "${MED[$n.$r]}" "$(awk -v a="${MED[$n.$r]}" -v b="${MED[$n.open]}" 'BEGIN { print (b > 0) ? a / b : 0 }')"
+		printf "%-8s %-8s %12.0f %12.3f %12.2f\n" "$n" "$r" "${MED[$n.$r]}" "$(awk -v a="${MED[$n.$r]}" -v b="${MED[$n.open]}" 'BEGIN { print (b > 0) ? a / b : 0 }')" "$(median ${P99[$n.$r]})"
 	done
 done
 if [ -n "${MED[nginx.open]:-}" ] && [ -n "${MED[portico.open]:-}" ]; then

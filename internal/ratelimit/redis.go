@@ -18,6 +18,8 @@ import (
 // per key, on Redis's clock (TIME), so the instances sharing a budget
 // need not agree on the time. KEYS[1] the key; ARGV[1] T and ARGV[2] tau
 // in microseconds. Returns {1, 0} or {0, retry in microseconds}.
+// Writing after TIME needs Redis 5 or later (effects replication, the
+// default since 5 and the only mode since 7).
 const takeScript = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
