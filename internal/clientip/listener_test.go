@@ -136,3 +136,25 @@ func TestMaxConnsPerIP(t *testing.T) {
 		t.Errorf("after a close, a new connection read %q, want it served", got)
 	}
 }
+
+// TestMaxConnsPerIPExemptsTrustedProxies: a trusted proxy's connections
+// carry many clients and are not counted.
+func TestMaxConnsPerIPExemptsTrustedProxies(t *testing.T) {
+	res := New([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
+	ln := listen(t, ListenOptions{Resolver: func() *Resolver { return res }, MaxConnsPerIP: func() int { return 1 }})
+	held := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		c.Read(make([]byte, 8))
+		held <- c
+	}()
+	send(t, ln.Addr().String(), "one")
+	c1 := <-held
+	defer c1.Close()
+	r2, d2 := serveOne(t, ln)
+	send(t, ln.Addr().String(), "two")
+	<-r2
+	if got := <-d2; got != "two" {
+		t.Errorf("second connection from a trusted proxy read %q, want it served", got)
+	}
+}
