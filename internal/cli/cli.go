@@ -134,15 +134,23 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if done {
 		return code
 	}
-	// Run the same prepare step as `run`, so check and run never disagree.
-	t, err := server.Build(cfg, server.Deps{Logger: slog.New(slog.DiscardHandler)})
+	// The same provision step as `run` (every handler validates and is
+	// built), so check and run never disagree; but nothing long-lived is
+	// started: no worker pool, no health check, no listener. Each WSGI app
+	// is imported once, in one child that is killed with its group.
+	t, err := server.Provision(cfg, server.Deps{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		printProblems(stderr, err)
 		return 1
 	}
+	err = t.Check()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	t.Close(ctx)
 	cancel()
+	if err != nil {
+		printProblems(stderr, err)
+		return 1
+	}
 	fmt.Fprintln(stdout, "ok")
 	return 0
 }

@@ -64,6 +64,9 @@ type Options struct {
 	Logger *slog.Logger
 	// TrustedProxies: peers whose X-Forwarded-* headers are kept and appended to.
 	TrustedProxies []netip.Prefix
+	// DeferStart leaves the health checks to Start: New then starts
+	// nothing, which is what `portico check` needs.
+	DeferStart bool
 }
 
 // Host header modes.
@@ -97,12 +100,14 @@ type Handler struct {
 	health    *config.Health
 	stop      context.CancelFunc
 	done      chan struct{}
+	startOnce sync.Once
 	closeOnce sync.Once
 }
 
 var _ http.Handler = (*Handler)(nil)
 
-// New validates cfg and builds the handler; health checks start here.
+// New validates cfg and builds the handler; health checks start here
+// (or with Start, when Options.DeferStart is set).
 //
 // cfg comes with its defaults filled (config.Load does it; a config built
 // in Go calls cfg.SetDefaults): New re-defaults nothing, and refuses a
@@ -225,13 +230,24 @@ func New(cfg config.Proxy, opts Options) (*Handler, error) {
 		// and lets bodies of known length fill the buffer.
 	}
 	h.fast = newFastProxy(h, ups, cfg.ConnectTimeout.D(), cfg.ReadTimeout.D())
-	if h.health != nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		h.stop = cancel
-		h.done = make(chan struct{})
-		go h.healthLoop(ctx)
+	if !opts.DeferStart {
+		h.Start()
 	}
 	return h, nil
+}
+
+// Start starts the health checks, if any (once; Close stops them). New
+// calls it unless Options.DeferStart is set.
+func (h *Handler) Start() error {
+	h.startOnce.Do(func() {
+		if h.health != nil {
+			ctx, cancel := context.WithCancel(context.Background())
+			h.stop = cancel
+			h.done = make(chan struct{})
+			go h.healthLoop(ctx)
+		}
+	})
+	return nil
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -32,6 +32,7 @@ type Tree struct {
 	caches     []*cache.Handler
 	cacheNames []string // site and route of each cache, for metrics
 	closers    []func(context.Context) error
+	starters   []starter // long-lived parts Provision built and Start runs
 	log        *accessLog
 	metrics    *Metrics
 	inflight   atomic.Int64
@@ -57,15 +58,40 @@ type Deps struct {
 	Metrics *Metrics
 }
 
-// Build turns a loaded config into a handler tree. It is the prepare step
-// that `portico check` runs too: every handler validates its section here.
-// On error nothing is left running.
-func Build(cfg *config.Config, deps Deps) (_ *Tree, err error) {
+// A starter is a part of a handler that Provision builds but does not
+// run: worker processes, health checks. where names its route in errors.
+type starter struct {
+	where string
+	start func() error
+	check func() error // nil: nothing to test without starting
+}
+
+// Build provisions a tree for cfg and starts it: what `portico run` and
+// a reload do. On error nothing is left running.
+func Build(cfg *config.Config, deps Deps) (*Tree, error) {
+	t, err := Provision(cfg, deps)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.Start(); err != nil {
+		t.Close(context.Background())
+		return nil, err
+	}
+	return t, nil
+}
+
+// Provision turns a loaded config into a handler tree without starting
+// anything long-lived (no process, no listener, no health check): every
+// handler validates its section and is built. It is the one step that
+// `portico check` and `portico run` share; run then calls Start, check
+// calls Check. The tree must be closed either way. On error nothing is
+// left behind.
+func Provision(cfg *config.Config, deps Deps) (_ *Tree, err error) {
 	t := &Tree{cfg: cfg, byListener: map[string]*vhost{}, metrics: deps.Metrics}
 	defer func() {
 		if err != nil {
-			// Stop whatever the handlers built so far started (health
-			// checkers, worker processes).
+			// Release whatever the handlers built so far hold (open
+			// files, caches).
 			t.Close(context.Background())
 		}
 	}()
@@ -116,6 +142,34 @@ func Build(cfg *config.Config, deps Deps) (_ *Tree, err error) {
 	return t, nil
 }
 
+// Start runs what Provision built but did not start: worker pools, health
+// checks. It stops at the first failure, leaving the caller to Close the
+// tree (which stops what did start).
+func (t *Tree) Start() error {
+	for _, st := range t.starters {
+		if err := st.start(); err != nil {
+			return fmt.Errorf("%s: %w", st.where, err)
+		}
+	}
+	return nil
+}
+
+// Check tests what Start would run without starting it: each WSGI app is
+// imported once in one short-lived child (killed with its group, and with
+// portico). It reports every failure.
+func (t *Tree) Check() error {
+	var errs []error
+	for _, st := range t.starters {
+		if st.check == nil {
+			continue
+		}
+		if err := st.check(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", st.where, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func (t *Tree) buildSite(sc *config.Site, logger *slog.Logger, trusted []netip.Prefix, configFiles []string) (*site, error) {
 	st := newSite(sc.Name, nil, sc.Headers)
 	routes := make([]*route, 0, len(sc.Routes))
@@ -134,7 +188,7 @@ func (t *Tree) buildSite(sc *config.Site, logger *slog.Logger, trusted []netip.P
 			gates, err = t.accessLayers(sc, rc, siteGates, logger.With("site", sc.Name, "route", rc.Path))
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: site %q route %q: %w", rc.Source, sc.Name, rc.Path, err)
+			return nil, fmt.Errorf("%s: %w", routeWhere(sc, rc), err)
 		}
 		h = layer.Chain(h, append(routeLayers(rc), gates...)...)
 		routes = append(routes, &route{
@@ -147,6 +201,11 @@ func (t *Tree) buildSite(sc *config.Site, logger *slog.Logger, trusted []netip.P
 	}
 	*st = *newSite(sc.Name, routes, sc.Headers)
 	return st, nil
+}
+
+// routeWhere names a route in errors: "file:line: site "x" route "/p/"".
+func routeWhere(sc *config.Site, rc *config.Route) string {
+	return fmt.Sprintf("%s: site %q route %q", rc.Source, sc.Name, rc.Path)
 }
 
 // routeLayers are the route-level layers of rc, outermost first. They
@@ -169,21 +228,23 @@ func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger 
 	var app http.Handler
 	switch {
 	case rc.Proxy != nil:
-		p, err := proxy.New(*rc.Proxy, proxy.Options{Logger: lg, TrustedProxies: trusted})
+		p, err := proxy.New(*rc.Proxy, proxy.Options{Logger: lg, TrustedProxies: trusted, DeferStart: true})
 		if err != nil {
 			return nil, fmt.Errorf("proxy: %w", err)
 		}
 		t.closers = append(t.closers, p.Close)
+		t.starters = append(t.starters, starter{where: routeWhere(sc, rc), start: p.Start})
 		app = p
 		if rc.StripPrefix && prefix != "" {
 			app = stripHandler{prefix: prefix, next: p}
 		}
 	case rc.WSGI != nil:
-		p, err := wsgi.New(*rc.WSGI, wsgi.Options{Logger: lg, Prefix: prefix, Clients: t.clients})
+		p, err := wsgi.Provision(*rc.WSGI, wsgi.Options{Logger: lg, Prefix: prefix, Clients: t.clients})
 		if err != nil {
 			return nil, err
 		}
 		t.closers = append(t.closers, p.Close)
+		t.starters = append(t.starters, starter{where: routeWhere(sc, rc), start: p.Start, check: p.Check})
 		app = p
 	}
 	if app != nil && rc.Cache != nil {

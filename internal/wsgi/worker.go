@@ -112,7 +112,7 @@ func (p *Pool) start(w *worker) (*proc, error) {
 	cmd.Dir = p.cfg.Dir
 	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
 	cmd.ExtraFiles = []*os.File{statusW}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the spawner adds Pdeathsig
 	stdout := &lineLogger{level: slog.LevelInfo, stream: "stdout"}
 	stderr := &lineLogger{level: slog.LevelWarn, stream: "stderr"}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
@@ -125,7 +125,7 @@ func (p *Pool) start(w *worker) (*proc, error) {
 		statusW.Close()
 		return nil, errStopped
 	}
-	err = cmd.Start()
+	err = p.spawn.start(cmd)
 	var pr *proc
 	if err == nil {
 		pr = &proc{w: w, cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{})}

@@ -22,7 +22,13 @@
 //     goes to another one;
 //   - streams responses back as the app produces them;
 //   - on Close, finishes the requests in flight, then SIGTERM, then SIGKILL
-//     for each process group, and reaps every child.
+//     for each process group, and reaps every child;
+//   - forks every worker from one locked thread with a parent-death signal
+//     (spawn.go), so no worker outlives portico, even a SIGKILLed one.
+//
+// Provision validates and builds a pool without starting anything; Start
+// runs the workers; Check (what `portico check` runs) imports the app once
+// in one short-lived process instead.
 //
 // What Python cannot know (the client's address, the port the client
 // connected to, the scheme, the route prefix) travels in X-Portico-* request
@@ -89,7 +95,7 @@ type Pool struct {
 	log     *slog.Logger
 	prefix  string
 	python  string // resolved interpreter path
-	dir     string // private temp folder: adapter.py, sockets, spooled bodies
+	dir     string // private temp folder (made by Start): adapter.py, sockets, spooled bodies
 	adapter string
 	timeout time.Duration
 
@@ -110,9 +116,13 @@ type Pool struct {
 	// startErrShown: one failed start's output was logged during New.
 	startErrShown atomic.Bool
 	supervisors   sync.WaitGroup
-	stop          chan struct{} // closed when the workers are being stopped
+	stop          chan struct{} // closed (stopOnce) when the workers are being stopped
+	stopOnce      sync.Once
+	spawn         *spawner // set by Start (or Check): forks every worker
+	spawnStop     sync.Once
 
 	mu       sync.Mutex
+	started  bool // Start was called
 	closed   bool // no new requests
 	stopping bool // no new processes
 	inflight int
@@ -123,58 +133,12 @@ type Pool struct {
 
 var _ http.Handler = (*Pool)(nil)
 
-// New starts cfg.Workers processes in parallel and returns when all of them
-// have imported the app and listen, or with the first failure's reason.
-func New(cfg config.WSGI, opts Options) (*Pool, error) {
-	p, err := prepare(cfg, opts)
-	if err != nil {
-		return nil, err
-	}
-	cfg, log, dir := p.cfg, p.log, p.dir
-	fail := func(err error) error { return fmt.Errorf("wsgi app %q: %w", cfg.App, err) }
-	p.queueWait.Store(int64(cfg.Timeout.D()))
-	p.pingEvery.Store(int64(defaultPingEvery))
-	for i := range cfg.Workers {
-		p.workers = append(p.workers, newWorker(i+1, filepath.Join(dir, fmt.Sprintf("w%d.sock", i+1)), log))
-	}
-
-	// All workers start at once: a pool of 8 is ready as soon as one is.
-	procs := make([]*proc, len(p.workers))
-	errs := make([]error, len(p.workers))
-	var wg sync.WaitGroup
-	for i, w := range p.workers {
-		wg.Go(func() { procs[i], errs[i] = p.start(w) })
-	}
-	wg.Wait()
-	if err := firstError(errs); err != nil {
-		p.mu.Lock()
-		p.stopping = true
-		p.mu.Unlock()
-		close(p.stop)
-		for _, pr := range procs {
-			if pr != nil {
-				pr.kill("another worker failed to start")
-				<-pr.done
-			}
-		}
-		os.RemoveAll(dir)
-		return nil, fail(err)
-	}
-	for i, w := range p.workers {
-		p.supervisors.Add(1)
-		go p.supervise(w, procs[i])
-		p.release(procs[i])
-	}
-	p.supervisors.Add(1)
-	go p.pinger()
-	p.running.Store(true)
-	log.Info("wsgi: workers ready", "app", cfg.App, "workers", cfg.Workers, "python", p.python)
-	return p, nil
-}
-
-// prepare applies defaults, validates cfg, finds the interpreter and
-// writes the adapter into a new private temp folder.
-func prepare(cfg config.WSGI, opts Options) (*Pool, error) {
+// Provision validates cfg, finds the interpreter and builds the pool
+// without starting anything: no process, no goroutine, no temp folder.
+// It is the step `portico check` and `portico run` share; Start then runs
+// the workers, Check only imports the app once. A provisioned pool must be
+// closed (Close) whether it was started or not.
+func Provision(cfg config.WSGI, opts Options) (*Pool, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = defaultWorkers
 	}
@@ -209,24 +173,12 @@ func prepare(cfg config.WSGI, opts Options) (*Pool, error) {
 	if err != nil {
 		return nil, fail(fmt.Errorf("python %q: %w", cfg.Python, err))
 	}
-	// A short folder keeps socket paths under the 108-byte unix limit.
-	dir, err := os.MkdirTemp("", "portico-wsgi-")
-	if err != nil {
-		return nil, fail(err)
-	}
-	adapter := filepath.Join(dir, "adapter.py")
-	if err := os.WriteFile(adapter, adapterSource, 0o600); err != nil {
-		os.RemoveAll(dir)
-		return nil, fail(err)
-	}
 	p := &Pool{
 		clients:      opts.Clients,
 		cfg:          cfg,
 		log:          log,
 		prefix:       strings.TrimRight(opts.Prefix, "/"),
 		python:       python,
-		dir:          dir,
-		adapter:      adapter,
 		timeout:      cfg.Timeout.D(),
 		idle:         make(chan *proc, cfg.Workers),
 		maxWaiting:   int64(64 + 16*cfg.Workers),
@@ -234,7 +186,93 @@ func prepare(cfg config.WSGI, opts Options) (*Pool, error) {
 		stop:         make(chan struct{}),
 		closeEnd:     make(chan struct{}),
 	}
+	p.queueWait.Store(int64(cfg.Timeout.D()))
+	p.pingEvery.Store(int64(defaultPingEvery))
 	return p, nil
+}
+
+// New provisions a pool and starts it.
+func New(cfg config.WSGI, opts Options) (*Pool, error) {
+	p, err := Provision(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Start(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Start starts cfg.Workers processes in parallel and returns when all of
+// them have imported the app and listen, or with the first failure's
+// reason; then nothing is left running. A pool starts at most once.
+func (p *Pool) Start() error {
+	p.mu.Lock()
+	if p.started || p.closed {
+		p.mu.Unlock()
+		return fmt.Errorf("wsgi app %q: pool already started or closed", p.cfg.App)
+	}
+	p.started = true
+	p.mu.Unlock()
+	cfg, log := p.cfg, p.log
+	fail := func(err error) error { return fmt.Errorf("wsgi app %q: %w", cfg.App, err) }
+	if err := p.makeDir(); err != nil {
+		return fail(err)
+	}
+	p.spawn = newSpawner()
+	for i := range cfg.Workers {
+		p.workers = append(p.workers, newWorker(i+1, filepath.Join(p.dir, fmt.Sprintf("w%d.sock", i+1)), log))
+	}
+
+	// All workers start at once: a pool of 8 is ready as soon as one is.
+	procs := make([]*proc, len(p.workers))
+	errs := make([]error, len(p.workers))
+	var wg sync.WaitGroup
+	for i, w := range p.workers {
+		wg.Go(func() { procs[i], errs[i] = p.start(w) })
+	}
+	wg.Wait()
+	if err := firstError(errs); err != nil {
+		p.mu.Lock()
+		p.stopping = true
+		p.mu.Unlock()
+		p.stopOnce.Do(func() { close(p.stop) })
+		for _, pr := range procs {
+			if pr != nil {
+				pr.kill("another worker failed to start")
+				<-pr.done
+			}
+		}
+		p.spawnStop.Do(p.spawn.stop)
+		os.RemoveAll(p.dir)
+		return fail(err)
+	}
+	for i, w := range p.workers {
+		p.supervisors.Add(1)
+		go p.supervise(w, procs[i])
+		p.release(procs[i])
+	}
+	p.supervisors.Add(1)
+	go p.pinger()
+	p.running.Store(true)
+	log.Info("wsgi: workers ready", "app", cfg.App, "workers", cfg.Workers, "python", p.python)
+	return nil
+}
+
+// makeDir writes the adapter into a new private temp folder. A short
+// folder keeps socket paths under the 108-byte unix limit.
+func (p *Pool) makeDir() error {
+	dir, err := os.MkdirTemp("", "portico-wsgi-")
+	if err != nil {
+		return err
+	}
+	adapter := filepath.Join(dir, "adapter.py")
+	if err := os.WriteFile(adapter, adapterSource, 0o600); err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	p.dir, p.adapter = dir, adapter
+	return nil
 }
 
 // checkArg, in place of a socket path, makes the adapter import the app,
@@ -242,22 +280,35 @@ func prepare(cfg config.WSGI, opts Options) (*Pool, error) {
 const checkArg = "--check"
 
 // Check imports the app once, in one short-lived process, and returns the
-// same error New would (a missing module, a syntax error, a missing
-// callable), without starting a pool. It is what `portico check` needs:
-// the app is really imported, and nothing is left running.
-func Check(cfg config.WSGI, opts Options) error {
-	p, err := prepare(cfg, opts)
-	if err != nil {
-		return err
+// error Start would (a missing module, a syntax error, a missing
+// callable), without starting the pool. It is what `portico check` runs:
+// the app is really imported, within startTimeout, and the process and
+// its whole group are killed and reaped before Check returns (and die
+// with portico if portico is killed first).
+func (p *Pool) Check() error {
+	c := &Pool{cfg: p.cfg, log: p.log, python: p.python, startTimeout: p.startTimeout, stop: make(chan struct{})}
+	if err := c.makeDir(); err != nil {
+		return fmt.Errorf("wsgi app %q: %w", p.cfg.App, err)
 	}
-	defer os.RemoveAll(p.dir)
-	pr, err := p.start(newWorker(0, checkArg, p.log))
+	defer os.RemoveAll(c.dir)
+	c.spawn = newSpawner()
+	defer c.spawn.stop()
+	pr, err := c.start(newWorker(0, checkArg, c.log))
 	if err != nil {
 		return fmt.Errorf("wsgi app %q: %w", p.cfg.App, err)
 	}
 	pr.kill("check done")
 	<-pr.done
 	return nil
+}
+
+// Check provisions a pool for cfg and imports its app once (Pool.Check).
+func Check(cfg config.WSGI, opts Options) error {
+	p, err := Provision(cfg, opts)
+	if err != nil {
+		return err
+	}
+	return p.Check()
 }
 
 func firstError(errs []error) error {
@@ -374,6 +425,14 @@ func (p *Pool) Close(ctx context.Context) error {
 		}
 	}
 	p.closed = true
+	if !p.started {
+		// Provisioned only (portico check): nothing runs, nothing to stop.
+		p.stopping = true
+		p.mu.Unlock()
+		p.stopOnce.Do(func() { close(p.stop) })
+		close(p.closeEnd)
+		return nil
+	}
 	var drained chan struct{}
 	if p.inflight > 0 {
 		drained = make(chan struct{})
@@ -399,7 +458,7 @@ func (p *Pool) Close(ctx context.Context) error {
 		}
 	}
 	p.mu.Unlock()
-	close(p.stop)
+	p.stopOnce.Do(func() { close(p.stop) })
 	for _, pr := range procs {
 		pr.signal(syscall.SIGTERM)
 	}
@@ -431,6 +490,9 @@ func (p *Pool) Close(ctx context.Context) error {
 		}
 		kt.Stop()
 	}
+	// No process is started from now on (stopping is set): the spawner's
+	// thread may end.
+	p.spawnStop.Do(p.spawn.stop)
 	for _, w := range p.workers {
 		w.transport.CloseIdleConnections()
 	}
@@ -456,7 +518,7 @@ type Stats struct {
 // Stats reports the pool's current state.
 func (p *Pool) Stats() Stats {
 	return Stats{
-		Workers:  len(p.workers),
+		Workers:  p.cfg.Workers,
 		Alive:    len(p.pids()),
 		Idle:     len(p.idle),
 		Waiting:  int(p.waiting.Load()),
