@@ -16,7 +16,7 @@ func (echo) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
 	}
 	w.WriteHeader(200)
 	w.AddHeader("Content-Type", "text/plain")
-	w.AddHeaderInt("Content-Length", int64(len(body)))
+	w.AddHeader("Content-Length", strconv.Itoa(len(body)))
 	w.Write([]byte(body))
 	return true
 }

@@ -28,6 +28,9 @@ func checkRoute(add addFunc, ps *positions, rb string, r *Route) {
 	if r.Redirect != nil {
 		kinds = append(kinds, "redirect")
 	}
+	if r.FastCGI != nil {
+		kinds = append(kinds, "fastcgi")
+	}
 	switch {
 	case len(kinds) == 0:
 		add(ps, rb, "route %q has no handler: set one of static, cgi, proxy, wsgi, redirect", r.Path)
@@ -96,6 +99,9 @@ func checkRoute(add addFunc, ps *positions, rb string, r *Route) {
 		}
 		checkWSGICounts(add, ps, rb+".wsgi", w)
 		checkDir(add, ps, rb+".wsgi.dir", "wsgi dir", w.Dir)
+	}
+	if f := r.FastCGI; f != nil {
+		checkFastCGI(add, ps, rb+".fastcgi", f)
 	}
 	if rd := r.Redirect; rd != nil {
 		if rd.To == "" {

@@ -86,7 +86,7 @@ func gatesOf(layers []Layer) (gates []Gate, consumes bool) {
 }
 
 // check runs the gates in order; the first answer wins.
-func (h *Handler) check(r GateRequest) *Answer {
+func (h *chained) check(r GateRequest) *Answer {
 	for _, g := range h.gates {
 		if a := g.Check(r); a != nil {
 			return a
@@ -97,7 +97,7 @@ func (h *Handler) check(r GateRequest) *Answer {
 
 // gateHTTP runs the gates on net/http; it reports whether a gate
 // answered (the answer is written to w).
-func (h *Handler) gateHTTP(w http.ResponseWriter, r *http.Request) bool {
+func (h *chained) gateHTTP(w http.ResponseWriter, r *http.Request) bool {
 	a := h.check(httpRequest{r})
 	if a == nil {
 		if h.consumesAuth {
@@ -124,7 +124,7 @@ func (h *Handler) gateHTTP(w http.ResponseWriter, r *http.Request) bool {
 
 // gateFast runs the gates on the fast path; it reports whether a gate
 // answered (the answer is written to w).
-func (h *Handler) gateFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
+func (h *chained) gateFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
 	a := h.check(fastRequest{w})
 	if a == nil {
 		if h.consumesAuth {
@@ -138,7 +138,7 @@ func (h *Handler) gateFast(req *fastpath.Request, w *fastpath.ResponseWriter) bo
 		w.AddHeader(kv[0], kv[1])
 	}
 	w.AddHeader("Content-Type", "text/plain; charset=utf-8")
-	w.AddHeaderInt("Content-Length", int64(len(a.Body)))
+	w.AddHeader("Content-Length", strconv.Itoa(len(a.Body))) // a gate's refusal: its allocation does not matter
 	w.AddHeader("X-Content-Type-Options", "nosniff")
 	_, _ = w.Write(unsafe.Slice(unsafe.StringData(a.Body), len(a.Body)))
 	return true
@@ -146,7 +146,7 @@ func (h *Handler) gateFast(req *fastpath.Request, w *fastpath.ResponseWriter) bo
 
 // refundFast gives back what the gates took for a request the handler
 // then declined: net/http will check it again.
-func (h *Handler) refundFast(w *fastpath.ResponseWriter) {
+func (h *chained) refundFast(w *fastpath.ResponseWriter) {
 	for _, g := range h.gates {
 		if r, ok := g.(Refunder); ok {
 			r.Refund(fastRequest{w})

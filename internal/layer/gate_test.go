@@ -54,7 +54,7 @@ func (authEcho) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) boo
 	}
 	w.WriteHeader(200)
 	w.AddHeader("Content-Type", "text/plain")
-	w.AddHeaderInt("Content-Length", int64(len(body)))
+	w.AddHeader("Content-Length", strconv.Itoa(len(body)))
 	w.Write([]byte(body))
 	return true
 }
@@ -66,7 +66,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // never sees a consumed Authorization field.
 func TestGateBothEngines(t *testing.T) {
 	g := &testGate{}
-	h := Chain(authEcho{}, g, NewHeaderRules(testRules)).(*Handler)
+	h := Chain(authEcho{}, g, NewHeaderRules(testRules)).(*chained)
 	f := enginetest.Start(t, h, [][2]string{{"X-Site", "s"}})
 	res := f.Same(t, true, enginetest.GET("/x", "x", "X-Deny: 1"))
 	if res[0].Status != 403 || res[0].Header.Get("X-Why") != "test" || res[0].Body != "Forbidden\n" || res[0].Header.Get("X-Site") != "s" {
@@ -87,7 +87,7 @@ func TestGateBothEngines(t *testing.T) {
 // net/http.
 func TestGateRefundOnDecline(t *testing.T) {
 	g := &testGate{}
-	h := Chain(authEcho{}, g).(*Handler)
+	h := Chain(authEcho{}, g).(*chained)
 	f := enginetest.Start(t, h, nil)
 	r := f.Declines(t, enginetest.GET("/slow", "x", "Authorization: Basic YTpi"))
 	if r.Status != 200 || r.Body != "auth=" {
@@ -102,7 +102,7 @@ func TestGateRefundOnDecline(t *testing.T) {
 // gates let through costs no allocation for the gating.
 func TestGateAllowedPathDoesNotAllocate(t *testing.T) {
 	g := &testGate{}
-	h := Chain(nopFast{}, g).(*Handler)
+	h := Chain(nopFast{}, g).(*chained)
 	rec := fastpath.NewRecorder()
 	req := &fastpath.Request{Method: "GET", Proto: "HTTP/1.1", ProtoMinor: 1, Path: "/a", RawPath: "/a", URI: "/a", KeepAlive: true}
 	rec.Serve(h, req)

@@ -209,7 +209,7 @@ func (m *Metrics) registerAccessMetrics() {
 		{"portico_proxy_protocol_rejected_total", "Connections closed for a PROXY header from an untrusted or broken peer.", func() float64 { return float64(a.proxyRejects.n.Load()) }},
 		{"portico_conn_limit_rejected_total", "Connections closed beyond max_conns_per_ip.", func() float64 { return float64(a.connLimits.n.Load()) }},
 	} {
-		m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help}, c.f))
+		m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help}, c.f))
 	}
 }
 
