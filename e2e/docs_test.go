@@ -120,6 +120,12 @@ func scaffold(t *testing.T, root, cfgDir, cfg string) string {
 				mkdir(filepath.Dir(place(v)))
 			}
 		}
+		if acme, ok := server["acme"].(map[string]any); ok && str(acme, "ca_root") != "" {
+			cert, _ := selfSigned(t, "ca.example.test")
+			p := place(str(acme, "ca_root"))
+			mkdir(filepath.Dir(p))
+			os.WriteFile(p, []byte(cert), 0o644)
+		}
 		if incs, ok := server["include"].([]any); ok {
 			for _, inc := range incs {
 				s, _ := inc.(string)
@@ -155,7 +161,7 @@ func scaffold(t *testing.T, root, cfgDir, cfg string) string {
 		for _, r := range routes {
 			route, _ := r.(map[string]any)
 			htpasswd(route)
-			for _, kind := range []string{"static", "cgi"} {
+			for _, kind := range []string{"static", "cgi", "fastcgi"} {
 				if h, ok := route[kind].(map[string]any); ok && str(h, "root") != "" {
 					mkdir(place(str(h, "root")))
 				}
