@@ -63,7 +63,9 @@ cat >"$TMP/Caddyfile" <<CADDY
 	admin off
 	auto_https off
 	persist_config off
-	servers { protocols h1 h2 }
+	servers {
+		protocols h1 h2
+	}
 }
 https://127.0.0.1:$C_PORT, https://localhost:$C_PORT {
 	tls $TMP/cert.pem $TMP/key.pem
