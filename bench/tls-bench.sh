@@ -62,7 +62,7 @@ cat >"$TMP/Caddyfile" <<CADDY
 {
 	admin off
 	auto_https off
-	persist_config off
+	default_sni localhost
 	servers {
 		protocols h1 h2
 	}
@@ -111,7 +111,7 @@ for r in $(seq 1 "$ROUNDS"); do
 		H2[$s]+="$(h2 "$(port_of "$s")") "
 		HS[$s]+="$(handshakes "$(port_of "$s")") "
 		stop
-		echo "round $r $s: h2 ${H2[$s]##* } handshakes ${HS[$s]##* }" >&2
+		echo "round $r $s: h2 $(echo ${H2[$s]} | awk '{print $NF}') handshakes $(echo ${HS[$s]} | awk '{print $NF}')" >&2
 	done
 done
 printf '%-10s %14s %16s\n' server "h2 1KiB req/s" "handshakes/s"
