@@ -222,7 +222,7 @@ func runServer(cfg *config.Config, reload func() (*config.Config, error), openUR
 	logger := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	metrics := server.NewMetrics()
 	srv := server.New(server.Options{Logger: logger, Stdout: stdout, Stderr: stderr, Metrics: metrics})
-	metrics.WatchCaches(srv)
+	metrics.Watch(srv)
 
 	// Signals are caught before listening, so a SIGTERM right after start
 	// is a clean shutdown, not a kill.
