@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 
@@ -24,49 +23,26 @@ type serveFlags struct {
 	open             bool
 }
 
-func cmdServe(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("serve", "serve [flags] [PORT]   (PORT defaults to 8000)", stdout)
-	var f serveFlags
-	fs.StringVar(&f.bind, "b", "", "`ADDR`ess to listen on (default: all interfaces)")
-	fs.StringVar(&f.bind, "bind", "", "`ADDR`ess to listen on (same as -b)")
-	fs.StringVar(&f.dir, "d", ".", "`DIR`ectory to serve")
-	fs.StringVar(&f.dir, "directory", ".", "`DIR`ectory to serve (same as -d)")
-	fs.BoolVar(&f.cgi, "cgi", false, "run executables under /cgi-bin/ and /htbin/ as CGI scripts")
-	fs.BoolVar(&f.spa, "spa", false, "answer unknown page paths (Accept: text/html) with /index.html; with --proxy, only after the upstream answers 404")
-	fs.BoolVar(&f.browse, "browse", true, "list folders without an index.html (--browse=false to turn off)")
-	fs.BoolVar(&f.open, "open", false, "open the served URL in the default browser")
-	fs.StringVar(&f.proxy, "proxy", "", "send requests that match no file to these upstream `URL[,URL...]`")
-	pos, code, done := parseFlags(fs, args, stderr)
-	if done {
-		return code
+func cmdServe(inv invocation, stdout, stderr io.Writer) int {
+	f := serveFlags{
+		bind: inv.str("bind"), dir: inv.str("directory"), proxy: inv.str("proxy"),
+		cgi: inv.on("cgi"), spa: inv.on("spa"), browse: inv.on("browse"), open: inv.on("open"),
 	}
 	port := "8000"
-	if len(pos) > 1 {
-		fmt.Fprintf(stderr, "portico serve: too many arguments %q (see 'portico serve -h')\n", pos[1:])
-		return 2
-	}
-	if len(pos) == 1 {
-		n, err := strconv.Atoi(pos[0])
+	if len(inv.args) == 1 {
+		n, err := strconv.Atoi(inv.args[0])
 		if err != nil || n < 0 || n > 65535 {
-			fmt.Fprintf(stderr, "portico serve: %q is not a port number\n", pos[0])
+			fmt.Fprintf(stderr, "portico serve: %q is not a port number (see 'portico serve --help')\n", inv.args[0])
 			return 2
 		}
-		port = pos[0]
+		port = inv.args[0]
 	}
 	cfg, err := quickConfig(f, port)
 	if err != nil {
 		fmt.Fprintf(stderr, "portico serve: %v\n", err)
 		return 1
 	}
-	openURL := ""
-	if f.open {
-		host := f.bind
-		if host == "" || host == "0.0.0.0" || host == "::" {
-			host = "localhost"
-		}
-		openURL = "http://" + net.JoinHostPort(host, port) + "/"
-	}
-	return runServer(cfg, nil, openURL, stdout, stderr)
+	return runServer(cfg, runOptions{quick: &quickInfo{host: f.bind, open: f.open}}, stdout, stderr)
 }
 
 // quickConfig builds the config quick mode runs: the folder as a static
@@ -139,31 +115,3 @@ func systemPython() string {
 	return py
 }
 
-// openBrowser opens url in the desktop's browser, or says why it cannot.
-func openBrowser(url string, stderr io.Writer) {
-	var cmd string
-	var args []string
-	switch runtime.GOOS {
-	case "darwin":
-		cmd = "open"
-	case "windows":
-		cmd, args = "rundll32", []string{"url.dll,FileProtocolHandler"}
-	default:
-		for _, c := range []string{"xdg-open", "sensible-browser", "x-www-browser"} {
-			if _, err := exec.LookPath(c); err == nil {
-				cmd = c
-				break
-			}
-		}
-	}
-	if cmd == "" {
-		fmt.Fprintf(stderr, "portico: --open: no browser opener found (install xdg-utils); open %s yourself\n", url)
-		return
-	}
-	c := exec.Command(cmd, append(args, url)...)
-	if err := c.Start(); err != nil {
-		fmt.Fprintf(stderr, "portico: --open: %s: %v; open %s yourself\n", cmd, err, url)
-		return
-	}
-	go c.Wait()
-}

@@ -146,7 +146,7 @@ func sortByLine(ps Problems) {
 func hasMeta(pattern string) bool { return strings.ContainsAny(pattern, `*?[\`) }
 
 func serverEmpty(s Server) bool {
-	return s.ShutdownTimeout == 0 && s.AccessLog == "" && s.LogFormat == "" && s.ErrorLog == "" &&
+	return s.ShutdownTimeout == 0 && s.AccessLog == "" && s.LogFormat == "" && s.ErrorLog == "" && s.ErrorLogFormat == "" &&
 		s.Admin == "" && len(s.Include) == 0 && s.ReadHeaderTimeout == 0 && s.ReadTimeout == 0 &&
 		s.WriteTimeout == 0 && s.IdleTimeout == 0 && s.MaxHeaderBytes == 0 && s.MaxBodySize == 0 &&
 		len(s.TrustedProxies) == 0 && s.ACME == nil
