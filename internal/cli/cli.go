@@ -144,4 +144,3 @@ func cmdReload(inv invocation, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stdout, "reloaded")
 	return 0
 }
-

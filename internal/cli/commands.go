@@ -135,7 +135,7 @@ func commands() []*command {
 		},
 		{
 			name: "version", summary: "print the version, commit and build date",
-			about: []string{"Print the version, the commit and the build date of this binary."},
+			about:    []string{"Print the version, the commit and the build date of this binary."},
 			examples: []example{{"portico version", ""}},
 			run: func(_ invocation, stdout, _ io.Writer) int {
 				io.WriteString(stdout, printVersion()+"\n")

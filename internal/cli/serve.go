@@ -114,4 +114,3 @@ func systemPython() string {
 	py, _ := exec.LookPath("python3")
 	return py
 }
-
