@@ -29,6 +29,7 @@ var reservedEnv = map[string]bool{
 	"SERVER_PORT": true, "SERVER_PROTOCOL": true, "SERVER_SOFTWARE": true,
 	"SERVER_ADDR": true, "SCRIPT_FILENAME": true, "REQUEST_URI": true,
 	"REQUEST_SCHEME": true, "HTTPS": true, "REDIRECT_STATUS": true,
+	tokenEnv: true,
 }
 
 // baseEnv builds, once in New, the part of every script's environment that

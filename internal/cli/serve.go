@@ -66,6 +66,8 @@ func quickConfig(f serveFlags, port string) (*config.Config, error) {
 	site := config.Site{
 		Name:   "quick",
 		Listen: []string{net.JoinHostPort(bind, port)},
+		// Quick mode compresses on the fly, as a development server should.
+		Compress: config.QuickCompress(),
 	}
 	root := config.Route{Path: "/", Static: &config.Static{Root: dir, Browse: f.browse, SPA: f.spa}}
 	if f.proxy != "" {

@@ -36,6 +36,7 @@ func ApplyDefaults(cfg *Config) {
 		setStr(&s.ErrorLogFormat, "json")
 	}
 	setStr(&s.ErrorLogFormat, "text")
+	setStr(&s.RequestID, RequestIDOff)
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
@@ -72,6 +73,7 @@ func ApplyDefaults(cfg *Config) {
 		}
 		for j := range site.Routes {
 			applyRouteDefaults(&site.Routes[j], s)
+			resolveCompression(site, &site.Routes[j])
 		}
 	}
 	hideCGIRoots(cfg)
@@ -125,6 +127,7 @@ const (
 	DefaultCGITimeout      = 30 * time.Second
 	DefaultCGIUser         = "nobody"
 	DefaultCGIMaxProcesses = 64
+	DefaultCGIKillGrace    = 2 * time.Second
 
 	DefaultProxyBalance        = "round_robin"
 	DefaultProxyMaxFails       = 1
@@ -196,6 +199,7 @@ func (st *Static) SetDefaults() {
 func (c *CGI) SetDefaults() {
 	setDur(&c.Timeout, DefaultCGITimeout)
 	setStr(&c.User, DefaultCGIUser)
+	setDur(&c.KillGrace, DefaultCGIKillGrace)
 	if c.MaxProcesses == 0 {
 		c.MaxProcesses = DefaultCGIMaxProcesses
 	}

@@ -59,6 +59,11 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 		}
 	}
 	checkAdmin(add, mainPS, srv)
+	switch srv.RequestID {
+	case RequestIDOff, RequestIDGenerate, RequestIDPass:
+	default:
+		add(mainPS, "server.request_id", "request_id must be \"off\", \"generate\" or \"pass\", not %q", srv.RequestID)
+	}
 	for _, lg := range []struct{ key, path string }{{"access_log", srv.AccessLog}, {"error_log", srv.ErrorLog}} {
 		if lg.path == "" || isLogKeyword(lg.path) || !filepath.IsAbs(lg.path) {
 			continue
@@ -175,6 +180,10 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 				add(ps, base+".headers", "header %s: the value must not hold control characters (such as a line break)", k)
 			}
 		}
+		checkHeaderRules(add, ps, base+".header_rules", s.HeaderRules)
+		checkRequestRules(add, ps, base+".request_headers", s.RequestHeaders)
+		checkRewrites(add, ps, base, s.Rewrites)
+		checkCompress(add, ps, base, s.Compress, s.CompressMinSize, s.CompressTypes, s.CompressLevel)
 		if len(s.Routes) == 0 {
 			add(ps, base, "site %q has no routes", s.Name)
 		}

@@ -165,6 +165,14 @@ func (w *ResponseWriter) endHeader() {
 			b = append(b, "\r\n"...)
 		}
 	}
+	if id := w.c.req.RequestID; id != "" {
+		// The server's id, replacing any a handler copied (a cached
+		// response keeps the id of the request that filled it).
+		w.c.out = b
+		w.DelHeader("X-Request-Id")
+		w.AddHeader("X-Request-Id", id)
+		b = w.c.out
+	}
 	if w.filter != nil {
 		w.c.out = b
 		w.filter.FilterHeader(w)

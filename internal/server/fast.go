@@ -71,6 +71,13 @@ func (f *fastEntry) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter)
 	if st == nil {
 		return false
 	}
+	if mode := t.cfg.Server.RequestID; mode != config.RequestIDOff && mode != "" {
+		incoming := ""
+		if mode == config.RequestIDPass {
+			incoming = rawHeaderValue(w.RawHeader(), "X-Request-Id")
+		}
+		req.RequestID = requestID(mode, incoming)
+	}
 	t.inflight.Add(1)
 	defer t.inflight.Add(-1)
 	start := req.Start
@@ -92,8 +99,13 @@ func (s *site) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool
 	if !safeRequestPath(req.Path) {
 		return false
 	}
+	if len(s.rewrites) > 0 {
+		if _, _, _, ok := s.rewriteTarget(req.Path); ok {
+			return false // rewritten: net/http's path routes the new URL
+		}
+	}
 	rt := s.route(req.Path)
-	if rt == nil || rt.maxBody < 0 {
+	if rt == nil || rt.maxBody < 0 || rt.forwardsFast && req.RequestID != "" {
 		return false
 	}
 	fh, ok := rt.handler.(fastpath.Handler)
@@ -114,6 +126,7 @@ func (l *accessLog) logFast(req *fastpath.Request, site string, status int, byte
 		method: req.Method, uri: req.URI, proto: req.Proto,
 		referer: req.Referer, userAgent: req.UserAgent,
 		status: status, bytes: bytes, start: start, now: now,
+		requestID: req.RequestID,
 	})
 }
 

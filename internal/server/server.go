@@ -23,6 +23,7 @@ import (
 
 	"portico/internal/config"
 	"portico/internal/errorpage"
+	"portico/internal/reaper"
 	"portico/internal/tlsauto"
 )
 
@@ -48,6 +49,7 @@ type Server struct {
 	closing   bool
 	wg        sync.WaitGroup
 	retired   sync.WaitGroup
+	reaper    *reaper.Reaper // reaps orphans adopted from scripts and workers
 
 	acme    atomic.Pointer[tlsauto.Manager] // nil unless a site has tls = "auto" (tls.go)
 	started time.Time
@@ -85,8 +87,22 @@ func (s *Server) Tree() *Tree { return s.tree.Load() }
 // Start builds the tree for cfg, opens every listener and starts serving.
 // It prints one "portico: serving URL (site NAME)" line per listener.
 func (s *Server) Start(cfg *config.Config) error {
+	// Before any script or worker starts: their orphans must come back to
+	// portico, not init, to be found and reaped (package reaper).
+	if r, err := reaper.Start(s.opts.Logger); err != nil {
+		s.opts.Logger.Warn("cannot become a child subreaper; orphans of scripts and workers go to init", "err", err)
+	} else {
+		s.reaper = r
+	}
+	stopReaper := func() {
+		if s.reaper != nil {
+			s.reaper.Close()
+			s.reaper = nil
+		}
+	}
 	t, err := s.build(cfg)
 	if err != nil {
+		stopReaper()
 		return err
 	}
 	s.mu.Lock()
@@ -94,6 +110,7 @@ func (s *Server) Start(cfg *config.Config) error {
 	opened, err := s.openListeners(t)
 	if err != nil {
 		t.Close(context.Background())
+		stopReaper()
 		return err
 	}
 	s.tree.Store(t)
@@ -265,6 +282,9 @@ func (s *Server) entry(key string) http.Handler {
 		if s.acmeChallenge(rec, r) {
 			return
 		}
+		if mode := t.cfg.Server.RequestID; mode != config.RequestIDOff && mode != "" {
+			setRequestID(mode, r, rec)
+		}
 		v := t.byListener[key]
 		if v == nil {
 			errorpage.Write(rec, r, http.StatusNotFound)
@@ -373,6 +393,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.wg.Wait()
 	if m := s.acme.Swap(nil); m != nil {
 		m.Close()
+	}
+	if s.reaper != nil {
+		s.reaper.Close()
 	}
 	return errors.Join(append(errs, closeErr)...)
 }
