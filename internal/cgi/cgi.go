@@ -45,6 +45,7 @@ import (
 	"syscall"
 	"time"
 
+	"portico/internal/clientip"
 	"portico/internal/config"
 	"portico/internal/reaper"
 )
@@ -58,6 +59,9 @@ type Options struct {
 	// Redispatch serves a CGI local redirect (a "Location: /path" response)
 	// as a new GET through the site's full routing.
 	Redispatch func(w http.ResponseWriter, r *http.Request)
+	// Clients decides REMOTE_ADDR (X-Forwarded-For through trusted
+	// proxies); nil: the peer.
+	Clients *clientip.Resolver
 }
 
 // Defaults applied by New to zero values (the config loader fills the same).
@@ -71,6 +75,7 @@ const (
 
 // Handler runs the scripts of one cgi route. It is safe for concurrent use.
 type Handler struct {
+	clients    *clientip.Resolver
 	root       string
 	fsroot     *os.Root
 	prefix     string
@@ -121,6 +126,7 @@ func New(cfg config.CGI, opts Options) (*Handler, error) {
 		return nil, fmt.Errorf("cgi root %s: not a folder", root)
 	}
 	h := &Handler{
+		clients:    opts.Clients,
 		root:       root,
 		prefix:     strings.TrimSuffix(opts.Prefix, "/"),
 		docRoot:    root,

@@ -71,9 +71,12 @@ func ApplyDefaults(cfg *Config) {
 		if len(site.Listen) == 0 {
 			site.Listen = []string{":8080"}
 		}
+		setAccessDefaults(site.BasicAuth, site.ForwardAuth, site.RateLimit)
 		for j := range site.Routes {
 			applyRouteDefaults(&site.Routes[j], s)
 			resolveCompression(site, &site.Routes[j])
+			r := &site.Routes[j]
+			setAccessDefaults(r.BasicAuth, r.ForwardAuth, r.RateLimit)
 		}
 	}
 	hideCGIRoots(cfg)

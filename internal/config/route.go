@@ -46,6 +46,7 @@ func checkRoute(add addFunc, ps *positions, rb string, r *Route) {
 	checkHeaderRules(add, ps, rb+".headers", r.Headers)
 	checkRequestRules(add, ps, rb+".request_headers", r.RequestHeaders)
 	checkCompress(add, ps, rb, r.Compress, r.CompressMinSize, r.CompressTypes, r.CompressLevel)
+	checkAccess(add, ps, rb, r.BasicAuth, r.ForwardAuth, r.Allow, r.Deny, r.RateLimit)
 	if st := r.Static; st != nil {
 		checkDir(add, ps, rb+".static.root", "static root", st.Root)
 		for k, ix := range st.Index {

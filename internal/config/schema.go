@@ -82,6 +82,10 @@ type Server struct {
 	// "-_.:", else generate one). The id goes upstream (proxy, CGI, WSGI),
 	// into the response and into the access log.
 	RequestID string `toml:"request_id"`
+	// MaxConnsPerIP caps the open connections of one client address
+	// (after the PROXY header, if any); a connection beyond it is closed
+	// at once. Trusted proxies are exempt. Default 0: no limit.
+	MaxConnsPerIP int `toml:"max_conns_per_ip"`
 }
 
 // Site is one virtual host: a set of listeners, the Host names it answers,
@@ -129,6 +133,18 @@ type Site struct {
 	CompressLevel   int      `toml:"compress_level"`
 	// Routes: a request goes to the route with the longest matching prefix.
 	Routes []Route `toml:"route"`
+
+	// ProxyProtocol makes this site's listeners read a PROXY protocol
+	// header (v1 or v2) from server.trusted_proxies, and take the client
+	// address from it. Default false. Sites sharing a listener must agree.
+	ProxyProtocol bool `toml:"proxy_protocol"`
+	// Access control for every route of the site (access.go); a route's
+	// own key replaces the site's.
+	BasicAuth   *BasicAuth   `toml:"basic_auth"`
+	ForwardAuth *ForwardAuth `toml:"forward_auth"`
+	Allow       []string     `toml:"allow"`
+	Deny        []string     `toml:"deny"`
+	RateLimit   *RateLimit   `toml:"rate_limit"`
 
 	// Source is the file and line where the [[site]] table starts.
 	Source Position `toml:"-"`
@@ -193,6 +209,18 @@ type Route struct {
 	// Compression is the resolved compression of the route (nil: off),
 	// filled by Load from the keys above and the site's.
 	Compression *Compression `toml:"-"`
+
+	// BasicAuth, ForwardAuth, Allow, Deny and RateLimit control access
+	// to the route (access.go); each replaces the site's key of the same
+	// name. Allow and Deny are lists of addresses or CIDRs: a client
+	// address in Deny, or (when Allow is not empty) not in Allow, gets
+	// 403. They run in this order: allow/deny, rate_limit, basic_auth,
+	// forward_auth.
+	BasicAuth   *BasicAuth   `toml:"basic_auth"`
+	ForwardAuth *ForwardAuth `toml:"forward_auth"`
+	Allow       []string     `toml:"allow"`
+	Deny        []string     `toml:"deny"`
+	RateLimit   *RateLimit   `toml:"rate_limit"`
 
 	// FilesFirst lets a route hold both static and proxy: files are served
 	// when they exist, everything else goes to the proxy (nginx's

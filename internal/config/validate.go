@@ -187,6 +187,7 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 		if len(s.Routes) == 0 {
 			add(ps, base, "site %q has no routes", s.Name)
 		}
+		checkAccess(add, ps, base, s.BasicAuth, s.ForwardAuth, s.Allow, s.Deny, s.RateLimit)
 		paths := map[string]bool{}
 		for j := range s.Routes {
 			r := &s.Routes[j]
@@ -203,6 +204,12 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 			checkRoute(add, ps, rb, r)
 		}
 	}
+	checkProxyProtocol(add, func(i int) *positions {
+		if i < 0 {
+			return mainPS
+		}
+		return psOf(i)
+	}, func(i int) string { return fmt.Sprintf("site[%d]", localIndex(sources, i)) }, cfg)
 	return probs
 }
 

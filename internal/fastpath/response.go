@@ -36,7 +36,8 @@ type ResponseWriter struct {
 	defaults    [][2]string
 	filter      HeaderFilter
 	lr          io.LimitedReader
-	slow        bool // wrote to the socket directly: the clock needs a fresh read
+	slow        bool   // wrote to the socket directly: the clock needs a fresh read
+	hidden      string // a request field RawHeader leaves out (HideRequestField)
 }
 
 // Status returns the status code WriteHeader was called with, 0 before.

@@ -71,6 +71,10 @@ type chained struct {
 	// answerPath is the path next may answer a request for a missing
 	// path with (an SPA's index), "" if none: rules that match it apply.
 	answerPath string
+	// gates are the layers that are Gates (gate.go), which run before
+	// next; consumesAuth: one of them keeps Authorization from next.
+	gates        []Gate
+	consumesAuth bool
 }
 
 var (
@@ -94,6 +98,7 @@ func Chain(next http.Handler, layers ...Layer) http.Handler {
 	if ap, ok := next.(AnswerPather); ok {
 		h.answerPath = ap.AnswerPath()
 	}
+	h.gates, h.consumesAuth = gatesOf(layers)
 	return h
 }
 
@@ -126,13 +131,20 @@ func (h *chained) editHeader(r Request, status int, e HeaderEditor) {
 
 // ServeHTTP serves r through the layers on net/http.
 func (h *chained) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	r = h.editRequest(r)
+	// Gates see the request the client sent; request rules edit what the
+	// handler gets after they let it through.
 	if !h.editsHeader(r.URL.Path) && (h.answerPath == "" || !h.editsHeader(h.answerPath)) {
-		h.next.ServeHTTP(w, r)
+		if h.gates != nil && h.gateHTTP(w, r) {
+			return
+		}
+		h.next.ServeHTTP(w, h.editRequest(r))
 		return
 	}
 	hw := &headerWriter{w: w, h: h, r: httpRequest{r}}
-	h.next.ServeHTTP(hw, r)
+	if h.gates != nil && h.gateHTTP(hw, r) {
+		return
+	}
+	h.next.ServeHTTP(hw, h.editRequest(r))
 }
 
 // ServeFast serves req through the layers on the fast path, or declines
@@ -144,8 +156,14 @@ func (h *chained) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) b
 	if h.editsHeader(req.Path) {
 		w.SetHeaderFilter((*fastFilter)(h))
 	}
+	if h.gates != nil && h.gateFast(req, w) {
+		return true
+	}
 	if !h.fast.ServeFast(req, w) {
 		w.SetHeaderFilter(nil)
+		if h.gates != nil {
+			h.refundFast(w)
+		}
 		return false
 	}
 	return true

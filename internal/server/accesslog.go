@@ -122,12 +122,8 @@ type logLine struct {
 
 // log writes the line for one finished net/http request.
 func (l *accessLog) log(r *http.Request, rec *recorder, now time.Time) {
-	user := ""
-	if u, _, ok := r.BasicAuth(); ok {
-		user = u
-	}
 	l.write(&logLine{
-		remoteAddr: r.RemoteAddr, user: user, site: rec.site, host: r.Host,
+		remoteAddr: rec.remote, user: rec.user, site: rec.site, host: r.Host,
 		method: r.Method, uri: r.RequestURI, proto: r.Proto,
 		referer: r.Header.Get("Referer"), userAgent: r.Header.Get("User-Agent"),
 		status: rec.status, bytes: rec.bytes, start: rec.start, now: now,

@@ -15,6 +15,7 @@ import (
 
 	"portico/internal/cache"
 	"portico/internal/cgi"
+	"portico/internal/clientip"
 	"portico/internal/compress"
 	"portico/internal/config"
 	"portico/internal/fastcgi"
@@ -37,6 +38,12 @@ type Tree struct {
 	log        *accessLog
 	metrics    *Metrics
 	inflight   atomic.Int64
+
+	// clients decides client addresses (trusted_proxies); proxyProtocol
+	// lists the listeners with proxy_protocol; access.go.
+	clients       *clientip.Resolver
+	proxyProtocol map[string]bool
+	localCounters *accessCounters // when there are no metrics
 }
 
 // Caches lists the response caches of the tree, for the admin purge.
@@ -102,6 +109,8 @@ func Provision(cfg *config.Config, deps Deps) (_ *Tree, err error) {
 		}
 		trusted = append(trusted, p)
 	}
+	t.clients = clientip.New(trusted)
+	t.proxyProtocol = proxyProtocolListeners(cfg)
 	configFiles := configFiles(cfg)
 	var errs []error
 	for i := range cfg.Sites {
@@ -168,13 +177,24 @@ func (t *Tree) Check() error {
 func (t *Tree) buildSite(sc *config.Site, logger *slog.Logger, trusted []netip.Prefix, configFiles []string) (*site, error) {
 	st := newSite(sc.Name, nil, sc.Headers)
 	routes := make([]*route, 0, len(sc.Routes))
+	siteGates, err := t.siteGates(sc, logger.With("site", sc.Name))
+	if err != nil {
+		return nil, err
+	}
 	for j := range sc.Routes {
 		rc := &sc.Routes[j]
 		h, err := t.buildHandler(sc, rc, st, logger, trusted, configFiles)
+		if err == nil {
+			h, err = t.withForwardAuth(sc, rc, h, logger.With("site", sc.Name, "route", rc.Path))
+		}
+		var gates []layer.Layer
+		if err == nil {
+			gates, err = t.accessLayers(sc, rc, siteGates, logger.With("site", sc.Name, "route", rc.Path))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", routeWhere(sc, rc), err)
 		}
-		h = layer.Chain(h, routeLayers(sc, rc)...)
+		h = layer.Chain(h, append(routeLayers(sc, rc), gates...)...)
 		routes = append(routes, &route{
 			path:         rc.Path,
 			bare:         strings.TrimSuffix(rc.Path, "/"),
@@ -244,7 +264,7 @@ func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger 
 			app = stripHandler{prefix: prefix, next: p}
 		}
 	case rc.WSGI != nil:
-		p, err := wsgi.Provision(*rc.WSGI, wsgi.Options{Logger: lg, Prefix: prefix})
+		p, err := wsgi.Provision(*rc.WSGI, wsgi.Options{Logger: lg, Prefix: prefix, Clients: t.clients})
 		if err != nil {
 			return nil, err
 		}
@@ -281,7 +301,7 @@ func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger 
 		t.closers = append(t.closers, h.Close)
 		return h, nil
 	case rc.CGI != nil:
-		h, err := cgi.New(*rc.CGI, cgi.Options{Logger: lg, Prefix: prefix, Redispatch: st.redispatch})
+		h, err := cgi.New(*rc.CGI, cgi.Options{Logger: lg, Prefix: prefix, Redispatch: st.redispatch, Clients: t.clients})
 		if err != nil {
 			return nil, fmt.Errorf("cgi: %w", err)
 		}

@@ -22,6 +22,9 @@ type recorder struct {
 	interim     bool        // a 1xx was sent
 	requestID   string      // the X-Request-ID assigned, "" when off
 	start       time.Time
+	user        string   // basic-auth user, read before a gate consumes Authorization
+	remote      string   // the client address the access log shows
+	credential  []string // the request's Authorization values, for restoreCredential
 }
 
 var recorderPool = sync.Pool{New: func() any { return new(recorder) }}

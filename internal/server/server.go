@@ -205,7 +205,7 @@ func (s *Server) serve(opened []*listener) {
 			MaxHeaderBytes:    int(srvCfg.MaxHeaderBytes),
 			ErrorLog:          log.New(&errorLogWriter{s.opts.Logger}, "", 0),
 		}
-		ln := l.ln
+		ln := s.accessListen(l.key, l.ln) // access.go: PROXY headers, max_conns_per_ip
 		if !l.tls {
 			ln = s.fastListen(l.key, ln, srvCfg) // fast.go: hot static hits skip net/http
 		}
@@ -276,6 +276,7 @@ func (s *Server) entry(key string) http.Handler {
 		// here and the client may have read it differently. net/http drops
 		// the Content-Length header before we can see it, so close every
 		// connection that sent a Transfer-Encoding once it is answered.
+		t.noteClient(r, rec) // access.go: before a gate consumes Authorization
 		if len(r.TransferEncoding) > 0 {
 			rec.Header().Set("Connection", "close")
 		}

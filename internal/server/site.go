@@ -127,6 +127,7 @@ func (s *site) redispatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r = r.WithContext(context.WithValue(r.Context(), redispatchKey{}, depth+1))
+	restoreCredential(w, r) // access.go
 	s.dispatch(w, r)
 }
 
