@@ -54,6 +54,8 @@ func bashCompletion(cmds []*command) string {
 	b.WriteString("_portico() {\n")
 	b.WriteString("    local cur=\"${COMP_WORDS[COMP_CWORD]}\" prev=\"${COMP_WORDS[COMP_CWORD-1]}\"\n")
 	b.WriteString("    COMPREPLY=()\n")
+	b.WriteString("    # bash splits --flag=value at the \"=\": complete the value of --flag.\n")
+	b.WriteString("    if [[ $prev == = && $COMP_CWORD -ge 2 ]]; then prev=\"${COMP_WORDS[COMP_CWORD-2]}\"; fi\n")
 	b.WriteString("    if [[ $COMP_CWORD -eq 1 ]]; then\n")
 	fmt.Fprintf(&b, "        COMPREPLY=( $(compgen -W %q -- \"$cur\") )\n", strings.Join(commandNames(cmds), " "))
 	b.WriteString("        return 0\n    fi\n")

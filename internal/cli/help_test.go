@@ -211,6 +211,7 @@ func TestBashCompletionCompletes(t *testing.T) {
 		{"portico se", []string{"serve"}},
 		{"portico serve --b", []string{"--bind", "--browse"}},
 		{"portico serve -d di", []string{"dist"}},
+		{"portico serve --directory = di", []string{"dist"}}, // how bash splits --directory=di
 		{"portico check --c", []string{"--config"}},
 		{"portico completion ", []string{"bash", "zsh", "fish"}},
 		{"portico help ru", []string{"run"}},
