@@ -54,7 +54,7 @@ func (inv invocation) on(long string) bool    { return inv.values[long] == "true
 var helpFlag = flagDef{long: "help", short: "h", help: "show this help and exit"}
 
 var configFlag = flagDef{long: "config", short: "c", arg: "FILE", def: "portico.toml",
-	help: "the config file (also accepted as the FILE argument)", complete: "file"}
+	help: "the config file; a FILE argument does the same", complete: "file"}
 
 // commands returns the table. It is a function, not a variable, so that the
 // run fields may refer to functions that use the table (help) without an

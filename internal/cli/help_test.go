@@ -194,6 +194,13 @@ func TestCompletionScriptsParse(t *testing.T) {
 		if out, err := exec.Command(bin, "-n", path).CombinedOutput(); err != nil {
 			t.Errorf("%s -n: %v\n%s", sh, err, out)
 		}
+		if sh == "zsh" {
+			// Sourced (not autoloaded), the script registers itself.
+			out, err := exec.Command(bin, "-fc", "autoload -U compinit; compinit -u -D; source "+path+"; print -r -- ${_comps[portico]}").CombinedOutput()
+			if err != nil || strings.TrimSpace(string(out)) != "_portico" {
+				t.Errorf("zsh: sourcing the script did not register _portico: %v\n%s", err, out)
+			}
+		}
 	}
 }
 
