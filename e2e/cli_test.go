@@ -71,3 +71,34 @@ func TestQuickModeSaysWhereToGo(t *testing.T) {
 		t.Errorf("quick mode's startup lines are not slog text:\n%s", p.Stdout)
 	}
 }
+
+// TestCheckReportsEveryProblemInOneRun: an unknown key, a type error (where
+// the decoder stops) and a bad value come out of one `portico check`.
+func TestCheckReportsEveryProblemInOneRun(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"public/index.html": "hi", "portico.toml": `[server]
+acces_log = "stdout"
+log_format = "xml"
+
+[[site]]
+listen = ["127.0.0.1:0"]
+  [[site.route]]
+  path = "/"
+  static = { root = "public", spa = "yes" }
+`})
+	code, out, errOut := runPortico(t, dir, "check", "-c", "portico.toml")
+	want := []string{
+		`portico.toml:2: unknown key "server.acces_log" (did you mean "access_log"?)`,
+		`portico.toml:3: log_format must be "combined" or "json", not "xml"`,
+		`portico.toml:9: site.route.static.spa: want true or false, not a string`,
+	}
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	if code != 1 || out != "" || len(lines) != len(want) {
+		t.Fatalf("check: exit %d, stdout %q, stderr:\n%s\nwant exit 1 and %d lines", code, out, errOut, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasSuffix(lines[i], w) {
+			t.Errorf("line %d: %q, want it to end with %q", i+1, lines[i], w)
+		}
+	}
+}

@@ -21,13 +21,16 @@ type Problem struct {
 
 func (p Problem) Error() string { return p.Pos.String() + ": " + p.Msg }
 
-func (ps Problems) hasLine(line int) bool {
-	for _, p := range ps {
+func (ps Problems) hasLine(line int) bool { return ps.indexOfLine(line) >= 0 }
+
+// indexOfLine is the index of the first problem on line, or -1.
+func (ps Problems) indexOfLine(line int) int {
+	for i, p := range ps {
 		if p.Pos.Line == line {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
 // Problems is every problem found in a config. Load returns it as its error
@@ -222,8 +225,13 @@ func decodeFile(path string, included bool) (cfg *Config, ps *positions, probs P
 			// then decode what is left.
 			more, bad := schemaProblems(ps)
 			for _, p := range more {
-				if !probs.hasLine(p.Pos.Line) {
+				switch i := probs.indexOfLine(p.Pos.Line); {
+				case i < 0:
 					probs = append(probs, p)
+				case i >= len(kindProbs):
+					// The decoder's own message: this one names the
+					// whole key, also inside an inline table.
+					probs[i] = p
 				}
 			}
 			var ok bool
