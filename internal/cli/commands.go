@@ -79,6 +79,7 @@ func commands() []*command {
 				{long: "browse", def: "true", help: "list folders without an index.html (--browse=false to turn off)"},
 				{long: "open", help: "open the served URL in the default browser (and say if it cannot)"},
 				{long: "proxy", arg: "URL[,URL...]", help: "send requests that match no file to these upstreams"},
+				{long: "tls", help: "serve HTTPS (and HTTP/2, HTTP/3) with a development certificate from a local CA"},
 			},
 			examples: []example{
 				{"portico serve", "this folder on port 8000, with listings"},
@@ -86,6 +87,7 @@ func commands() []*command {
 				{"portico serve --cgi", "also run scripts in ./cgi-bin and ./htbin"},
 				{"portico serve -b 127.0.0.1 --open 0", "this machine only, a free port, open a browser"},
 				{"portico serve --proxy http://127.0.0.1:8081", "files first, then the app"},
+				{"portico serve --tls -b 127.0.0.1", "HTTPS on this machine, with a local development CA"},
 			},
 			run: cmdServe,
 		},

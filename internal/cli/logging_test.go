@@ -114,8 +114,11 @@ func TestQuickURL(t *testing.T) {
 		{"[::1]", "http://[::1]:8123/", false},
 	}
 	for _, tt := range tests {
-		if got := browserURL(quickURL(tt.bind), addrs); got != tt.want {
+		if got := browserURL(quickURL(tt.bind, false), addrs); got != tt.want {
 			t.Errorf("-b %q: %q, want %q", tt.bind, got, tt.want)
+		}
+		if got := browserURL(quickURL(tt.bind, true), addrs); got != "https"+strings.TrimPrefix(tt.want, "http") {
+			t.Errorf("-b %q --tls: %q", tt.bind, got)
 		}
 		if got := allInterfaces(tt.bind); got != tt.all {
 			t.Errorf("-b %q: all interfaces %v, want %v", tt.bind, got, tt.all)

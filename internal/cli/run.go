@@ -33,6 +33,7 @@ type runOptions struct {
 type quickInfo struct {
 	host string // the -b address; "" = every interface
 	open bool   // --open
+	tls  bool   // --tls: the URL is https
 }
 
 // runServer starts portico with cfg and serves until SIGTERM or SIGINT.
@@ -129,7 +130,7 @@ func runServer(cfg *config.Config, opts runOptions, stdout, stderr io.Writer) in
 // announceQuick tells the quick-mode user where to point a browser, warns
 // when every interface listens, and opens the browser if asked.
 func announceQuick(lg logs, q *quickInfo, addrs map[string]net.Addr) {
-	u := browserURL(quickURL(q.host), addrs)
+	u := browserURL(quickURL(q.host, q.tls), addrs)
 	lg.announce.Info("portico: open "+u+" in a browser", "url", u)
 	if allInterfaces(q.host) {
 		lg.own.Warn("portico: listening on all interfaces: reachable from other machines (-b 127.0.0.1 keeps it on this one)")
@@ -147,12 +148,16 @@ func allInterfaces(host string) bool {
 
 // quickURL is the URL to open for a -b address: localhost stands for
 // every interface (a browser cannot open 0.0.0.0 everywhere).
-func quickURL(host string) string {
+func quickURL(host string, tls bool) string {
 	h := strings.Trim(host, "[]")
 	if allInterfaces(h) {
 		h = "localhost"
 	}
-	return "http://" + net.JoinHostPort(h, "0") + "/"
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(h, "0") + "/"
 }
 
 // browserURL replaces the port of want by the port actually bound, so

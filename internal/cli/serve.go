@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 
 	"portico/internal/cache"
 	"portico/internal/config"
+	"portico/internal/devcert"
 )
 
 type cacheHandler = cache.Handler
@@ -20,13 +22,14 @@ type cacheHandler = cache.Handler
 type serveFlags struct {
 	bind, dir, proxy string
 	cgi, spa, browse bool
-	open             bool
+	open, tls        bool
 }
 
 func cmdServe(inv invocation, stdout, stderr io.Writer) int {
 	f := serveFlags{
 		bind: inv.str("bind"), dir: inv.str("directory"), proxy: inv.str("proxy"),
 		cgi: inv.on("cgi"), spa: inv.on("spa"), browse: inv.on("browse"), open: inv.on("open"),
+		tls: inv.on("tls"),
 	}
 	port := "8000"
 	if len(inv.args) == 1 {
@@ -42,7 +45,15 @@ func cmdServe(inv invocation, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "portico serve: %v\n", err)
 		return 1
 	}
-	return runServer(cfg, runOptions{quick: &quickInfo{host: f.bind, open: f.open}}, stdout, stderr)
+	if f.tls {
+		// Quick mode's own log is text (its config sets no format), the
+		// same as every other line runServer prints.
+		if err := quickTLS(cfg, f.bind, newLogger(cfg.Server.ErrorLogFormat, stdout)); err != nil {
+			fmt.Fprintf(stderr, "portico serve: %v\n", err)
+			return 1
+		}
+	}
+	return runServer(cfg, runOptions{quick: &quickInfo{host: f.bind, open: f.open, tls: f.tls}}, stdout, stderr)
 }
 
 // quickConfig builds the config quick mode runs: the folder as a static
@@ -115,4 +126,33 @@ func systemPython() string {
 	}
 	py, _ := exec.LookPath("python3")
 	return py
+}
+
+// quickTLS gives quick mode's site a development certificate (serve
+// --tls) and says where its CA is and how to trust it.
+func quickTLS(cfg *config.Config, bind string, announce *slog.Logger) error {
+	dir, err := devcert.Dir()
+	if err != nil {
+		return err
+	}
+	names := []string{"localhost", "127.0.0.1", "::1"}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		names = append(names, h)
+	}
+	if b := strings.Trim(bind, "[]"); b != "" && b != "0.0.0.0" && b != "::" {
+		names = append(names, b)
+	}
+	files, err := devcert.Make(dir, names)
+	if err != nil {
+		return err
+	}
+	for i := range cfg.Sites {
+		cfg.Sites[i].TLS = &config.TLS{Cert: files.Cert, Key: files.Key}
+	}
+	what := "a development certificate from the local CA"
+	if files.NewCA {
+		what = "a development certificate from a new local CA"
+	}
+	announce.Info(fmt.Sprintf("portico: HTTPS with %s %s; %s", what, files.CA, devcert.TrustHint(files.CA)), "ca", files.CA)
+	return nil
 }

@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quic-go/quic-go/http3"
+
 	"portico/internal/config"
 	"portico/internal/errorpage"
 	"portico/internal/reaper"
@@ -62,6 +64,8 @@ type listener struct {
 	tls  bool
 	ln   net.Listener
 	srv  *http.Server
+	h3   *http3.Server  // HTTP/3 beside a TLS listener (http3.go), or nil
+	udp  net.PacketConn // its UDP socket
 }
 
 // New makes a server; Start gives it a config.
@@ -197,6 +201,7 @@ func (s *Server) serve(opened []*listener) {
 		if old, ok := s.listeners[l.key]; ok {
 			// Same address, TLS switched on or off: replace it.
 			go old.srv.Shutdown(context.Background())
+			go old.stopHTTP3(context.Background())
 		}
 		l.srv = &http.Server{
 			Handler:           s.entry(l.key),
@@ -212,6 +217,9 @@ func (s *Server) serve(opened []*listener) {
 		ln = progressListener{Listener: ln, writeTimeout: srvCfg.WriteTimeout.D()}
 		if l.tls {
 			l.srv.TLSConfig = s.tlsConfig(l.key)
+			if wantsHTTP3(t.cfg, l.key) {
+				l.srv.Handler = s.startHTTP3(l, l.srv.TLSConfig, l.srv.Handler, srvCfg)
+			}
 		}
 		s.listeners[l.key] = l
 		s.announceListener(l, t)
@@ -334,6 +342,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 		if _, ok := want[key]; !ok {
 			delete(s.listeners, key)
 			go l.srv.Shutdown(context.Background())
+			go l.stopHTTP3(context.Background())
 		}
 	}
 	if err := s.setupACME(cfg); err != nil {
@@ -376,6 +385,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			l.stopHTTP3(ctx)
 			errs[i] = l.srv.Shutdown(ctx)
 		}()
 	}
