@@ -177,6 +177,17 @@ func completionSection(shell, script, cmd string) string {
 	}
 }
 
+// shellCmd runs a shell with HOME and the XDG folders in a temporary
+// folder: fish and zsh create state files there, and a test must leave
+// the user's home alone.
+func shellCmd(t *testing.T, name string, args ...string) *exec.Cmd {
+	home := t.TempDir()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+home+"/.config",
+		"XDG_DATA_HOME="+home+"/.local/share", "XDG_CACHE_HOME="+home+"/.cache", "ZDOTDIR="+home)
+	return cmd
+}
+
 // TestCompletionScriptsParse: each shell reads its script without a
 // syntax error (.ci/run installs zsh and fish).
 func TestCompletionScriptsParse(t *testing.T) {
@@ -191,12 +202,12 @@ func TestCompletionScriptsParse(t *testing.T) {
 		if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if out, err := exec.Command(bin, "-n", path).CombinedOutput(); err != nil {
+		if out, err := shellCmd(t, bin, "-n", path).CombinedOutput(); err != nil {
 			t.Errorf("%s -n: %v\n%s", sh, err, out)
 		}
 		if sh == "zsh" {
 			// Sourced (not autoloaded), the script registers itself.
-			out, err := exec.Command(bin, "-fc", "autoload -U compinit; compinit -u -D; source "+path+"; print -r -- ${_comps[portico]}").CombinedOutput()
+			out, err := shellCmd(t, bin, "-fc", "autoload -U compinit; compinit -u -D; source "+path+"; print -r -- ${_comps[portico]}").CombinedOutput()
 			if err != nil || strings.TrimSpace(string(out)) != "_portico" {
 				t.Errorf("zsh: sourcing the script did not register _portico: %v\n%s", err, out)
 			}
@@ -231,7 +242,7 @@ func TestBashCompletionCompletes(t *testing.T) {
 		}
 		prog := script + "\nCOMP_WORDS=(" + strings.Join(quoted, " ") + ")\nCOMP_CWORD=" +
 			string(rune('0'+len(words)-1)) + "\n_portico\nprintf '%s\\n' \"${COMPREPLY[@]}\"\n"
-		cmd := exec.Command("bash", "-c", prog)
+		cmd := shellCmd(t, "bash", "-c", prog)
 		cmd.Dir = dir
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -255,7 +266,7 @@ func TestFishCompletionCompletes(t *testing.T) {
 	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("fish", "--no-config", "-c", "source "+path+"; complete -C'portico serve --'").CombinedOutput()
+	out, err := shellCmd(t, "fish", "--no-config", "-c", "source "+path+"; complete -C'portico serve --'").CombinedOutput()
 	if err != nil {
 		t.Fatalf("fish: %v\n%s", err, out)
 	}
