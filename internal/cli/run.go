@@ -50,7 +50,7 @@ func runServer(cfg *config.Config, opts runOptions, stdout, stderr io.Writer) in
 	logger := lg.own
 	metrics := server.NewMetrics()
 	srv := server.New(server.Options{Logger: logger, Announce: lg.announce, Stdout: stdout, Stderr: stderr, Metrics: metrics})
-	metrics.WatchCaches(srv)
+	metrics.Watch(srv)
 
 	// Signals are caught before listening, so a SIGTERM right after start
 	// is a clean shutdown, not a kill.

@@ -313,6 +313,7 @@ func (t *Tree) finish(r *http.Request, rec *recorder) {
 		t.log.log(r, rec, now)
 	}
 	t.metrics.observe(rec.site, rec.status, now.Sub(rec.start))
+	rec.route.observe(rec.status, now.Sub(rec.start))
 	*rec = recorder{}
 	recorderPool.Put(rec)
 }
