@@ -14,6 +14,9 @@ import (
 // says its version and commit, accepts the shipped config, and systemd
 // accepts the unit. It purges the package afterwards.
 func TestDebPackage(t *testing.T) {
+	// Slow and independent: runs beside the other parallel tests once
+	// the sequential ones are done.
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds nfpm and installs a package")
 	}
