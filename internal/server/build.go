@@ -342,7 +342,7 @@ func (t *Tree) buildFastCGI(rc *config.Route, prefix string, lg *slog.Logger, co
 		return nil, fmt.Errorf("fastcgi: static files: %w", err)
 	}
 	t.closers = append(t.closers, fh.Close)
-	h, err := fastcgi.New(*rc.FastCGI, fastcgi.Options{Logger: lg, Prefix: prefix, Files: fh})
+	h, err := fastcgi.New(*rc.FastCGI, fastcgi.Options{Logger: lg, Prefix: prefix, Files: fh, Clients: t.clients})
 	if err != nil {
 		return nil, fmt.Errorf("fastcgi: %w", err)
 	}
