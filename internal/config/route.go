@@ -95,6 +95,14 @@ func checkRoute(add addFunc, ps *positions, rb string, r *Route) {
 		}
 		checkWSGICounts(add, ps, rb+".wsgi", w)
 		checkDir(add, ps, rb+".wsgi.dir", "wsgi dir", w.Dir)
+		if hasCtl(w.User) || strings.ContainsAny(w.User, " :/") {
+			add(ps, rb+".wsgi.user", "wsgi user %q is not a user name", w.User)
+		}
+		for _, k := range sortedKeys(w.Env) {
+			if k == "" || strings.ContainsAny(k, "=\x00") || strings.Contains(w.Env[k], "\x00") {
+				add(ps, rb+".wsgi.env", "env %q: names must be non-empty without \"=\", and neither name nor value may hold a NUL byte", k)
+			}
+		}
 	}
 	if rd := r.Redirect; rd != nil {
 		if rd.To == "" {
