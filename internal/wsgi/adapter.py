@@ -24,8 +24,10 @@
 #
 # Only the standard library is used.
 
+import json
 import os
 import re
+import stat
 import signal
 import socket
 import socketserver
@@ -62,6 +64,61 @@ TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # http.client's defaults (100 headers, 64 KiB lines) must not be stricter.
 http.client._MAXHEADERS = 10000
 http.client._MAXLINE = 1 << 20
+
+
+# A multi-line message (a traceback, one write to wsgi.errors) goes to
+# stderr as one framed line, which portico logs as one record: FRAME, a
+# kind, a space, the text as a JSON string.
+FRAME = "\x1eportico:"
+MAX_FRAME_TEXT = 60000  # portico splits longer lines
+
+
+def log_message(kind, text):
+    if len(text) > MAX_FRAME_TEXT:
+        text = text[:MAX_FRAME_TEXT // 2] + "\n[... cut ...]\n" + text[-MAX_FRAME_TEXT // 2:]
+    try:
+        sys.stderr.write(FRAME + kind + " " + json.dumps(text) + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def log_exception():
+    """The exception being handled, as one log record."""
+    log_message("traceback", traceback.format_exc())
+
+
+class ErrorStream:
+    """wsgi.errors: what the app writes up to a newline is one log record,
+    so a traceback written by its logger (Flask, Django) is one entry."""
+
+    def __init__(self):
+        self.buf = []
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError("wsgi.errors takes str, not %s" % type(s).__name__)
+        self.buf.append(s)
+        if s.endswith("\n"):
+            self.flush()
+
+    def writelines(self, seq):
+        for s in seq:
+            self.write(s)
+
+    def flush(self):
+        text = "".join(self.buf)
+        self.buf = []
+        if not text:
+            return
+        if "\n" in text.rstrip("\n"):
+            log_message("errors", text)
+        else:
+            try:
+                sys.stderr.write(text if text.endswith("\n") else text + "\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
 
 
 def load_app(spec, app_dir):
@@ -162,6 +219,8 @@ class Handler(BaseHTTPRequestHandler):
         result = None
         try:
             result = app(environ, self.start_response)
+            if isinstance(result, FileWrapper) and self.send_file(result):
+                return
             # A one-element list is a complete body: give it a length
             # instead of chunking (as gunicorn does).
             if (isinstance(result, (list, tuple)) and len(result) == 1
@@ -188,7 +247,7 @@ class Handler(BaseHTTPRequestHandler):
         except ClientGone:
             pass
         except Exception:
-            traceback.print_exc()
+            log_exception()
             if not self.headers_sent:
                 try:
                     self.send_error_500()
@@ -201,7 +260,7 @@ class Handler(BaseHTTPRequestHandler):
                 try:
                     result.close()
                 except Exception:
-                    traceback.print_exc()
+                    log_exception()
             # Read what the app left of the body (portico has sent it all
             # already): closing a socket with unread input sends a reset,
             # which can destroy the response before portico reads it.
@@ -211,6 +270,43 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
         sys.stderr.flush()
+
+    def send_file(self, wrapper):
+        """wsgi.file_wrapper over a regular file: the kernel copies it to
+        the socket (os.sendfile), no bytes pass through Python. Returns
+        False, having sent nothing, when the fast path does not apply."""
+        if self.status is None or self.headers_sent:
+            return False
+        try:
+            fd = wrapper.filelike.fileno()
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return False
+            offset = os.lseek(fd, 0, os.SEEK_CUR)
+        except (AttributeError, OSError, ValueError):
+            return False
+        left = max(st.st_size - offset, 0)
+        if self.length is None:
+            self.out_headers.append(("Content-Length", str(left)))
+            self.length = left
+        left = min(left, self.length)
+        self.send_headers()
+        if not self.no_body:
+            out = self.connection.fileno()
+            while left > 0:
+                try:
+                    n = os.sendfile(out, fd, offset, min(left, 1 << 30))
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    raise ClientGone() from None
+                if n == 0:
+                    break  # the file shrank: finish_body reports it
+                offset += n
+                left -= n
+                self.written += n
+            self.finish_body()
+        return True
 
     def bodiless(self):
         return self.head or int(self.status[:3]) in NO_BODY_STATUS
@@ -268,7 +364,7 @@ class Handler(BaseHTTPRequestHandler):
             "REMOTE_ADDR": private.get("remote-addr", ""),
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": private.get("scheme", "http"),
-            "wsgi.errors": sys.stderr,
+            "wsgi.errors": self.server.errors,
             "wsgi.multithread": False,
             "wsgi.multiprocess": True,
             "wsgi.run_once": False,
@@ -417,9 +513,10 @@ class FileWrapper:
 
 class Server(socketserver.UnixStreamServer):
     request_queue_size = 16
+    errors = ErrorStream()
 
     def handle_error(self, request, client_address):
-        traceback.print_exc()
+        log_exception()
 
 
 def watch_parent(ppid):
@@ -453,7 +550,7 @@ def main():
         os.chdir(app_dir)
         app = load_app(spec, app_dir)
     except BaseException as e:
-        traceback.print_exc()
+        log_exception()
         report("error %s: %s" % (type(e).__name__, e))
         sys.exit(1)
 

@@ -875,8 +875,12 @@ func TestStartFailureLoggedOnce(t *testing.T) {
 	if err == nil {
 		t.Fatal("New succeeded")
 	}
-	if n := strings.Count(logs.String(), `line="Traceback (most recent call last):"`); n != 1 {
+	if n := strings.Count(logs.String(), `traceback="Traceback (most recent call last):`); n != 1 {
 		t.Errorf("%d tracebacks in the log, want 1:\n%s", n, logs)
+	}
+	// The traceback is one record (issue 15): no record per frame.
+	if n := strings.Count(logs.String(), "\n") - strings.Count(logs.String(), "workers run as root"); n != 1 {
+		t.Errorf("%d log records, want 1 (the traceback):\n%s", n, logs)
 	}
 }
 
