@@ -223,6 +223,7 @@ func runServer(cfg *config.Config, reload func() (*config.Config, error), openUR
 	metrics := server.NewMetrics()
 	srv := server.New(server.Options{Logger: logger, Stdout: stdout, Stderr: stderr, Metrics: metrics})
 	metrics.WatchCaches(srv)
+	metrics.WatchWSGI(srv)
 
 	// Signals are caught before listening, so a SIGTERM right after start
 	// is a clean shutdown, not a kill.
