@@ -20,6 +20,7 @@ type cacheHandler = cache.Handler
 // serveFlags are the flags of quick mode.
 type serveFlags struct {
 	bind, dir, proxy string
+	wsgi             string // module:callable, imported from dir
 	cgi, spa, browse bool
 	open             bool
 }
@@ -36,6 +37,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&f.browse, "browse", true, "list folders without an index.html (--browse=false to turn off)")
 	fs.BoolVar(&f.open, "open", false, "open the served URL in the default browser")
 	fs.StringVar(&f.proxy, "proxy", "", "send requests that match no file to these upstream `URL[,URL...]`")
+	fs.StringVar(&f.wsgi, "wsgi", "", "serve the WSGI app `MODULE:CALLABLE` (imported from the folder) at /, like gunicorn")
 	pos, code, done := parseFlags(fs, args, stderr)
 	if done {
 		return code
@@ -92,6 +94,12 @@ func quickConfig(f serveFlags, port string) (*config.Config, error) {
 		Listen: []string{net.JoinHostPort(bind, port)},
 	}
 	root := config.Route{Path: "/", Static: &config.Static{Root: dir, Browse: f.browse, SPA: f.spa}}
+	if f.wsgi != "" {
+		if f.proxy != "" || f.spa {
+			return nil, fmt.Errorf("--wsgi serves the app at /: it does not go with --proxy or --spa")
+		}
+		root = config.Route{Path: "/", WSGI: &config.WSGI{App: f.wsgi, Dir: dir}}
+	}
 	if f.proxy != "" {
 		var ups []string
 		for _, u := range strings.Split(f.proxy, ",") {
