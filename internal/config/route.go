@@ -95,6 +95,9 @@ func checkRoute(add addFunc, ps *positions, rb string, r *Route) {
 		}
 		checkWSGICounts(add, ps, rb+".wsgi", w)
 		checkDir(add, ps, rb+".wsgi.dir", "wsgi dir", w.Dir)
+		if w.Warmup != "" && (!strings.HasPrefix(w.Warmup, "/") || hasCtl(w.Warmup) || strings.ContainsAny(w.Warmup, " #")) {
+			add(ps, rb+".wsgi.warmup", "warmup %q must be a path starting with \"/\", without spaces", w.Warmup)
+		}
 		if hasCtl(w.User) || strings.ContainsAny(w.User, " :/") {
 			add(ps, rb+".wsgi.user", "wsgi user %q is not a user name", w.User)
 		}

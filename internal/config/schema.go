@@ -274,6 +274,11 @@ type WSGI struct {
 	User string `toml:"user"`
 	// Env adds variables to the workers' environment.
 	Env map[string]string `toml:"env"`
+	// Warmup is a path (under the route, with an optional query) that
+	// each new worker is sent once, after its import and before it takes
+	// a client's request, so lazy first-request work (connections,
+	// template caches) is done by then. Default: none.
+	Warmup string `toml:"warmup"`
 }
 
 // Redirect answers every request with a redirect.

@@ -243,3 +243,45 @@ func killPid(pid int) error {
 }
 
 var _ = strconv.Itoa
+
+// warmup: every new worker, the first ones and each replacement, gets the
+// warm-up request once, before its first client request.
+func TestWarmupRequest(t *testing.T) {
+	t.Parallel()
+	tp := newPoolAt(t, config.WSGI{
+		App: "envapp:application", Dir: testdata(t, "app"), Workers: 2, Python: python(t),
+		Timeout: config.Duration(10 * time.Second), MaxRequests: 4, Warmup: "/warm?w=1",
+	}, "/app")
+	seen := map[int]bool{}
+	deadline := time.Now().Add(30 * time.Second)
+	for tp.Stats().Recycles[causeMaxRequests] < 2 && time.Now().Before(deadline) {
+		resp, b := tp.get(t, "/app/warmed")
+		var m struct {
+			Pid    int
+			Warmed []string
+		}
+		if resp.StatusCode != 200 || json.Unmarshal(b, &m) != nil {
+			t.Fatalf("warmed: %d %q", resp.StatusCode, b)
+		}
+		if len(m.Warmed) != 1 || m.Warmed[0] != "w=1" {
+			t.Fatalf("worker %d got warm-up requests %q before its first client request, want [w=1]", m.Pid, m.Warmed)
+		}
+		seen[m.Pid] = true
+	}
+	if len(seen) < 3 {
+		t.Errorf("saw %d workers, want the first two and a replacement", len(seen))
+	}
+	// In the log, each replacement is warmed before it is ready.
+	recs := parseLog(t, tp.logs.String())
+	warmedAt := map[string]int{}
+	for i, r := range recs {
+		switch r.msg {
+		case "wsgi: worker warmed":
+			warmedAt[r.pid] = i + 1
+		case "wsgi: worker ready":
+			if warmedAt[r.pid] == 0 {
+				t.Errorf("replacement %s ready before it was warmed:\n%s", r.pid, tp.logs)
+			}
+		}
+	}
+}

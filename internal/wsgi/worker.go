@@ -222,9 +222,15 @@ func (p *Pool) start(w *worker) (*proc, error) {
 	case line := <-lines:
 		if strings.HasPrefix(line, "ready") {
 			pr.ready = time.Now()
-			pr.state.Store(stateServing)
 			stdout.release(true)
 			stderr.release(true)
+			if p.cfg.Warmup != "" && sock != checkArg {
+				p.warm(pr, log)
+				if !pr.alive() {
+					return nil, errors.New("worker exited during its warm-up request " + p.cfg.Warmup)
+				}
+			}
+			pr.state.Store(stateServing)
 			return pr, nil
 		}
 		pr.kill("failed to start")

@@ -536,6 +536,13 @@ func TestStalledResponse(t *testing.T) {
 	if err == nil || string(b) != "first\n" {
 		t.Errorf("stalled stream: body %q, err %v; want the first chunk, then an error", b, err)
 	}
+	// The stalled worker's replacement may take longer than the queue
+	// wait (1s) to start on a loaded machine: wait for it.
+	waitFor(t, 20*time.Second, "the stalled worker's replacement", func() bool {
+		now := tp.pids()
+		return len(now) == 1 && now[0] != pid && tp.Stats().Idle == 1
+	})
+	pid = tp.pids()[0]
 	// Sized but short and stalled: nothing was sent yet, so a 504.
 	if resp, b := tp.get(t, "/app/partial"); resp.StatusCode != http.StatusGatewayTimeout {
 		t.Errorf("stalled sized response: status %d %q, want 504", resp.StatusCode, b)

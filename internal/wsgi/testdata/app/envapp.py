@@ -10,6 +10,7 @@ if os.environ.get("ENVAPP_IMPORT_SLEEP"):
 
 
 hoard = []
+warmed = []  # the query strings of the warm-up requests this process got
 
 
 def application(environ, start_response):
@@ -67,6 +68,11 @@ def application(environ, start_response):
         # Keeps QUERY_STRING MB resident (written, so the pages are real).
         hoard.append(b"x" * (int(environ["QUERY_STRING"]) << 20))
         return reply(start_response, {"pid": os.getpid()})
+    if path.endswith("/warm"):
+        warmed.append(environ.get("QUERY_STRING", ""))
+        return reply(start_response, {"pid": os.getpid()})
+    if path.endswith("/warmed"):
+        return reply(start_response, {"pid": os.getpid(), "warmed": warmed})
     if path.endswith("/whoami"):
         return reply(start_response, {"pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid(),
                                       "greeting": os.environ.get("PORTICO_TEST_GREETING")})
