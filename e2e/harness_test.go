@@ -68,11 +68,17 @@ var servingLine = regexp.MustCompile(`portico: serving (\S+) \(site ([^)]*)\)`)
 // process is stopped (SIGTERM, then SIGKILL) when the test ends.
 func startPortico(t *testing.T, dir string, wantListeners int, args ...string) *Proc {
 	t.Helper()
+	return startBinary(t, binary, dir, wantListeners, args...)
+}
+
+// startBinary is startPortico with another build of portico, bin.
+func startBinary(t *testing.T, bin, dir string, wantListeners int, args ...string) *Proc {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
 	p := &Proc{t: t, Stdout: &syncBuffer{}, Stderr: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(binary, args...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = dir
 	p.cmd.Stderr = p.Stderr
 	out, err := p.cmd.StdoutPipe()

@@ -297,7 +297,7 @@ func TestNewValidates(t *testing.T) {
 		{"key without path", config.Cache{Key: []string{"host", "query"}}, "path"},
 	}
 	for _, tc := range bad {
-		_, err := New(tc.cfg, next, Options{})
+		_, err := New(filled(tc.cfg), next, Options{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err %v, want one naming %q", tc.name, err, tc.want)
 		}
@@ -310,15 +310,21 @@ func TestNewValidates(t *testing.T) {
 		{Key: []string{"method", "scheme", "host", "path", "query"}},
 	}
 	for _, cfg := range good {
-		h, err := New(cfg, next, Options{})
+		h, err := New(filled(cfg), next, Options{})
 		if err != nil {
 			t.Errorf("%+v: %v", cfg, err)
 			continue
 		}
 		h.Close(context.Background())
 	}
-	h, _ := New(config.Cache{}, next, Options{})
-	if h.maxObject != DefaultMaxObjectSize || h.store.(*memoryStore).max != DefaultMaxSize {
+	// New re-defaults nothing: unset fields are refused, filled ones kept.
+	for _, cfg := range []config.Cache{{}, {MaxObjectSize: 1, Store: "memory", Key: []string{"path"}}, {MaxSize: 1, Store: "memory", Key: []string{"path"}}, {MaxSize: 1, MaxObjectSize: 1, Key: []string{"path"}}, {MaxSize: 1, MaxObjectSize: 1, Store: "memory"}} {
+		if _, err := New(cfg, next, Options{}); err == nil || !strings.Contains(err.Error(), "SetDefaults") {
+			t.Errorf("%+v: err %v, want one saying SetDefaults fills it", cfg, err)
+		}
+	}
+	h, _ := New(filled(config.Cache{}), next, Options{})
+	if h.maxObject != config.DefaultCacheMaxObjectSize || h.store.(*memoryStore).max != config.DefaultCacheMaxSize {
 		t.Errorf("defaults: max_object %d, max_size %d", h.maxObject, h.store.(*memoryStore).max)
 	}
 }

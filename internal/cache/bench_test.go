@@ -27,7 +27,7 @@ func benchHit(b *testing.B, vary bool) {
 		hdr = append(hdr, "Vary", "Accept-Encoding")
 	}
 	o := newOrigin(nil, 200, strings.Repeat("x", 1024), hdr...)
-	h, err := New(config.Cache{}, o, Options{})
+	h, err := New(filled(config.Cache{}), o, Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func BenchmarkHitVary(b *testing.B) { benchHit(b, true) }
 
 func BenchmarkHitParallel(b *testing.B) {
 	o := newOrigin(nil, 200, strings.Repeat("x", 1024), "Cache-Control", "public, max-age=3600")
-	h, _ := New(config.Cache{}, o, Options{})
+	h, _ := New(filled(config.Cache{}), o, Options{})
 	r := httptest.NewRequest("GET", "http://bench.test/hit", nil)
 	h.ServeHTTP(httptest.NewRecorder(), r)
 	b.ReportAllocs()

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Entry is a stored response: plain data, independent of the connection it
+// entry is a stored response: plain data, independent of the connection it
 // came from, served by copying its header slices and writing its body.
 //
 // Header is the header as served: hop-by-hop fields, Set-Cookie, Age and
@@ -21,7 +21,7 @@ import (
 // A "marker" entry (Status == 0) stands at the primary key of a response
 // that has Vary: it names the request fields that select a variant and an
 // ID; variants are stored at primary + "\x00" + ID + "\x00" + secondary.
-type Entry struct {
+type entry struct {
 	Status       int
 	Header       http.Header
 	Body         []byte
@@ -38,6 +38,7 @@ type Entry struct {
 	lifetime       time.Duration
 	noCache        bool // always revalidate
 	mustRevalidate bool // no stale serving (must-revalidate, proxy-revalidate, s-maxage)
+	statesMaxAge   bool // a valid max-age (and no invalid s-maxage): the lifetime needs no Date
 	swr, sie       time.Duration
 	etag, lastMod  string
 	lastModTime    time.Time
@@ -51,7 +52,7 @@ type hitHeader struct {
 	age, status []string
 }
 
-func (e *Entry) isMarker() bool { return e.Status == 0 }
+func (e *entry) isMarker() bool { return e.Status == 0 }
 
 // heuristicStatus lists the status codes that are cacheable by default
 // (RFC 9110 section 15.1), less 206 which portico never stores.
@@ -69,13 +70,14 @@ const maxHeuristic = 24 * time.Hour
 
 // prepare derives the freshness data of an entry from its header. It runs
 // once when an entry is stored or decoded, never per hit.
-func (e *Entry) prepare() {
+func (e *entry) prepare() {
 	if e.isMarker() {
 		return
 	}
 	cc := parseCacheControl(e.Header["Cache-Control"])
 	e.lifetime = freshnessLifetime(cc, e.Header, e.ResponseTime)
 	e.noCache = cc.noCache
+	e.statesMaxAge = cc.maxAge >= 0 && !cc.maxAgeInvalid && !cc.sMaxAgeInvalid
 	e.mustRevalidate = cc.mustRevalidate || cc.proxyRevalidate || cc.sMaxAge >= 0 || cc.sMaxAgeInvalid
 	if cc.staleWhileReval > 0 {
 		e.swr = time.Duration(cc.staleWhileReval) * time.Second
@@ -161,15 +163,15 @@ func initialAge(h http.Header, reqTime, respTime time.Time) time.Duration {
 }
 
 // age is current_age (RFC 9111 section 4.2.3).
-func (e *Entry) age(now time.Time) time.Duration {
+func (e *entry) age(now time.Time) time.Duration {
 	return e.InitialAge + max(0, now.Sub(e.ResponseTime))
 }
 
 // hasValidator reports whether the entry can be revalidated.
-func (e *Entry) hasValidator() bool { return e.etag != "" || e.lastMod != "" }
+func (e *entry) hasValidator() bool { return e.etag != "" || e.lastMod != "" }
 
 // size approximates the memory an entry holds, for max_size.
-func (e *Entry) size() int64 {
+func (e *entry) size() int64 {
 	n := int64(len(e.Body)) + int64(len(e.URL)+len(e.VaryKey)+len(e.MarkerID)) + 256
 	for k, vs := range e.Header {
 		n += int64(len(k)) + 16
@@ -185,7 +187,7 @@ func (e *Entry) size() int64 {
 
 // hitHeaders returns the Age and Cache-Status values for a hit now,
 // rebuilt at most once per second per entry.
-func (e *Entry) hitHeaders(now time.Time, name string) *hitHeader {
+func (e *entry) hitHeaders(now time.Time) *hitHeader {
 	sec := now.Unix()
 	if hh := e.hitHdr.Load(); hh != nil && hh.sec == sec {
 		return hh
@@ -196,7 +198,7 @@ func (e *Entry) hitHeaders(now time.Time, name string) *hitHeader {
 	hh := &hitHeader{
 		sec:    sec,
 		age:    []string{strconv.FormatInt(ageSec, 10)},
-		status: []string{name + "; hit; ttl=" + strconv.FormatInt(ttl, 10)},
+		status: []string{cacheStatus{hit: true, ttl: ttl}.String()},
 	}
 	e.hitHdr.Store(hh)
 	return hh
@@ -213,7 +215,7 @@ const encMagic = "PC1"
 
 var errBadEntry = errors.New("cache: malformed stored entry")
 
-func (e *Entry) encode() []byte {
+func (e *entry) encode() []byte {
 	n := len(encMagic) + 64 + len(e.Body) + len(e.URL) + len(e.VaryKey) + len(e.MarkerID)
 	for k, vs := range e.Header {
 		n += len(k) + 4
@@ -300,12 +302,12 @@ func (d *decoder) count() int {
 	return int(n)
 }
 
-func decodeEntry(b []byte) (*Entry, error) {
+func decodeEntry(b []byte) (*entry, error) {
 	if len(b) < len(encMagic) || string(b[:len(encMagic)]) != encMagic {
 		return nil, errBadEntry
 	}
 	d := &decoder{b: b[len(encMagic):]}
-	e := &Entry{}
+	e := &entry{}
 	st := d.uvarint()
 	if st > 999 {
 		return nil, errBadEntry

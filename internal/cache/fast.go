@@ -29,7 +29,6 @@ package cache
 // entries with max-age are served here, the same freshness lifetime.
 
 import (
-	"bytes"
 	"net/http"
 	"strings"
 
@@ -43,9 +42,6 @@ var _ fastpath.Handler = (*Handler)(nil)
 func (h *Handler) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
 	return h.serveFast(req, w, w.RawHeader())
 }
-
-// fastKeyBuf sizes the stack buffers of keys; longer keys spill to the heap.
-const fastKeyBuf = 512
 
 // serveFast is ServeFast with the request's raw header lines given (tests
 // and benchmarks use a fastpath.Recorder, which has none).
@@ -68,8 +64,8 @@ func (h *Handler) serveFast(req *fastpath.Request, w *fastpath.ResponseWriter, r
 		return false
 	}
 
-	var kb [fastKeyBuf]byte
-	key := h.appendKey(kb[:0], req.Host, req.RawPath, req.Query)
+	var kb [keyBuf]byte
+	key := h.appendKey(kb[:0], "http", req.Host, req.RawPath, req.Query)
 	e := ms.getBytes(key)
 	if e == nil {
 		return false
@@ -80,48 +76,37 @@ func (h *Handler) serveFast(req *fastpath.Request, w *fastpath.ResponseWriter, r
 				return false // not in net/http's r.Header
 			}
 		}
-		var vb [fastKeyBuf]byte
-		vk := append(vb[:0], key...)
-		vk = append(vk, 0)
-		vk = append(vk, e.MarkerID...)
-		vk = append(vk, 0)
-		vk = appendSecondaryKey(vk, raw, e.VaryNames)
+		var vb [keyBuf]byte
+		vk := appendVariantPrefix(vb[:0], key, e.MarkerID)
+		vk = appendSecondaryKey(vk, e.VaryNames, nil, raw)
 		if e = ms.getBytes(vk); e == nil || e.isMarker() {
 			return false
 		}
 	}
 	now := h.now()
-	age := e.age(now)
-	if age >= e.lifetime || e.noCache {
+	if !e.servesFresh(noRequestDirectives(), e.age(now)) {
 		return false // stale or always revalidated: net/http's path
 	}
-	// The request has no Cache-Control or Pragma: acceptable(rcc) holds.
 
 	// The engine writes its own Date (now), not the stored one. Harmless
 	// to a downstream cache when the response states max-age (its Age is
 	// ours, so its current age is the same), but with only Expires or a
 	// heuristic (Last-Modified) the lifetime a downstream cache computes
 	// depends on Date: leave those to net/http, which sends the stored Date.
-	if cc := parseCacheControl(e.Header["Cache-Control"]); cc.maxAge < 0 || cc.maxAgeInvalid || cc.sMaxAgeInvalid {
+	if !e.statesMaxAge {
 		return false
 	}
 
-	// As notModified, with presence (not value) deciding which field wins.
-	notMod := false
-	if e.Status == http.StatusOK {
-		if hasINM {
-			notMod = e.etag != "" && req.IfNoneMatch != "" && etagListMatches([]string{req.IfNoneMatch}, e.etag)
-		} else if hasIMS && req.IfModifiedSince != "" && !e.lastModTime.IsZero() {
-			t, err := http.ParseTime(req.IfModifiedSince)
-			notMod = err == nil && !e.lastModTime.After(t)
-		}
+	cond := conditional{hasINM: hasINM, inm: []string{req.IfNoneMatch}}
+	if hasIMS {
+		cond.ims = req.IfModifiedSince
 	}
-	get := req.Method == http.MethodGet
+	a := e.answer(req.Method == http.MethodHead, cond)
 	if !fastHeaderOK(e.Header) {
 		return false
 	}
 	defs := w.DefaultHeaders()
-	if notMod || !bodyAllowed(e.Status) {
+	if a.notModified || !bodyAllowed(e.Status) {
 		// net/http drops these from a 304 (and framing from a 204), the
 		// site's values included.
 		for _, kv := range defs {
@@ -130,22 +115,18 @@ func (h *Handler) serveFast(req *fastpath.Request, w *fastpath.ResponseWriter, r
 				return false
 			}
 		}
-	} else if get && len(e.Body) > 0 && bodyAllowed(e.Status) && needsSniff(e.Header, defs) {
+	} else if a.body && needsSniff(e.Header, defs) {
 		return false // net/http would add a sniffed Content-Type
 	}
 
 	h.stats.hits.Add(1)
-	hh := e.hitHeaders(now, statusName)
-	if notMod {
-		w.WriteHeader(http.StatusNotModified)
-	} else {
-		w.WriteHeader(e.Status)
-	}
+	hh := e.hitHeaders(now)
+	w.WriteHeader(a.status)
 	for k, vs := range e.Header {
 		if k == "Age" || k == "Cache-Status" || k == "Date" {
 			continue // Age and Cache-Status replaced below, as serveEntry does; Date is the engine's
 		}
-		if notMod && (k == "Content-Length" || k == "Content-Type" || k == "Content-Encoding") {
+		if a.notModified && droppedOn304(k) {
 			continue
 		}
 		for _, v := range vs {
@@ -154,55 +135,10 @@ func (h *Handler) serveFast(req *fastpath.Request, w *fastpath.ResponseWriter, r
 	}
 	w.AddHeader("Age", hh.age[0])
 	w.AddHeader("Cache-Status", hh.status[0])
-	if !notMod && get && len(e.Body) > 0 && bodyAllowed(e.Status) {
+	if a.body {
 		w.Write(e.Body)
 	}
 	return true
-}
-
-// appendKey appends the key keyFor builds for scheme "http".
-func (h *Handler) appendKey(b []byte, host, path, query string) []byte {
-	kp := h.key
-	if kp.method {
-		b = append(b, "GET"...)
-	}
-	b = append(b, ' ')
-	if kp.scheme {
-		b = append(b, "http"...)
-	}
-	b = append(b, "://"...)
-	if kp.host {
-		b = appendNormHost(b, host)
-	}
-	if kp.path {
-		b = append(b, path...)
-	}
-	b = append(b, '?')
-	if kp.query {
-		b = append(b, query...)
-	}
-	return b
-}
-
-// appendNormHost appends normHost(host, "http") without allocating.
-func appendNormHost(b []byte, host string) []byte {
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
-		port := host[i+1:]
-		if port == "" || port == "80" {
-			host = host[:i]
-		}
-	}
-	if n := len(host); n > 0 && host[n-1] == '.' {
-		host = host[:n-1]
-	}
-	for i := 0; i < len(host); i++ {
-		c := host[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		b = append(b, c)
-	}
-	return b
 }
 
 // identityPath reports whether url.URL.EscapedPath of a request whose raw
@@ -281,44 +217,6 @@ func scanRequestHeader(raw []byte) (hasINM, hasIMS, ok bool) {
 	return hasINM, hasIMS, true
 }
 
-// appendSecondaryKey appends secondaryKey(r.Header, names) for the request
-// whose raw header lines are raw: the values of each named field in the
-// order received, each trimmed (textproto trims blanks, secondaryKey
-// TrimSpace), joined with ",".
-func appendSecondaryKey(b, raw []byte, names []string) []byte {
-	for _, n := range names {
-		b = append(b, n...)
-		b = append(b, '=')
-		first := true
-		rest := raw
-		for len(rest) > 0 {
-			j := 0
-			for j < len(rest) && rest[j] != '\n' {
-				j++
-			}
-			line := rest[:j]
-			if j < len(rest) {
-				rest = rest[j+1:]
-			} else {
-				rest = nil
-			}
-			if len(line) > 0 && line[len(line)-1] == '\r' {
-				line = line[:len(line)-1]
-			}
-			if len(line) <= len(n) || line[len(n)] != ':' || !fastpath.EqualFold(line[:len(n)], n) {
-				continue
-			}
-			if !first {
-				b = append(b, ',')
-			}
-			first = false
-			b = append(b, bytes.TrimSpace(line[len(n)+1:])...)
-		}
-		b = append(b, '\n')
-	}
-	return b
-}
-
 // fastHeaderOK reports whether net/http would write the stored header as
 // it is: token names, values without CR or LF or surrounding blanks (it
 // turns newlines into spaces and trims values).
@@ -376,7 +274,7 @@ func needsSniff(hdr http.Header, defs [][2]string) bool {
 }
 
 // getBytes is Get for a key in a byte slice (no allocation for the lookup).
-func (m *memoryStore) getBytes(key []byte) *Entry {
+func (m *memoryStore) getBytes(key []byte) *entry {
 	m.mu.Lock()
 	el, ok := m.items[string(key)]
 	if !ok {

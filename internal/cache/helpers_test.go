@@ -110,7 +110,7 @@ func (o *origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // newTestCache builds a memory cache on the fake clock.
 func newTestCache(t testing.TB, cfg config.Cache, next http.Handler, clock *fakeClock) *Handler {
 	t.Helper()
-	h, err := New(cfg, next, Options{Name: "test"})
+	h, err := New(filled(cfg), next, Options{Name: "test"})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -151,4 +151,10 @@ func body(t testing.TB, res *http.Response) string {
 		t.Fatalf("read body: %v", err)
 	}
 	return string(b)
+}
+
+// filled is cfg with its defaults, as config.Load fills them.
+func filled(cfg config.Cache) config.Cache {
+	cfg.SetDefaults()
+	return cfg
 }

@@ -12,10 +12,10 @@ import (
 // a miss and Set drops the entry when the store is unavailable, so a broken
 // store costs a trip upstream, never a client error.
 type store interface {
-	Get(ctx context.Context, key string) *Entry
+	Get(ctx context.Context, key string) *entry
 	// Set stores e until e.Expires. It may return before the entry is
 	// visible (the Redis store writes in the background).
-	Set(ctx context.Context, key string, e *Entry)
+	Set(ctx context.Context, key string, e *entry)
 	Delete(ctx context.Context, key string)
 	// Purge deletes the keys match accepts among those starting with
 	// prefix and returns how many it deleted.
@@ -35,7 +35,7 @@ type memoryStore struct {
 
 type memItem struct {
 	key  string
-	e    *Entry
+	e    *entry
 	size int64
 }
 
@@ -43,7 +43,7 @@ func newMemoryStore(max int64) *memoryStore {
 	return &memoryStore{max: max, ll: list.New(), items: make(map[string]*list.Element), nowFunc: time.Now}
 }
 
-func (m *memoryStore) Get(_ context.Context, key string) *Entry {
+func (m *memoryStore) Get(_ context.Context, key string) *entry {
 	m.mu.Lock()
 	el, ok := m.items[key]
 	if !ok {
@@ -61,7 +61,7 @@ func (m *memoryStore) Get(_ context.Context, key string) *Entry {
 	return it.e
 }
 
-func (m *memoryStore) Set(_ context.Context, key string, e *Entry) {
+func (m *memoryStore) Set(_ context.Context, key string, e *entry) {
 	sz := e.size() + int64(len(key))
 	if sz > m.max {
 		return

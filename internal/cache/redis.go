@@ -99,7 +99,7 @@ func (s *redisStore) op(ctx context.Context, f func(ctx context.Context) error) 
 
 var errBreakerOpen = errors.New("cache: redis circuit open")
 
-func (s *redisStore) Get(ctx context.Context, key string) *Entry {
+func (s *redisStore) Get(ctx context.Context, key string) *entry {
 	var b []byte
 	err := s.op(ctx, func(ctx context.Context) error {
 		var err error
@@ -116,7 +116,7 @@ func (s *redisStore) Get(ctx context.Context, key string) *Entry {
 	return e
 }
 
-func (s *redisStore) Set(ctx context.Context, key string, e *Entry) {
+func (s *redisStore) Set(ctx context.Context, key string, e *entry) {
 	ttl := time.Until(e.Expires)
 	if ttl < time.Second {
 		return

@@ -96,7 +96,7 @@ func needRedis(t *testing.T) string {
 
 func newRedisCache(t *testing.T, addr, name string, next http.Handler, log *slog.Logger) *Handler {
 	t.Helper()
-	h, err := New(config.Cache{Store: "redis://" + addr + "/0"}, next, Options{Name: name, Logger: log})
+	h, err := New(filled(config.Cache{Store: "redis://" + addr + "/0"}), next, Options{Name: name, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +315,7 @@ func TestRedisSlowCircuitBreaker(t *testing.T) {
 }
 
 func TestEntryEncoding(t *testing.T) {
-	e := &Entry{
+	e := &entry{
 		Status: 203, Body: []byte("body\x00bytes"),
 		Header:      http.Header{"Content-Type": {"text/plain"}, "X-A": {"1", "2"}, "Cache-Control": {"max-age=60, stale-if-error=5"}},
 		RequestTime: time.Unix(100, 5), ResponseTime: time.Unix(101, 7), InitialAge: 3 * time.Second,
@@ -341,7 +341,7 @@ func TestEntryEncoding(t *testing.T) {
 }
 
 func FuzzDecodeEntry(f *testing.F) {
-	e := &Entry{Status: 200, Header: http.Header{"A": {"b"}}, Body: []byte("x"), URL: "u", VaryNames: []string{"V"}}
+	e := &entry{Status: 200, Header: http.Header{"A": {"b"}}, Body: []byte("x"), URL: "u", VaryNames: []string{"V"}}
 	f.Add(e.encode())
 	f.Add([]byte("PC1"))
 	f.Fuzz(func(t *testing.T, b []byte) {

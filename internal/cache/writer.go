@@ -36,7 +36,7 @@ type fetchWriter struct {
 	status            int
 	respTime          time.Time
 	swallow           bool   // the upstream body is not for the client
-	result            *Entry // served to the client instead, after next returns
+	result            *entry // served to the client instead, after next returns
 	resultStatus      string
 	clientNotModified bool // the client got a 304; the body is only stored
 	tee               bool
@@ -54,7 +54,7 @@ var (
 
 func (fw *fetchWriter) Header() http.Header { return fw.hdr }
 
-func (fw *fetchWriter) release(e *Entry) {
+func (fw *fetchWriter) release(e *entry) {
 	if fw.f != nil {
 		fw.h.release(fw.st.key, fw.f, e)
 	}
@@ -81,7 +81,7 @@ func (fw *fetchWriter) WriteHeader(code int) {
 			return
 		}
 		fw.result = e
-		fw.resultStatus = statusName + "; fwd=" + st.fwd + "; fwd-status=304"
+		fw.resultStatus = cacheStatus{fwd: st.fwd, fwdStatus: http.StatusNotModified}.String()
 		if cc := parseCacheControl(e.Header["Cache-Control"]); cc.noStore || cc.private {
 			h.store.Delete(fw.ctx(), st.storeKey)
 		} else {
@@ -90,10 +90,10 @@ func (fw *fetchWriter) WriteHeader(code int) {
 		fw.release(e)
 		return
 	}
-	if st.stale != nil && code >= 500 && fw.staleIfError(now) {
+	if st.stale != nil && code >= 500 && st.stale.staleIfError(st.rcc, st.stale.age(now)) {
 		fw.swallow = true
 		fw.result = st.stale
-		fw.resultStatus = statusName + "; fwd=stale; fwd-status=" + strconv.Itoa(code) + "; detail=stale-if-error"
+		fw.resultStatus = cacheStatus{fwd: "stale", fwdStatus: code, detail: "stale-if-error"}.String()
 		fw.release(st.stale)
 		return
 	}
@@ -125,23 +125,20 @@ func (fw *fetchWriter) WriteHeader(code int) {
 	if fw.client == nil {
 		return
 	}
-	cs := statusName + "; fwd=" + st.fwd
+	cs := cacheStatus{fwd: st.fwd, stored: storable}
 	if st.stale != nil {
-		cs += "; fwd-status=" + strconv.Itoa(code)
-	}
-	if storable {
-		cs += "; stored"
+		cs.fwdStatus = code
 	}
 	dst := fw.client.Header()
 	for k, v := range fw.hdr {
 		dst[k] = v
 	}
-	dst["Cache-Status"] = append(slices.Clip(fw.hdr["Cache-Status"]), cs)
+	dst["Cache-Status"] = append(slices.Clip(fw.hdr["Cache-Status"]), cs.String())
 	if storable && code == http.StatusOK && fw.req.Method == http.MethodGet && fw.clientConditionalMatches() {
 		fw.clientNotModified = true
-		delete(dst, "Content-Length")
-		delete(dst, "Content-Type")
-		delete(dst, "Content-Encoding")
+		for _, k := range bodyFields() {
+			delete(dst, k)
+		}
 		fw.client.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -151,28 +148,12 @@ func (fw *fetchWriter) WriteHeader(code int) {
 // clientConditionalMatches evaluates the client's own validators (which
 // were not sent upstream) against the response being stored.
 func (fw *fetchWriter) clientConditionalMatches() bool {
-	if fw.req.Header["If-None-Match"] == nil && fw.req.Header["If-Modified-Since"] == nil {
+	c := conditionalOf(fw.req.Header)
+	if !c.hasINM && fw.req.Header["If-Modified-Since"] == nil {
 		return false
 	}
-	e := &Entry{etag: fw.hdr.Get("Etag")}
-	if t, err := http.ParseTime(fw.hdr.Get("Last-Modified")); err == nil {
-		e.lastModTime = t
-	}
-	return notModified(fw.req, e)
-}
-
-// staleIfError reports whether the stale entry may answer an upstream
-// error (RFC 5861 section 4; the request's stale-if-error wins).
-func (fw *fetchWriter) staleIfError(now time.Time) bool {
-	e := fw.st.stale
-	if e.mustRevalidate || e.noCache {
-		return false
-	}
-	window := e.sie
-	if rs := fw.st.rcc.staleIfError; rs >= 0 {
-		window = time.Duration(rs) * time.Second
-	}
-	return window > 0 && e.age(now)-e.lifetime <= window
+	lastMod, _ := http.ParseTime(fw.hdr.Get("Last-Modified"))
+	return c.notModified(fw.hdr.Get("Etag"), lastMod)
 }
 
 func (fw *fetchWriter) Write(p []byte) (int, error) {
@@ -270,7 +251,7 @@ func (fw *fetchWriter) finish() {
 	if fw.result != nil && fw.client != nil {
 		fw.h.serveEntry(fw.client, fw.req, fw.result, []string{fw.resultStatus}, fw.h.now())
 	}
-	var stored *Entry
+	var stored *entry
 	if fw.tee && !fw.failed {
 		cl := fw.hdr["Content-Length"]
 		if len(cl) == 0 || cl[0] == strconv.Itoa(len(fw.buf)) {
@@ -278,7 +259,7 @@ func (fw *fetchWriter) finish() {
 			if cap(body)-len(body) > len(body)/4 {
 				body = slices.Clone(body)
 			}
-			e := &Entry{
+			e := &entry{
 				Status: fw.status, Header: storedHeader(fw.hdr), Body: body,
 				RequestTime: fw.reqTime, ResponseTime: fw.respTime, URL: fw.h.entryURL(fw.req),
 			}

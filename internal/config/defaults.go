@@ -168,6 +168,9 @@ func applyRouteDefaults(r *Route, s *Server) {
 	if r.Redirect != nil {
 		r.Redirect.SetDefaults()
 	}
+	if r.FastCGI != nil {
+		r.FastCGI.SetDefaults()
+	}
 	if r.Cache != nil {
 		r.Cache.SetDefaults()
 	}
@@ -237,13 +240,15 @@ func (rd *Redirect) SetDefaults() {
 	}
 }
 
-// SetDefaults fills the unset fields of a cache section.
+// SetDefaults fills the unset fields of a cache section. An unset
+// max_object_size is DefaultCacheMaxObjectSize, or max_size when that is
+// smaller (a small cache still stores what fits in it).
 func (c *Cache) SetDefaults() {
 	if c.MaxSize == 0 {
 		c.MaxSize = DefaultCacheMaxSize
 	}
 	if c.MaxObjectSize == 0 {
-		c.MaxObjectSize = DefaultCacheMaxObjectSize
+		c.MaxObjectSize = min(DefaultCacheMaxObjectSize, c.MaxSize)
 	}
 	setStr(&c.Store, DefaultCacheStore)
 	if len(c.Key) == 0 {

@@ -128,6 +128,8 @@ func Load(path string) (*Config, error) {
 		return nil, probs
 	}
 	ApplyDefaults(cfg)
+	probs = append(probs, validateACME(cfg, ps, sources)...)
+	sources = addRedirectSites(cfg, sources)
 	probs = append(probs, validate(cfg, ps, sources)...)
 	if len(probs) > 0 {
 		return nil, probs
@@ -147,7 +149,7 @@ func serverEmpty(s Server) bool {
 	return s.ShutdownTimeout == 0 && s.AccessLog == "" && s.LogFormat == "" && s.ErrorLog == "" &&
 		s.Admin == "" && len(s.Include) == 0 && s.ReadHeaderTimeout == 0 && s.ReadTimeout == 0 &&
 		s.WriteTimeout == 0 && s.IdleTimeout == 0 && s.MaxHeaderBytes == 0 && s.MaxBodySize == 0 &&
-		len(s.TrustedProxies) == 0
+		len(s.TrustedProxies) == 0 && s.ACME == nil
 }
 
 // decodeFile strictly decodes one file. Sources of sites and routes are
@@ -298,6 +300,10 @@ func resolveSites(sites []Site, dir string, ps *positions, _ int) {
 				for k, u := range r.Proxy.Upstreams {
 					r.Proxy.Upstreams[k] = resolveUpstream(dir, u)
 				}
+			}
+			if r.FastCGI != nil {
+				r.FastCGI.Root = resolve(dir, r.FastCGI.Root)
+				r.FastCGI.Upstream = resolveUpstream(dir, r.FastCGI.Upstream)
 			}
 		}
 	}

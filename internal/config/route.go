@@ -28,6 +28,9 @@ func checkRoute(add addFunc, ps *positions, rb string, r *Route) {
 	if r.Redirect != nil {
 		kinds = append(kinds, "redirect")
 	}
+	if r.FastCGI != nil {
+		kinds = append(kinds, "fastcgi")
+	}
 	switch {
 	case len(kinds) == 0:
 		add(ps, rb, "route %q has no handler: set one of static, cgi, proxy, wsgi, redirect", r.Path)
@@ -106,6 +109,9 @@ func checkRoute(add addFunc, ps *positions, rb string, r *Route) {
 				add(ps, rb+".wsgi.env", "env %q: names must be non-empty without \"=\", and neither name nor value may hold a NUL byte", k)
 			}
 		}
+	}
+	if f := r.FastCGI; f != nil {
+		checkFastCGI(add, ps, rb+".fastcgi", f)
 	}
 	if rd := r.Redirect; rd != nil {
 		if rd.To == "" {

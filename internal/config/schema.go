@@ -64,6 +64,9 @@ type Server struct {
 	// MaxBodySize caps request bodies; beyond it: 413. Routes may override it.
 	// Default "100MB". 0 is not allowed (use a large value instead).
 	MaxBodySize Size `toml:"max_body_size"`
+	// ACME, when set, gets and renews certificates for sites with
+	// tls = "auto" (acme.go).
+	ACME *ACME `toml:"acme"`
 	// TrustedProxies lists addresses or CIDRs of proxies in front of portico
 	// whose X-Forwarded-* headers are believed. Default: none, so incoming
 	// forwarding headers are replaced, not appended to.
@@ -81,8 +84,20 @@ type Site struct {
 	// folded): exact names first, then "*.suffix" wildcards. A site with no
 	// hosts is the default site of its listeners.
 	Hosts []string `toml:"hosts"`
-	// TLS enables HTTPS (and HTTP/2) on all of this site's listeners.
+	// TLS enables HTTPS (and HTTP/2) on all of this site's listeners:
+	// { cert = "cert.pem", key = "key.pem" }, or "auto" for certificates
+	// from the ACME CA of [server.acme] for every host of the site.
 	TLS *TLS `toml:"tls"`
+	// RedirectHTTP answers plain HTTP for the site's hosts on HTTPListen
+	// with a 308 to the same URL over HTTPS (ACME challenges excepted).
+	// Default false. TLS sites only.
+	RedirectHTTP bool `toml:"redirect_http"`
+	// HTTPListen are the plain-HTTP addresses of RedirectHTTP.
+	// Default [":80"].
+	HTTPListen []string `toml:"http_listen"`
+	// HTTP3 serves HTTP/3 (QUIC) on the UDP side of each TLS listener and
+	// advertises it with Alt-Svc. Default true on TLS sites.
+	HTTP3 *bool `toml:"http3"`
 	// Headers are added to every response of the site.
 	Headers map[string]string `toml:"headers"`
 	// Routes: a request goes to the route with the longest matching prefix.
@@ -92,10 +107,13 @@ type Site struct {
 	Source Position `toml:"-"`
 }
 
-// TLS names a certificate and key in PEM files.
+// TLS names a certificate and key in PEM files, or (written as the
+// string "auto") asks for certificates from the ACME CA.
 type TLS struct {
 	Cert string `toml:"cert"`
 	Key  string `toml:"key"`
+	// Auto is set by tls = "auto".
+	Auto bool `toml:"-"`
 }
 
 // Route maps a path prefix to exactly one handler.
@@ -116,6 +134,8 @@ type Route struct {
 	Proxy    *Proxy    `toml:"proxy"`
 	WSGI     *WSGI     `toml:"wsgi"`
 	Redirect *Redirect `toml:"redirect"`
+	// FastCGI runs PHP through php-fpm (see fastcgi.go).
+	FastCGI *FastCGI `toml:"fastcgi"`
 	// Cache may be added to proxy and wsgi routes.
 	Cache *Cache `toml:"cache"`
 
@@ -293,7 +313,8 @@ type Redirect struct {
 type Cache struct {
 	// MaxSize bounds the bytes stored (memory store). Default "256MB".
 	MaxSize Size `toml:"max_size"`
-	// MaxObjectSize: larger responses pass through unstored. Default "8MB".
+	// MaxObjectSize: larger responses pass through unstored. Default "8MB",
+	// or max_size when that is smaller.
 	MaxObjectSize Size `toml:"max_object_size"`
 	// Store is "memory" (default) or a "redis://host:port/db" URL shared by
 	// several portico instances.

@@ -927,3 +927,21 @@ static = { root = "public" }
 		t.Errorf("names = %q, want %q", names, want)
 	}
 }
+
+// TestCacheObjectSizeDefaultFitsMaxSize: an unset max_object_size is
+// never larger than max_size (cache.New refuses that), so a small cache
+// with only max_size loads and builds.
+func TestCacheObjectSizeDefaultFitsMaxSize(t *testing.T) {
+	for _, tc := range []struct{ maxSize, maxObject, want Size }{
+		{0, 0, DefaultCacheMaxObjectSize},
+		{1 << 20, 0, 1 << 20},
+		{1 << 30, 0, DefaultCacheMaxObjectSize},
+		{1 << 20, 4096, 4096},
+	} {
+		c := Cache{MaxSize: tc.maxSize, MaxObjectSize: tc.maxObject}
+		c.SetDefaults()
+		if c.MaxObjectSize != tc.want || c.MaxObjectSize > c.MaxSize {
+			t.Errorf("max_size %d, max_object_size %d: filled %+v, want max_object_size %d", tc.maxSize, tc.maxObject, c, tc.want)
+		}
+	}
+}

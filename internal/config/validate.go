@@ -152,7 +152,7 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 				add(ps, fmt.Sprintf("%s.hosts[%d]", base, k), "host %q: want a name like \"example.test\" or \"*.example.test\"", h)
 			}
 		}
-		if s.TLS != nil {
+		if s.TLS != nil && !s.TLS.Auto {
 			if s.TLS.Cert == "" || s.TLS.Key == "" {
 				add(ps, base+".tls", "tls needs both cert and key")
 			} else {

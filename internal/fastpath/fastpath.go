@@ -256,13 +256,6 @@ func (l *Listener) Done() <-chan struct{} { return l.done }
 // Addr returns the inner listener's address.
 func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
 
-// Conns returns the number of connections the fast path serves now.
-func (l *Listener) Conns() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.conns)
-}
-
 func (l *Listener) remove(c *conn) {
 	l.mu.Lock()
 	delete(l.conns, c)

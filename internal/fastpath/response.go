@@ -47,10 +47,6 @@ func (w *ResponseWriter) Status() int { return w.status }
 // body is discarded but still counted).
 func (w *ResponseWriter) BytesWritten() int64 { return w.bytes }
 
-// Started reports whether WriteHeader was called. A handler that has
-// started a response must return true from ServeFast.
-func (w *ResponseWriter) Started() bool { return w.started }
-
 // SetDefaultHeaders sets header fields (canonical name, value) that are
 // written after the handler's own, unless the handler wrote a field of the
 // same name: a site's configured headers, which net/http's path assigns
@@ -142,22 +138,6 @@ func (w *ResponseWriter) AddHeader(name, value string) {
 	b := append(w.c.out, name...)
 	b = append(b, ": "...)
 	b = append(b, value...)
-	w.c.out = append(b, "\r\n"...)
-}
-
-// AddHeaderBytes adds one header line whose value is in a byte slice.
-func (w *ResponseWriter) AddHeaderBytes(name string, value []byte) {
-	b := append(w.c.out, name...)
-	b = append(b, ": "...)
-	b = append(b, value...)
-	w.c.out = append(b, "\r\n"...)
-}
-
-// AddHeaderInt adds one header line with a decimal value.
-func (w *ResponseWriter) AddHeaderInt(name string, v int64) {
-	b := append(w.c.out, name...)
-	b = append(b, ": "...)
-	b = strconv.AppendInt(b, v, 10)
 	w.c.out = append(b, "\r\n"...)
 }
 

@@ -61,7 +61,7 @@ func (r *headerRule) matches(path string) bool {
 	if r.base {
 		path = path[strings.LastIndexByte(path, '/')+1:]
 	}
-	return MatchGlob(r.match, path)
+	return matchGlob(r.match, path)
 }
 
 // EditsHeader reports whether a rule matches path.
@@ -104,12 +104,12 @@ func addHeaderStatus(status int) bool {
 	return false
 }
 
-// MatchGlob reports whether s matches pattern: "**" matches any run of
+// matchGlob reports whether s matches pattern: "**" matches any run of
 // characters, "*" any run without "/", "?" one character other than "/";
 // everything else matches itself. It does not allocate; its cost is
 // bounded by len(pattern) * len(s) (one saved backtrack point per star
 // kind, as path globs need).
-func MatchGlob(pattern, s string) bool {
+func matchGlob(pattern, s string) bool {
 	// Backtracking points for the last "*" and the last "**".
 	starP, starS := -1, -1
 	dstarP, dstarS := -1, -1

@@ -54,16 +54,16 @@ type Layer interface {
 	EditsHeader(path string) bool
 }
 
-// Handler is a route's handler with its layers; build it with Chain.
-type Handler struct {
+// chained is a route's handler with its layers; build it with Chain.
+type chained struct {
 	next   http.Handler
 	fast   fastpath.Handler // next's fast path, nil if it has none
 	layers []Layer
 }
 
 var (
-	_ http.Handler     = (*Handler)(nil)
-	_ fastpath.Handler = (*Handler)(nil)
+	_ http.Handler     = (*chained)(nil)
+	_ fastpath.Handler = (*chained)(nil)
 )
 
 // Chain returns next with layers around it (the first one outermost), or
@@ -72,15 +72,15 @@ func Chain(next http.Handler, layers ...Layer) http.Handler {
 	if len(layers) == 0 {
 		return next
 	}
-	h := &Handler{next: next, layers: layers}
+	h := &chained{next: next, layers: layers}
 	h.fast, _ = next.(fastpath.Handler)
 	return h
 }
 
 // Unwrap returns the handler inside the layers.
-func (h *Handler) Unwrap() http.Handler { return h.next }
+func (h *chained) Unwrap() http.Handler { return h.next }
 
-func (h *Handler) editsHeader(path string) bool {
+func (h *chained) editsHeader(path string) bool {
 	for _, l := range h.layers {
 		if l.EditsHeader(path) {
 			return true
@@ -90,14 +90,14 @@ func (h *Handler) editsHeader(path string) bool {
 }
 
 // editHeader runs every layer's EditHeader, in order.
-func (h *Handler) editHeader(r Request, status int, e HeaderEditor) {
+func (h *chained) editHeader(r Request, status int, e HeaderEditor) {
 	for _, l := range h.layers {
 		l.EditHeader(r, status, e)
 	}
 }
 
 // ServeHTTP serves r through the layers on net/http.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *chained) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.editsHeader(r.URL.Path) {
 		h.next.ServeHTTP(w, r)
 		return
@@ -108,7 +108,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // ServeFast serves req through the layers on the fast path, or declines
 // (returns false) when the handler inside does.
-func (h *Handler) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
+func (h *chained) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
 	if h.fast == nil {
 		return false
 	}
@@ -122,11 +122,11 @@ func (h *Handler) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) b
 	return true
 }
 
-// fastFilter is Handler as the fast path's header filter.
-type fastFilter Handler
+// fastFilter is the chained handler as the fast path's header filter.
+type fastFilter chained
 
 func (f *fastFilter) FilterHeader(w *fastpath.ResponseWriter) {
-	(*Handler)(f).editHeader(fastRequest{w}, w.Status(), w)
+	(*chained)(f).editHeader(fastRequest{w}, w.Status(), w)
 }
 
 // httpRequest is the Request view of a net/http request (one pointer:

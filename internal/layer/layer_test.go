@@ -41,13 +41,13 @@ func TestMatchGlob(t *testing.T) {
 		{"/x/**/y", "/x/1/2/z", false},
 	}
 	for _, tc := range tests {
-		if got := MatchGlob(tc.pattern, tc.path); got != tc.want {
-			t.Errorf("MatchGlob(%q, %q) = %v, want %v", tc.pattern, tc.path, got, tc.want)
+		if got := matchGlob(tc.pattern, tc.path); got != tc.want {
+			t.Errorf("matchGlob(%q, %q) = %v, want %v", tc.pattern, tc.path, got, tc.want)
 		}
 	}
 }
 
-// globRegexp is the reference the fuzzer compares MatchGlob with.
+// globRegexp is the reference the fuzzer compares matchGlob with.
 func globRegexp(pattern string) *regexp.Regexp {
 	var b strings.Builder
 	b.WriteString("^")
@@ -77,12 +77,12 @@ func FuzzMatchGlob(f *testing.F) {
 			return
 		}
 		for _, c := range []byte(pattern + s) {
-			if c >= 0x80 { // the reference works on runes, MatchGlob on bytes
+			if c >= 0x80 { // the reference works on runes, matchGlob on bytes
 				return
 			}
 		}
-		if got, want := MatchGlob(pattern, s), globRegexp(pattern).MatchString(s); got != want {
-			t.Errorf("MatchGlob(%q, %q) = %v, reference %v", pattern, s, got, want)
+		if got, want := matchGlob(pattern, s), globRegexp(pattern).MatchString(s); got != want {
+			t.Errorf("matchGlob(%q, %q) = %v, reference %v", pattern, s, got, want)
 		}
 	})
 }
@@ -135,7 +135,7 @@ var testRules = []config.HeaderRule{
 // responses on the fast path and on net/http, and the fast path keeps
 // serving the route.
 func TestHeaderRulesBothEngines(t *testing.T) {
-	h := Chain(both{}, NewHeaderRules(testRules)).(*Handler)
+	h := Chain(both{}, NewHeaderRules(testRules)).(*chained)
 	site := [][2]string{{"X-Site", "s"}, {"X-Frame-Options", "DENY"}}
 	f := enginetest.Start(t, h, site)
 	cases := []struct {
@@ -170,7 +170,7 @@ func TestHeaderRulesBothEngines(t *testing.T) {
 // TestHeaderWriterKeepsInterfaces: the net/http wrapper keeps streaming,
 // hijacking and sendfile of the writer it wraps.
 func TestHeaderWriterKeepsInterfaces(t *testing.T) {
-	var w http.ResponseWriter = &headerWriter{w: httptest.NewRecorder(), h: &Handler{}}
+	var w http.ResponseWriter = &headerWriter{w: httptest.NewRecorder(), h: &chained{}}
 	if _, ok := w.(http.Flusher); !ok {
 		t.Error("lost http.Flusher")
 	}

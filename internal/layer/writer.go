@@ -14,7 +14,7 @@ import (
 // streaming.
 type headerWriter struct {
 	w    http.ResponseWriter
-	h    *Handler
+	h    *chained
 	r    httpRequest
 	done bool
 }

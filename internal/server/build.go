@@ -16,6 +16,7 @@ import (
 	"portico/internal/cache"
 	"portico/internal/cgi"
 	"portico/internal/config"
+	"portico/internal/fastcgi"
 	"portico/internal/layer"
 	"portico/internal/proxy"
 	"portico/internal/static"
@@ -109,7 +110,9 @@ func Provision(cfg *config.Config, deps Deps) (_ *Tree, err error) {
 			errs = append(errs, err)
 			continue
 		}
-		if sc.TLS != nil {
+		if sc.TLS != nil && sc.TLS.Auto {
+			st.autoTLS = true
+		} else if sc.TLS != nil {
 			c, err := tls.LoadX509KeyPair(sc.TLS.Cert, sc.TLS.Key)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: site %q: tls: %w", sc.Source, sc.Name, err))
@@ -258,12 +261,42 @@ func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger 
 		}
 		t.closers = append(t.closers, h.Close)
 		return h, nil
+	case rc.FastCGI != nil:
+		return t.buildFastCGI(rc, prefix, lg, configFiles)
 	case app != nil:
 		return app, nil
 	case rc.Redirect != nil:
 		return &redirectHandler{to: rc.Redirect.To, status: rc.Redirect.Status, prefix: prefix}, nil
 	}
 	return nil, errors.New("route has no handler")
+}
+
+// buildFastCGI builds a fastcgi route: the handler, with a static handler
+// over the same root for the files that are not scripts (try_files $uri).
+func (t *Tree) buildFastCGI(rc *config.Route, prefix string, lg *slog.Logger, configFiles []string) (http.Handler, error) {
+	// Never served as files: the config files, and any cgi root inside
+	// (a script's source), as for a static route.
+	hide := insideRoot(rc.FastCGI.Root, configFiles)
+	for _, s := range t.cfg.Sites {
+		for _, r := range s.Routes {
+			if r.CGI != nil {
+				hide = append(hide, insideRoot(rc.FastCGI.Root, []string{r.CGI.Root})...)
+			}
+		}
+	}
+	files := config.Static{Root: rc.FastCGI.Root, Hide: hide}
+	files.SetDefaults()
+	fh, err := static.New(files, static.Options{Logger: lg, Prefix: prefix})
+	if err != nil {
+		return nil, fmt.Errorf("fastcgi: static files: %w", err)
+	}
+	t.closers = append(t.closers, fh.Close)
+	h, err := fastcgi.New(*rc.FastCGI, fastcgi.Options{Logger: lg, Prefix: prefix, Files: fh})
+	if err != nil {
+		return nil, fmt.Errorf("fastcgi: %w", err)
+	}
+	t.closers = append(t.closers, h.Close)
+	return h, nil
 }
 
 // Close releases everything the tree holds: running scripts, health

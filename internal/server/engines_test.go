@@ -108,34 +108,58 @@ headers = { "X-Frame-Options" = "DENY", "X-Site" = "s" }
 	st := tr.byListener[config.ListenerKey("127.0.0.1:1")].lookup("x")
 	f := enginetest.Start(t, st, nil)
 
-	// Warm the cache: both engines must then see the same hit.
-	enginetest.Do(t, f.Normal, enginetest.GET("/cached/page", "x"))
-
 	cases := []struct {
 		raw      string
 		wantFast bool
 		field    string // a field the layer must have set
 		value    string
+		warm     string // a path of the cached route to fill just before
 	}{
-		{enginetest.GET("/assets/app.js", "x"), true, "Cache-Control", "public, max-age=31536000, immutable"},
-		{enginetest.GET("/assets/app.js", "x", "Range: bytes=0-9"), true, "Cache-Control", "public, max-age=31536000, immutable"},
-		{enginetest.GET("/index.html", "x"), true, "Cache-Control", "no-cache"},
-		{enginetest.GET("/", "x"), true, "X-Site", "s"},
-		{enginetest.GET("/api/users", "x"), true, "X-Layer", "proxy"},
-		{"HEAD /api/users HTTP/1.1\r\nHost: x\r\n\r\n", true, "X-Layer", "proxy"},
-		{enginetest.GET("/cached/page", "x"), true, "X-Layer", "cache"},
-		{enginetest.GET("/cgi-bin/hello.sh/extra", "x"), false, "X-Layer", "cgi"},
-		{enginetest.GET("/app/x", "x"), false, "X-Layer", "wsgi"},
-		{enginetest.GET("/old/y", "x"), false, "X-Layer", "redirect"},
-		{enginetest.GET("/missing.txt", "x"), false, "X-Site", "s"},
+		{enginetest.GET("/assets/app.js", "x"), true, "Cache-Control", "public, max-age=31536000, immutable", ""},
+		{enginetest.GET("/assets/app.js", "x", "Range: bytes=0-9"), true, "Cache-Control", "public, max-age=31536000, immutable", ""},
+		{enginetest.GET("/index.html", "x"), true, "Cache-Control", "no-cache", ""},
+		{enginetest.GET("/", "x"), true, "X-Site", "s", ""},
+		{enginetest.GET("/api/users", "x"), true, "X-Layer", "proxy", ""},
+		{"HEAD /api/users HTTP/1.1\r\nHost: x\r\n\r\n", true, "X-Layer", "proxy", ""},
+		// Each cached case fills its own page just before, so that both
+		// engines see the same Age (it counts seconds since the fill).
+		{enginetest.GET("/cached/page", "x"), true, "X-Layer", "cache", "/cached/page"},
+		{"HEAD /cached/head HTTP/1.1\r\nHost: x\r\n\r\n", true, "X-Layer", "cache", "/cached/head"},
+		{enginetest.GET("/cached/range", "x", "Range: bytes=0-1"), false, "X-Layer", "cache", "/cached/range"},
+		{enginetest.GET("/cached/reval", "x", "Cache-Control: max-age=0"), false, "X-Layer", "cache", "/cached/reval"},
+		{"POST /cgi-bin/hello.sh HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab", false, "X-Layer", "cgi", ""},
+		{"HEAD /old/y HTTP/1.1\r\nHost: x\r\n\r\n", false, "X-Layer", "redirect", ""},
+		{enginetest.GET("/cgi-bin/hello.sh/extra", "x"), false, "X-Layer", "cgi", ""},
+		{enginetest.GET("/app/x", "x"), false, "X-Layer", "wsgi", ""},
+		{enginetest.GET("/old/y", "x"), false, "X-Layer", "redirect", ""},
+		{enginetest.GET("/missing.txt", "x"), false, "X-Site", "s", ""},
 	}
 	for _, tc := range cases {
+		if tc.warm != "" {
+			enginetest.Do(t, f.Normal, enginetest.GET(tc.warm, "x"))
+		}
 		res := f.Same(t, tc.wantFast, tc.raw)
 		if got := res[0].Header.Get(tc.field); got != tc.value {
 			t.Errorf("%q: %s = %q, want %q (status %d, header %v)", tc.raw, tc.field, got, tc.value, res[0].Status, res[0].Header)
 		}
 	}
-	if res := enginetest.Do(t, f.Fast, enginetest.GET("/assets/app.js", "x")); res[0].Header.Get("X-Site") != "" {
+	res := enginetest.Do(t, f.Fast, enginetest.GET("/assets/app.js", "x"))
+	if res[0].Header.Get("X-Site") != "" {
 		t.Errorf("the rule's remove kept the site header: %v", res[0].Header)
+	}
+	// Conditional requests under the layer: the 304 carries the layer's
+	// fields on both engines.
+	etag := res[0].Header.Get("Etag")
+	if etag == "" {
+		t.Fatalf("static answer without ETag: %v", res[0].Header)
+	}
+	for _, raw := range []string{
+		enginetest.GET("/assets/app.js", "x", "If-None-Match: "+etag),
+		enginetest.GET("/assets/app.js", "x", "If-None-Match: "+etag, "Range: bytes=0-9"),
+	} {
+		r := f.Same(t, true, raw)
+		if r[0].Status != http.StatusNotModified || r[0].Header.Get("Cache-Control") != "public, max-age=31536000, immutable" {
+			t.Errorf("%q: %d %v", raw, r[0].Status, r[0].Header)
+		}
 	}
 }

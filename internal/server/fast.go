@@ -64,6 +64,9 @@ func (f *fastEntry) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter)
 	if v == nil {
 		return false
 	}
+	if strings.HasPrefix(req.Path, acmeChallengePrefix) && f.s.acme.Load() != nil {
+		return false // answered before routing, on net/http (tls.go)
+	}
 	st := v.lookup(req.Host)
 	if st == nil {
 		return false

@@ -172,7 +172,7 @@ func TestFastPathMetrics(t *testing.T) {
 		roundTrip(t, addr, "GET /1k.txt HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", "GET")
 	}
 	time.Sleep(50 * time.Millisecond)
-	mfs, err := m.Registry.Gather()
+	mfs, err := m.registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

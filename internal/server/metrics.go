@@ -13,7 +13,7 @@ import (
 // Metrics are portico's Prometheus metrics. Label lookups are cached per
 // (site, status) so the request path does no map building or formatting.
 type Metrics struct {
-	Registry *prometheus.Registry
+	registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inflight prometheus.Gauge
@@ -31,7 +31,7 @@ type siteStatus struct {
 // NewMetrics creates the metrics and their registry.
 func NewMetrics() *Metrics {
 	m := &Metrics{
-		Registry: prometheus.NewRegistry(),
+		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portico_requests_total", Help: "Requests served, by site and status code.",
 		}, []string{"site", "code"}),
@@ -45,7 +45,7 @@ func NewMetrics() *Metrics {
 		counters: map[siteStatus]prometheus.Counter{},
 		hists:    map[string]prometheus.Observer{},
 	}
-	m.Registry.MustRegister(m.requests, m.duration, m.inflight,
+	m.registry.MustRegister(m.requests, m.duration, m.inflight,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -121,10 +121,10 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 
 // WatchCaches makes the metrics report the caches of s's live config.
 func (m *Metrics) WatchCaches(s *Server) {
-	m.Registry.MustRegister(newCacheCollector(s.Tree))
+	m.registry.MustRegister(newCacheCollector(s.Tree))
 }
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
-	return promhttpHandler(m.Registry)
+	return promhttpHandler(m.registry)
 }

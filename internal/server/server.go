@@ -7,7 +7,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +23,7 @@ import (
 
 	"portico/internal/config"
 	"portico/internal/errorpage"
+	"portico/internal/tlsauto"
 )
 
 // Options configure a Server.
@@ -45,6 +45,7 @@ type Server struct {
 	wg        sync.WaitGroup
 	retired   sync.WaitGroup
 
+	acme    atomic.Pointer[tlsauto.Manager] // nil unless a site has tls = "auto" (tls.go)
 	started time.Time
 	reloads reloadLog // for the status page (status.go)
 }
@@ -90,6 +91,9 @@ func (s *Server) Start(cfg *config.Config) error {
 	}
 	s.tree.Store(t)
 	s.serve(opened)
+	if err := s.setupACME(cfg); err != nil {
+		s.opts.Logger.Error("acme: cannot start; tls = \"auto\" sites have no certificate", "err", err)
+	}
 	return nil
 }
 
@@ -183,19 +187,7 @@ func (s *Server) serve(opened []*listener) {
 		}
 		ln = progressListener{Listener: ln, writeTimeout: srvCfg.WriteTimeout.D()}
 		if l.tls {
-			key := l.key
-			l.srv.TLSConfig = &tls.Config{
-				MinVersion: tls.VersionTLS12,
-				NextProtos: []string{"h2", "http/1.1"},
-				GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-					if v := s.tree.Load().byListener[key]; v != nil {
-						if cert := v.certificate(hello.ServerName); cert != nil {
-							return cert, nil
-						}
-					}
-					return nil, errors.New("no certificate for this listener")
-				},
-			}
+			l.srv.TLSConfig = s.tlsConfig(l.key)
 		}
 		s.listeners[l.key] = l
 		fmt.Fprintf(s.opts.Stdout, "portico: serving %s (site %s)\n", listenURL(l.ln.Addr(), l.tls), strings.Join(t.siteNames(l.key), ", "))
@@ -263,6 +255,9 @@ func (s *Server) entry(key string) http.Handler {
 		if len(r.TransferEncoding) > 0 {
 			rec.Header().Set("Connection", "close")
 		}
+		if s.acmeChallenge(rec, r) {
+			return
+		}
 		v := t.byListener[key]
 		if v == nil {
 			errorpage.Write(rec, r, http.StatusNotFound)
@@ -312,6 +307,9 @@ func (s *Server) Reload(cfg *config.Config) error {
 			delete(s.listeners, key)
 			go l.srv.Shutdown(context.Background())
 		}
+	}
+	if err := s.setupACME(cfg); err != nil {
+		s.opts.Logger.Error("acme: cannot start; tls = \"auto\" sites have no certificate", "err", err)
 	}
 	s.retire(old)
 	return nil
@@ -366,6 +364,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.retired.Wait()
 	s.wg.Wait()
+	if m := s.acme.Swap(nil); m != nil {
+		m.Close()
+	}
 	return errors.Join(append(errs, closeErr)...)
 }
 

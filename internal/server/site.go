@@ -35,7 +35,8 @@ type site struct {
 	name    string
 	routes  []*route
 	headers [][2]string
-	cert    *tls.Certificate // nil unless the site has tls
+	cert    *tls.Certificate // nil unless the site has tls with files
+	autoTLS bool             // tls = "auto": certificates from the ACME manager
 }
 
 func newSite(name string, routes []*route, headers map[string]string) *site {
@@ -320,12 +321,25 @@ func (h *redirectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	target := h.to
 	if strings.Contains(target, "{") {
 		rest := strings.TrimPrefix(r.URL.EscapedPath(), h.prefix)
-		target = strings.NewReplacer("{uri}", r.URL.RequestURI(), "{path}", strings.TrimPrefix(rest, "/"), "{query}", r.URL.RawQuery).Replace(target)
+		target = strings.NewReplacer("{uri}", r.URL.RequestURI(), "{path}", strings.TrimPrefix(rest, "/"), "{query}", r.URL.RawQuery,
+			"{hostname}", requestHostname(r.Host)).Replace(target)
 	}
 	w.Header().Set("Location", target)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(h.status)
+}
+
+// requestHostname is the Host header without its port (an IPv6 literal
+// keeps its brackets), for redirect targets.
+func requestHostname(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		if strings.Contains(h, ":") {
+			return "[" + h + "]"
+		}
+		return h
+	}
+	return host
 }
 
 // listenURL is the URL printed for a listener.

@@ -1,7 +1,7 @@
 // Command fastbench serves a 1 KiB body from memory, through the fast path
 // or through plain net/http, for side-by-side load tests:
 //
-//	taskset -c 0 go run ./internal/fastpath/internal/fastbench -mode fast &
+//	taskset -c 0 go run ./bench/fastbench -mode fast &
 //	taskset -c 1 wrk -t1 -c50 -d10s http://127.0.0.1:8099/1k
 package main
 

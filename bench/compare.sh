@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# compare.sh: two portico versions side by side with nginx, in one run
+# (issue 9 point 7: "no speed lost").
+#
+#   bench/compare.sh                     (before = 27864be, after = HEAD)
+#   BEFORE=<rev> AFTER=<rev> bench/compare.sh
+#
+# It builds portico at BEFORE and at AFTER from `git archive` of each
+# revision (so uncommitted changes are not measured), and the upstreams
+# (bench/upstream, bench/cacheupstream) from AFTER. Then, for every
+# scenario, it runs old portico, new portico and nginx in interleaved
+# rounds and prints one table of medians and ratios to nginx:
+#
+#   ka      static 1 KiB file, keep-alive
+#   close   static 1 KiB file, a new connection per request
+#   big     static 1 MiB file, keep-alive (req/s; x 1.05 for MB/s)
+#   proxy   reverse proxy, 1 KiB upstream body (upstream keep-alive)
+#   cache   cache hit, 1 KiB (portico's cache / nginx proxy_cache)
+#   layer   static 1 KiB keep-alive on a route with a header layer that
+#           sets two fields (new portico: [[site.route.headers]]; old
+#           portico had no route layers, so the same fields are its site
+#           headers; nginx: add_header in the location)
+#
+# Servers run pinned to SERVER_CPU (taskset, GOMAXPROCS=1 / one nginx
+# worker); wrk and the upstreams to CLIENT_CPU. Every server is checked to
+# answer every scenario right (status, length, cache hit, layer fields)
+# before anything is measured.
+#
+# Environment: ROUNDS (3), DURATION (10s), CONNS (50), SCENARIOS
+# ("ka close big proxy cache layer"), BEFORE (27864be), AFTER (HEAD),
+# SERVER_CPU (0), CLIENT_CPU (1), NGINX (/usr/sbin/nginx), WRK (wrk).
+# Only 127.0.0.1 is used; everything started is stopped on exit.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-50}
+SCENARIOS=${SCENARIOS:-ka close big proxy cache layer}
+BEFORE=${BEFORE:-27864be}
+AFTER=${AFTER:-HEAD}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+NGINX=${NGINX:-/usr/sbin/nginx}
+WRK=${WRK:-wrk}
+SERVERS=(old new nginx)
+
+die() { echo "compare: $*" >&2; exit 1; }
+command -v "$WRK" >/dev/null || die "wrk not found ($WRK)"
+[ -x "$NGINX" ] || die "nginx not found at $NGINX"
+command -v taskset >/dev/null || die "taskset not found"
+command -v curl >/dev/null || die "curl not found"
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TMP=$(mktemp -d /tmp/portico-compare.XXXXXX)
+chmod 755 "$TMP" # nginx workers may run as nobody
+
+PIDS=()
+cleanup() {
+	local pid
+	for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+	for pid in "${PIDS[@]}"; do
+		for _ in $(seq 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+wait_port() { # port name
+	local i
+	for i in $(seq 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	echo "compare: $2 did not start on port $1; its log:" >&2
+	cat "$TMP/$2.log" >&2 2>/dev/null || true
+	exit 1
+}
+
+# ---- build
+
+build_rev() { # rev name: portico at rev into $TMP/bin/portico-name
+	local src=$TMP/src-$2
+	mkdir -p "$src" "$TMP/bin"
+	git -C "$ROOT" archive "$1" | tar -x -C "$src" || die "git archive $1 failed"
+	echo "building portico $2 ($1 = $(git -C "$ROOT" rev-parse --short "$1"))..." >&2
+	(cd "$src" && go build -o "$TMP/bin/portico-$2" ./cmd/portico) || die "portico at $1 does not build"
+}
+build_rev "$BEFORE" old
+build_rev "$AFTER" new
+(cd "$TMP/src-new" && go build -o "$TMP/bin/upstream" ./bench/upstream && go build -o "$TMP/bin/cacheupstream" ./bench/cacheupstream) ||
+	die "the upstreams do not build"
+
+# ---- what is served
+
+DOCS=$TMP/docs
+mkdir -p "$DOCS"
+head -c 1024 /dev/zero | tr '\0' 'x' >"$DOCS/1k.txt"
+head -c $((1 << 20)) /dev/urandom >"$DOCS/1m.bin"
+
+UPORT=$(free_port)
+CPORT=$(free_port)
+GOMAXPROCS=1 taskset -c "$CLIENT_CPU" "$TMP/bin/upstream" -addr "127.0.0.1:$UPORT" -size 1024 2>"$TMP/upstream.log" &
+PIDS+=($!)
+GOMAXPROCS=1 taskset -c "$CLIENT_CPU" "$TMP/bin/cacheupstream" -addr "127.0.0.1:$CPORT" -size 1024 2>"$TMP/cacheupstream.log" &
+PIDS+=($!)
+wait_port "$UPORT" upstream
+wait_port "$CPORT" cacheupstream
+
+# Each server listens on two ports: MAIN (static, proxy, cache routes) and
+# LAYER (the static route with the header layer).
+declare -A MAIN LAYER
+
+portico_config() { # name main_port layer_port -> config on stdout
+	local layer=""
+	if [ "$1" = new ]; then
+		layer='[[site.route.headers]]
+set = { "X-Layer" = "1", "X-Frame-Options" = "DENY" }'
+	fi
+	cat <<EOF
+[server]
+access_log = "off"
+[[site]]
+listen = ["127.0.0.1:$2"]
+[[site.route]]
+path = "/"
+static = { root = "$DOCS" }
+[[site.route]]
+path = "/api/"
+[site.route.proxy]
+upstreams = ["http://127.0.0.1:$UPORT"]
+[[site.route]]
+path = "/cached/"
+[site.route.proxy]
+upstreams = ["http://127.0.0.1:$CPORT"]
+[site.route.cache]
+max_size = "64MB"
+[[site]]
+listen = ["127.0.0.1:$3"]
+EOF
+	if [ "$1" = old ]; then
+		echo 'headers = { "X-Layer" = "1", "X-Frame-Options" = "DENY" }'
+	fi
+	cat <<EOF
+[[site.route]]
+path = "/"
+static = { root = "$DOCS" }
+$layer
+EOF
+}
+
+start_portico() { # old|new
+	MAIN[$1]=$(free_port)
+	LAYER[$1]=$(free_port)
+	portico_config "$1" "${MAIN[$1]}" "${LAYER[$1]}" >"$TMP/portico-$1.toml"
+	"$TMP/bin/portico-$1" check -c "$TMP/portico-$1.toml" >"$TMP/$1.log" 2>&1 || {
+		cat "$TMP/$1.log" >&2
+		die "portico $1 refuses its config"
+	}
+	GOMAXPROCS=1 taskset -c "$SERVER_CPU" "$TMP/bin/portico-$1" run -c "$TMP/portico-$1.toml" >"$TMP/$1.log" 2>&1 &
+	PIDS+=($!)
+	wait_port "${MAIN[$1]}" "$1"
+	wait_port "${LAYER[$1]}" "$1"
+}
+
+start_nginx() {
+	MAIN[nginx]=$(free_port)
+	LAYER[nginx]=$(free_port)
+	mkdir -p "$TMP/nginx/logs"
+	cat >"$TMP/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+master_process on;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    open_file_cache max=1000 inactive=60s;
+    open_file_cache_valid 60s;
+    keepalive_requests 100000000;
+    keepalive_timeout 65;
+    types { text/plain txt; application/octet-stream bin; }
+    default_type application/octet-stream;
+    client_body_temp_path $TMP/nginx/body;
+    proxy_temp_path $TMP/nginx/proxy;
+    fastcgi_temp_path $TMP/nginx/fastcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi;
+    scgi_temp_path $TMP/nginx/scgi;
+    proxy_cache_path $TMP/nginx/cache levels=1:2 keys_zone=bench:10m max_size=64m inactive=60m use_temp_path=off;
+    upstream app { server 127.0.0.1:$UPORT; keepalive 256; }
+    upstream cacheapp { server 127.0.0.1:$CPORT; keepalive 256; }
+    server {
+        listen 127.0.0.1:${MAIN[nginx]};
+        root $DOCS;
+        location /api/ {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+        }
+        location /cached/ {
+            proxy_pass http://cacheapp;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_cache bench;
+            proxy_cache_lock on;
+            add_header X-Cache-Status \$upstream_cache_status;
+        }
+    }
+    server {
+        listen 127.0.0.1:${LAYER[nginx]};
+        root $DOCS;
+        location / {
+            add_header X-Layer 1;
+            add_header X-Frame-Options DENY;
+        }
+    }
+}
+EOF
+	taskset -c "$SERVER_CPU" "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" >>"$TMP/nginx.log" 2>&1 &
+	PIDS+=($!)
+	wait_port "${MAIN[nginx]}" nginx
+	wait_port "${LAYER[nginx]}" nginx
+}
+
+start_portico old
+start_portico new
+start_nginx
+
+url() { # server scenario
+	case $2 in
+	ka | close) echo "http://127.0.0.1:${MAIN[$1]}/1k.txt" ;;
+	big) echo "http://127.0.0.1:${MAIN[$1]}/1m.bin" ;;
+	proxy) echo "http://127.0.0.1:${MAIN[$1]}/api/1k" ;;
+	cache) echo "http://127.0.0.1:${MAIN[$1]}/cached/1k" ;;
+	layer) echo "http://127.0.0.1:${LAYER[$1]}/1k.txt" ;;
+	*) die "unknown scenario $2" ;;
+	esac
+}
+
+# ---- check every answer before measuring
+
+check() { # server scenario
+	local u hdr code size
+	u=$(url "$1" "$2")
+	curl -s -o /dev/null "$u" # fills the caches
+	hdr=$(curl -s -D - -o "$TMP/body" "$u" | tr -d '\r')
+	code=$(awk 'NR == 1 {print $2}' <<<"$hdr")
+	size=$(stat -c %s "$TMP/body")
+	local want=1024
+	[ "$2" = big ] && want=1048576
+	[ "$code" = 200 ] && [ "$size" = "$want" ] || die "$1 $2: $u answered $code with $size bytes, want 200 with $want"
+	case $2 in
+	cache)
+		grep -qiE '^(cache-status: .*hit|x-cache-status: hit)' <<<"$hdr" || die "$1 is not answering $u from its cache: $hdr"
+		;;
+	layer)
+		grep -qi '^x-layer: 1' <<<"$hdr" && grep -qi '^x-frame-options: deny' <<<"$hdr" || die "$1 $u lacks the layer's fields: $hdr"
+		;;
+	esac
+}
+for s in "${SERVERS[@]}"; do
+	for t in $SCENARIOS; do check "$s" "$t"; done
+done
+
+# ---- measure
+
+run_wrk() { # server scenario duration -> req/s on stdout
+	local args=() out
+	[ "$2" = close ] && args=(-H 'Connection: close')
+	out=$(taskset -c "$CLIENT_CPU" "$WRK" -t1 -c"$CONNS" -d"$3" "${args[@]}" "$(url "$1" "$2")" 2>&1) || die "wrk failed: $out"
+	if grep -q 'Non-2xx' <<<"$out"; then
+		echo "compare: warning: $1 $2: $(grep 'Non-2xx' <<<"$out")" >&2
+	fi
+	awk '/^Requests\/sec:/ {print $2}' <<<"$out"
+}
+
+echo "servers on CPU $SERVER_CPU (GOMAXPROCS=1 / one nginx worker); wrk -t1 -c$CONNS and upstreams on CPU $CLIENT_CPU; $ROUNDS rounds x $DURATION" >&2
+echo "warming up..." >&2
+for s in "${SERVERS[@]}"; do
+	for t in $SCENARIOS; do run_wrk "$s" "$t" 1s >/dev/null; done
+done
+
+for r in $(seq "$ROUNDS"); do
+	for t in $SCENARIOS; do
+		for s in "${SERVERS[@]}"; do
+			v=$(run_wrk "$s" "$t" "$DURATION")
+			[ -n "$v" ] || die "$s $t: wrk printed no Requests/sec"
+			echo "$v" >>"$TMP/result.$s.$t"
+			printf 'round %d  %-6s %-6s %12s req/s\n' "$r" "$t" "$s" "$v" >&2
+		done
+	done
+done
+
+median() { sort -g "$1" | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+echo
+echo "portico $BEFORE (old) and $AFTER (new) against nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'); medians of $ROUNDS rounds x $DURATION, req/s"
+printf '%-7s %11s %11s %11s %10s %10s %8s\n' scenario old new nginx old/nginx new/nginx new/old
+for t in $SCENARIOS; do
+	o=$(median "$TMP/result.old.$t")
+	n=$(median "$TMP/result.new.$t")
+	x=$(median "$TMP/result.nginx.$t")
+	awk -v t="$t" -v o="$o" -v n="$n" -v x="$x" \
+		'BEGIN {printf "%-7s %11.0f %11.0f %11.0f %9.2fx %9.2fx %7.2fx\n", t, o, n, x, o / x, n / x, n / o}'
+done
