@@ -94,5 +94,5 @@ func findWSGIPool(h http.Handler) *wsgi.Pool {
 
 // WatchWSGI makes the metrics report the WSGI pools of s's live config.
 func (m *Metrics) WatchWSGI(s *Server) {
-	m.Registry.MustRegister(newWSGICollector(s.Tree))
+	m.registry.MustRegister(newWSGICollector(s.Tree))
 }

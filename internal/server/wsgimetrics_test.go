@@ -45,7 +45,7 @@ listen = ["127.0.0.1:1"]
 	}
 	t.Cleanup(func() { tr.Close(context.Background()) })
 	m := NewMetrics()
-	m.Registry.MustRegister(newWSGICollector(func() *Tree { return tr }))
+	m.registry.MustRegister(newWSGICollector(func() *Tree { return tr }))
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
