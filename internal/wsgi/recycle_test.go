@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -194,11 +194,23 @@ func TestRecycleCauses(t *testing.T) {
 	if resp, _ := tp.get(t, "/app/sleep?30"); resp.StatusCode != 504 {
 		t.Fatalf("status %d, want 504", resp.StatusCode)
 	}
+	// The frozen worker's replacement must be up before a serving worker
+	// is killed (killing one that is starting is a failed start).
+	waitFor(t, 20*time.Second, "the frozen worker's replacement", func() bool {
+		st := tp.Stats()
+		return st.Recycles[causeFrozen] == 1 && st.Alive == 2 && st.Starting == 0
+	})
 	victim := tp.pids()[0]
-	if err := killPid(victim); err != nil {
+	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "both replacements", func() bool {
+	defer func() {
+		if t.Failed() {
+			st, ppid, pg, ok := procStat(victim)
+			t.Logf("victim %d: state %c ppid %d pgid %d exists %v; pids now %v\nstats %+v\n%s", victim, st, ppid, pg, ok, tp.pids(), tp.Stats(), tp.logs)
+		}
+	}()
+	waitFor(t, 20*time.Second, "both replacements", func() bool {
 		st := tp.Stats()
 		return st.Recycles[causeFrozen] == 1 && st.Recycles[causeDied] == 1 && st.Alive == 2 && st.Starting == 0
 	})
@@ -234,15 +246,6 @@ func TestUserAndEnv(t *testing.T) {
 	}
 }
 
-func killPid(pid int) error {
-	p, err := os.FindProcess(pid)
-	if err != nil {
-		return err
-	}
-	return p.Kill()
-}
-
-var _ = strconv.Itoa
 
 // warmup: every new worker, the first ones and each replacement, gets the
 // warm-up request once, before its first client request.
@@ -254,7 +257,7 @@ func TestWarmupRequest(t *testing.T) {
 	}, "/app")
 	seen := map[int]bool{}
 	deadline := time.Now().Add(30 * time.Second)
-	for tp.Stats().Recycles[causeMaxRequests] < 2 && time.Now().Before(deadline) {
+	for len(seen) < 4 && time.Now().Before(deadline) {
 		resp, b := tp.get(t, "/app/warmed")
 		var m struct {
 			Pid    int
@@ -268,8 +271,8 @@ func TestWarmupRequest(t *testing.T) {
 		}
 		seen[m.Pid] = true
 	}
-	if len(seen) < 3 {
-		t.Errorf("saw %d workers, want the first two and a replacement", len(seen))
+	if len(seen) < 4 {
+		t.Errorf("saw %d workers in 30s, want the first two and two replacements", len(seen))
 	}
 	// In the log, each replacement is warmed before it is ready.
 	recs := parseLog(t, tp.logs.String())

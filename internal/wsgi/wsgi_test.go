@@ -548,9 +548,9 @@ func TestStalledResponse(t *testing.T) {
 		t.Errorf("stalled sized response: status %d %q, want 504", resp.StatusCode, b)
 	}
 	tp.logs.waitLog(t, 5*time.Second, "response stalled past timeout")
-	waitFor(t, 10*time.Second, "a replacement worker", func() bool {
+	waitFor(t, 20*time.Second, "a replacement worker", func() bool {
 		now := tp.pids()
-		return len(now) == 1 && now[0] != pid
+		return len(now) == 1 && now[0] != pid && tp.Stats().Idle == 1
 	})
 	if resp, _ := tp.get(t, "/app/pid"); resp.StatusCode != 200 {
 		t.Errorf("after stalls: status %d", resp.StatusCode)
