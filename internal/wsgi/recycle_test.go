@@ -246,7 +246,6 @@ func TestUserAndEnv(t *testing.T) {
 	}
 }
 
-
 // warmup: every new worker, the first ones and each replacement, gets the
 // warm-up request once, before its first client request.
 func TestWarmupRequest(t *testing.T) {
