@@ -20,6 +20,12 @@
 //   - restarts a worker that dies (with backoff when it keeps dying), while
 //     the other workers serve; a request that could not reach a dead worker
 //     goes to another one;
+//   - recycles a worker after cfg.MaxRequests (plus jitter) requests or
+//     when its RSS passes cfg.MaxMemory: its replacement is started, and
+//     sent the cfg.Warmup request, while it serves on; only then does it
+//     retire (recycle.go), so no request waits for a cold worker;
+//   - runs the workers as cfg.User when portico is root, with cfg.Env added
+//     to their environment;
 //   - streams responses back as the app produces them;
 //   - on Close, finishes the requests in flight, then SIGTERM, then SIGKILL
 //     for each process group, and reaps every child;
