@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -67,6 +68,14 @@ func TestACMEIssuesAndServes(t *testing.T) {
 	r2, _ := get(t, fmt.Sprintf("http://127.0.0.1:%d/a/b?c=1", httpPort), "Host", "portico.test")
 	if want := fmt.Sprintf("https://portico.test:%d/a/b?c=1", tlsPort); r2.StatusCode != 308 || r2.Header.Get("Location") != want {
 		t.Errorf("plain HTTP: %d %q, want 308 to %s", r2.StatusCode, r2.Header.Get("Location"), want)
+	}
+	// A reload keeps the certificate: same serial, no new order.
+	orders := pb.Orders()
+	p.Signal(syscall.SIGHUP)
+	waitFor(t, 10*time.Second, func() bool { return strings.Contains(p.Stderr.String(), "config reloaded") })
+	c, err := servedCert(addr, "portico.test", pb.Roots)
+	if err != nil || c.SerialNumber.String() != serial || pb.Orders() != orders {
+		t.Errorf("after a reload: %v, serial %v (was %s), orders %d (were %d)", err, c, serial, pb.Orders(), orders)
 	}
 	if strings.Contains(p.Stderr.String(), "panic") {
 		t.Errorf("panic in the log:\n%s", p.Stderr)

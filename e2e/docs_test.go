@@ -82,8 +82,8 @@ func completeFragment(cfg string) string {
 
 // scaffold creates under root what a config of the docs refers to, so that
 // `portico check` can accept it: static and cgi roots, wsgi folders and a
-// module with the app callable, TLS certificate and key files, log
-// folders and plain included files. cfgDir is the folder of the config
+// module with the app callable, TLS certificate and key files, htpasswd
+// files, log folders and plain included files. cfgDir is the folder of the config
 // inside root; absolute paths are rewritten to lie under root. It returns
 // the config text with those rewrites.
 func scaffold(t *testing.T, root, cfgDir, cfg string) string {
@@ -120,6 +120,12 @@ func scaffold(t *testing.T, root, cfgDir, cfg string) string {
 				mkdir(filepath.Dir(place(v)))
 			}
 		}
+		if acme, ok := server["acme"].(map[string]any); ok && str(acme, "ca_root") != "" {
+			cert, _ := selfSigned(t, "ca.example.test")
+			p := place(str(acme, "ca_root"))
+			mkdir(filepath.Dir(p))
+			os.WriteFile(p, []byte(cert), 0o644)
+		}
 		if incs, ok := server["include"].([]any); ok {
 			for _, inc := range incs {
 				s, _ := inc.(string)
@@ -142,10 +148,20 @@ func scaffold(t *testing.T, root, cfgDir, cfg string) string {
 			os.WriteFile(cp, []byte(cert), 0o644)
 			os.WriteFile(kp, []byte(key), 0o600)
 		}
+		// An htpasswd file with one bcrypt user (cost 4, quick to make).
+		htpasswd := func(table map[string]any) {
+			if ba, ok := table["basic_auth"].(map[string]any); ok && str(ba, "htpasswd") != "" {
+				p := place(str(ba, "htpasswd"))
+				mkdir(filepath.Dir(p))
+				os.WriteFile(p, []byte("alice:$2y$04$abcdefghijklmnopqrstuu1m6JSXq7a8S9JoYtBDSfqBwx/VS0RHK\n"), 0o644)
+			}
+		}
+		htpasswd(site)
 		routes, _ := site["route"].([]any)
 		for _, r := range routes {
 			route, _ := r.(map[string]any)
-			for _, kind := range []string{"static", "cgi"} {
+			htpasswd(route)
+			for _, kind := range []string{"static", "cgi", "fastcgi"} {
 				if h, ok := route[kind].(map[string]any); ok && str(h, "root") != "" {
 					mkdir(place(str(h, "root")))
 				}

@@ -19,6 +19,12 @@ import (
 
 // benchServer serves a root holding examples/cgi-bin/hello.c compiled.
 func benchServer(b *testing.B) (*httptest.Server, func()) {
+	return benchServerWith(b, func(*config.CGI) {}, false)
+}
+
+// benchServerWith is benchServer with the config changed by edit, and
+// limits forced through the exec shim when shim is set.
+func benchServerWith(b *testing.B, edit func(*config.CGI), shim bool) (*httptest.Server, func()) {
 	b.Helper()
 	cc, err := exec.LookPath("cc")
 	if err != nil {
@@ -33,10 +39,14 @@ func benchServer(b *testing.B) (*httptest.Server, func()) {
 	if out, err := exec.Command(cc, "-O2", "-o", filepath.Join(dir, "hello"), src).CombinedOutput(); err != nil {
 		b.Fatalf("cc: %v\n%s", err, out)
 	}
-	h, err := New(config.CGI{Root: dir, Timeout: config.Duration(10 * time.Second), MaxProcesses: 256},
-		Options{Prefix: "/cgi-bin", Logger: slog.New(slog.DiscardHandler)})
+	cfg := config.CGI{Root: dir, Timeout: config.Duration(10 * time.Second), MaxProcesses: 256}
+	edit(&cfg)
+	h, err := New(cfg, Options{Prefix: "/cgi-bin", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
+	}
+	if shim {
+		h.limiter.useShim.Store(true)
 	}
 	srv := httptest.NewServer(h)
 	return srv, func() {
@@ -51,6 +61,27 @@ func benchServer(b *testing.B) (*httptest.Server, func()) {
 func BenchmarkHelloC(b *testing.B) {
 	srv, done := benchServer(b)
 	defer done()
+	benchHello(b, srv)
+}
+
+// BenchmarkHelloCLimited is BenchmarkHelloC with limits set, by the
+// traced start (scripts as portico's own user: user = "root" as root)
+// and by the exec shim: what limits cost per request.
+func BenchmarkHelloCLimited(b *testing.B) {
+	limits := config.CGILimits{CPU: config.Duration(10 * time.Second), Memory: 256 << 20, Files: 64, Processes: 1000}
+	for _, mode := range []struct {
+		name string
+		shim bool
+	}{{"traced", false}, {"shim", true}} {
+		b.Run(mode.name, func(b *testing.B) {
+			srv, done := benchServerWith(b, func(c *config.CGI) { c.Limits = limits; c.User = "root" }, mode.shim)
+			defer done()
+			benchHello(b, srv)
+		})
+	}
+}
+
+func benchHello(b *testing.B, srv *httptest.Server) {
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {

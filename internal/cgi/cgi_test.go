@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"portico/internal/config"
+	"portico/internal/enginetest"
+	"portico/internal/proctest"
 )
 
 // RFC 3875 section 4.1: every meta-variable, from the real connection.
@@ -80,8 +82,12 @@ func TestMetaVariables(t *testing.T) {
 			t.Errorf("%s set to %q, want unset", k, v)
 		}
 	}
+	// Every run's processes carry its token (descendants.go).
+	if tok := rep.Env[tokenEnv]; !strings.HasPrefix(tok, f.h.id+"-") {
+		t.Errorf("%s = %q, want the handler's id %s and a run number", tokenEnv, tok, f.h.id)
+	}
 	// The environment is an allow-list.
-	allowed := map[string]bool{helperEnv: true, "REMOTE_PORT": true}
+	allowed := map[string]bool{helperEnv: true, "REMOTE_PORT": true, tokenEnv: true}
 	for k := range want {
 		allowed[k] = true
 	}
@@ -480,7 +486,7 @@ func TestMaxProcesses(t *testing.T) {
 	cancel()
 	resp.Body.Close()
 	n, _ := strconv.Atoi(pid)
-	waitGone(t, n, 5*time.Second)
+	proctest.WaitGone(t, n, 5*time.Second)
 	// The slot comes back.
 	deadline := time.Now().Add(5 * time.Second)
 	for f.get(t, "/cgi-bin/env").status != 200 {
@@ -550,7 +556,7 @@ func TestNoLeaks(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
-	f := &fixture{h: h, srv: srv, logs: &logBuf{}}
+	f := &fixture{h: h, srv: srv, logs: &enginetest.SyncBuffer{}}
 	f.get(t, "/cgi-bin/env") // warm up
 	srv.CloseClientConnections()
 	client.CloseIdleConnections()
@@ -585,7 +591,7 @@ func TestNoLeaks(t *testing.T) {
 	if after := fds(); after > before {
 		t.Errorf("descriptors: %d before, %d after", before, after)
 	}
-	if z := ourZombies(); len(z) > 0 {
+	if z := proctest.Zombies(); len(z) > 0 {
 		t.Errorf("zombie children: %v", z)
 	}
 }
@@ -808,11 +814,11 @@ func TestTimeout(t *testing.T) {
 	if pid == 0 {
 		t.Fatalf("no pid in %q", body)
 	}
-	waitGone(t, pid, 3*time.Second)
+	proctest.WaitGone(t, pid, 3*time.Second)
 	if d := time.Since(start); d < 700*time.Millisecond {
 		t.Errorf("stubborn script gone after %v: before timeout + grace", d)
 	}
-	if z := ourZombies(); len(z) > 0 {
+	if z := proctest.Zombies(); len(z) > 0 {
 		t.Errorf("zombies: %v", z)
 	}
 }
@@ -825,12 +831,12 @@ func TestClientDisconnect(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	line, resp := f.readFirstLine(t, ctx, "/cgi-bin/sleepy")
 	pid, _ := strconv.Atoi(line)
-	if _, _, ok := procState(pid); !ok {
+	if _, _, _, ok := proctest.Stat(pid); !ok {
 		t.Fatalf("script %d not running", pid)
 	}
 	cancel()
 	resp.Body.Close()
-	waitGone(t, pid, 3*time.Second)
+	proctest.WaitGone(t, pid, 3*time.Second)
 }
 
 // A script's background children die with it, and nothing is left to reap.
@@ -846,12 +852,12 @@ func TestGrandchildrenKilled(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %d %q", s, res.status, res.body)
 		}
-		waitGone(t, pid, 3*time.Second)
+		proctest.WaitGone(t, pid, 3*time.Second)
 		if d := time.Since(start); d > 3*time.Second {
 			t.Errorf("%s: took %v", s, d)
 		}
 	}
-	if z := ourZombies(); len(z) > 0 {
+	if z := proctest.Zombies(); len(z) > 0 {
 		t.Errorf("zombies: %v", z)
 	}
 }
@@ -879,7 +885,7 @@ func TestClose(t *testing.T) {
 	}
 	t.Logf("Close took %v", time.Since(start))
 	for _, pid := range pids {
-		if st, ppid, ok := procState(pid); ok && !(st == 'Z' && ppid != os.Getpid()) {
+		if st, ppid, _, ok := proctest.Stat(pid); ok && !(st == 'Z' && ppid != os.Getpid()) {
 			t.Errorf("script %d still there after Close (state %c)", pid, st)
 		}
 	}
@@ -902,7 +908,7 @@ func TestClose(t *testing.T) {
 	if err := f2.h.Close(ctx2); err != context.DeadlineExceeded {
 		t.Errorf("Close past its deadline: got %v, want DeadlineExceeded", err)
 	}
-	waitGone(t, pid, 2*time.Second)
+	proctest.WaitGone(t, pid, 2*time.Second)
 }
 
 // HEAD runs the script with REQUEST_METHOD=HEAD; whatever body it writes is
@@ -926,7 +932,7 @@ func TestUnreachableRootWarns(t *testing.T) {
 	dir := t.TempDir() // 0700: nobody cannot enter
 	os.Chmod(filepath.Dir(dir), 0o700)
 	writeFile(t, dir, "x.sh", "#!/bin/sh\necho 'Content-Type: text/plain'\necho\necho hi\n", 0o755)
-	logs := &logBuf{}
+	logs := &enginetest.SyncBuffer{}
 	f := newFixture(t, testCfg(dir), Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if !strings.Contains(logs.String(), "cannot enter a folder") {
 		t.Errorf("no warning at New: %s", logs)

@@ -29,6 +29,7 @@ var reservedEnv = map[string]bool{
 	"SERVER_PORT": true, "SERVER_PROTOCOL": true, "SERVER_SOFTWARE": true,
 	"SERVER_ADDR": true, "SCRIPT_FILENAME": true, "REQUEST_URI": true,
 	"REQUEST_SCHEME": true, "HTTPS": true, "REDIRECT_STATUS": true,
+	tokenEnv: true,
 }
 
 // baseEnv builds, once in New, the part of every script's environment that
@@ -74,6 +75,9 @@ func (h *Handler) env(r *http.Request, s *script, contentLength int64) []string 
 	copy(env, h.baseEnv)
 
 	remoteIP, remotePort := splitHostPort(r.RemoteAddr)
+	if a, fromPeer := h.clients.Client(r.RemoteAddr, r.Header["X-Forwarded-For"]); !fromPeer {
+		remoteIP, remotePort = a.String(), "" // the client behind trusted proxies
+	}
 	var localIP, localPort string
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		localIP, localPort = splitHostPort(a.String())

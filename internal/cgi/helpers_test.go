@@ -2,7 +2,6 @@ package cgi
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,14 +12,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"portico/internal/config"
+	"portico/internal/enginetest"
+	"portico/internal/proctest"
 )
 
 // The test binary doubles as the CGI scripts of most tests: hard links to
@@ -53,29 +52,12 @@ func TestMain(m *testing.M) {
 			panic(err)
 		}
 		helperBin = filepath.Join(sharedDir, "helper.bin")
-		if err := copyFile(self, helperBin, 0o755); err != nil {
+		if err := proctest.CopyFile(self, helperBin, 0o755); err != nil {
 			panic(err)
 		}
 		return m.Run()
 	}()
 	os.Exit(code)
-}
-
-func copyFile(src, dst string, mode os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // helperReport is what the "env" helper prints as its body.
@@ -179,24 +161,6 @@ func writeFile(t *testing.T, root, name, content string, mode os.FileMode) strin
 	return p
 }
 
-// logBuf collects log output for assertions.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // testCfg is a config for root with the helper switch in the env.
 func testCfg(root string) config.CGI {
 	return config.CGI{
@@ -209,13 +173,13 @@ func testCfg(root string) config.CGI {
 type fixture struct {
 	h    *Handler
 	srv  *httptest.Server
-	logs *logBuf
+	logs *enginetest.SyncBuffer
 }
 
 // newFixture builds a handler on prefix /cgi-bin and serves it over HTTP/1.1.
 func newFixture(t *testing.T, cfg config.CGI, opts Options) *fixture {
 	t.Helper()
-	logs := &logBuf{}
+	logs := &enginetest.SyncBuffer{}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	}
@@ -226,7 +190,9 @@ func newFixture(t *testing.T, cfg config.CGI, opts Options) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.grace = 300 * time.Millisecond
+	if cfg.KillGrace == 0 {
+		h.grace = 300 * time.Millisecond
+	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.CloseClientConnections()
@@ -295,56 +261,6 @@ func (f *fixture) report(t *testing.T, method, target string, body io.Reader, hd
 		t.Fatalf("decoding report %q: %v", res.body, err)
 	}
 	return rep
-}
-
-// procState returns the state letter of a process ('R', 'S', 'Z'...), its
-// parent pid, or ok=false when it does not exist.
-func procState(pid int) (state byte, ppid int, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+4 > len(s) {
-		return 0, 0, false
-	}
-	fields := strings.Fields(s[i+2:])
-	ppid, _ = strconv.Atoi(fields[1])
-	return fields[0][0], ppid, true
-}
-
-// waitGone waits until pid no longer runs (gone, or a zombie that is not
-// ours to reap).
-func waitGone(t *testing.T, pid int, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		st, ppid, ok := procState(pid)
-		if !ok || (st == 'Z' && ppid != os.Getpid()) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d still there (state %c, parent %d)", pid, st, ppid)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// ourZombies lists zombie children of the test process.
-func ourZombies() []int {
-	var z []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if st, ppid, ok := procState(pid); ok && st == 'Z' && ppid == os.Getpid() {
-			z = append(z, pid)
-		}
-	}
-	return z
 }
 
 // readFirstLine opens a streaming request and returns the first body line

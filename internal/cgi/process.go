@@ -2,7 +2,6 @@ package cgi
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -10,8 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -37,8 +34,14 @@ const (
 type proc struct {
 	h      *Handler
 	cmd    *exec.Cmd
-	pgid   int
-	script string
+	pid    int       // the script's pid
+	pgid   int       // its process group (its own pid)
+	token  string    // tokenEnv=value, in the environment of all it starts
+	cgroup runCgroup // the run's own cgroup, path "" without one (cgroup.go)
+	// signalled are the processes outside the group that were sent a
+	// signal (only the supervisor goroutine uses it).
+	signalled []int
+	script    string
 
 	stdout *os.File // read end of the script's stdout
 	stderr *os.File // read end of the script's stderr
@@ -68,10 +71,10 @@ func (p *proc) closeStderr() { p.closeErr.Do(func() { p.stderr.Close() }) }
 
 // supervise waits for the script to exit, or for a reason to stop it: the
 // timeout, the client going away, Close, or a request from ServeHTTP. Then
-// it makes sure nothing of the script's process group is left: SIGTERM to
-// the group, a grace period (so shell traps run), SIGKILL to the group.
-// Finally it bounds the wait for stdout and stderr to close, which a
-// process that left the group (setsid) could hold open forever.
+// it makes sure nothing the script started is left (see descendants.go):
+// SIGTERM, a grace period (so shell traps run), SIGKILL. Finally it
+// bounds the wait for stdout and stderr to close, which a process that
+// could not be attributed to the run could hold open forever.
 func (p *proc) supervise(reqDone <-chan struct{}, timer *time.Timer) {
 	defer close(p.done)
 	defer timer.Stop()
@@ -90,7 +93,11 @@ func (p *proc) supervise(reqDone <-chan struct{}, timer *time.Timer) {
 		p.reason.CompareAndSwap(stopNone, why)
 		p.terminate()
 	}
-	p.cleanGroup()
+	p.h.running.Delete(p.pid)
+	p.cleanUp(why != stopNone)
+	if p.cgroup.path != "" {
+		p.h.cg.release(p.cgroup)
+	}
 
 	limit := timer.C // a script that exited by itself: the rest of its time
 	if why != stopNone {
@@ -115,84 +122,6 @@ func (p *proc) supervise(reqDone <-chan struct{}, timer *time.Timer) {
 			closing = nil
 		}
 	}
-}
-
-// terminate stops a running script: SIGTERM to its group, then SIGKILL to
-// the group after the grace period (or at once when Close runs out of
-// time); it returns once the script is reaped.
-func (p *proc) terminate() {
-	_ = syscall.Kill(-p.pgid, syscall.SIGTERM)
-	t := time.NewTimer(p.h.grace)
-	defer t.Stop()
-	select {
-	case <-p.exited:
-		return
-	case <-t.C:
-	case <-p.h.hardKill:
-	}
-	_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
-	<-p.exited
-}
-
-// cleanGroup ends whatever the script left running in its process group
-// (children it forked into the background): SIGTERM, grace, SIGKILL. The
-// common case, an empty group, costs one kill(2).
-func (p *proc) cleanGroup() {
-	if !groupAlive(p.pgid) {
-		return
-	}
-	_ = syscall.Kill(-p.pgid, syscall.SIGTERM)
-	deadline := time.Now().Add(p.h.grace)
-	for time.Now().Before(deadline) {
-		select {
-		case <-time.After(10 * time.Millisecond):
-		case <-p.h.hardKill:
-			deadline = time.Time{}
-		}
-		if !groupAlive(p.pgid) {
-			return
-		}
-	}
-	_ = syscall.Kill(-p.pgid, syscall.SIGKILL)
-}
-
-// groupAlive reports whether a process group has a member that is not a
-// zombie. kill(-pgid, 0) alone counts zombies too: orphans killed after
-// their parent exited wait for init to reap them, which some inits (in
-// containers) never do.
-func groupAlive(pgid int) bool {
-	if syscall.Kill(-pgid, 0) != nil {
-		return false
-	}
-	d, err := os.Open("/proc")
-	if err != nil {
-		return true
-	}
-	defer d.Close()
-	names, err := d.Readdirnames(-1)
-	if err != nil {
-		return true
-	}
-	want := strconv.Itoa(pgid)
-	for _, name := range names {
-		if name[0] < '0' || name[0] > '9' {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + name + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp ...
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) > 2 && f[2] == want && f[0] != "Z" && f[0] != "X" {
-			return true
-		}
-	}
-	return false
 }
 
 // feed copies the request body to the script's stdin as it arrives. A body

@@ -13,6 +13,7 @@ import (
 
 	"portico/internal/cache"
 	"portico/internal/config"
+	"portico/internal/devcert"
 )
 
 type cacheHandler = cache.Handler
@@ -22,7 +23,7 @@ type serveFlags struct {
 	bind, dir, proxy string
 	wsgi             string // module:callable, imported from dir
 	cgi, spa, browse bool
-	open             bool
+	open, tls        bool
 }
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {
@@ -38,6 +39,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&f.open, "open", false, "open the served URL in the default browser")
 	fs.StringVar(&f.proxy, "proxy", "", "send requests that match no file to these upstream `URL[,URL...]`")
 	fs.StringVar(&f.wsgi, "wsgi", "", "serve the WSGI app `MODULE:CALLABLE` (imported from the folder) at /, like gunicorn")
+	fs.BoolVar(&f.tls, "tls", false, "serve HTTPS (and HTTP/2, HTTP/3) with a development certificate from a local CA")
 	pos, code, done := parseFlags(fs, args, stderr)
 	if done {
 		return code
@@ -60,13 +62,23 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "portico serve: %v\n", err)
 		return 1
 	}
+	if f.tls {
+		if err := quickTLS(cfg, f.bind, stdout); err != nil {
+			fmt.Fprintf(stderr, "portico serve: %v\n", err)
+			return 1
+		}
+	}
 	openURL := ""
 	if f.open {
 		host := f.bind
 		if host == "" || host == "0.0.0.0" || host == "::" {
 			host = "localhost"
 		}
-		openURL = "http://" + net.JoinHostPort(host, port) + "/"
+		scheme := "http"
+		if f.tls {
+			scheme = "https"
+		}
+		openURL = scheme + "://" + net.JoinHostPort(host, port) + "/"
 	}
 	return runServer(cfg, nil, openURL, stdout, stderr)
 }
@@ -92,6 +104,8 @@ func quickConfig(f serveFlags, port string) (*config.Config, error) {
 	site := config.Site{
 		Name:   "quick",
 		Listen: []string{net.JoinHostPort(bind, port)},
+		// Quick mode compresses on the fly, as a development server should.
+		Compress: config.QuickCompress(),
 	}
 	root := config.Route{Path: "/", Static: &config.Static{Root: dir, Browse: f.browse, SPA: f.spa}}
 	if f.wsgi != "" {
@@ -174,4 +188,33 @@ func openBrowser(url string, stderr io.Writer) {
 		return
 	}
 	go c.Wait()
+}
+
+// quickTLS gives quick mode's site a development certificate (serve
+// --tls) and says where its CA is and how to trust it.
+func quickTLS(cfg *config.Config, bind string, stdout io.Writer) error {
+	dir, err := devcert.Dir()
+	if err != nil {
+		return err
+	}
+	names := []string{"localhost", "127.0.0.1", "::1"}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		names = append(names, h)
+	}
+	if b := strings.Trim(bind, "[]"); b != "" && b != "0.0.0.0" && b != "::" {
+		names = append(names, b)
+	}
+	files, err := devcert.Make(dir, names)
+	if err != nil {
+		return err
+	}
+	for i := range cfg.Sites {
+		cfg.Sites[i].TLS = &config.TLS{Cert: files.Cert, Key: files.Key}
+	}
+	what := "a development certificate from the local CA"
+	if files.NewCA {
+		what = "a development certificate from a new local CA"
+	}
+	fmt.Fprintf(stdout, "portico: HTTPS with %s %s; %s\n", what, files.CA, devcert.TrustHint(files.CA))
+	return nil
 }

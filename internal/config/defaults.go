@@ -32,6 +32,7 @@ func ApplyDefaults(cfg *Config) {
 	setStr(&s.AccessLog, "stdout")
 	setStr(&s.LogFormat, "combined")
 	setStr(&s.ErrorLog, "stderr")
+	setStr(&s.RequestID, RequestIDOff)
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
@@ -66,8 +67,12 @@ func ApplyDefaults(cfg *Config) {
 		if len(site.Listen) == 0 {
 			site.Listen = []string{":8080"}
 		}
+		setAccessDefaults(site.BasicAuth, site.ForwardAuth, site.RateLimit)
 		for j := range site.Routes {
 			applyRouteDefaults(&site.Routes[j], s)
+			resolveCompression(site, &site.Routes[j])
+			r := &site.Routes[j]
+			setAccessDefaults(r.BasicAuth, r.ForwardAuth, r.RateLimit)
 		}
 	}
 	hideCGIRoots(cfg)
@@ -121,6 +126,7 @@ const (
 	DefaultCGITimeout      = 30 * time.Second
 	DefaultCGIUser         = "nobody"
 	DefaultCGIMaxProcesses = 64
+	DefaultCGIKillGrace    = 2 * time.Second
 
 	DefaultProxyBalance        = "round_robin"
 	DefaultProxyMaxFails       = 1
@@ -192,6 +198,7 @@ func (st *Static) SetDefaults() {
 func (c *CGI) SetDefaults() {
 	setDur(&c.Timeout, DefaultCGITimeout)
 	setStr(&c.User, DefaultCGIUser)
+	setDur(&c.KillGrace, DefaultCGIKillGrace)
 	if c.MaxProcesses == 0 {
 		c.MaxProcesses = DefaultCGIMaxProcesses
 	}

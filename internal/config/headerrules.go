@@ -43,12 +43,14 @@ func checkHeaderRules(add func(*positions, string, string, ...any), ps *position
 			if hasCtl(r.Set[k]) {
 				add(ps, rb+".set", "header %s: the value must not hold control characters (such as a line break)", k)
 			}
+			checkPlaceholders(add, ps, rb+".set", k, r.Set[k])
 		}
 		for _, k := range sortedKeys(r.Add) {
 			check("add", k)
 			if hasCtl(r.Add[k]) {
 				add(ps, rb+".add", "header %s: the value must not hold control characters (such as a line break)", k)
 			}
+			checkPlaceholders(add, ps, rb+".add", k, r.Add[k])
 		}
 		for _, k := range r.Remove {
 			check("remove", k)

@@ -149,7 +149,7 @@ func serverEmpty(s Server) bool {
 	return s.ShutdownTimeout == 0 && s.AccessLog == "" && s.LogFormat == "" && s.ErrorLog == "" &&
 		s.Admin == "" && len(s.Include) == 0 && s.ReadHeaderTimeout == 0 && s.ReadTimeout == 0 &&
 		s.WriteTimeout == 0 && s.IdleTimeout == 0 && s.MaxHeaderBytes == 0 && s.MaxBodySize == 0 &&
-		len(s.TrustedProxies) == 0 && s.ACME == nil
+		len(s.TrustedProxies) == 0 && s.ACME == nil && s.MaxConnsPerIP == 0
 }
 
 // decodeFile strictly decodes one file. Sources of sites and routes are
@@ -281,8 +281,14 @@ func resolveSites(sites []Site, dir string, ps *positions, _ int) {
 			s.TLS.Cert = resolve(dir, s.TLS.Cert)
 			s.TLS.Key = resolve(dir, s.TLS.Key)
 		}
+		if s.BasicAuth != nil {
+			s.BasicAuth.Htpasswd = resolve(dir, s.BasicAuth.Htpasswd)
+		}
 		for j := range s.Routes {
 			r := &s.Routes[j]
+			if r.BasicAuth != nil {
+				r.BasicAuth.Htpasswd = resolve(dir, r.BasicAuth.Htpasswd)
+			}
 			if r.Static != nil {
 				r.Static.Root = resolve(dir, r.Static.Root)
 			}

@@ -44,6 +44,9 @@ func checkRoute(add addFunc, ps *positions, rb string, r *Route) {
 		add(ps, rb+".cache", "route %q: cache works only with proxy or wsgi", r.Path)
 	}
 	checkHeaderRules(add, ps, rb+".headers", r.Headers)
+	checkRequestRules(add, ps, rb+".request_headers", r.RequestHeaders)
+	checkCompress(add, ps, rb, r.Compress, r.CompressMinSize, r.CompressTypes, r.CompressLevel)
+	checkAccess(add, ps, rb, r.BasicAuth, r.ForwardAuth, r.Allow, r.Deny, r.RateLimit)
 	if st := r.Static; st != nil {
 		checkDir(add, ps, rb+".static.root", "static root", st.Root)
 		for k, ix := range st.Index {
@@ -55,6 +58,7 @@ func checkRoute(add addFunc, ps *positions, rb string, r *Route) {
 	if c := r.CGI; c != nil {
 		checkDir(add, ps, rb+".cgi.root", "cgi root", c.Root)
 		checkCGICounts(add, ps, rb+".cgi", c)
+		checkCGILimits(add, ps, rb+".cgi", c)
 		for _, ext := range sortedKeys(c.Interpreters) {
 			if !strings.HasPrefix(ext, ".") || len(ext) < 2 || strings.ContainsAny(ext, `/\`) {
 				add(ps, rb+".cgi.interpreters", "interpreter key %q must be an extension like \".py\"", ext)

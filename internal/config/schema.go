@@ -71,6 +71,16 @@ type Server struct {
 	// whose X-Forwarded-* headers are believed. Default: none, so incoming
 	// forwarding headers are replaced, not appended to.
 	TrustedProxies []string `toml:"trusted_proxies"`
+	// RequestID controls X-Request-ID: "off" (default), "generate" (a new
+	// id for every request, replacing any the client sent) or "pass" (keep
+	// the client's id when it is 1-128 characters of letters, digits and
+	// "-_.:", else generate one). The id goes upstream (proxy, CGI, WSGI),
+	// into the response and into the access log.
+	RequestID string `toml:"request_id"`
+	// MaxConnsPerIP caps the open connections of one client address
+	// (after the PROXY header, if any); a connection beyond it is closed
+	// at once. Trusted proxies are exempt. Default 0: no limit.
+	MaxConnsPerIP int `toml:"max_conns_per_ip"`
 }
 
 // Site is one virtual host: a set of listeners, the Host names it answers,
@@ -100,8 +110,36 @@ type Site struct {
 	HTTP3 *bool `toml:"http3"`
 	// Headers are added to every response of the site.
 	Headers map[string]string `toml:"headers"`
+	// HeaderRules are response header rules ([[site.header_rules]], the
+	// form of [[site.route.headers]]) for every route of the site; they
+	// run before the route's own rules, so a route's set wins.
+	HeaderRules []HeaderRule `toml:"header_rules"`
+	// RequestHeaders are request header rules ([[site.request_headers]])
+	// for every route of the site, run before the route's own.
+	RequestHeaders []HeaderRule `toml:"request_headers"`
+	// Rewrites change the request path before routing ([[site.rewrite]]);
+	// the first rule whose from matches applies.
+	Rewrites []Rewrite `toml:"rewrite"`
+	// Compress and the compress_* keys turn on on-the-fly compression for
+	// every route of the site; a route's own keys override them.
+	Compress        []string `toml:"compress"`
+	CompressMinSize Size     `toml:"compress_min_size"`
+	CompressTypes   []string `toml:"compress_types"`
+	CompressLevel   int      `toml:"compress_level"`
 	// Routes: a request goes to the route with the longest matching prefix.
 	Routes []Route `toml:"route"`
+
+	// ProxyProtocol makes this site's listeners read a PROXY protocol
+	// header (v1 or v2) from server.trusted_proxies, and take the client
+	// address from it. Default false. Sites sharing a listener must agree.
+	ProxyProtocol bool `toml:"proxy_protocol"`
+	// Access control for every route of the site (access.go); a route's
+	// own key replaces the site's.
+	BasicAuth   *BasicAuth   `toml:"basic_auth"`
+	ForwardAuth *ForwardAuth `toml:"forward_auth"`
+	Allow       []string     `toml:"allow"`
+	Deny        []string     `toml:"deny"`
+	RateLimit   *RateLimit   `toml:"rate_limit"`
 
 	// Source is the file and line where the [[site]] table starts.
 	Source Position `toml:"-"`
@@ -143,6 +181,41 @@ type Route struct {
 	// handler and the site's headers, on any route kind:
 	// [[site.route.headers]] tables.
 	Headers []HeaderRule `toml:"headers"`
+	// RequestHeaders are request header rules ([[site.route.request_headers]],
+	// the same form without always): they edit the request a proxy, cgi
+	// or wsgi handler passes on.
+	RequestHeaders []HeaderRule `toml:"request_headers"`
+
+	// Compress lists the encodings of on-the-fly compression, most
+	// preferred first, from "zstd", "br", "gzip". Default: the site's;
+	// off when neither sets it; [] turns the site's off for this route.
+	Compress []string `toml:"compress"`
+	// CompressMinSize: responses known to be smaller are sent as they
+	// are. Default: the site's, else "1KB".
+	CompressMinSize Size `toml:"compress_min_size"`
+	// CompressTypes lists the media types compressed ("text/*",
+	// "application/*+json", "image/svg+xml"). Default: the site's, else
+	// text, JavaScript, JSON, XML, wasm, SVG and uncompressed fonts.
+	CompressTypes []string `toml:"compress_types"`
+	// CompressLevel from 1 (fastest) to 9 (smallest): gzip's level and
+	// brotli's quality; zstd: 1-2 fastest, 3-5 default, 6-8 better, 9
+	// best. Default: the site's, else 5.
+	CompressLevel int `toml:"compress_level"`
+	// Compression is the resolved compression of the route (nil: off),
+	// filled by Load from the keys above and the site's.
+	Compression *Compression `toml:"-"`
+
+	// BasicAuth, ForwardAuth, Allow, Deny and RateLimit control access
+	// to the route (access.go); each replaces the site's key of the same
+	// name. Allow and Deny are lists of addresses or CIDRs: a client
+	// address in Deny, or (when Allow is not empty) not in Allow, gets
+	// 403. They run in this order: allow/deny, rate_limit, basic_auth,
+	// forward_auth.
+	BasicAuth   *BasicAuth   `toml:"basic_auth"`
+	ForwardAuth *ForwardAuth `toml:"forward_auth"`
+	Allow       []string     `toml:"allow"`
+	Deny        []string     `toml:"deny"`
+	RateLimit   *RateLimit   `toml:"rate_limit"`
 
 	// FilesFirst lets a route hold both static and proxy: files are served
 	// when they exist, everything else goes to the proxy (nginx's
@@ -223,6 +296,35 @@ type CGI struct {
 	// SpoolChunked spools chunked request bodies to a temporary file to
 	// learn CONTENT_LENGTH. Default true; false answers 411 instead.
 	SpoolChunked *bool `toml:"spool_chunked"`
+	// KillGrace is the time a script (and what it started) gets between
+	// SIGTERM and SIGKILL when it is stopped (timeout, client gone,
+	// shutdown), so shell traps can run. Default "2s"; capped at Timeout.
+	KillGrace Duration `toml:"kill_grace"`
+	// Limits are resource limits set on every script before its first
+	// instruction (setrlimit). Unset fields: no limit (portico's own).
+	Limits CGILimits `toml:"limits"`
+}
+
+// CGILimits are the rlimits of every CGI script, as Apache's RLimitCPU,
+// RLimitMEM and RLimitNPROC. A zero field sets no limit.
+type CGILimits struct {
+	// CPU is the processor time a script may use (RLIMIT_CPU), in whole
+	// seconds (rounded up): past it the script gets SIGXCPU, one second
+	// later SIGKILL. At least "1s".
+	CPU Duration `toml:"cpu"`
+	// Memory is the address space a script may map (RLIMIT_AS), e.g.
+	// "256MB": allocations past it fail. Address space counts reserved
+	// memory too (thread stacks, runtimes that reserve arenas), so leave
+	// headroom over the resident size. At least "1MB".
+	Memory Size `toml:"memory"`
+	// Files is the number of descriptors a script may have open
+	// (RLIMIT_NOFILE). At least 3 (stdin, stdout, stderr).
+	Files int `toml:"files"`
+	// Processes is the number of processes (and threads) the script's
+	// user may have at once (RLIMIT_NPROC): a fork past it fails. Linux
+	// counts them per user, not per script: all scripts running as that
+	// user share it. At least 1.
+	Processes int `toml:"processes"`
 }
 
 // Proxy forwards requests to upstream servers.

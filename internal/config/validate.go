@@ -54,6 +54,11 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 		}
 	}
 	checkAdmin(add, mainPS, srv)
+	switch srv.RequestID {
+	case RequestIDOff, RequestIDGenerate, RequestIDPass:
+	default:
+		add(mainPS, "server.request_id", "request_id must be \"off\", \"generate\" or \"pass\", not %q", srv.RequestID)
+	}
 	for _, lg := range []struct{ key, path string }{{"access_log", srv.AccessLog}, {"error_log", srv.ErrorLog}} {
 		if lg.path == "" || isLogKeyword(lg.path) || !filepath.IsAbs(lg.path) {
 			continue
@@ -170,9 +175,14 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 				add(ps, base+".headers", "header %s: the value must not hold control characters (such as a line break)", k)
 			}
 		}
+		checkHeaderRules(add, ps, base+".header_rules", s.HeaderRules)
+		checkRequestRules(add, ps, base+".request_headers", s.RequestHeaders)
+		checkRewrites(add, ps, base, s.Rewrites)
+		checkCompress(add, ps, base, s.Compress, s.CompressMinSize, s.CompressTypes, s.CompressLevel)
 		if len(s.Routes) == 0 {
 			add(ps, base, "site %q has no routes", s.Name)
 		}
+		checkAccess(add, ps, base, s.BasicAuth, s.ForwardAuth, s.Allow, s.Deny, s.RateLimit)
 		paths := map[string]bool{}
 		for j := range s.Routes {
 			r := &s.Routes[j]
@@ -189,6 +199,12 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 			checkRoute(add, ps, rb, r)
 		}
 	}
+	checkProxyProtocol(add, func(i int) *positions {
+		if i < 0 {
+			return mainPS
+		}
+		return psOf(i)
+	}, func(i int) string { return fmt.Sprintf("site[%d]", localIndex(sources, i)) }, cfg)
 	return probs
 }
 

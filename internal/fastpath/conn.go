@@ -30,6 +30,9 @@ type conn struct {
 	rd     time.Time
 	rdIdle bool
 	wd     time.Time // the write deadline set last
+	// rawScratch holds RawHeader's copy of the header block when a field
+	// is hidden; reused across requests.
+	rawScratch []byte
 }
 
 // outPool holds output buffers of connections.

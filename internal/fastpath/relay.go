@@ -42,7 +42,7 @@ func (w *ResponseWriter) RawHeader() []byte {
 	start := p
 	for p < len(buf) {
 		if buf[p] == '\r' {
-			return buf[start:p]
+			return w.withoutHidden(buf[start:p])
 		}
 		for p < len(buf) && buf[p] != '\n' {
 			p++

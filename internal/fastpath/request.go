@@ -54,6 +54,11 @@ type Request struct {
 	Referer           string
 	Authorization     string
 
+	// RequestID is the request's X-Request-ID as the server assigned it
+	// ("" when request ids are off). The engine does not parse it: the
+	// server sets it before routing.
+	RequestID string
+
 	// KeepAlive says whether the connection stays open after the
 	// response, by the rules net/http applies: HTTP/1.1 unless
 	// "Connection: close", HTTP/1.0 only with "Connection: keep-alive".

@@ -36,7 +36,8 @@ type ResponseWriter struct {
 	defaults    [][2]string
 	filter      HeaderFilter
 	lr          io.LimitedReader
-	slow        bool // wrote to the socket directly: the clock needs a fresh read
+	slow        bool   // wrote to the socket directly: the clock needs a fresh read
+	hidden      string // a request field RawHeader leaves out (HideRequestField)
 }
 
 // Status returns the status code WriteHeader was called with, 0 before.
@@ -164,6 +165,14 @@ func (w *ResponseWriter) endHeader() {
 			b = append(b, kv[1]...)
 			b = append(b, "\r\n"...)
 		}
+	}
+	if id := w.c.req.RequestID; id != "" {
+		// The server's id, replacing any a handler copied (a cached
+		// response keeps the id of the request that filled it).
+		w.c.out = b
+		w.DelHeader("X-Request-Id")
+		w.AddHeader("X-Request-Id", id)
+		b = w.c.out
 	}
 	if w.filter != nil {
 		w.c.out = b

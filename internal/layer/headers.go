@@ -20,6 +20,8 @@ type headerRule struct {
 	set    [][2]string
 	add    [][2]string
 	always bool
+	// expand: some set or add value holds a placeholder ("{host}").
+	expand bool
 }
 
 var _ Layer = (*HeaderRules)(nil)
@@ -38,6 +40,11 @@ func NewHeaderRules(rules []config.HeaderRule) *HeaderRules {
 		}
 		out.set = sortedFields(r.Set)
 		out.add = sortedFields(r.Add)
+		for _, kv := range append(append([][2]string(nil), out.set...), out.add...) {
+			if strings.Contains(kv[1], "{") {
+				out.expand = true
+			}
+		}
 		hr.rules = append(hr.rules, out)
 	}
 	return hr
@@ -76,20 +83,34 @@ func (hr *HeaderRules) EditsHeader(path string) bool {
 
 // EditHeader applies the matching rules, in order.
 func (hr *HeaderRules) EditHeader(r Request, status int, h HeaderEditor) {
+	hr.edit(r, h, addHeaderStatus(status))
+}
+
+// edit applies the matching rules to h; statusOK says whether rules
+// without always apply.
+func (hr *HeaderRules) edit(r Request, h HeaderEditor, statusOK bool) {
 	path := r.Path()
 	for i := range hr.rules {
 		rule := &hr.rules[i]
-		if !rule.always && !addHeaderStatus(status) || !rule.matches(path) {
+		if !rule.always && !statusOK || !rule.matches(path) {
 			continue
 		}
 		for _, name := range rule.remove {
 			h.DelHeader(name)
 		}
 		for _, kv := range rule.set {
-			h.ReplaceHeader(kv[0], kv[1])
+			v := kv[1]
+			if rule.expand {
+				v = expand(v, r)
+			}
+			h.ReplaceHeader(kv[0], v)
 		}
 		for _, kv := range rule.add {
-			h.AddHeader(kv[0], kv[1])
+			v := kv[1]
+			if rule.expand {
+				v = expand(v, r)
+			}
+			h.AddHeader(kv[0], v)
 		}
 	}
 }

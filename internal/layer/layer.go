@@ -32,6 +32,13 @@ type Request interface {
 	Method() string
 	// Path is the decoded request path, the route prefix included.
 	Path() string
+	// RemoteAddr is the peer's "ip:port"; Host the request's Host;
+	// Scheme "http" or "https"; RequestID its X-Request-ID as the server
+	// assigned it ("" when off). Placeholders in rule values read them.
+	RemoteAddr() string
+	Host() string
+	Scheme() string
+	RequestID() string
 }
 
 // HeaderEditor edits the header fields of a final response before they
@@ -59,6 +66,15 @@ type chained struct {
 	next   http.Handler
 	fast   fastpath.Handler // next's fast path, nil if it has none
 	layers []Layer
+	// requests are the layers that also edit requests (RequestLayer).
+	requests []RequestLayer
+	// answerPath is the path next may answer a request for a missing
+	// path with (an SPA's index), "" if none: rules that match it apply.
+	answerPath string
+	// gates are the layers that are Gates (gate.go), which run before
+	// next; consumesAuth: one of them keeps Authorization from next.
+	gates        []Gate
+	consumesAuth bool
 }
 
 var (
@@ -74,7 +90,24 @@ func Chain(next http.Handler, layers ...Layer) http.Handler {
 	}
 	h := &chained{next: next, layers: layers}
 	h.fast, _ = next.(fastpath.Handler)
+	for _, l := range layers {
+		if rl, ok := l.(RequestLayer); ok {
+			h.requests = append(h.requests, rl)
+		}
+	}
+	if ap, ok := next.(AnswerPather); ok {
+		h.answerPath = ap.AnswerPath()
+	}
+	h.gates, h.consumesAuth = gatesOf(layers)
 	return h
+}
+
+// AnswerPather is a handler that may answer a request with another path's
+// content (an SPA's index for a page navigation): header rules matching
+// that path apply to such an answer, which the handler announces with
+// the writer's SetMatchPath.
+type AnswerPather interface {
+	AnswerPath() string
 }
 
 // Unwrap returns the handler inside the layers.
@@ -98,25 +131,39 @@ func (h *chained) editHeader(r Request, status int, e HeaderEditor) {
 
 // ServeHTTP serves r through the layers on net/http.
 func (h *chained) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !h.editsHeader(r.URL.Path) {
-		h.next.ServeHTTP(w, r)
+	// Gates see the request the client sent; request rules edit what the
+	// handler gets after they let it through.
+	if !h.editsHeader(r.URL.Path) && (h.answerPath == "" || !h.editsHeader(h.answerPath)) {
+		if h.gates != nil && h.gateHTTP(w, r) {
+			return
+		}
+		h.next.ServeHTTP(w, h.editRequest(r))
 		return
 	}
 	hw := &headerWriter{w: w, h: h, r: httpRequest{r}}
-	h.next.ServeHTTP(hw, r)
+	if h.gates != nil && h.gateHTTP(hw, r) {
+		return
+	}
+	h.next.ServeHTTP(hw, h.editRequest(r))
 }
 
 // ServeFast serves req through the layers on the fast path, or declines
 // (returns false) when the handler inside does.
 func (h *chained) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
-	if h.fast == nil {
-		return false
+	if h.fast == nil || h.editsRequest(req.Path) {
+		return false // request rules: net/http's path edits the request
 	}
 	if h.editsHeader(req.Path) {
 		w.SetHeaderFilter((*fastFilter)(h))
 	}
+	if h.gates != nil && h.gateFast(req, w) {
+		return true
+	}
 	if !h.fast.ServeFast(req, w) {
 		w.SetHeaderFilter(nil)
+		if h.gates != nil {
+			h.refundFast(w)
+		}
 		return false
 	}
 	return true
@@ -133,8 +180,17 @@ func (f *fastFilter) FilterHeader(w *fastpath.ResponseWriter) {
 // passing it as an interface does not allocate).
 type httpRequest struct{ r *http.Request }
 
-func (q httpRequest) Method() string { return q.r.Method }
-func (q httpRequest) Path() string   { return q.r.URL.Path }
+func (q httpRequest) Method() string     { return q.r.Method }
+func (q httpRequest) Path() string       { return q.r.URL.Path }
+func (q httpRequest) RemoteAddr() string { return q.r.RemoteAddr }
+func (q httpRequest) Host() string       { return q.r.Host }
+func (q httpRequest) RequestID() string  { return q.r.Header.Get("X-Request-Id") }
+func (q httpRequest) Scheme() string {
+	if q.r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
 
 // fastRequest is the Request view of the fast path's request. The
 // request is read from the writer: a wrapping handler (strip_prefix) may
@@ -142,8 +198,12 @@ func (q httpRequest) Path() string   { return q.r.URL.Path }
 // client sent, as on net/http.
 type fastRequest struct{ w *fastpath.ResponseWriter }
 
-func (q fastRequest) Method() string { return q.w.Request().Method }
-func (q fastRequest) Path() string   { return q.w.Request().Path }
+func (q fastRequest) Method() string     { return q.w.Request().Method }
+func (q fastRequest) Path() string       { return q.w.Request().Path }
+func (q fastRequest) RemoteAddr() string { return q.w.Request().RemoteAddr }
+func (q fastRequest) Host() string       { return q.w.Request().Host }
+func (q fastRequest) RequestID() string  { return q.w.Request().RequestID }
+func (q fastRequest) Scheme() string     { return "http" } // the fast path serves no TLS
 
 // httpHeader is the HeaderEditor of a net/http header map.
 type httpHeader http.Header

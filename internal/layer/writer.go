@@ -15,9 +15,23 @@ import (
 type headerWriter struct {
 	w    http.ResponseWriter
 	h    *chained
-	r    httpRequest
+	r    Request
 	done bool
 }
+
+// SetMatchPath makes the rules match this response as if path had been
+// requested: an SPA's index answer counts as its index file.
+func (hw *headerWriter) SetMatchPath(path string) {
+	hw.r = answerRequest{hw.r, path}
+}
+
+// answerRequest is a Request whose Path is the answer's, not the request's.
+type answerRequest struct {
+	Request
+	path string
+}
+
+func (q answerRequest) Path() string { return q.path }
 
 var (
 	_ http.ResponseWriter = (*headerWriter)(nil)

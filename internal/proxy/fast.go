@@ -174,7 +174,8 @@ func (h *Handler) fastServe(st *fastState, req *fastpath.Request, w *fastpath.Re
 	isHEAD := req.Method == "HEAD"
 	const idem, hasBody = true, false // ServeFast takes bodiless GET and HEAD only
 	rs := h.newRetryState()
-	u := h.pick(rs.tried, req.RemoteAddr)
+	client := h.fastClientKey(req, w)
+	u := h.pick(rs.tried, client)
 	for {
 		if u == nil {
 			h.fastError(st, req, w, rs.giveUp())
@@ -202,11 +203,11 @@ func (h *Handler) fastServe(st *fastState, req *fastpath.Request, w *fastpath.Re
 				return
 			}
 			h.logRetry(u, err)
-			u = h.pick(rs.tried, req.RemoteAddr)
+			u = h.pick(rs.tried, client)
 			continue
 		}
 		if rs.afterStatus(c.head.status, idem, hasBody, time.Now()) {
-			if next := h.pick(rs.tried, req.RemoteAddr); next != nil {
+			if next := h.pick(rs.tried, client); next != nil {
 				h.logRetry(u, fmt.Errorf("status %d", c.head.status))
 				h.fastDrain(c, u, isHEAD)
 				if h.track {

@@ -54,6 +54,7 @@ import (
 	"sync"
 	"time"
 
+	"portico/internal/clientip"
 	"portico/internal/config"
 	"portico/internal/errorpage"
 )
@@ -83,6 +84,7 @@ type Handler struct {
 	pool      *pool
 	log       *slog.Logger
 	trusted   []netip.Prefix
+	clients   *clientip.Resolver // the same trust, for ip_hash's client address
 
 	// track counts requests in flight per upstream (always on: see New).
 	track        bool
@@ -160,6 +162,7 @@ func New(cfg config.Proxy, opts Options) (*Handler, error) {
 	h := &Handler{
 		log:          log,
 		trusted:      opts.TrustedProxies,
+		clients:      clientip.New(opts.TrustedProxies),
 		retries:      max(cfg.Retries, 0),
 		retryTimeout: cfg.RetryTimeout.D(),
 	}

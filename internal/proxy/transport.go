@@ -32,7 +32,8 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// one hostFor picks.
 	clientHost := req.Host
 	rs := h.newRetryState()
-	u := h.pick(rs.tried, req.RemoteAddr)
+	client := h.clientKey(req.RemoteAddr, req.Header["X-Forwarded-For"])
+	u := h.pick(rs.tried, client)
 	for attempt := 0; ; attempt++ {
 		if u == nil {
 			return nil, rs.giveUp()
@@ -83,12 +84,12 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				return nil, rs.lastErr
 			}
 			h.logRetry(u, err)
-			u = h.pick(rs.tried, req.RemoteAddr)
+			u = h.pick(rs.tried, client)
 			continue
 		}
 
 		if rs.afterStatus(resp.StatusCode, idem, hasBody, time.Now()) {
-			if next := h.pick(rs.tried, req.RemoteAddr); next != nil {
+			if next := h.pick(rs.tried, client); next != nil {
 				h.logRetry(u, fmt.Errorf("status %d", resp.StatusCode))
 				drainClose(resp.Body)
 				if h.track {

@@ -114,6 +114,7 @@ func (l *accessLog) timeText(now time.Time) string {
 // It holds strings that point into the request; write it before returning.
 type logLine struct {
 	remoteAddr, user, site, host, method, uri, proto, referer, userAgent string
+	requestID                                                            string // "" when request ids are off
 	status                                                               int
 	bytes                                                                int64
 	start, now                                                           time.Time
@@ -121,15 +122,12 @@ type logLine struct {
 
 // log writes the line for one finished net/http request.
 func (l *accessLog) log(r *http.Request, rec *recorder, now time.Time) {
-	user := ""
-	if u, _, ok := r.BasicAuth(); ok {
-		user = u
-	}
 	l.write(&logLine{
-		remoteAddr: r.RemoteAddr, user: user, site: rec.site, host: r.Host,
+		remoteAddr: rec.remote, user: rec.user, site: rec.site, host: r.Host,
 		method: r.Method, uri: r.RequestURI, proto: r.Proto,
 		referer: r.Header.Get("Referer"), userAgent: r.Header.Get("User-Agent"),
 		status: rec.status, bytes: rec.bytes, start: rec.start, now: now,
+		requestID: rec.requestID,
 	})
 }
 
@@ -172,6 +170,10 @@ func (l *accessLog) write(ln *logLine) {
 		b = appendJSONString(b, ln.referer)
 		b = append(b, `,"user_agent":`...)
 		b = appendJSONString(b, ln.userAgent)
+		if ln.requestID != "" {
+			b = append(b, `,"request_id":`...)
+			b = appendJSONString(b, ln.requestID)
+		}
 		b = append(b, "}\n"...)
 	} else {
 		b = append(b, host...)
@@ -197,7 +199,14 @@ func (l *accessLog) write(ln *logLine) {
 		b = appendCLFOrDash(b, ln.referer)
 		b = append(b, `" "`...)
 		b = appendCLFOrDash(b, ln.userAgent)
-		b = append(b, "\"\n"...)
+		b = append(b, '"')
+		if ln.requestID != "" {
+			// nginx's habit: "$request_id" after the combined fields.
+			b = append(b, ` "`...)
+			b = appendCLF(b, ln.requestID)
+			b = append(b, '"')
+		}
+		b = append(b, '\n')
 	}
 	l.mu.Lock()
 	_, _ = l.out.Write(b)

@@ -15,6 +15,8 @@ import (
 
 	"portico/internal/cache"
 	"portico/internal/cgi"
+	"portico/internal/clientip"
+	"portico/internal/compress"
 	"portico/internal/config"
 	"portico/internal/fastcgi"
 	"portico/internal/layer"
@@ -36,6 +38,12 @@ type Tree struct {
 	log        *accessLog
 	metrics    *Metrics
 	inflight   atomic.Int64
+
+	// clients decides client addresses (trusted_proxies); proxyProtocol
+	// lists the listeners with proxy_protocol; access.go.
+	clients       *clientip.Resolver
+	proxyProtocol map[string]bool
+	localCounters *accessCounters // when there are no metrics
 }
 
 // Caches lists the response caches of the tree, for the admin purge.
@@ -101,6 +109,8 @@ func Provision(cfg *config.Config, deps Deps) (_ *Tree, err error) {
 		}
 		trusted = append(trusted, p)
 	}
+	t.clients = clientip.New(trusted)
+	t.proxyProtocol = proxyProtocolListeners(cfg)
 	configFiles := configFiles(cfg)
 	var errs []error
 	for i := range cfg.Sites {
@@ -167,22 +177,39 @@ func (t *Tree) Check() error {
 func (t *Tree) buildSite(sc *config.Site, logger *slog.Logger, trusted []netip.Prefix, configFiles []string) (*site, error) {
 	st := newSite(sc.Name, nil, sc.Headers)
 	routes := make([]*route, 0, len(sc.Routes))
+	siteGates, err := t.siteGates(sc, logger.With("site", sc.Name))
+	if err != nil {
+		return nil, err
+	}
 	for j := range sc.Routes {
 		rc := &sc.Routes[j]
 		h, err := t.buildHandler(sc, rc, st, logger, trusted, configFiles)
+		if err == nil {
+			h, err = t.withForwardAuth(sc, rc, h, logger.With("site", sc.Name, "route", rc.Path))
+		}
+		var gates []layer.Layer
+		if err == nil {
+			gates, err = t.accessLayers(sc, rc, siteGates, logger.With("site", sc.Name, "route", rc.Path))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", routeWhere(sc, rc), err)
 		}
-		h = layer.Chain(h, routeLayers(rc)...)
+		h = layer.Chain(h, append(routeLayers(sc, rc), gates...)...)
 		routes = append(routes, &route{
-			path:        rc.Path,
-			bare:        strings.TrimSuffix(rc.Path, "/"),
-			maxBody:     int64(rc.MaxBodySize),
-			readTimeout: t.cfg.Server.ReadTimeout.D(),
-			handler:     h,
+			path:         rc.Path,
+			bare:         strings.TrimSuffix(rc.Path, "/"),
+			maxBody:      int64(rc.MaxBodySize),
+			readTimeout:  t.cfg.Server.ReadTimeout.D(),
+			handler:      h,
+			forwardsFast: rc.Proxy != nil && rc.Cache == nil && rc.Static == nil,
 		})
 	}
 	*st = *newSite(sc.Name, routes, sc.Headers)
+	rw, err := buildRewrites(sc.Rewrites)
+	if err != nil {
+		return nil, fmt.Errorf("%s: site %q: rewrite: %w", sc.Source, sc.Name, err)
+	}
+	st.rewrites = rw
 	return st, nil
 }
 
@@ -191,13 +218,24 @@ func routeWhere(sc *config.Site, rc *config.Route) string {
 	return fmt.Sprintf("%s: site %q route %q", rc.Source, sc.Name, rc.Path)
 }
 
-// routeLayers are the route-level layers of rc, outermost first. They
+// routeLayers are the route-level layers of rc, outermost first: the
+// site's header rules, then the route's (so a route's set wins). They
 // wrap the whole route handler (cache and strip_prefix included), so they
-// see the request path the client sent.
-func routeLayers(rc *config.Route) []layer.Layer {
+// see the request path the client sent (after the site's rewrites).
+func routeLayers(sc *config.Site, rc *config.Route) []layer.Layer {
+	// Request rules only where a request goes on (an app, an upstream, a
+	// script): a static or redirect route ignores them and so keeps the
+	// fast path for every request.
+	siteReq, routeReq := sc.RequestHeaders, rc.RequestHeaders
+	if rc.Proxy == nil && rc.CGI == nil && rc.WSGI == nil && rc.FastCGI == nil {
+		siteReq, routeReq = nil, nil
+	}
 	var ls []layer.Layer
-	if hr := layer.NewHeaderRules(rc.Headers); hr != nil {
-		ls = append(ls, hr)
+	if hl := layer.NewHeaderLayer(sc.HeaderRules, siteReq); hl != nil {
+		ls = append(ls, hl)
+	}
+	if hl := layer.NewHeaderLayer(rc.Headers, routeReq); hl != nil {
+		ls = append(ls, hl)
 	}
 	return ls
 }
@@ -205,6 +243,10 @@ func routeLayers(rc *config.Route) []layer.Layer {
 func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger *slog.Logger, trusted []netip.Prefix, configFiles []string) (http.Handler, error) {
 	prefix := strings.TrimSuffix(rc.Path, "/")
 	lg := logger.With("site", sc.Name, "route", rc.Path)
+	comp, err := compressSettings(rc)
+	if err != nil {
+		return nil, err
+	}
 	// app is the route's application handler (proxy or wsgi), with the
 	// prefix stripped inside and the cache outside, so cache keys and
 	// purges use the URL the client asked for.
@@ -222,7 +264,7 @@ func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger 
 			app = stripHandler{prefix: prefix, next: p}
 		}
 	case rc.WSGI != nil:
-		p, err := wsgi.Provision(*rc.WSGI, wsgi.Options{Logger: lg, Prefix: prefix})
+		p, err := wsgi.Provision(*rc.WSGI, wsgi.Options{Logger: lg, Prefix: prefix, Clients: t.clients})
 		if err != nil {
 			return nil, err
 		}
@@ -230,6 +272,7 @@ func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger 
 		t.starters = append(t.starters, starter{where: routeWhere(sc, rc), start: p.Start, check: p.Check})
 		app = p
 	}
+	app = withCompression(comp, app)
 	if app != nil && rc.Cache != nil {
 		c, err := cache.New(*rc.Cache, app, cache.Options{Logger: lg, Name: sc.Name + " " + rc.Path})
 		if err != nil {
@@ -239,6 +282,9 @@ func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger 
 		t.caches = append(t.caches, c)
 		t.cacheNames = append(t.cacheNames, sc.Name+" "+rc.Path)
 		app = c
+		if comp != nil {
+			app = compress.NewNormalize(comp, app)
+		}
 	}
 	switch {
 	case rc.Static != nil:
@@ -248,21 +294,25 @@ func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger 
 		}
 		sc := *rc.Static
 		sc.Hide = append(append([]string(nil), sc.Hide...), insideRoot(sc.Root, configFiles)...)
-		h, err := static.New(sc, static.Options{Logger: lg, Prefix: prefix, Fallback: fallback})
+		h, err := static.New(sc, static.Options{Logger: lg, Prefix: prefix, Fallback: fallback, Compress: comp})
 		if err != nil {
 			return nil, fmt.Errorf("static: %w", err)
 		}
 		t.closers = append(t.closers, h.Close)
 		return h, nil
 	case rc.CGI != nil:
-		h, err := cgi.New(*rc.CGI, cgi.Options{Logger: lg, Prefix: prefix, Redispatch: st.redispatch})
+		h, err := cgi.New(*rc.CGI, cgi.Options{Logger: lg, Prefix: prefix, Redispatch: st.redispatch, Clients: t.clients})
 		if err != nil {
 			return nil, fmt.Errorf("cgi: %w", err)
 		}
 		t.closers = append(t.closers, h.Close)
-		return h, nil
+		return withCompression(comp, h), nil
 	case rc.FastCGI != nil:
-		return t.buildFastCGI(rc, prefix, lg, configFiles)
+		h, err := t.buildFastCGI(rc, prefix, lg, configFiles, comp)
+		if err != nil {
+			return nil, err
+		}
+		return withCompressionFastFiles(comp, h), nil
 	case app != nil:
 		return app, nil
 	case rc.Redirect != nil:
@@ -273,7 +323,7 @@ func (t *Tree) buildHandler(sc *config.Site, rc *config.Route, st *site, logger 
 
 // buildFastCGI builds a fastcgi route: the handler, with a static handler
 // over the same root for the files that are not scripts (try_files $uri).
-func (t *Tree) buildFastCGI(rc *config.Route, prefix string, lg *slog.Logger, configFiles []string) (http.Handler, error) {
+func (t *Tree) buildFastCGI(rc *config.Route, prefix string, lg *slog.Logger, configFiles []string, comp *compress.Settings) (http.Handler, error) {
 	// Never served as files: the config files, and any cgi root inside
 	// (a script's source), as for a static route.
 	hide := insideRoot(rc.FastCGI.Root, configFiles)
@@ -286,7 +336,7 @@ func (t *Tree) buildFastCGI(rc *config.Route, prefix string, lg *slog.Logger, co
 	}
 	files := config.Static{Root: rc.FastCGI.Root, Hide: hide}
 	files.SetDefaults()
-	fh, err := static.New(files, static.Options{Logger: lg, Prefix: prefix})
+	fh, err := static.New(files, static.Options{Logger: lg, Prefix: prefix, Compress: comp})
 	if err != nil {
 		return nil, fmt.Errorf("fastcgi: static files: %w", err)
 	}

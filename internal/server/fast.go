@@ -71,15 +71,24 @@ func (f *fastEntry) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter)
 	if st == nil {
 		return false
 	}
+	if mode := t.cfg.Server.RequestID; mode != config.RequestIDOff && mode != "" {
+		incoming := ""
+		if mode == config.RequestIDPass {
+			incoming = rawHeaderValue(w.RawHeader(), "X-Request-Id")
+		}
+		req.RequestID = requestID(mode, incoming)
+	}
 	t.inflight.Add(1)
 	defer t.inflight.Add(-1)
 	start := req.Start
+	// Read before a gate consumes Authorization (access.go).
+	user, remote := t.fastClient(req, w)
 	if !st.ServeFast(req, w) {
 		return false
 	}
 	now := time.Now()
 	if t.log != nil {
-		t.log.logFast(req, st.name, w.Status(), w.BytesWritten(), start, now)
+		t.log.logFast(req, user, remote, st.name, w.Status(), w.BytesWritten(), start, now)
 	}
 	t.metrics.observe(st.name, w.Status(), now.Sub(start))
 	return true
@@ -92,8 +101,13 @@ func (s *site) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool
 	if !safeRequestPath(req.Path) {
 		return false
 	}
+	if len(s.rewrites) > 0 {
+		if _, _, _, ok := s.rewriteTarget(req.Path); ok {
+			return false // rewritten: net/http's path routes the new URL
+		}
+	}
 	rt := s.route(req.Path)
-	if rt == nil || rt.maxBody < 0 {
+	if rt == nil || rt.maxBody < 0 || rt.forwardsFast && req.RequestID != "" {
 		return false
 	}
 	fh, ok := rt.handler.(fastpath.Handler)
@@ -107,13 +121,13 @@ func (s *site) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool
 // logFast writes the access-log line of a fast-path request: the same line
 // log writes for the same request served by net/http (a test holds the two
 // together).
-func (l *accessLog) logFast(req *fastpath.Request, site string, status int, bytes int64, start, now time.Time) {
-	user, _ := basicAuthUser(req.Authorization)
+func (l *accessLog) logFast(req *fastpath.Request, user, remote, site string, status int, bytes int64, start, now time.Time) {
 	l.write(&logLine{
-		remoteAddr: req.RemoteAddr, user: user, site: site, host: req.Host,
+		remoteAddr: remote, user: user, site: site, host: req.Host,
 		method: req.Method, uri: req.URI, proto: req.Proto,
 		referer: req.Referer, userAgent: req.UserAgent,
 		status: status, bytes: bytes, start: start, now: now,
+		requestID: req.RequestID,
 	})
 }
 

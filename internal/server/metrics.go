@@ -18,6 +18,8 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	inflight prometheus.Gauge
 
+	access accessCounters // access.go
+
 	mu       sync.RWMutex
 	counters map[siteStatus]prometheus.Counter
 	hists    map[string]prometheus.Observer
@@ -47,6 +49,7 @@ func NewMetrics() *Metrics {
 	}
 	m.registry.MustRegister(m.requests, m.duration, m.inflight,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.registerAccessMetrics()
 	return m
 }
 

@@ -20,7 +20,11 @@ type recorder struct {
 	site        string
 	siteHeaders [][2]string // the site's headers, restored on the final response after a 1xx
 	interim     bool        // a 1xx was sent
+	requestID   string      // the X-Request-ID assigned, "" when off
 	start       time.Time
+	user        string   // basic-auth user, read before a gate consumes Authorization
+	remote      string   // the client address the access log shows
+	credential  []string // the request's Authorization values, for restoreCredential
 }
 
 var recorderPool = sync.Pool{New: func() any { return new(recorder) }}
@@ -58,6 +62,7 @@ func (rec *recorder) WriteHeader(code int) {
 // Only then: without a 1xx the map is the one the site filled, and a
 // field missing from it was removed on purpose (a route's header rule).
 func (rec *recorder) restoreSiteHeaders() {
+	rec.keepRequestID()
 	if !rec.interim || len(rec.siteHeaders) == 0 {
 		return
 	}

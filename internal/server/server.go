@@ -21,8 +21,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quic-go/quic-go/http3"
+
 	"portico/internal/config"
 	"portico/internal/errorpage"
+	"portico/internal/reaper"
 	"portico/internal/tlsauto"
 )
 
@@ -44,6 +47,7 @@ type Server struct {
 	closing   bool
 	wg        sync.WaitGroup
 	retired   sync.WaitGroup
+	reaper    *reaper.Reaper // reaps orphans adopted from scripts and workers
 
 	acme    atomic.Pointer[tlsauto.Manager] // nil unless a site has tls = "auto" (tls.go)
 	started time.Time
@@ -56,6 +60,8 @@ type listener struct {
 	tls  bool
 	ln   net.Listener
 	srv  *http.Server
+	h3   *http3.Server  // HTTP/3 beside a TLS listener (http3.go), or nil
+	udp  net.PacketConn // its UDP socket
 }
 
 // New makes a server; Start gives it a config.
@@ -78,8 +84,22 @@ func (s *Server) Tree() *Tree { return s.tree.Load() }
 // Start builds the tree for cfg, opens every listener and starts serving.
 // It prints one "portico: serving URL (site NAME)" line per listener.
 func (s *Server) Start(cfg *config.Config) error {
+	// Before any script or worker starts: their orphans must come back to
+	// portico, not init, to be found and reaped (package reaper).
+	if r, err := reaper.Start(s.opts.Logger); err != nil {
+		s.opts.Logger.Warn("cannot become a child subreaper; orphans of scripts and workers go to init", "err", err)
+	} else {
+		s.reaper = r
+	}
+	stopReaper := func() {
+		if s.reaper != nil {
+			s.reaper.Close()
+			s.reaper = nil
+		}
+	}
 	t, err := s.build(cfg)
 	if err != nil {
+		stopReaper()
 		return err
 	}
 	s.mu.Lock()
@@ -87,6 +107,7 @@ func (s *Server) Start(cfg *config.Config) error {
 	opened, err := s.openListeners(t)
 	if err != nil {
 		t.Close(context.Background())
+		stopReaper()
 		return err
 	}
 	s.tree.Store(t)
@@ -173,6 +194,7 @@ func (s *Server) serve(opened []*listener) {
 		if old, ok := s.listeners[l.key]; ok {
 			// Same address, TLS switched on or off: replace it.
 			go old.srv.Shutdown(context.Background())
+			go old.stopHTTP3(context.Background())
 		}
 		l.srv = &http.Server{
 			Handler:           s.entry(l.key),
@@ -181,13 +203,16 @@ func (s *Server) serve(opened []*listener) {
 			MaxHeaderBytes:    int(srvCfg.MaxHeaderBytes),
 			ErrorLog:          log.New(&errorLogWriter{s.opts.Logger}, "", 0),
 		}
-		ln := l.ln
+		ln := s.accessListen(l.key, l.ln) // access.go: PROXY headers, max_conns_per_ip
 		if !l.tls {
 			ln = s.fastListen(l.key, ln, srvCfg) // fast.go: hot static hits skip net/http
 		}
 		ln = progressListener{Listener: ln, writeTimeout: srvCfg.WriteTimeout.D()}
 		if l.tls {
 			l.srv.TLSConfig = s.tlsConfig(l.key)
+			if wantsHTTP3(t.cfg, l.key) {
+				l.srv.Handler = s.startHTTP3(l, l.srv.TLSConfig, l.srv.Handler, srvCfg)
+			}
 		}
 		s.listeners[l.key] = l
 		fmt.Fprintf(s.opts.Stdout, "portico: serving %s (site %s)\n", listenURL(l.ln.Addr(), l.tls), strings.Join(t.siteNames(l.key), ", "))
@@ -252,11 +277,15 @@ func (s *Server) entry(key string) http.Handler {
 		// here and the client may have read it differently. net/http drops
 		// the Content-Length header before we can see it, so close every
 		// connection that sent a Transfer-Encoding once it is answered.
+		t.noteClient(r, rec) // access.go: before a gate consumes Authorization
 		if len(r.TransferEncoding) > 0 {
 			rec.Header().Set("Connection", "close")
 		}
 		if s.acmeChallenge(rec, r) {
 			return
+		}
+		if mode := t.cfg.Server.RequestID; mode != config.RequestIDOff && mode != "" {
+			setRequestID(mode, r, rec)
 		}
 		v := t.byListener[key]
 		if v == nil {
@@ -306,6 +335,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 		if _, ok := want[key]; !ok {
 			delete(s.listeners, key)
 			go l.srv.Shutdown(context.Background())
+			go l.stopHTTP3(context.Background())
 		}
 	}
 	if err := s.setupACME(cfg); err != nil {
@@ -348,6 +378,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			l.stopHTTP3(ctx)
 			errs[i] = l.srv.Shutdown(ctx)
 		}()
 	}
@@ -366,6 +397,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.wg.Wait()
 	if m := s.acme.Swap(nil); m != nil {
 		m.Close()
+	}
+	if s.reaper != nil {
+		s.reaper.Close()
 	}
 	return errors.Join(append(errs, closeErr)...)
 }

@@ -22,6 +22,10 @@ type route struct {
 	maxBody     int64
 	readTimeout time.Duration
 	handler     http.Handler
+	// forwardsFast: the handler's fast path may relay the request
+	// upstream as received (a proxy without cache), so it is declined when
+	// the request must carry a server-assigned X-Request-ID.
+	forwardsFast bool
 }
 
 // matches reports whether the route's prefix matches p. A prefix ending in
@@ -37,6 +41,8 @@ type site struct {
 	headers [][2]string
 	cert    *tls.Certificate // nil unless the site has tls with files
 	autoTLS bool             // tls = "auto": certificates from the ACME manager
+	// rewrites run before routing (rewrite.go).
+	rewrites []rewriteRule
 }
 
 func newSite(name string, routes []*route, headers map[string]string) *site {
@@ -88,6 +94,13 @@ func (s *site) dispatch(w http.ResponseWriter, r *http.Request) {
 		errorpage.WriteMessage(w, r, http.StatusBadRequest, "The request path is not valid.")
 		return
 	}
+	if r2 := s.rewrite(r); r2 != r {
+		r, p = r2, r2.URL.Path
+		if !safeRequestPath(p) {
+			errorpage.WriteMessage(w, r, http.StatusBadRequest, "The request path is not valid.")
+			return
+		}
+	}
 	rt := s.route(p)
 	if rt == nil {
 		errorpage.Write(w, r, http.StatusNotFound)
@@ -114,6 +127,7 @@ func (s *site) redispatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r = r.WithContext(context.WithValue(r.Context(), redispatchKey{}, depth+1))
+	restoreCredential(w, r) // access.go
 	s.dispatch(w, r)
 }
 

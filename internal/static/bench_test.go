@@ -75,7 +75,7 @@ func BenchmarkServeBrotli(b *testing.B) {
 
 func BenchmarkServe304(b *testing.B) {
 	h := benchHandler(b)
-	e, _ := h.lookup("/1k.txt", "", "")
+	e, _ := h.lookup("/1k.txt", "", "", false)
 	benchServe(b, "/1k.txt", "If-None-Match", e.ETag[0])
 }
 
@@ -85,7 +85,7 @@ func BenchmarkLookup(b *testing.B) {
 	h := benchHandler(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := h.lookup("/app.js", "", "gzip, br"); err != nil {
+		if _, err := h.lookup("/app.js", "", "gzip, br", false); err != nil {
 			b.Fatal(err)
 		}
 	}

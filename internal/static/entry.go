@@ -86,6 +86,10 @@ type node struct {
 	have      [numEnc]bool
 	anyEnc    bool
 	cost      int64 // bytes held in memory
+	cached    bool  // counted in fileCache.bytes (guarded by its mu)
+	dyn       dynVariants
+	// compress: the file is compressed on the fly (Handler.compressible).
+	compress bool
 }
 
 // sig is what revalidation compares: one file's identity.
@@ -129,6 +133,7 @@ func (c *fileCache) put(key string, n *node) {
 	defer c.mu.Unlock()
 	if old, ok := c.m[key]; ok {
 		c.bytes -= old.cost
+		old.cached = false
 		delete(c.m, key)
 	}
 	delete(c.miss, key)
@@ -148,9 +153,11 @@ func (c *fileCache) put(key string, n *node) {
 		}
 		delete(c.m, k)
 		c.bytes -= v.cost
+		v.cached = false
 	}
 	c.m[key] = n
 	c.bytes += n.cost
+	n.cached = true
 }
 
 func (c *fileCache) clear() {
@@ -271,7 +278,8 @@ func (h *Handler) load(rel string) *node {
 			n.cost += int64(len(e.Body))
 		}
 	}
-	if n.anyEnc {
+	n.compress = h.compressible(plain)
+	if n.anyEnc || n.compress {
 		plain.Vary = true
 		plain.Head = buildHead(plain, h.cacheControl)
 		for _, e := range n.enc {

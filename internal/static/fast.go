@@ -24,7 +24,7 @@ var _ fastpath.Handler = (*Handler)(nil)
 // the route prefix included (the prefix is not stripped for static
 // routes).
 func (h *Handler) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
-	e, err := h.lookup(req.Path, req.RawPath, req.AcceptEncoding)
+	e, err := h.lookup(req.Path, req.RawPath, req.AcceptEncoding, req.Range != "")
 	if err != nil {
 		return false
 	}

@@ -139,7 +139,7 @@ func trunc(s string) string {
 // a holding If-Match. (A file served from disk costs its open.)
 func TestServeFastNoAllocs(t *testing.T) {
 	h, _ := newHandler(t, func(c *config.Static) { c.CacheControl = "public, max-age=60" }, Options{})
-	e, err := h.lookup("/digits.txt", "", "")
+	e, err := h.lookup("/digits.txt", "", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}

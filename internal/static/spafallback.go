@@ -19,6 +19,7 @@ func (h *Handler) spaAfterFallback(w http.ResponseWriter, r *http.Request, index
 	c := &notFoundCatcher{w: w, header: http.Header{}}
 	h.fallback.ServeHTTP(c, r)
 	if c.caught {
+		h.announceAnswer(w, rel)
 		h.serveFile(w, r, index, rel, true)
 	}
 }

@@ -33,6 +33,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"portico/internal/compress"
 	"portico/internal/config"
 	"portico/internal/errorpage"
 )
@@ -46,6 +47,9 @@ type Options struct {
 	// Fallback, if set, serves requests for which no file exists
 	// (quick mode --proxy: files first, then the app).
 	Fallback http.Handler
+	// Compress, if set, compresses files on the fly (once per file and
+	// encoding, kept in the open-file cache).
+	Compress *compress.Settings
 }
 
 // Handler serves one static route.
@@ -63,6 +67,7 @@ type Handler struct {
 
 	prefix   string
 	fallback http.Handler
+	comp     *compress.Settings
 	log      *slog.Logger
 	cache    fileCache
 	closed   atomic.Bool
@@ -121,6 +126,7 @@ func New(cfg config.Static, opts Options) (*Handler, error) {
 		precompressed: cfg.Precompressed != nil && *cfg.Precompressed,
 		prefix:        opts.Prefix,
 		fallback:      opts.Fallback,
+		comp:          opts.Compress,
 		log:           opts.Logger,
 	}
 	if h.log == nil {
@@ -190,7 +196,7 @@ var errRedirect = errors.New("static: folder needs a trailing slash")
 // Any non-nil error means "not a plain file hit": the request then goes to
 // ServeHTTP, which answers every other case (404, redirects, listings, SPA
 // fallback, the Fallback handler).
-func (h *Handler) lookup(urlPath, rawPath, acceptEncoding string) (*entry, error) {
+func (h *Handler) lookup(urlPath, rawPath, acceptEncoding string, hasRange bool) (*entry, error) {
 	rel, slash, ok := cleanTraversalPath(urlPath, h.prefix, h.dotfiles)
 	if !ok || hasEncodedSeparator(rawPath) {
 		return nil, fs.ErrNotExist
@@ -206,7 +212,7 @@ func (h *Handler) lookup(urlPath, rawPath, acceptEncoding string) (*entry, error
 	n, kind, err := h.resolve(rel, slash)
 	switch kind {
 	case resFile:
-		return h.pick(n, acceptEncoding), nil
+		return h.pick(n, acceptEncoding, hasRange), nil
 	case resRedirect:
 		return nil, errRedirect
 	case resError:
@@ -257,7 +263,10 @@ func (h *Handler) resolve(rel string, slash bool) (*node, resKind, error) {
 }
 
 // pick chooses the representation of a file for an Accept-Encoding value.
-func (h *Handler) pick(n *node, acceptEncoding string) *entry {
+func (h *Handler) pick(n *node, acceptEncoding string, hasRange bool) *entry {
+	if n.compress {
+		return h.pickCompressed(n, acceptEncoding, hasRange)
+	}
 	if n.anyEnc && acceptEncoding != "" {
 		if i := pickEncoding(acceptEncoding, &n.have); i >= 0 {
 			return n.enc[i]
@@ -312,6 +321,7 @@ func (h *Handler) missing(w http.ResponseWriter, r *http.Request) {
 					h.spaAfterFallback(w, r, in, idx)
 					return
 				}
+				h.announceAnswer(w, idx)
 				h.serveFile(w, r, in, idx, true)
 				return
 			}
@@ -383,7 +393,8 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, n *node, rel
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		e := h.pick(n, ae)
+		_, hasRange := r.Header["Range"]
+		e := h.pick(n, ae, hasRange)
 		err := h.serveEntry(w, r, e, spa)
 		if err == nil {
 			return
@@ -505,3 +516,22 @@ func escapePath(p string) string {
 var htmlReplacer = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;")
 
 func htmlEscape(s string) string { return htmlReplacer.Replace(s) }
+
+// announceAnswer tells the route's header rules (a layer's writer) that
+// this response is the SPA's index file rel, so rules matching its path
+// apply.
+func (h *Handler) announceAnswer(w http.ResponseWriter, rel string) {
+	if mp, ok := w.(interface{ SetMatchPath(string) }); ok {
+		mp.SetMatchPath(h.prefix + "/" + rel)
+	}
+}
+
+// AnswerPath is the path of the SPA's answer for a missing page ("" when
+// spa is off): header rules that match it apply to that answer
+// (layer.AnswerPather).
+func (h *Handler) AnswerPath() string {
+	if !h.spa || len(h.index) == 0 {
+		return ""
+	}
+	return h.prefix + "/" + h.index[0]
+}

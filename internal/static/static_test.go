@@ -598,7 +598,7 @@ func TestNewErrors(t *testing.T) {
 
 func TestLookup(t *testing.T) {
 	h, _ := newHandler(t, nil, Options{Prefix: "/s"})
-	e, err := h.lookup("/s/app.js", "", "gzip, br")
+	e, err := h.lookup("/s/app.js", "", "gzip, br", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -610,7 +610,7 @@ func TestLookup(t *testing.T) {
 	if string(e.Head) != wantHead {
 		t.Errorf("Head: got %q, want %q", e.Head, wantHead)
 	}
-	if e, err := h.lookup("/s/big.bin", "", ""); err != nil || e.Body != nil {
+	if e, err := h.lookup("/s/big.bin", "", "", false); err != nil || e.Body != nil {
 		t.Fatalf("big: got %v, %v", e, err)
 	} else {
 		f, err := e.Open()
@@ -628,11 +628,11 @@ func TestLookup(t *testing.T) {
 		{"/s/../x", "", os.ErrNotExist},
 		{"/s/sub/file.txt", "/s/sub%2ffile.txt", os.ErrNotExist},
 	} {
-		if _, err := h.lookup(c.path, c.raw, ""); err != c.want {
+		if _, err := h.lookup(c.path, c.raw, "", false); err != c.want {
 			t.Errorf("%s: got %v, want %v", c.path, err, c.want)
 		}
 	}
-	if e, err := h.lookup("/s/sub/", "", ""); err != nil || string(e.Body) != "<p>sub</p>\n" {
+	if e, err := h.lookup("/s/sub/", "", "", false); err != nil || string(e.Body) != "<p>sub</p>\n" {
 		t.Errorf("index: got %v", err)
 	}
 }

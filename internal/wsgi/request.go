@@ -68,6 +68,9 @@ func (p *Pool) outRequest(ctx context.Context, r *http.Request, body *reqBody) *
 		h.Set(hdrHost, r.Host)
 	}
 	remoteIP, remotePort := splitHostPort(r.RemoteAddr)
+	if a, fromPeer := p.clients.Client(r.RemoteAddr, r.Header["X-Forwarded-For"]); !fromPeer {
+		remoteIP, remotePort = a.String(), "" // the client behind trusted proxies
+	}
 	if remoteIP != "" {
 		h.Set(hdrRemoteAddr, remoteIP)
 	}

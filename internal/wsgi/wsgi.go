@@ -64,6 +64,7 @@ import (
 	"syscall"
 	"time"
 
+	"portico/internal/clientip"
 	"portico/internal/config"
 )
 
@@ -90,10 +91,14 @@ type Options struct {
 	// for a route at "/app/"). It becomes SCRIPT_NAME and the rest of the
 	// path PATH_INFO. The request reaches ServeHTTP with its full path.
 	Prefix string
+	// Clients decides REMOTE_ADDR (X-Forwarded-For through trusted
+	// proxies); nil: the peer.
+	Clients *clientip.Resolver
 }
 
 // Pool is an http.Handler serving a WSGI app from supervised workers.
 type Pool struct {
+	clients *clientip.Resolver
 	cfg     config.WSGI
 	log     *slog.Logger
 	prefix  string
@@ -194,6 +199,7 @@ func Provision(cfg config.WSGI, opts Options) (*Pool, error) {
 		}
 	}
 	p := &Pool{
+		clients: opts.Clients,
 		cfg:     cfg,
 		log:     log,
 		prefix:  strings.TrimRight(opts.Prefix, "/"),

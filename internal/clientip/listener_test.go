@@ -1,0 +1,160 @@
+package clientip
+
+import (
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+)
+
+// serveOne accepts one connection of ln, reads what the peer sends and
+// reports the connection's RemoteAddr and the read's outcome.
+func serveOne(t *testing.T, ln net.Listener) (remote chan string, data chan string) {
+	remote, data = make(chan string, 1), make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			remote <- "accept: " + err.Error()
+			data <- ""
+			return
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 64)
+		n, err := c.Read(buf)
+		remote <- c.RemoteAddr().String()
+		if err != nil {
+			data <- "error: " + err.Error()
+			return
+		}
+		data <- string(buf[:n])
+	}()
+	return remote, data
+}
+
+func listen(t *testing.T, opts ListenOptions) net.Listener {
+	t.Helper()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := Listen(raw, opts)
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+func send(t *testing.T, addr, s string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, s); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestProxyProtocolFromTrustedPeer(t *testing.T) {
+	res := New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
+	ln := listen(t, ListenOptions{ProxyProtocol: func() bool { return true }, HeaderTimeout: time.Second, Resolver: func() *Resolver { return res }})
+	remote, data := serveOne(t, ln)
+	send(t, ln.Addr().String(), "PROXY TCP4 192.0.2.1 192.0.2.2 1234 80\r\nGET / HTTP/1.1\r\n")
+	if got := <-remote; got != "192.0.2.1:1234" {
+		t.Errorf("RemoteAddr = %q, want the PROXY header's source", got)
+	}
+	if got := <-data; got != "GET / HTTP/1.1\r\n" {
+		t.Errorf("read %q, want the request after the header", got)
+	}
+}
+
+func TestProxyProtocolFromUntrustedPeerIsClosed(t *testing.T) {
+	var mu sync.Mutex
+	var rejected []string
+	ln := listen(t, ListenOptions{ProxyProtocol: func() bool { return true }, HeaderTimeout: time.Second, Resolver: func() *Resolver { return New(nil) },
+		OnReject: func(reason string, _ net.Addr) { mu.Lock(); rejected = append(rejected, reason); mu.Unlock() }})
+	remote, data := serveOne(t, ln)
+	send(t, ln.Addr().String(), "PROXY TCP4 192.0.2.1 192.0.2.2 1234 80\r\nGET / HTTP/1.1\r\n")
+	if got := <-remote; got == "192.0.2.1:1234" {
+		t.Errorf("an untrusted peer chose its address: %q", got)
+	}
+	if got := <-data; got[:6] != "error:" {
+		t.Errorf("read %q, want an error (the connection is closed)", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(rejected) != 1 || rejected[0] != "proxy_header" {
+		t.Errorf("rejections %q, want [proxy_header]", rejected)
+	}
+}
+
+func TestProxyProtocolListenerServesPlainRequests(t *testing.T) {
+	ln := listen(t, ListenOptions{ProxyProtocol: func() bool { return true }, HeaderTimeout: time.Second, Resolver: func() *Resolver { return New(nil) }})
+	remote, data := serveOne(t, ln)
+	send(t, ln.Addr().String(), "GET / HTTP/1.1\r\n")
+	if got := <-remote; got[:10] != "127.0.0.1:" {
+		t.Errorf("RemoteAddr = %q, want the peer", got)
+	}
+	if got := <-data; got != "GET / HTTP/1.1\r\n" {
+		t.Errorf("read %q", got)
+	}
+}
+
+func TestMaxConnsPerIP(t *testing.T) {
+	ln := listen(t, ListenOptions{Resolver: func() *Resolver { return nil }, MaxConnsPerIP: func() int { return 1 }})
+	r1, d1 := serveOne(t, ln)
+	c1 := send(t, ln.Addr().String(), "one")
+	<-r1
+	if got := <-d1; got != "one" {
+		t.Fatalf("first connection read %q", got)
+	}
+	// The first server-side conn is closed by serveOne now; hold one open.
+	held := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		c.Read(make([]byte, 8))
+		held <- c
+	}()
+	send(t, ln.Addr().String(), "two")
+	c2 := <-held
+	defer c2.Close()
+	r3, d3 := serveOne(t, ln)
+	send(t, ln.Addr().String(), "three")
+	<-r3
+	if got := <-d3; got != "error: "+errTooManyConns.Error() {
+		t.Errorf("third connection read %q, want it refused", got)
+	}
+	c2.Close()
+	c1.Close()
+	r4, d4 := serveOne(t, ln)
+	send(t, ln.Addr().String(), "four")
+	<-r4
+	if got := <-d4; got != "four" {
+		t.Errorf("after a close, a new connection read %q, want it served", got)
+	}
+}
+
+// TestMaxConnsPerIPExemptsTrustedProxies: a trusted proxy's connections
+// carry many clients and are not counted.
+func TestMaxConnsPerIPExemptsTrustedProxies(t *testing.T) {
+	res := New([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")})
+	ln := listen(t, ListenOptions{Resolver: func() *Resolver { return res }, MaxConnsPerIP: func() int { return 1 }})
+	held := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		c.Read(make([]byte, 8))
+		held <- c
+	}()
+	send(t, ln.Addr().String(), "one")
+	c1 := <-held
+	defer c1.Close()
+	r2, d2 := serveOne(t, ln)
+	send(t, ln.Addr().String(), "two")
+	<-r2
+	if got := <-d2; got != "two" {
+		t.Errorf("second connection from a trusted proxy read %q, want it served", got)
+	}
+}
