@@ -622,6 +622,17 @@ func TestAppException(t *testing.T) {
 		t.Error("private response header leaked")
 	}
 	tp.logs.waitLog(t, 3*time.Second, "RuntimeError: boom from envapp", "worker=1", "pid="+strconv.Itoa(pid))
+	// The whole traceback is one log record (issue 15), not one per line.
+	var records []string
+	for _, line := range strings.Split(tp.logs.String(), "\n") {
+		if strings.Contains(line, "Traceback") || strings.Contains(line, "RuntimeError") || strings.Contains(line, `File \"`) {
+			records = append(records, line)
+		}
+	}
+	if len(records) != 1 || !strings.Contains(records[0], `msg="wsgi app error"`) ||
+		!strings.Contains(records[0], `traceback="Traceback (most recent call last):\n`) {
+		t.Errorf("the traceback is %d records, want 1 wsgi app error:\n%s", len(records), strings.Join(records, "\n"))
+	}
 	if got := tp.pid(t); got != pid {
 		t.Errorf("pid %d after exception, want %d (same worker)", got, pid)
 	}
