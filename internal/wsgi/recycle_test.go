@@ -287,3 +287,23 @@ func TestWarmupRequest(t *testing.T) {
 		}
 	}
 }
+
+// A user who cannot enter the app's folder: New fails at once and says
+// who could not do what.
+func TestUserCannotEnterDir(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("dropping privileges needs root")
+	}
+	dir := t.TempDir() // 0700, root's
+	if err := os.WriteFile(dir+"/app.py", []byte("def app(e, s):\n    return []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(config.WSGI{App: "app:app", Dir: dir, Workers: 1, Python: python(t), User: "nobody"}, Options{})
+	if err == nil || !strings.Contains(err.Error(), "as user nobody") || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("New: %v; want a start error naming the user and the denied folder", err)
+	}
+	if _, err := New(config.WSGI{App: "app:app", Dir: dir, Workers: 1, Python: python(t), User: "no-such-user-x"}, Options{}); err == nil || !strings.Contains(err.Error(), "no-such-user-x") {
+		t.Errorf("unknown user: %v", err)
+	}
+}
