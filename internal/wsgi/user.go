@@ -3,6 +3,8 @@ package wsgi
 import (
 	"fmt"
 	"os/user"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 )
@@ -31,4 +33,34 @@ func credential(name string) (*syscall.Credential, error) {
 		}
 	}
 	return c, nil
+}
+
+// unreachableBy returns the first folder from / down to dir that the user
+// of cred may not enter (by its mode bits; ACLs are not read), or "". It
+// names the culprit when a worker cannot start as that user.
+func unreachableBy(dir string, cred *syscall.Credential) string {
+	var chain []string
+	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
+		chain = append(chain, p)
+		if p == "/" || p == "." {
+			break
+		}
+	}
+	for i := len(chain) - 1; i >= 0; i-- {
+		var st syscall.Stat_t
+		if syscall.Stat(chain[i], &st) != nil {
+			continue
+		}
+		var bit uint32 = 0o001
+		switch {
+		case st.Uid == cred.Uid:
+			bit = 0o100
+		case st.Gid == cred.Gid || slices.Contains(cred.Groups, st.Gid):
+			bit = 0o010
+		}
+		if st.Mode&bit == 0 {
+			return chain[i]
+		}
+	}
+	return ""
 }

@@ -182,6 +182,9 @@ func (p *Pool) start(w *worker) (*proc, error) {
 	statusW.Close()
 	if err != nil {
 		if p.cred != nil {
+			if d := unreachableBy(p.cfg.Dir, p.cred); d != "" {
+				return nil, fmt.Errorf("start %s as user %s: %w (the user cannot enter %s)", p.python, p.cfg.User, err, d)
+			}
 			return nil, fmt.Errorf("start %s as user %s: %w", p.python, p.cfg.User, err)
 		}
 		return nil, fmt.Errorf("start %s: %w", p.python, err)
