@@ -73,7 +73,7 @@ type pebble struct {
 }
 
 // Orders counts the new orders pebble has seen.
-func (p *pebble) Orders() int { return strings.Count(p.log.String(), "POST /order-plz") }
+func (p *pebble) Orders() int { return strings.Count(p.log.String(), "Added order") }
 
 // startPebble runs Debian's pebble on loopback. Validation requests go to
 // httpPort / tlsPort on 127.0.0.1 (names resolve through dns).

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -182,8 +183,11 @@ func TestACMESharedThroughRedis(t *testing.T) {
 		})
 	}
 	t.Logf("acme: two instances, %d order(s) at the CA, serials %v", pb.Orders(), serials)
+	if os.Getenv("PEBBLE_LOG") != "" {
+		t.Logf("pebble:\n%s", pb.log)
+	}
 	if pb.Orders() != 1 {
-		t.Errorf("the CA saw %d orders, want 1", pb.Orders())
+		t.Errorf("the CA saw %d orders, want 1\npebble:\n%s", pb.Orders(), pb.log)
 	}
 	if serials[tlsA] != serials[tlsB] {
 		t.Errorf("the instances serve different certificates: %v", serials)

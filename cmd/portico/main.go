@@ -6,6 +6,9 @@
 //	portico check -c FILE          validate a config file
 //	portico reload -c FILE         ask a running portico to reload (admin address)
 //	portico version
+//	portico help [COMMAND]         the commands, or one command's options (= COMMAND --help)
+//	portico completion bash|zsh|fish
+//	portico man                    the manual page (roff)
 package main
 
 import (

@@ -93,6 +93,7 @@ type Handler struct {
 	id         string        // random, in the token of each run
 	runs       atomic.Uint64 // runs started, the token's other part
 	running    sync.Map      // pid -> struct{}: scripts started and not reaped
+	timeouts   atomic.Int64  // scripts stopped by the timeout (status page, metrics)
 	cg         *cgroups      // a cgroup per run, where possible (cgroup.go)
 
 	mu        sync.Mutex

@@ -83,6 +83,7 @@ func (p *proc) supervise(reqDone <-chan struct{}, timer *time.Timer) {
 	case <-p.exited:
 	case <-timer.C:
 		why = stopTimeout
+		p.h.timeouts.Add(1)
 	case <-reqDone:
 		why = stopGone
 	case <-p.h.closing:

@@ -3,11 +3,11 @@ package cli
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 
@@ -26,36 +26,20 @@ type serveFlags struct {
 	open, tls        bool
 }
 
-func cmdServe(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("serve", "serve [flags] [PORT]   (PORT defaults to 8000)", stdout)
-	var f serveFlags
-	fs.StringVar(&f.bind, "b", "", "`ADDR`ess to listen on (default: all interfaces)")
-	fs.StringVar(&f.bind, "bind", "", "`ADDR`ess to listen on (same as -b)")
-	fs.StringVar(&f.dir, "d", ".", "`DIR`ectory to serve")
-	fs.StringVar(&f.dir, "directory", ".", "`DIR`ectory to serve (same as -d)")
-	fs.BoolVar(&f.cgi, "cgi", false, "run executables under /cgi-bin/ and /htbin/ as CGI scripts")
-	fs.BoolVar(&f.spa, "spa", false, "answer unknown page paths (Accept: text/html) with /index.html; with --proxy, only after the upstream answers 404")
-	fs.BoolVar(&f.browse, "browse", true, "list folders without an index.html (--browse=false to turn off)")
-	fs.BoolVar(&f.open, "open", false, "open the served URL in the default browser")
-	fs.StringVar(&f.proxy, "proxy", "", "send requests that match no file to these upstream `URL[,URL...]`")
-	fs.StringVar(&f.wsgi, "wsgi", "", "serve the WSGI app `MODULE:CALLABLE` (imported from the folder) at /, like gunicorn")
-	fs.BoolVar(&f.tls, "tls", false, "serve HTTPS (and HTTP/2, HTTP/3) with a development certificate from a local CA")
-	pos, code, done := parseFlags(fs, args, stderr)
-	if done {
-		return code
+func cmdServe(inv invocation, stdout, stderr io.Writer) int {
+	f := serveFlags{
+		bind: inv.str("bind"), dir: inv.str("directory"), proxy: inv.str("proxy"),
+		cgi: inv.on("cgi"), spa: inv.on("spa"), browse: inv.on("browse"), open: inv.on("open"),
+		tls: inv.on("tls"), wsgi: inv.str("wsgi"),
 	}
 	port := "8000"
-	if len(pos) > 1 {
-		fmt.Fprintf(stderr, "portico serve: too many arguments %q (see 'portico serve -h')\n", pos[1:])
-		return 2
-	}
-	if len(pos) == 1 {
-		n, err := strconv.Atoi(pos[0])
+	if len(inv.args) == 1 {
+		n, err := strconv.Atoi(inv.args[0])
 		if err != nil || n < 0 || n > 65535 {
-			fmt.Fprintf(stderr, "portico serve: %q is not a port number\n", pos[0])
+			fmt.Fprintf(stderr, "portico serve: %q is not a port number (see 'portico serve --help')\n", inv.args[0])
 			return 2
 		}
-		port = pos[0]
+		port = inv.args[0]
 	}
 	cfg, err := quickConfig(f, port)
 	if err != nil {
@@ -63,24 +47,14 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if f.tls {
-		if err := quickTLS(cfg, f.bind, stdout); err != nil {
+		// Quick mode's own log is text (its config sets no format), the
+		// same as every other line runServer prints.
+		if err := quickTLS(cfg, f.bind, newLogger(cfg.Server.ErrorLogFormat, stdout)); err != nil {
 			fmt.Fprintf(stderr, "portico serve: %v\n", err)
 			return 1
 		}
 	}
-	openURL := ""
-	if f.open {
-		host := f.bind
-		if host == "" || host == "0.0.0.0" || host == "::" {
-			host = "localhost"
-		}
-		scheme := "http"
-		if f.tls {
-			scheme = "https"
-		}
-		openURL = scheme + "://" + net.JoinHostPort(host, port) + "/"
-	}
-	return runServer(cfg, nil, openURL, stdout, stderr)
+	return runServer(cfg, runOptions{quick: &quickInfo{host: f.bind, open: f.open, tls: f.tls}}, stdout, stderr)
 }
 
 // quickConfig builds the config quick mode runs: the folder as a static
@@ -161,38 +135,9 @@ func systemPython() string {
 	return py
 }
 
-// openBrowser opens url in the desktop's browser, or says why it cannot.
-func openBrowser(url string, stderr io.Writer) {
-	var cmd string
-	var args []string
-	switch runtime.GOOS {
-	case "darwin":
-		cmd = "open"
-	case "windows":
-		cmd, args = "rundll32", []string{"url.dll,FileProtocolHandler"}
-	default:
-		for _, c := range []string{"xdg-open", "sensible-browser", "x-www-browser"} {
-			if _, err := exec.LookPath(c); err == nil {
-				cmd = c
-				break
-			}
-		}
-	}
-	if cmd == "" {
-		fmt.Fprintf(stderr, "portico: --open: no browser opener found (install xdg-utils); open %s yourself\n", url)
-		return
-	}
-	c := exec.Command(cmd, append(args, url)...)
-	if err := c.Start(); err != nil {
-		fmt.Fprintf(stderr, "portico: --open: %s: %v; open %s yourself\n", cmd, err, url)
-		return
-	}
-	go c.Wait()
-}
-
 // quickTLS gives quick mode's site a development certificate (serve
 // --tls) and says where its CA is and how to trust it.
-func quickTLS(cfg *config.Config, bind string, stdout io.Writer) error {
+func quickTLS(cfg *config.Config, bind string, announce *slog.Logger) error {
 	dir, err := devcert.Dir()
 	if err != nil {
 		return err
@@ -215,6 +160,6 @@ func quickTLS(cfg *config.Config, bind string, stdout io.Writer) error {
 	if files.NewCA {
 		what = "a development certificate from a new local CA"
 	}
-	fmt.Fprintf(stdout, "portico: HTTPS with %s %s; %s\n", what, files.CA, devcert.TrustHint(files.CA))
+	announce.Info(fmt.Sprintf("portico: HTTPS with %s %s; %s", what, files.CA, devcert.TrustHint(files.CA)), "ca", files.CA)
 	return nil
 }

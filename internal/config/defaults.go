@@ -32,6 +32,10 @@ func ApplyDefaults(cfg *Config) {
 	setStr(&s.AccessLog, "stdout")
 	setStr(&s.LogFormat, "combined")
 	setStr(&s.ErrorLog, "stderr")
+	if s.LogFormat == "json" {
+		setStr(&s.ErrorLogFormat, "json")
+	}
+	setStr(&s.ErrorLogFormat, "text")
 	setStr(&s.RequestID, RequestIDOff)
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = DefaultMaxHeaderBytes

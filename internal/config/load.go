@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"reflect"
 	"sort"
 	"strings"
 
@@ -22,13 +21,16 @@ type Problem struct {
 
 func (p Problem) Error() string { return p.Pos.String() + ": " + p.Msg }
 
-func (ps Problems) hasLine(line int) bool {
-	for _, p := range ps {
+func (ps Problems) hasLine(line int) bool { return ps.indexOfLine(line) >= 0 }
+
+// indexOfLine is the index of the first problem on line, or -1.
+func (ps Problems) indexOfLine(line int) int {
+	for i, p := range ps {
 		if p.Pos.Line == line {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
 // Problems is every problem found in a config. Load returns it as its error
@@ -54,11 +56,17 @@ func Load(path string) (*Config, error) {
 	}
 	cfg := &Config{File: abs}
 	var probs Problems
-	main, ps, p := decodeFile(abs, false)
+	main, ps, p, quiet := decodeFile(abs, false)
 	probs = append(probs, p...)
 	if main == nil {
 		return nil, probs
 	}
+	// quiet maps a file to the lines whose validation problems would only
+	// repeat a decode problem; lost is set when a file did not decode at
+	// all or an include went wrong, so validating the rest would report
+	// missing sites that are only missing from this load.
+	quietByFile := map[string]map[int]bool{abs: quiet}
+	lost := false
 	cfg.Server = main.Server
 	cfg.Sites = main.Sites
 	sources := make([]*positions, len(cfg.Sites))
@@ -78,12 +86,14 @@ func Load(path string) (*Config, error) {
 		incPos := ps.at(fmt.Sprintf("server.include[%d]", k))
 		matches, err := filepath.Glob(resolve(dir, pattern))
 		if err != nil {
+			lost = true
 			probs = append(probs, Problem{incPos, fmt.Sprintf("include %q: %v", pattern, err)})
 			continue
 		}
 		if len(matches) == 0 && !hasMeta(pattern) {
 			// A glob may match nothing (an empty sites-enabled); a plain
 			// file name that names nothing is a mistake.
+			lost = true
 			probs = append(probs, Problem{incPos, fmt.Sprintf("include %q: no such file", pattern)})
 			continue
 		}
@@ -94,12 +104,15 @@ func Load(path string) (*Config, error) {
 			}
 			if fi, err := os.Stat(m); err == nil && fi.IsDir() {
 				if !hasMeta(pattern) {
+					lost = true
 					probs = append(probs, Problem{incPos, fmt.Sprintf("include %q is a folder: use a glob such as %q", pattern, filepath.Join(pattern, "*.toml"))})
 				}
 				continue
 			}
-			inc, ips, p := decodeFile(m, true)
+			inc, ips, p, q := decodeFile(m, true)
+			quietByFile[m] = q
 			if ips == nil {
+				lost = true
 				// Unreadable: point at the include line, which has one.
 				for _, q := range p {
 					probs = append(probs, Problem{incPos, fmt.Sprintf("include %q: %s", pattern, strings.Replace(q.Msg, "config", m, 1))})
@@ -108,6 +121,7 @@ func Load(path string) (*Config, error) {
 			}
 			probs = append(probs, p...)
 			if inc == nil {
+				lost = lost || len(p) > 0
 				continue
 			}
 			if !serverEmpty(inc.Server) || ips.has("server") {
@@ -116,6 +130,7 @@ func Load(path string) (*Config, error) {
 					pos.Line = 1
 				}
 				probs = append(probs, Problem{pos, "[server] is only allowed in the main config file"})
+				lost = true
 			}
 			resolveSites(inc.Sites, filepath.Dir(m), ips, 0)
 			for range inc.Sites {
@@ -124,13 +139,22 @@ func Load(path string) (*Config, error) {
 			cfg.Sites = append(cfg.Sites, inc.Sites...)
 		}
 	}
-	if len(probs) > 0 {
+	if lost {
 		return nil, probs
 	}
 	ApplyDefaults(cfg)
-	probs = append(probs, validateACME(cfg, ps, sources)...)
+	vprobs := validateACME(cfg, ps, sources)
 	sources = addRedirectSites(cfg, sources)
-	probs = append(probs, validate(cfg, ps, sources)...)
+	vprobs = append(vprobs, validate(cfg, ps, sources)...)
+	decoded := len(probs)
+	for _, v := range vprobs {
+		if !quietByFile[v.Pos.File][v.Pos.Line] {
+			probs = append(probs, v)
+		}
+	}
+	if decoded > 0 && len(probs) > decoded {
+		sortByFileAndLine(probs)
+	}
 	if len(probs) > 0 {
 		return nil, probs
 	}
@@ -143,49 +167,90 @@ func sortByLine(ps Problems) {
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Pos.Line < ps[j].Pos.Line })
 }
 
+// sortByFileAndLine orders problems by file (in the order files first
+// appear) and line, so decode and validation problems read top to bottom.
+func sortByFileAndLine(ps Problems) {
+	rank := map[string]int{}
+	for _, p := range ps {
+		if _, ok := rank[p.Pos.File]; !ok {
+			rank[p.Pos.File] = len(rank)
+		}
+	}
+	sort.SliceStable(ps, func(i, j int) bool {
+		if a, b := rank[ps[i].Pos.File], rank[ps[j].Pos.File]; a != b {
+			return a < b
+		}
+		return ps[i].Pos.Line < ps[j].Pos.Line
+	})
+}
+
 func hasMeta(pattern string) bool { return strings.ContainsAny(pattern, `*?[\`) }
 
 func serverEmpty(s Server) bool {
-	return s.ShutdownTimeout == 0 && s.AccessLog == "" && s.LogFormat == "" && s.ErrorLog == "" &&
+	return s.ShutdownTimeout == 0 && s.AccessLog == "" && s.LogFormat == "" && s.ErrorLog == "" && s.ErrorLogFormat == "" &&
 		s.Admin == "" && len(s.Include) == 0 && s.ReadHeaderTimeout == 0 && s.ReadTimeout == 0 &&
 		s.WriteTimeout == 0 && s.IdleTimeout == 0 && s.MaxHeaderBytes == 0 && s.MaxBodySize == 0 &&
 		len(s.TrustedProxies) == 0 && s.ACME == nil && s.MaxConnsPerIP == 0
 }
 
 // decodeFile strictly decodes one file. Sources of sites and routes are
-// filled from the position index.
-func decodeFile(path string, included bool) (*Config, *positions, Problems) {
+// filled from the position index. With problems, the config is still
+// returned when what is left decodes (recover.go), so Load can validate
+// the rest and check reports every problem at once; quiet holds the lines
+// whose validation problems would only repeat a decode problem.
+func decodeFile(path string, included bool) (cfg *Config, ps *positions, probs Problems, quiet map[int]bool) {
 	data, err := readConfig(path, included)
 	if err != nil {
-		return nil, nil, Problems{{Pos: Position{File: path}, Msg: "cannot read config: " + unwrapPathError(err)}}
+		return nil, nil, Problems{{Pos: Position{File: path}, Msg: "cannot read config: " + unwrapPathError(err)}}, nil
 	}
-	ps := scanPositions(path, data)
+	ps = scanPositions(path, data)
 	kindProbs := append(checkKeyCase(ps), checkKinds(ps)...)
-	var cfg Config
+	cfg = new(Config)
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		probs := kindProbs
+	err = dec.Decode(cfg)
+	probs = kindProbs
+	if err != nil {
 		for _, p := range decodeProblems(path, err, ps) {
-			if len(kindProbs) > 0 && (p.Pos.Line == 0 || kindProbs.hasLine(p.Pos.Line)) {
+			if len(probs) > 0 && (p.Pos.Line == 0 || probs.hasLine(p.Pos.Line)) {
 				continue // the same problem, already reported with its line
 			}
 			probs = append(probs, p)
 		}
+	}
+	if len(probs) > 0 {
+		var strict *toml.StrictMissingError
+		if !errors.As(err, &strict) || len(kindProbs) > 0 {
+			// The decoder stopped at its first error: find the others,
+			// then decode what is left.
+			more, bad := schemaProblems(ps)
+			for _, p := range more {
+				switch i := probs.indexOfLine(p.Pos.Line); {
+				case i < 0:
+					probs = append(probs, p)
+				case i >= len(kindProbs):
+					// The decoder's own message: this one names the
+					// whole key, also inside an inline table.
+					probs[i] = p
+				}
+			}
+			var ok bool
+			if cfg, ok = decodeWithout(data, bad); !ok {
+				cfg = nil
+			}
+		}
 		sortByLine(probs)
-		return nil, ps, probs
+		quiet = quietLines(ps, probs)
 	}
-	if len(kindProbs) > 0 {
-		sortByLine(kindProbs)
-		return nil, ps, kindProbs
-	}
-	for i := range cfg.Sites {
-		cfg.Sites[i].Source = ps.at(fmt.Sprintf("site[%d]", i))
-		for j := range cfg.Sites[i].Routes {
-			cfg.Sites[i].Routes[j].Source = ps.at(fmt.Sprintf("site[%d].route[%d]", i, j))
+	if cfg != nil {
+		for i := range cfg.Sites {
+			cfg.Sites[i].Source = ps.at(fmt.Sprintf("site[%d]", i))
+			for j := range cfg.Sites[i].Routes {
+				cfg.Sites[i].Routes[j].Source = ps.at(fmt.Sprintf("site[%d].route[%d]", i, j))
+			}
 		}
 	}
-	return &cfg, ps, nil
+	return cfg, ps, probs, quiet
 }
 
 // maxConfigSize bounds one config file; a bigger one is surely a mistake
@@ -230,16 +295,7 @@ func decodeProblems(path string, err error, ps *positions) Problems {
 		for _, e := range strict.Errors {
 			row, _ := e.Position()
 			key := fullKey(ps, row, e.Key())
-			msg := fmt.Sprintf("unknown key %q", strings.Join(key, "."))
-			if hint := suggestKey(key); hint != "" {
-				msg += fmt.Sprintf(" (did you mean %q?)", hint)
-			} else if len(key) == 1 {
-				if _, ok := fieldByKey(reflect.TypeOf(Server{}), key[0]); ok {
-					msg += " (it belongs in the [server] table)"
-				} else if _, ok := fieldByKey(reflect.TypeOf(Site{}), key[0]); ok {
-					msg += " (it belongs in a [[site]] table)"
-				}
-			}
+			msg := unknownKeyMsg(key)
 			out = append(out, Problem{Position{path, row}, msg})
 		}
 		return out

@@ -30,6 +30,11 @@ type Server struct {
 	// ErrorLog is where portico's own log lines go (errors, CGI stderr,
 	// worker output): "stderr", "stdout" or a file path. Default "stderr".
 	ErrorLog string `toml:"error_log"`
+	// ErrorLogFormat is the format of portico's own log, startup lines
+	// included: "text" (slog key=value lines) or "json" (one object per
+	// line). Default: "json" when LogFormat is "json", else "text", so
+	// log_format = "json" alone makes every log line JSON.
+	ErrorLogFormat string `toml:"error_log_format"`
 	// Admin is an optional "host:port" serving GET /metrics, GET /healthz,
 	// POST /reload and POST /cache/purge. It must be a loopback address
 	// unless AdminAllowRemote is set (with an AdminToken).

@@ -46,6 +46,11 @@ func validate(cfg *Config, mainPS *positions, sources []*positions) Problems {
 	default:
 		add(mainPS, "server.log_format", "log_format must be \"combined\" or \"json\", not %q", srv.LogFormat)
 	}
+	switch srv.ErrorLogFormat {
+	case "text", "json":
+	default:
+		add(mainPS, "server.error_log_format", "error_log_format must be \"text\" or \"json\", not %q", srv.ErrorLogFormat)
+	}
 	if srv.Admin != "" {
 		if _, port, err := net.SplitHostPort(srv.Admin); err != nil {
 			add(mainPS, "server.admin", "admin %q: want host:port, e.g. \"127.0.0.1:2019\"", srv.Admin)

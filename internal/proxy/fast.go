@@ -181,7 +181,8 @@ func (h *Handler) fastServe(st *fastState, req *fastpath.Request, w *fastpath.Re
 			h.fastError(st, req, w, rs.giveUp())
 			return
 		}
-		rs.start(u, time.Now())
+		sent := time.Now()
+		rs.start(u, sent)
 		if h.track {
 			u.active.Add(1)
 		}
@@ -197,6 +198,7 @@ func (h *Handler) fastServe(st *fastState, req *fastpath.Request, w *fastpath.Re
 				w.WriteHeader(errorStatus(err, true)) // not the upstream's fault
 				return
 			}
+			u.observe(0, 0)
 			h.pool.fail(u, err)
 			if !rs.afterError(u, err, idem, time.Now()) {
 				h.fastError(st, req, w, rs.lastErr)
@@ -206,6 +208,7 @@ func (h *Handler) fastServe(st *fastState, req *fastpath.Request, w *fastpath.Re
 			u = h.pick(rs.tried, client)
 			continue
 		}
+		u.observe(c.head.status, time.Since(sent))
 		if rs.afterStatus(c.head.status, idem, hasBody, time.Now()) {
 			if next := h.pick(rs.tried, client); next != nil {
 				h.logRetry(u, fmt.Errorf("status %d", c.head.status))

@@ -38,7 +38,8 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if u == nil {
 			return nil, rs.giveUp()
 		}
-		rs.start(u, time.Now())
+		sent := time.Now()
+		rs.start(u, sent)
 		// The first attempt sends ReverseProxy's own outgoing request (it
 		// is private to this request); later ones send copies, since the
 		// transport may still read an earlier attempt's request.
@@ -70,6 +71,7 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				// The client went away: not the upstream's fault.
 				return nil, err
 			}
+			u.observe(0, 0)
 			if hasBody {
 				if berr := guard.readError(); berr != nil {
 					// The client's body broke (too large, cut off):
@@ -88,6 +90,7 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			continue
 		}
 
+		u.observe(resp.StatusCode, time.Since(sent))
 		if rs.afterStatus(resp.StatusCode, idem, hasBody, time.Now()) {
 			if next := h.pick(rs.tried, client); next != nil {
 				h.logRetry(u, fmt.Errorf("status %d", resp.StatusCode))

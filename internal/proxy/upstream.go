@@ -28,7 +28,8 @@ type upstream struct {
 	unixPath   string
 	weight     int64
 
-	active atomic.Int64 // requests in flight (least_conn, random)
+	active atomic.Int64  // requests in flight (least_conn, random)
+	stats  upstreamStats // stats.go
 
 	// downUntil is the unix-nano time until which passive checks keep the
 	// upstream out of rotation (0: not down).

@@ -201,6 +201,7 @@ func (t *Tree) buildSite(sc *config.Site, logger *slog.Logger, trusted []netip.P
 			maxBody:      int64(rc.MaxBodySize),
 			readTimeout:  t.cfg.Server.ReadTimeout.D(),
 			handler:      h,
+			metrics:      t.metrics.route(sc.Name, rc.Path),
 			forwardsFast: rc.Proxy != nil && rc.Cache == nil && rc.Static == nil,
 		})
 	}

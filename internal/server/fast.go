@@ -91,6 +91,9 @@ func (f *fastEntry) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter)
 		t.log.logFast(req, user, remote, st.name, w.Status(), w.BytesWritten(), start, now)
 	}
 	t.metrics.observe(st.name, w.Status(), now.Sub(start))
+	if rt := st.route(req.Path); rt != nil {
+		rt.metrics.observe(w.Status(), now.Sub(start))
+	}
 	return true
 }
 

@@ -19,6 +19,7 @@ type Metrics struct {
 	inflight prometheus.Gauge
 
 	access accessCounters // access.go
+	routes routeMetrics   // routemetrics.go
 
 	mu       sync.RWMutex
 	counters map[siteStatus]prometheus.Counter
@@ -50,6 +51,7 @@ func NewMetrics() *Metrics {
 	m.registry.MustRegister(m.requests, m.duration, m.inflight,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.registerAccessMetrics()
+	m.registerRouteMetrics()
 	return m
 }
 
@@ -122,9 +124,10 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// WatchCaches makes the metrics report the caches of s's live config.
-func (m *Metrics) WatchCaches(s *Server) {
-	m.registry.MustRegister(newCacheCollector(s.Tree))
+// Watch makes the metrics report s's live config: its caches, and what
+// the status page shows (upstreams, CGI, WSGI, reloads, certificates).
+func (m *Metrics) Watch(s *Server) {
+	m.registry.MustRegister(newCacheCollector(s.Tree), newStatusCollector(s))
 }
 
 // Handler serves the metrics in the Prometheus text format.

@@ -18,9 +18,10 @@ type recorder struct {
 	bytes       int64
 	wroteHeader bool
 	site        string
-	siteHeaders [][2]string // the site's headers, restored on the final response after a 1xx
-	interim     bool        // a 1xx was sent
-	requestID   string      // the X-Request-ID assigned, "" when off
+	route       *routeObserver // the route that served it, nil if none
+	siteHeaders [][2]string    // the site's headers, restored on the final response after a 1xx
+	interim     bool           // a 1xx was sent
+	requestID   string         // the X-Request-ID assigned, "" when off
 	start       time.Time
 	user        string   // basic-auth user, read before a gate consumes Authorization
 	remote      string   // the client address the access log shows

@@ -31,10 +31,14 @@ import (
 
 // Options configure a Server.
 type Options struct {
-	Logger  *slog.Logger
-	Stdout  io.Writer // where "serving" lines and a stdout access log go
-	Stderr  io.Writer
-	Metrics *Metrics
+	Logger *slog.Logger
+	// Announce logs the startup lines ("portico: serving URL (site NAME)")
+	// in the format of Logger but to stdout, where scripts and tests read
+	// them. Default: a text logger on Stdout.
+	Announce *slog.Logger
+	Stdout   io.Writer // where a stdout access log goes (and Announce by default)
+	Stderr   io.Writer
+	Metrics  *Metrics
 }
 
 // Server owns the listeners and the live handler tree.
@@ -74,6 +78,9 @@ func New(opts Options) *Server {
 	}
 	if opts.Stderr == nil {
 		opts.Stderr = io.Discard
+	}
+	if opts.Announce == nil {
+		opts.Announce = newTextLogger(opts.Stdout)
 	}
 	return &Server{opts: opts, listeners: map[string]*listener{}, started: time.Now()}
 }
@@ -215,7 +222,7 @@ func (s *Server) serve(opened []*listener) {
 			}
 		}
 		s.listeners[l.key] = l
-		fmt.Fprintf(s.opts.Stdout, "portico: serving %s (site %s)\n", listenURL(l.ln.Addr(), l.tls), strings.Join(t.siteNames(l.key), ", "))
+		s.announceListener(l, t)
 		s.wg.Add(1)
 		go func(l *listener, ln net.Listener) {
 			defer s.wg.Done()
@@ -306,6 +313,7 @@ func (t *Tree) finish(r *http.Request, rec *recorder) {
 		t.log.log(r, rec, now)
 	}
 	t.metrics.observe(rec.site, rec.status, now.Sub(rec.start))
+	rec.route.observe(rec.status, now.Sub(rec.start))
 	*rec = recorder{}
 	recorderPool.Put(rec)
 }

@@ -22,6 +22,7 @@ type route struct {
 	maxBody     int64
 	readTimeout time.Duration
 	handler     http.Handler
+	metrics     *routeObserver // nil without metrics (routemetrics.go)
 	// forwardsFast: the handler's fast path may relay the request
 	// upstream as received (a proxy without cache), so it is declined when
 	// the request must carry a server-assigned X-Request-ID.
@@ -105,6 +106,9 @@ func (s *site) dispatch(w http.ResponseWriter, r *http.Request) {
 	if rt == nil {
 		errorpage.Write(w, r, http.StatusNotFound)
 		return
+	}
+	if rec, ok := w.(*recorder); ok {
+		rec.route = rt.metrics
 	}
 	if r.ContentLength > rt.maxBody {
 		w.Header().Set("Connection", "close")

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"net/http"
 	"sort"
 	"sync"
@@ -92,6 +94,7 @@ func (s *Server) Status() status.Snapshot {
 			}
 			ss.Routes = append(ss.Routes, rs)
 		}
+		ss.Certificates = s.certificates(sc, live)
 		snap.Sites = append(snap.Sites, ss)
 	}
 	return snap
@@ -188,6 +191,42 @@ func dedupe(s []string) []string {
 		if !seen[x] {
 			seen[x] = true
 			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// certificates lists what a TLS site serves: its certificate file, or the
+// ACME certificate held for each of its hosts (none yet: not listed).
+func (s *Server) certificates(sc *config.Site, live *site) []status.Certificate {
+	if sc.TLS == nil || live == nil {
+		return nil
+	}
+	leafOf := func(c *tls.Certificate) *x509.Certificate {
+		if c == nil || len(c.Certificate) == 0 {
+			return nil
+		}
+		if c.Leaf != nil {
+			return c.Leaf
+		}
+		l, _ := x509.ParseCertificate(c.Certificate[0])
+		return l
+	}
+	if !live.autoTLS {
+		if l := leafOf(live.cert); l != nil {
+			return []status.Certificate{{Names: l.DNSNames, NotAfter: l.NotAfter}}
+		}
+		return nil
+	}
+	acme := s.acme.Load()
+	if acme == nil {
+		return nil
+	}
+	var out []status.Certificate
+	for _, h := range sc.Hosts {
+		c, err := acme.GetCertificate(&tls.ClientHelloInfo{ServerName: h})
+		if l := leafOf(c); err == nil && l != nil {
+			out = append(out, status.Certificate{Names: []string{h}, NotAfter: l.NotAfter, ACME: true})
 		}
 	}
 	return out

@@ -14,7 +14,8 @@ import (
 )
 
 // The metrics report each live WSGI pool (found under its route's layers):
-// workers by state, queue length, recycles by cause.
+// workers by state (starting and retiring too), the queue, recycles by
+// cause.
 func TestWSGIMetrics(t *testing.T) {
 	python, err := exec.LookPath("/usr/bin/python3")
 	if err != nil {
@@ -28,7 +29,7 @@ func TestWSGIMetrics(t *testing.T) {
 access_log = "off"
 [[site]]
 name = "main"
-listen = ["127.0.0.1:1"]
+listen = ["127.0.0.1:0"]
   [[site.route]]
   path = "/app/"
   wsgi = { app = "app:application", dir = "app", workers = 2, python = "`+python+`" }
@@ -39,13 +40,13 @@ listen = ["127.0.0.1:1"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := Build(cfg, Deps{})
-	if err != nil {
+	m := NewMetrics()
+	srv := New(Options{Stdout: io.Discard, Metrics: m})
+	m.Watch(srv)
+	if err := srv.Start(cfg); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { tr.Close(context.Background()) })
-	m := NewMetrics()
-	m.registry.MustRegister(newWSGICollector(func() *Tree { return tr }))
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
@@ -53,8 +54,9 @@ listen = ["127.0.0.1:1"]
 		`portico_wsgi_workers{route="/app/",site="main",state="idle"} 2`,
 		`portico_wsgi_workers{route="/app/",site="main",state="busy"} 0`,
 		`portico_wsgi_workers{route="/app/",site="main",state="starting"} 0`,
-		`portico_wsgi_workers_configured{route="/app/",site="main"} 2`,
-		`portico_wsgi_queue_length{route="/app/",site="main"} 0`,
+		`portico_wsgi_workers{route="/app/",site="main",state="retiring"} 0`,
+		`portico_wsgi_workers{route="/app/",site="main",state="configured"} 2`,
+		`portico_wsgi_queue{route="/app/",site="main"} 0`,
 		`portico_wsgi_recycles_total{cause="max_memory",route="/app/",site="main"} 0`,
 		`portico_wsgi_recycles_total{cause="died",route="/app/",site="main"} 0`,
 		`portico_wsgi_timeouts_total{route="/app/",site="main"} 0`,

@@ -49,6 +49,15 @@ type Site struct {
 	Listen []string `json:"listen"`
 	TLS    bool     `json:"tls"`
 	Routes []Route  `json:"routes"`
+	// Certificates are those the site serves now (files or ACME).
+	Certificates []Certificate `json:"certificates,omitempty"`
+}
+
+// Certificate is one certificate a TLS site serves.
+type Certificate struct {
+	Names    []string  `json:"names"`
+	NotAfter time.Time `json:"not_after"`
+	ACME     bool      `json:"acme"`
 }
 
 // Route is one route of a site with what its handler reports.
@@ -68,6 +77,13 @@ type Upstream struct {
 	Addr     string `json:"addr"`
 	Healthy  bool   `json:"healthy"`
 	InFlight int64  `json:"in_flight"`
+	// Requests counts attempts that got a response head; Errors, attempts
+	// that failed (no connection, a broken or late answer) or got a 5xx.
+	Requests int64 `json:"requests"`
+	Errors   int64 `json:"errors"`
+	// HeadSeconds is the total time from sending to the response head
+	// over Requests (the mean is HeadSeconds / Requests).
+	HeadSeconds float64 `json:"head_seconds"`
 }
 
 // Cache is a route's response cache.
@@ -85,8 +101,9 @@ type Cache struct {
 
 // CGI is a cgi route's process count.
 type CGI struct {
-	Running int `json:"running"`
-	Max     int `json:"max"`
+	Running  int   `json:"running"`
+	Max      int   `json:"max"`
+	Timeouts int64 `json:"timeouts"`
 }
 
 // WSGI is a wsgi route's worker pool by state.
