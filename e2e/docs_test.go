@@ -216,6 +216,9 @@ func writeWSGIApp(t *testing.T, dir, app string) {
 // partial blocks are completed, and only blocks marked
 // <!-- fragment --> are left out.
 func TestDocsConfigsCheck(t *testing.T) {
+	// Slow and independent: runs beside the other parallel tests once
+	// the sequential ones are done.
+	t.Parallel()
 	pages, err := filepath.Glob("../docs/*.md")
 	if err != nil || len(pages) == 0 {
 		t.Fatalf("no docs/*.md: %v", err)

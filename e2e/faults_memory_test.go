@@ -20,6 +20,9 @@ import (
 // than cacheRSSGrowthMax over the idle process (portico built without the
 // race detector, even under -race: see binaryWithoutRace).
 func TestFaultCacheMemoryBoundedWith100kKeys(t *testing.T) {
+	// Slow and independent: runs beside the other parallel tests once
+	// the sequential ones are done.
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("100,000 requests (-short)")
 	}

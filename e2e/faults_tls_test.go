@@ -25,6 +25,9 @@ type testsslFinding struct {
 // Nothing weak may be offered: no SSLv2/3, no TLS 1.0/1.1, only AEAD
 // ciphers with forward secrecy, and no finding of severity LOW or worse.
 func TestFaultTestsslNoWeakProtocolOrCipher(t *testing.T) {
+	// Slow and independent: runs beside the other parallel tests once
+	// the sequential ones are done.
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("testssl.sh takes about 25s (-short)")
 	}

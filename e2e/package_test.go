@@ -14,6 +14,9 @@ import (
 // says its version and commit, accepts the shipped config, and systemd
 // accepts the unit. It purges the package afterwards.
 func TestDebPackage(t *testing.T) {
+	// Slow and independent: runs beside the other parallel tests once
+	// the sequential ones are done.
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds nfpm and installs a package")
 	}
@@ -79,6 +82,12 @@ func TestDebPackage(t *testing.T) {
 	} {
 		if !strings.Contains(string(text), want+"\n") {
 			t.Errorf("unit lacks %q", want)
+		}
+	}
+	for _, f := range []string{"/usr/share/bash-completion/completions/portico", "/usr/share/zsh/vendor-completions/_portico",
+		"/usr/share/fish/vendor_completions.d/portico.fish", "/usr/share/man/man1/portico.1.gz"} {
+		if fi, err := os.Stat(f); err != nil || fi.Size() == 0 {
+			t.Errorf("the package lacks %s: %v", f, err)
 		}
 	}
 	if _, err := exec.Command("id", "portico").Output(); err != nil {
