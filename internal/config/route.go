@@ -139,12 +139,8 @@ func checkRoute(add addFunc, ps *positions, rb string, r *Route) {
 		if c.Store != "memory" && !strings.HasPrefix(c.Store, "redis://") && !strings.HasPrefix(c.Store, "rediss://") {
 			add(ps, rb+".cache.store", "cache store must be \"memory\" or a redis:// URL, not %q", c.Store)
 		}
-		for n, k := range c.Key {
-			switch k {
-			case "method", "scheme", "host", "path", "query":
-			default:
-				add(ps, fmt.Sprintf("%s.cache.key[%d]", rb, n), "cache key part %q: want method, scheme, host, path or query", k)
-			}
+		if _, err := ParseCacheKey(c.Key); err != nil {
+			add(ps, rb+".cache.key", "%v", err)
 		}
 	}
 }
