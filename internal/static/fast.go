@@ -1,9 +1,12 @@
 package static
 
 import (
+	"errors"
+	"io/fs"
 	"net/http"
 	"os"
 
+	"portico/internal/errorpage"
 	"portico/internal/fastpath"
 )
 
@@ -26,8 +29,50 @@ var _ fastpath.Handler = (*Handler)(nil)
 func (h *Handler) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
 	e, err := h.lookup(req.Path, req.RawPath, req.AcceptEncoding, req.Range != "")
 	if err != nil {
+		return h.serveFastError(req, w, err)
+	}
+	return h.serveFastEntry(req, w, e)
+}
+
+// ServeFastHit is ServeFast for plain hits only: every error, a missing
+// file included, is declined. For a handler that serves the files of
+// another route kind and answers their misses itself (fastcgi's assets).
+func (h *Handler) ServeFastHit(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
+	e, err := h.lookup(req.Path, req.RawPath, req.AcceptEncoding, req.Range != "")
+	if err != nil {
 		return false
 	}
+	return h.serveFastEntry(req, w, e)
+}
+
+// serveFastError answers what lookup found instead of a file, when
+// ServeHTTP would answer it with a plain error page: a missing file (no
+// SPA navigation, no Fallback handler), a path that can never be served,
+// a file it may not read. It declines everything else (redirects,
+// listings, the SPA index, the Fallback handler, a 500 that ServeHTTP
+// logs).
+func (h *Handler) serveFastError(req *fastpath.Request, w *fastpath.ResponseWriter, err error) bool {
+	if h.fallback != nil {
+		return false
+	}
+	status := http.StatusNotFound
+	switch {
+	case err == errMissing:
+		if h.spa && acceptsHTMLValue(req.Accept) {
+			return false // the SPA's index, on net/http's path
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		// An unservable path (traversal, dotfile, encoded separator)
+		// or a file gone meanwhile: ServeHTTP's notFound or fail.
+	case errors.Is(err, fs.ErrPermission):
+		status = http.StatusForbidden
+	default:
+		return false
+	}
+	return errorpage.Default(status).WriteFast(w, req)
+}
+
+func (h *Handler) serveFastEntry(req *fastpath.Request, w *fastpath.ResponseWriter, e *entry) bool {
 	get := req.Method == http.MethodGet
 
 	fr := fileRequest{

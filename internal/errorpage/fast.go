@@ -1,0 +1,45 @@
+package errorpage
+
+import (
+	"strings"
+
+	"portico/internal/fastpath"
+)
+
+// WriteFast sends p on portico's fast path exactly as WritePage sends it on
+// net/http, where the site's headers were set before: same status, fields
+// and body. It returns false, having written nothing, when the answers
+// could differ: the response's default (site) headers hold a field that
+// WritePage deletes (Content-Length, Content-Encoding, ETag,
+// Last-Modified); the caller then leaves the request to net/http.
+func (p *Page) WriteFast(w *fastpath.ResponseWriter, req *fastpath.Request) bool {
+	for _, name := range deletedFields {
+		if w.HasDefaultHeader(name) {
+			return false
+		}
+	}
+	html := strings.Contains(req.Accept, "text/html")
+	w.WriteHeader(p.status)
+	if html {
+		w.AddHeaderLines(p.htmlHead)
+	} else {
+		w.AddHeaderLines(p.textHead)
+	}
+	if !w.HasDefaultHeader("Cache-Control") {
+		w.AddHeaderLines(noStore)
+	}
+	if req.Method == "HEAD" {
+		return true // as WritePage: no body written, none counted
+	}
+	if html {
+		w.Write(p.html)
+	} else {
+		w.Write(p.text)
+	}
+	return true
+}
+
+// deletedFields are the fields WritePage removes from what was set before.
+var deletedFields = [...]string{"Content-Length", "Content-Encoding", "Etag", "Last-Modified"}
+
+var noStore = []byte("Cache-Control: no-store\r\n")
