@@ -13,6 +13,16 @@ import (
 // WritePage deletes (Content-Length, Content-Encoding, ETag,
 // Last-Modified); the caller then leaves the request to net/http.
 func (p *Page) WriteFast(w *fastpath.ResponseWriter, req *fastpath.Request) bool {
+	return p.WriteFastFields(w, req, nil, false)
+}
+
+// WriteFastFields is WriteFast for a handler that set header fields
+// before the page on net/http (a file's Vary, Content-Range, Cache-Control
+// for its 416): lines are those fields as header lines, none of them one
+// the page deletes or sets (Content-Type, Content-Length, ...);
+// cacheControl says whether they hold a Cache-Control, which the page
+// then keeps.
+func (p *Page) WriteFastFields(w *fastpath.ResponseWriter, req *fastpath.Request, lines []byte, cacheControl bool) bool {
 	for _, name := range deletedFields {
 		if w.HasDefaultHeader(name) {
 			return false
@@ -25,7 +35,8 @@ func (p *Page) WriteFast(w *fastpath.ResponseWriter, req *fastpath.Request) bool
 	} else {
 		w.AddHeaderLines(p.textHead)
 	}
-	if !w.HasDefaultHeader("Cache-Control") {
+	w.AddHeaderLines(lines)
+	if !cacheControl && !w.HasDefaultHeader("Cache-Control") {
 		w.AddHeaderLines(noStore)
 	}
 	if req.Method == "HEAD" {

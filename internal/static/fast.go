@@ -17,8 +17,11 @@ var _ fastpath.Handler = (*Handler)(nil)
 // regular file (directly or as a folder's index), its precompressed
 // variant by Accept-Encoding, with the same decision as ServeHTTP's
 // (answer: preconditions, then ranges) when it comes to 200, 304 or a
-// single range. Everything else (a missing file, redirects, listings, SPA
-// fallback, 412, several ranges, an unsatisfiable range, an error) returns
+// single range, and when it comes to the error pages ServeHTTP would send
+// as they are: 404 (a missing file or an unservable path, unless the SPA
+// index or a Fallback handler answers it), 403, 412 and 416, each page
+// rendered once (errorpage.Page). Everything else (redirects, listings,
+// the SPA index, the Fallback handler, several ranges, a 500) returns
 // false before writing anything, and net/http's path (ServeHTTP) answers
 // it.
 //
@@ -94,8 +97,15 @@ func (h *Handler) serveFastEntry(req *fastpath.Request, w *fastpath.ResponseWrit
 		return true
 	case status == http.StatusPartialContent && len(ranges) == 1:
 		rng = ranges[0]
+	case status == http.StatusPreconditionFailed, status == http.StatusRequestedRangeNotSatisfiable:
+		// serveEntry's answer: the file's fields for the status, then
+		// the error page.
+		set := fileFields(status, false, e, h.cacheControl != nil)
+		var buf [256]byte
+		lines := appendFields(buf[:0], set, e, h.cacheControlValue(), rng)
+		return errorpage.Default(status).WriteFastFields(w, req, lines, set&fCacheControl != 0)
 	case status != http.StatusOK:
-		return false // 412, 416 or multipart: net/http's path
+		return false // multipart: net/http's path
 	}
 
 	var f *os.File
@@ -137,10 +147,14 @@ func (h *Handler) serveFastEntry(req *fastpath.Request, w *fastpath.ResponseWrit
 // addFields renders set with appendFields into w, through a buffer on the
 // stack.
 func (h *Handler) addFields(w *fastpath.ResponseWriter, set fieldSet, e *entry, rng byteRange) {
-	cc := ""
-	if h.cacheControl != nil {
-		cc = h.cacheControl[0]
-	}
 	var buf [512]byte
-	w.AddHeaderLines(appendFields(buf[:0], set, e, cc, rng))
+	w.AddHeaderLines(appendFields(buf[:0], set, e, h.cacheControlValue(), rng))
+}
+
+// cacheControlValue is the configured Cache-Control of files, "" if none.
+func (h *Handler) cacheControlValue() string {
+	if h.cacheControl == nil {
+		return ""
+	}
+	return h.cacheControl[0]
 }

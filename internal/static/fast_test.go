@@ -69,8 +69,10 @@ func TestServeFastMatchesServeHTTP(t *testing.T) {
 		{"GET", "/big.bin", []string{"Range", "bytes=100000-100009"}, true},
 		{"GET", "/app.js", []string{"Range", "bytes=0-1", "Accept-Encoding", "br"}, true},
 		{"GET", "/digits.txt", []string{"Range", "bytes=1-2,5-6"}, false},
-		{"GET", "/digits.txt", []string{"Range", "bytes=50-60"}, false},
-		{"GET", "/1k.txt", []string{"If-Match", `"x"`}, false},
+		{"HEAD", "/digits.txt", []string{"Range", "bytes=50-60"}, true},
+		{"GET", "/app.js", []string{"Range", "bytes=5000-", "Accept-Encoding", "br", "Accept", "text/html"}, true},
+		{"GET", "/digits.txt", []string{"Range", "bytes=50-60"}, true}, // 412/416 page
+		{"GET", "/1k.txt", []string{"If-Match", `"x"`}, true}, // 412/416 page
 		{"GET", "/1k.txt", []string{"If-Unmodified-Since", lm}, true}, // 200 now: the fast path shares the precondition decision
 		{"GET", "/missing.txt", nil, true},                            // 404 page, on the fast path
 		{"HEAD", "/missing.txt", nil, true},
@@ -93,9 +95,9 @@ func TestServeFastMatchesServeHTTP(t *testing.T) {
 		{"GET", "/1k.txt", []string{"If-Match", ""}, true},
 		{"GET", "/1k.txt", []string{"If-None-Match", "", "If-Modified-Since", lm}, true},
 		{"GET", "/digits.txt", []string{"Range", "bytes=2-4", "If-Range", ""}, true},
-		{"GET", "/1k.txt", []string{"If-Unmodified-Since", "Mon, 02 Jan 2006 15:04:05 GMT"}, false},
-		{"HEAD", "/1k.txt", []string{"If-Match", `"x"`}, false},
-		{"GET", "/1k.txt", []string{"If-Match", `"x"`, "If-None-Match", "*"}, false},
+		{"GET", "/1k.txt", []string{"If-Unmodified-Since", "Mon, 02 Jan 2006 15:04:05 GMT"}, true}, // 412/416 page
+		{"HEAD", "/1k.txt", []string{"If-Match", `"x"`}, true}, // 412/416 page
+		{"GET", "/1k.txt", []string{"If-Match", `"x"`, "If-None-Match", "*"}, true}, // 412/416 page
 	}
 	for _, tt := range tests {
 		raw := rawRequest(tt.method, tt.target, tt.hdr)
@@ -304,9 +306,13 @@ func TestServeFastErrorPages(t *testing.T) {
 	})
 	t.Run("site Cache-Control kept", func(t *testing.T) {
 		h, _ := newHandler(t, nil, Options{})
-		f := enginetest.Start(t, h, [][2]string{{"Cache-Control", "max-age=5"}})
-		if got := f.Same(t, true, miss)[0]; got.Header.Get("Cache-Control") != "max-age=5" {
-			t.Errorf("Cache-Control: got %q, want the site's", got.Header.Get("Cache-Control"))
+		f := enginetest.Start(t, h, [][2]string{{"Cache-Control", "max-age=5"}, {"Vary", "Origin"}})
+		unsat := rawRequest("GET", "/digits.txt", []string{"Range", "bytes=50-60"})
+		failed := rawRequest("GET", "/digits.txt", []string{"If-Match", `"x"`})
+		for _, got := range f.Same(t, true, miss, unsat, failed) {
+			if got.Header.Get("Cache-Control") != "max-age=5" {
+				t.Errorf("Cache-Control: got %q, want the site's", got.Header.Get("Cache-Control"))
+			}
 		}
 	})
 	t.Run("site field the page deletes", func(t *testing.T) {
@@ -335,13 +341,16 @@ func TestServeFastErrorPages(t *testing.T) {
 	})
 }
 
-// A 404 on the fast path allocates nothing: the page is rendered once.
+// A 404 (and a 412, a 416) on the fast path allocates nothing: the page
+// is rendered once.
 func TestServeFast404NoAllocs(t *testing.T) {
 	h, _ := newHandler(t, nil, Options{})
 	for _, req := range []*fastpath.Request{
 		{Path: "/missing.txt", Accept: "*/*"},
 		{Path: "/nope/deeper/missing.html", Accept: "text/html"},
 		{Path: "/.env"},
+		{Path: "/digits.txt", Range: "bytes=50-60"},
+		{Path: "/digits.txt", IfMatch: `"x"`},
 	} {
 		req.Method, req.Proto, req.ProtoMinor, req.RawPath, req.KeepAlive = "GET", "HTTP/1.1", 1, req.Path, true
 		rec := fastpath.NewRecorder()
