@@ -72,9 +72,9 @@ func TestServeFastMatchesServeHTTP(t *testing.T) {
 		{"HEAD", "/digits.txt", []string{"Range", "bytes=50-60"}, true},
 		{"GET", "/app.js", []string{"Range", "bytes=5000-", "Accept-Encoding", "br", "Accept", "text/html"}, true},
 		{"GET", "/digits.txt", []string{"Range", "bytes=50-60"}, true}, // 412/416 page
-		{"GET", "/1k.txt", []string{"If-Match", `"x"`}, true}, // 412/416 page
-		{"GET", "/1k.txt", []string{"If-Unmodified-Since", lm}, true}, // 200 now: the fast path shares the precondition decision
-		{"GET", "/missing.txt", nil, true},                            // 404 page, on the fast path
+		{"GET", "/1k.txt", []string{"If-Match", `"x"`}, true},          // 412/416 page
+		{"GET", "/1k.txt", []string{"If-Unmodified-Since", lm}, true},  // 200 now: the fast path shares the precondition decision
+		{"GET", "/missing.txt", nil, true},                             // 404 page, on the fast path
 		{"HEAD", "/missing.txt", nil, true},
 		{"GET", "/missing.txt", []string{"Accept", "text/html,application/xhtml+xml,*/*;q=0.8"}, true},
 		{"HEAD", "/missing.txt", []string{"Accept", "text/html"}, true},
@@ -96,8 +96,8 @@ func TestServeFastMatchesServeHTTP(t *testing.T) {
 		{"GET", "/1k.txt", []string{"If-None-Match", "", "If-Modified-Since", lm}, true},
 		{"GET", "/digits.txt", []string{"Range", "bytes=2-4", "If-Range", ""}, true},
 		{"GET", "/1k.txt", []string{"If-Unmodified-Since", "Mon, 02 Jan 2006 15:04:05 GMT"}, true}, // 412/416 page
-		{"HEAD", "/1k.txt", []string{"If-Match", `"x"`}, true}, // 412/416 page
-		{"GET", "/1k.txt", []string{"If-Match", `"x"`, "If-None-Match", "*"}, true}, // 412/416 page
+		{"HEAD", "/1k.txt", []string{"If-Match", `"x"`}, true},                                     // 412/416 page
+		{"GET", "/1k.txt", []string{"If-Match", `"x"`, "If-None-Match", "*"}, true},                // 412/416 page
 	}
 	for _, tt := range tests {
 		raw := rawRequest(tt.method, tt.target, tt.hdr)
