@@ -275,6 +275,8 @@ func FuzzFastPathConnection(f *testing.F) {
 		"GET /digits.txt HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /digits.txt HTTP/1.1\r\nHost: a\r\n\r\n",
 		"GET /%7e/../digits.txt?q HTTP/1.1\r\nHost: a\r\n\r\nGET /missing HTTP/1.1\r\nHost: a\r\n\r\n",
 		"HEAD /digits.txt HTTP/1.1\r\nHost: a\r\n\r\nHEAD /sub HTTP/1.1\r\nHost: a\r\n\r\nGET /app.js HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n",
+		"GET /nope HTTP/1.1\r\nHost: a\r\nAccept: text/html\r\n\r\nHEAD /.env HTTP/1.1\r\nHost: a\r\n\r\nGET /digits.txt HTTP/1.1\r\nHost: a\r\nRange: bytes=90-\r\n\r\nGET /1k.txt HTTP/1.1\r\nHost: a\r\nIf-Match: \"x\"\r\n\r\n",
+		"GET /nope HTTP/1.0\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
