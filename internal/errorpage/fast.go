@@ -9,7 +9,8 @@ import (
 // WriteFast sends p on portico's fast path exactly as WritePage sends it on
 // net/http, where the site's headers were set before: same status, fields
 // and body. It returns false, having written nothing, when the answers
-// could differ: the response's default (site) headers hold a field that
+// could differ: the response's default (site) headers, canonical names,
+// hold a field that
 // WritePage deletes (Content-Length, Content-Encoding, ETag,
 // Last-Modified); the caller then leaves the request to net/http.
 func (p *Page) WriteFast(w *fastpath.ResponseWriter, req *fastpath.Request) bool {
@@ -23,9 +24,13 @@ func (p *Page) WriteFast(w *fastpath.ResponseWriter, req *fastpath.Request) bool
 // cacheControl says whether they hold a Cache-Control, which the page
 // then keeps.
 func (p *Page) WriteFastFields(w *fastpath.ResponseWriter, req *fastpath.Request, lines []byte, cacheControl bool) bool {
-	for _, name := range deletedFields {
-		if w.HasDefaultHeader(name) {
-			return false
+	siteCacheControl := false
+	for _, kv := range w.DefaultHeaders() { // canonical names
+		switch kv[0] {
+		case "Content-Length", "Content-Encoding", "Etag", "Last-Modified":
+			return false // deletedFields
+		case "Cache-Control":
+			siteCacheControl = true
 		}
 	}
 	html := strings.Contains(req.Accept, "text/html")
@@ -36,7 +41,7 @@ func (p *Page) WriteFastFields(w *fastpath.ResponseWriter, req *fastpath.Request
 		w.AddHeaderLines(p.textHead)
 	}
 	w.AddHeaderLines(lines)
-	if !cacheControl && !w.HasDefaultHeader("Cache-Control") {
+	if !cacheControl && !siteCacheControl {
 		w.AddHeaderLines(noStore)
 	}
 	if req.Method == "HEAD" {

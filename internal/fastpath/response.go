@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -55,19 +54,6 @@ func (w *ResponseWriter) BytesWritten() int64 { return w.bytes }
 // before the handler, which may then replace them. The slice is read when
 // the header ends; it is not copied and must not change meanwhile.
 func (w *ResponseWriter) SetDefaultHeaders(kv [][2]string) { w.defaults = kv }
-
-// HasDefaultHeader reports whether the default headers (SetDefaultHeaders)
-// hold a field named name, case-insensitively: a handler that must answer
-// as net/http would, where those fields were set before it ran, checks
-// what it would override.
-func (w *ResponseWriter) HasDefaultHeader(name string) bool {
-	for _, kv := range w.defaults {
-		if strings.EqualFold(kv[0], name) {
-			return true
-		}
-	}
-	return false
-}
 
 // HeaderFilter edits the header fields of a response just before they are
 // sent: route-level header rules. FilterHeader is called once per final
