@@ -36,10 +36,11 @@ type conn struct {
 
 	// The idle wait (idle.go): the socket (nil: read through nc), the
 	// netpoller callback, bound once, and its state.
-	raw    syscall.RawConn
-	peekFn func(uintptr) bool
-	woken  bool
-	peek   [1]byte
+	raw        syscall.RawConn
+	rawChecked bool
+	peekFn     func(uintptr) bool
+	woken      bool
+	peek       [1]byte
 }
 
 // outPool holds output buffers of connections.
@@ -174,11 +175,8 @@ func (c *conn) serve() {
 		c.br = nil
 		l.remove(c)
 	}()
-	if c.raw = socketOf(c.nc); c.raw != nil {
-		c.peekFn = c.peekReadable
-	}
 	c.getOut()
-	c.req.RemoteAddr = c.nc.RemoteAddr().String()
+	c.req.RemoteAddr = remoteAddrString(c.nc.RemoteAddr())
 	c.now = time.Now()
 	opts := &l.opts
 	size := opts.BufferSize
@@ -205,7 +203,7 @@ func (c *conn) serve() {
 			}
 			// An idle connection holds no buffer (idle.go).
 			c.putOut()
-			if err := c.awaitRequest(); err != nil {
+			if err := c.awaitRequest(served); err != nil {
 				return
 			}
 			c.getOut()

@@ -3,6 +3,8 @@ package fastpath
 import (
 	"bufio"
 	"net"
+	"net/netip"
+	"strconv"
 	"syscall"
 )
 
@@ -64,9 +66,20 @@ func (c *conn) releaseReader() {
 
 // awaitRequest waits until the next request's first bytes arrive (or the
 // connection ends, or the read deadline passes), and leaves them in the
-// read buffer. Without a raw socket it reads through the buffer.
-func (c *conn) awaitRequest() error {
-	if c.raw == nil {
+// read buffer. The first request of a connection is read straight into
+// a buffer (it is on its way: a client sends it as it connects), as is
+// every request of a connection without a raw socket; the idle wait
+// after a request waits on the socket, without buffer.
+func (c *conn) awaitRequest(served bool) error {
+	if served && c.peekFn == nil && !c.rawChecked {
+		// Once per kept-alive connection: a connection that closes after
+		// its first answer pays nothing for the idle wait.
+		c.rawChecked = true
+		if c.raw = socketOf(c.nc); c.raw != nil {
+			c.peekFn = c.peekReadable
+		}
+	}
+	if !served || c.raw == nil {
 		c.takeReader()
 		_, err := c.br.Peek(1)
 		return err
@@ -98,4 +111,22 @@ func (c *conn) peekReadable(fd uintptr) bool {
 		}
 		return err != syscall.EAGAIN
 	}
+}
+
+// remoteAddrString is a.String() (net/http's Request.RemoteAddr), in one
+// allocation for an IPv4 peer instead of three.
+func remoteAddrString(a net.Addr) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok || ta.Zone != "" {
+		return a.String()
+	}
+	ip4 := ta.IP.To4()
+	if ip4 == nil {
+		return a.String()
+	}
+	var buf [len("255.255.255.255:65535")]byte
+	b := netip.AddrFrom4([4]byte(ip4)).AppendTo(buf[:0])
+	b = append(b, ':')
+	b = strconv.AppendInt(b, int64(ta.Port), 10)
+	return string(b)
 }

@@ -170,3 +170,65 @@ func TestIdleConnHoldsNoBuffer(t *testing.T) {
 		t.Errorf("an idle connection costs the engine %.0f bytes, want < 8192", engine)
 	}
 }
+
+// BenchmarkNewConnPerRequest is one request per connection on loopback
+// (dial, GET with "Connection: close", read to the end, close): what
+// accept, the first read and close cost, client side included.
+func BenchmarkNewConnPerRequest(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := &memHandler{files: map[string][]byte{"/1k": []byte(strings.Repeat("x", 1024))}}
+	fl := Listen(ln, h, Options{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, WriteTimeout: 10 * time.Second})
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		fl.Shutdown(ctx)
+	}()
+	req := []byte("GET /1k HTTP/1.1\r\nHost: localhost:8080\r\nConnection: close\r\n\r\n")
+	buf := make([]byte, 4096)
+	addr := ln.Addr().String()
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Write(req)
+		n := 0
+		for {
+			k, err := c.Read(buf[n:])
+			n += k
+			if err != nil {
+				break
+			}
+		}
+		c.Close()
+		if n < 1024 {
+			b.Fatalf("short answer: %q", buf[:n])
+		}
+	}
+}
+
+// remoteAddrString formats as net.Addr.String does (net/http's RemoteAddr).
+func TestRemoteAddrString(t *testing.T) {
+	for _, a := range []net.Addr{
+		&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 80},
+		&net.TCPAddr{IP: net.IP{10, 1, 2, 3}, Port: 65535},
+		&net.TCPAddr{IP: net.IPv4(192, 168, 0, 1).To16(), Port: 0},
+		&net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 443},
+		&net.TCPAddr{IP: net.ParseIP("::ffff:1.2.3.4"), Port: 8080},
+		&net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 1, Zone: "eth0"},
+		&net.TCPAddr{},
+		&net.UnixAddr{Name: "/run/x.sock", Net: "unix"},
+	} {
+		if got, want := remoteAddrString(a), a.String(); got != want {
+			t.Errorf("%#v: got %q, want %q", a, got, want)
+		}
+	}
+	a := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5555}
+	if n := testing.AllocsPerRun(100, func() { remoteAddrString(a) }); n > 1 {
+		t.Errorf("%v allocations, want 1", n)
+	}
+}
