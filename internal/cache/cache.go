@@ -109,7 +109,7 @@ type Handler struct {
 	name        string
 	store       store
 	maxObject   int64
-	key         keyParts
+	key         config.CacheKey
 	ignoreNoCCh bool // ignore_client_no_cache
 
 	mu      sync.Mutex
@@ -148,7 +148,7 @@ func New(cfg config.Cache, next http.Handler, opts Options) (*Handler, error) {
 	if name == "" {
 		name = "default"
 	}
-	kp, err := parseKeyParts(cfg.Key)
+	kp, err := config.ParseCacheKey(cfg.Key)
 	if err != nil {
 		return nil, err
 	}
