@@ -46,23 +46,39 @@ var encodingOf = [numEnc]compress.Encoding{encBr: compress.Brotli, encZstd: comp
 // a script or image fetch must not get the SPA's index page.
 func acceptsHTML(accept []string) bool {
 	for _, a := range accept {
-		for a != "" {
-			var item string
-			if i := strings.IndexByte(a, ','); i >= 0 {
-				item, a = a[:i], a[i+1:]
-			} else {
-				item, a = a, ""
-			}
-			typ, params := item, ""
-			if i := strings.IndexByte(item, ';'); i >= 0 {
-				typ, params = item[:i], item[i+1:]
-			}
-			if strings.EqualFold(strings.TrimSpace(typ), "text/html") {
-				return compress.ParseQ(params) > 0
-			}
+		if html, named := acceptHTMLItem(a); named {
+			return html
 		}
 	}
 	return false
+}
+
+// acceptsHTMLValue is acceptsHTML for a single field value (the fast
+// path's, which never sees a repeated Accept).
+func acceptsHTMLValue(a string) bool {
+	html, _ := acceptHTMLItem(a)
+	return html
+}
+
+// acceptHTMLItem reads one Accept value: named says whether it has a
+// text/html item, html whether that item's q is non-zero.
+func acceptHTMLItem(a string) (html, named bool) {
+	for a != "" {
+		var item string
+		if i := strings.IndexByte(a, ','); i >= 0 {
+			item, a = a[:i], a[i+1:]
+		} else {
+			item, a = a, ""
+		}
+		typ, params := item, ""
+		if i := strings.IndexByte(item, ';'); i >= 0 {
+			typ, params = item[:i], item[i+1:]
+		}
+		if strings.EqualFold(strings.TrimSpace(typ), "text/html") {
+			return compress.ParseQ(params) > 0, true
+		}
+	}
+	return false, false
 }
 
 // etagListMatch reports whether the entity tag etag (quoted, strong) is in
