@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pires/go-proxyproto"
@@ -241,6 +242,23 @@ func (c *rejectConn) ReadFrom(r io.Reader) (int64, error) { return readFrom(c.Co
 // CloseWrite keeps net/http's graceful close.
 func (c *rejectConn) CloseWrite() error { return closeWrite(c.Conn) }
 
+// SyscallConn keeps the fast path's socket-level writes through the
+// wrappers: without it the header of a file response goes out in its own
+// segment (no MSG_MORE), which halved 1 MiB sendfile throughput. Only
+// writes and non-consuming peeks use it; reads stay on the wrapper.
+func (c *limitConn) SyscallConn() (syscall.RawConn, error)  { return syscallConn(c.Conn) }
+func (c *rejectConn) SyscallConn() (syscall.RawConn, error) { return syscallConn(c.Conn) }
+
+func syscallConn(c net.Conn) (syscall.RawConn, error) {
+	if pc, ok := c.(*proxyproto.Conn); ok {
+		c = pc.Raw()
+	}
+	if sc, ok := c.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.New("clientip: not a socket")
+}
+
 func readFrom(c net.Conn, r io.Reader) (int64, error) {
 	if rf, ok := c.(io.ReaderFrom); ok {
 		return rf.ReadFrom(r)
@@ -263,4 +281,9 @@ type writerOnly struct{ io.Writer }
 var (
 	_ io.ReaderFrom = (*limitConn)(nil)
 	_ io.ReaderFrom = (*rejectConn)(nil)
+)
+
+var (
+	_ syscall.Conn = (*limitConn)(nil)
+	_ syscall.Conn = (*rejectConn)(nil)
 )
