@@ -112,6 +112,8 @@ type Handler struct {
 	key         keyParts
 	ignoreNoCCh bool // ignore_client_no_cache
 
+	inv *invalidations // stamps of unsafe-method invalidations and purges
+
 	mu      sync.Mutex
 	flights map[string]*flight
 	closed  bool // set by Close: no more background refreshes
@@ -160,6 +162,7 @@ func New(cfg config.Cache, next http.Handler, opts Options) (*Handler, error) {
 		key:         kp,
 		ignoreNoCCh: cfg.IgnoreClientNoCache,
 		flights:     make(map[string]*flight),
+		inv:         newInvalidations(),
 		now:         time.Now,
 		lockTimeout: lockTimeout,
 	}

@@ -116,32 +116,44 @@ func (s *redisStore) Get(ctx context.Context, key string) *entry {
 	return e
 }
 
-func (s *redisStore) Set(ctx context.Context, key string, e *entry) {
+func (s *redisStore) Set(ctx context.Context, key string, e *entry, guard func() bool) bool {
 	ttl := time.Until(e.Expires)
-	if ttl < time.Second {
-		return
+	if ttl < time.Second || !s.br.healthy() {
+		return false
 	}
 	select {
 	case s.sets <- struct{}{}:
 	default:
-		return // too many writes pending: drop this one
+		return false // too many writes pending: drop this one
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		<-s.sets
-		return
+		return false
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	b := e.encode()
 	go func() {
 		defer func() { <-s.sets; s.wg.Done() }()
-		_ = s.op(ctx, func(ctx context.Context) error {
+		if guard != nil && !guard() {
+			return
+		}
+		err := s.op(ctx, func(ctx context.Context) error {
 			return s.client.Set(ctx, s.ns+key, b, ttl).Err()
 		})
+		// An invalidation stamped while the SET was on its way may have
+		// deleted the key before the SET landed: delete it again.
+		if err == nil && guard != nil && !guard() {
+			s.Delete(ctx, key)
+		}
 	}()
+	return true
 }
+
+// Healthy reports whether the last Redis call succeeded.
+func (s *redisStore) Healthy() bool { return s.br.healthy() }
 
 func (s *redisStore) Delete(ctx context.Context, key string) {
 	_ = s.op(ctx, func(ctx context.Context) error {
@@ -239,6 +251,13 @@ func (b *breaker) allow() bool {
 	}
 	b.openUntil = now.Add(b.cooldown) // half-open: this call is the one probe
 	return true
+}
+
+// healthy reports whether the last call succeeded (no failure since).
+func (b *breaker) healthy() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.fails == 0
 }
 
 func (b *breaker) success() {

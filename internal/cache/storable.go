@@ -102,13 +102,17 @@ func bodyAllowed(code int) bool {
 	return code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified
 }
 
-// put stores an entry at its key, through a Vary marker when it varies.
-func (h *Handler) put(ctx context.Context, r *http.Request, st fetchState, e *entry, names []string) {
-	h.stats.stored.Add(1)
+// put stores an entry at its key, through a Vary marker when it varies,
+// unless an invalidation of the key came after the fetch began at start.
+// It reports whether the store accepted it.
+func (h *Handler) put(ctx context.Context, r *http.Request, st fetchState, e *entry, names []string, start uint64) bool {
 	ctx = context.WithoutCancel(ctx)
+	guard := h.inv.guard(st.key, start)
+	if !guard() {
+		return false
+	}
 	if len(names) == 0 {
-		h.store.Set(ctx, st.key, e)
-		return
+		return h.counted(h.store.Set(ctx, st.key, e, guard))
 	}
 	marker := st.marker
 	if marker == nil || !slices.Equal(marker.VaryNames, names) {
@@ -122,6 +126,14 @@ func (h *Handler) put(ctx context.Context, r *http.Request, st fetchState, e *en
 	}
 	e.VaryNames = names
 	e.VaryKey = secondaryKey(r.Header, names)
-	h.store.Set(ctx, variantKey(st.key, marker.MarkerID, e.VaryKey), e)
-	h.store.Set(ctx, st.key, marker)
+	ok := h.store.Set(ctx, variantKey(st.key, marker.MarkerID, e.VaryKey), e, guard)
+	return h.counted(ok && h.store.Set(ctx, st.key, marker, guard))
+}
+
+// counted counts a stored entry.
+func (h *Handler) counted(stored bool) bool {
+	if stored {
+		h.stats.stored.Add(1)
+	}
+	return stored
 }

@@ -30,6 +30,7 @@ type fetchWriter struct {
 	st      fetchState
 	f       *flight // nil when not leading a flight
 	reqTime time.Time
+	epoch   uint64      // invalidations.begin() before going upstream
 	hdr     http.Header // what next writes; copied to the client at WriteHeader
 
 	wroteHeader       bool
@@ -84,8 +85,8 @@ func (fw *fetchWriter) WriteHeader(code int) {
 		fw.resultStatus = cacheStatus{fwd: st.fwd, fwdStatus: http.StatusNotModified}.String()
 		if cc := parseCacheControl(e.Header["Cache-Control"]); cc.noStore || cc.private {
 			h.store.Delete(fw.ctx(), st.storeKey)
-		} else {
-			h.store.Set(fw.ctx(), st.storeKey, e)
+		} else if guard := h.inv.guard(st.key, fw.epoch); guard() {
+			h.store.Set(fw.ctx(), st.storeKey, e, guard)
 		}
 		fw.release(e)
 		return
@@ -264,8 +265,9 @@ func (fw *fetchWriter) finish() {
 				RequestTime: fw.reqTime, ResponseTime: fw.respTime, URL: fw.h.entryURL(fw.req),
 			}
 			finishEntry(e, fw.hdr)
-			fw.h.put(fw.ctx(), fw.req, fw.st, e, fw.names)
-			stored = e
+			if fw.h.put(fw.ctx(), fw.req, fw.st, e, fw.names, fw.epoch) {
+				stored = e
+			}
 		}
 	}
 	fw.copyTrailers()
