@@ -120,6 +120,7 @@ func (h *Handler) serveFast(req *fastpath.Request, w *fastpath.ResponseWriter, r
 	}
 
 	h.stats.hits.Add(1)
+	w.ReportCacheStatus(logHit)
 	hh := e.hitHeaders(now)
 	w.WriteHeader(a.status)
 	for k, vs := range e.Header {

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"portico/internal/accessinfo"
 )
 
 // serveUnsafe forwards an unsafe request and, when it succeeded,
@@ -13,6 +15,7 @@ import (
 // of the same origin (RFC 9111 section 4.4).
 func (h *Handler) serveUnsafe(w http.ResponseWriter, r *http.Request) {
 	h.stats.bypass.Add(1)
+	accessinfo.CacheStatus(w, logBypass)
 	w.Header()["Cache-Status"] = forwarded("bypass")
 	sw := &statusWriter{ResponseWriter: w}
 	h.next.ServeHTTP(sw, r)

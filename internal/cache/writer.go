@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"portico/internal/accessinfo"
 )
 
 // fetchWriter is the ResponseWriter next writes an upstream response to.
@@ -61,6 +63,14 @@ func (fw *fetchWriter) release(e *entry) {
 	}
 }
 
+// logStatus reports the cache's verdict to the access log (not for a
+// background refresh, which has no client).
+func (fw *fetchWriter) logStatus(s string) {
+	if fw.client != nil {
+		accessinfo.CacheStatus(fw.client, s)
+	}
+}
+
 func (fw *fetchWriter) ctx() context.Context { return context.WithoutCancel(fw.req.Context()) }
 
 func (fw *fetchWriter) WriteHeader(code int) {
@@ -82,6 +92,7 @@ func (fw *fetchWriter) WriteHeader(code int) {
 			return
 		}
 		fw.result = e
+		fw.logStatus(logRevalidated)
 		fw.resultStatus = cacheStatus{fwd: st.fwd, fwdStatus: http.StatusNotModified}.String()
 		if cc := parseCacheControl(e.Header["Cache-Control"]); cc.noStore || cc.private {
 			h.store.Delete(fw.ctx(), st.storeKey)
@@ -94,12 +105,21 @@ func (fw *fetchWriter) WriteHeader(code int) {
 	if st.stale != nil && code >= 500 && st.stale.staleIfError(st.rcc, st.stale.age(now)) {
 		fw.swallow = true
 		fw.result = st.stale
+		fw.logStatus(logStale)
 		fw.resultStatus = cacheStatus{fwd: "stale", fwdStatus: code, detail: "stale-if-error"}.String()
 		fw.release(st.stale)
 		return
 	}
 
-	storable := h.storable(fw.req, st.rcc, code, fw.hdr, now)
+	if st.stale != nil {
+		fw.logStatus(logExpired)
+	} else {
+		fw.logStatus(logMiss)
+	}
+	// Announced as stored only if the store can take it (Redis answers)
+	// and no invalidation came since the request went upstream.
+	storable := h.storable(fw.req, st.rcc, code, fw.hdr, now) &&
+		h.store.Healthy() && h.inv.current(st.key, fw.epoch)
 	if storable {
 		if cl := fw.hdr["Content-Length"]; len(cl) > 0 {
 			n, err := strconv.ParseInt(cl[0], 10, 64)
