@@ -110,7 +110,8 @@ type Handler struct {
 	store       store
 	maxObject   int64
 	key         keyParts
-	ignoreNoCCh bool // ignore_client_no_cache
+	ignoreNoCCh bool   // ignore_client_no_cache
+	tagHeader   string // tag_header, canonical; "" when off
 
 	inv *invalidations // stamps of unsafe-method invalidations and purges
 
@@ -161,6 +162,7 @@ func New(cfg config.Cache, next http.Handler, opts Options) (*Handler, error) {
 		maxObject:   maxObject,
 		key:         kp,
 		ignoreNoCCh: cfg.IgnoreClientNoCache,
+		tagHeader:   canonicalOrEmpty(cfg.TagHeader),
 		flights:     make(map[string]*flight),
 		inv:         newInvalidations(),
 		now:         time.Now,
@@ -182,6 +184,13 @@ func New(cfg config.Cache, next http.Handler, opts Options) (*Handler, error) {
 		return nil, fmt.Errorf("store %q: want \"memory\" or \"redis://host:port/db\" (unset: config.Cache.SetDefaults fills it)", s)
 	}
 	return h, nil
+}
+
+func canonicalOrEmpty(s string) string {
+	if s == "" {
+		return ""
+	}
+	return http.CanonicalHeaderKey(s)
 }
 
 // Stats are counters of a cache since New, for metrics.

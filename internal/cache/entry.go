@@ -33,6 +33,7 @@ type entry struct {
 	VaryNames    []string      // canonical names from Vary (sorted)
 	VaryKey      string        // variants: the secondary key they answer
 	MarkerID     string        // markers: the ID in their variants' keys
+	Tags         []string      // the upstream's tags (tag_header), for purge by tag
 
 	// Derived by prepare from the fields above; never stored.
 	lifetime       time.Duration
@@ -182,6 +183,9 @@ func (e *entry) size() int64 {
 	for _, v := range e.VaryNames {
 		n += int64(len(v)) + 16
 	}
+	for _, v := range e.Tags {
+		n += int64(len(v)) + 16
+	}
 	return n
 }
 
@@ -246,6 +250,13 @@ func (e *entry) encode() []byte {
 		}
 	}
 	b = appendString(b, string(e.Body))
+	// Tags last: an entry stored before tags existed decodes with none.
+	if len(e.Tags) > 0 {
+		b = binary.AppendUvarint(b, uint64(len(e.Tags)))
+		for _, t := range e.Tags {
+			b = appendString(b, t)
+		}
+	}
 	return b
 }
 
@@ -338,6 +349,16 @@ func decodeEntry(b []byte) (*entry, error) {
 		e.Header[k] = vs
 	}
 	body := d.bytes()
+	if len(d.b) > 0 && !d.err {
+		nt := d.count()
+		if nt == 0 {
+			d.err = true // encode writes tags only when there are some
+		}
+		e.Tags = make([]string, nt)
+		for i := range e.Tags {
+			e.Tags[i] = d.string()
+		}
+	}
 	if d.err || len(d.b) != 0 {
 		return nil, errBadEntry
 	}

@@ -3,6 +3,7 @@ package cache
 import (
 	"container/list"
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +29,8 @@ type store interface {
 	// Purge deletes the keys match accepts among those starting with
 	// prefix and returns how many it deleted.
 	Purge(ctx context.Context, prefix string, match func(key string) bool) (int, error)
+	// PurgeTag deletes the entries tagged tag and returns how many.
+	PurgeTag(ctx context.Context, tag string) (int, error)
 	Close(ctx context.Context) error
 }
 
@@ -115,6 +118,19 @@ func (m *memoryStore) Purge(_ context.Context, prefix string, match func(string)
 	n := 0
 	for k, el := range m.items {
 		if strings.HasPrefix(k, prefix) && match(k) {
+			m.removeLocked(el)
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (m *memoryStore) PurgeTag(_ context.Context, tag string) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, el := range m.items {
+		if slices.Contains(el.Value.(*memItem).e.Tags, tag) {
 			m.removeLocked(el)
 			n++
 		}

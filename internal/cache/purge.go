@@ -17,7 +17,7 @@ func (h *Handler) serveUnsafe(w http.ResponseWriter, r *http.Request) {
 	h.stats.bypass.Add(1)
 	accessinfo.CacheStatus(w, logBypass)
 	w.Header()["Cache-Status"] = forwarded("bypass")
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &statusWriter{ResponseWriter: w, strip: h.tagHeader}
 	h.next.ServeHTTP(sw, r)
 	if sw.status == 0 {
 		sw.status = http.StatusOK

@@ -28,7 +28,7 @@ func refreshed(old *entry, h304 http.Header, reqTime, respTime time.Time) *entry
 	e := &entry{
 		Status: old.Status, Header: hdr, Body: old.Body, URL: old.URL,
 		VaryNames: old.VaryNames, VaryKey: old.VaryKey,
-		RequestTime: reqTime, ResponseTime: respTime,
+		RequestTime: reqTime, ResponseTime: respTime, Tags: old.Tags,
 	}
 	finishEntry(e, h304)
 	return e

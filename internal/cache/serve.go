@@ -78,7 +78,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.stats.misses.Add(1)
 		accessinfo.CacheStatus(w, logMiss)
 		w.Header()["Cache-Status"] = forwarded(fwd)
-		h.next.ServeHTTP(w, r)
+		h.passThrough(w, r)
 		return
 	}
 	h.fetch(w, r, st)
@@ -181,12 +181,21 @@ func (h *Handler) gatewayTimeout(w http.ResponseWriter) {
 	w.Write([]byte("504 Gateway Timeout: not in cache (only-if-cached)\n"))
 }
 
+// passThrough forwards a request unstored, the tag field stripped.
+func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request) {
+	if h.tagHeader == "" {
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	h.next.ServeHTTP(&statusWriter{ResponseWriter: w, strip: h.tagHeader}, r)
+}
+
 // bypass forwards a request the cache does not handle.
 func (h *Handler) bypass(w http.ResponseWriter, r *http.Request) {
 	h.stats.bypass.Add(1)
 	accessinfo.CacheStatus(w, logBypass)
 	w.Header()["Cache-Status"] = forwarded("bypass")
-	h.next.ServeHTTP(w, r)
+	h.passThrough(w, r)
 }
 
 // serveRange answers a Range request from a fresh stored 200 (the range is

@@ -86,6 +86,12 @@ func (fw *fetchWriter) WriteHeader(code int) {
 	if st.stale != nil && code == http.StatusNotModified {
 		fw.swallow = true
 		e := refreshed(st.stale, fw.hdr, fw.reqTime, now)
+		if e != nil && h.tagHeader != "" {
+			if tags := parseTags(fw.hdr, h.tagHeader); tags != nil {
+				e.Tags = tags // the 304 retagged it
+			}
+			delete(e.Header, h.tagHeader)
+		}
 		if e == nil {
 			fw.retry = true
 			fw.release(nil)
@@ -153,6 +159,9 @@ func (fw *fetchWriter) WriteHeader(code int) {
 	dst := fw.client.Header()
 	for k, v := range fw.hdr {
 		dst[k] = v
+	}
+	if h.tagHeader != "" {
+		delete(dst, h.tagHeader) // the upstream's tags are for the cache only
 	}
 	dst["Cache-Status"] = append(slices.Clip(fw.hdr["Cache-Status"]), cs.String())
 	if storable && code == http.StatusOK && fw.req.Method == http.MethodGet && fw.clientConditionalMatches() {
@@ -283,6 +292,10 @@ func (fw *fetchWriter) finish() {
 			e := &entry{
 				Status: fw.status, Header: storedHeader(fw.hdr), Body: body,
 				RequestTime: fw.reqTime, ResponseTime: fw.respTime, URL: fw.h.entryURL(fw.req),
+				Tags: parseTags(fw.hdr, fw.h.tagHeader),
+			}
+			if fw.h.tagHeader != "" {
+				delete(e.Header, fw.h.tagHeader)
 			}
 			finishEntry(e, fw.hdr)
 			if fw.h.put(fw.ctx(), fw.req, fw.st, e, fw.names, fw.epoch) {
@@ -336,6 +349,18 @@ func (h *Handler) entryURL(r *http.Request) string {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	strip  string // a field removed before the header goes out (tag_header)
+}
+
+// begin notes the status of the response starting now and strips its
+// header.
+func (sw *statusWriter) begin(code int) {
+	if sw.status == 0 && code >= 200 {
+		sw.status = code
+	}
+	if sw.strip != "" {
+		delete(sw.ResponseWriter.Header(), sw.strip)
+	}
 }
 
 var (
@@ -345,29 +370,27 @@ var (
 )
 
 func (sw *statusWriter) WriteHeader(code int) {
-	if sw.status == 0 && code >= 200 {
-		sw.status = code
-	}
+	sw.begin(code)
 	sw.ResponseWriter.WriteHeader(code)
 }
 
 func (sw *statusWriter) Write(p []byte) (int, error) {
 	if sw.status == 0 {
-		sw.status = http.StatusOK
+		sw.begin(http.StatusOK)
 	}
 	return sw.ResponseWriter.Write(p)
 }
 
 func (sw *statusWriter) Flush() {
 	if sw.status == 0 {
-		sw.status = http.StatusOK
+		sw.begin(http.StatusOK)
 	}
 	_ = http.NewResponseController(sw.ResponseWriter).Flush()
 }
 
 func (sw *statusWriter) ReadFrom(src io.Reader) (int64, error) {
 	if sw.status == 0 {
-		sw.status = http.StatusOK
+		sw.begin(http.StatusOK)
 	}
 	if rf, ok := sw.ResponseWriter.(io.ReaderFrom); ok {
 		return rf.ReadFrom(src)
