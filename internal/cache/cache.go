@@ -2,13 +2,16 @@
 // in front of a reverse proxy or a WSGI pool.
 //
 // What it stores (RFC 9111 section 3, as a shared cache):
-//   - only responses to GET, with a final status among 200 203 204 300 301
-//     308 404 405 410 414 501 (206 and responses to Range requests are never
-//     stored; Range requests are answered from a fresh stored 200, else
-//     passed through);
-//   - only when the response states its freshness (s-maxage, max-age,
-//     Expires), says no-cache and has a validator, or earns heuristic
-//     freshness (10% of Date - Last-Modified, at most a day, section 4.2.2);
+//   - only responses to GET with a final status: any status but 206 and
+//     304 when the response states its freshness (s-maxage, max-age,
+//     Expires) or says public; the statuses cacheable by default (200 203
+//     204 300 301 308 404 405 410 414 501) also when they say no-cache and
+//     have a validator, or earn heuristic freshness (10% of Date -
+//     Last-Modified, at most a day, section 4.2.2; public allows it for any
+//     status). 206 and responses to Range requests are never stored; Range
+//     requests are answered from a fresh stored 200, else passed through.
+//     must-understand (section 5.2.2.3) makes no-store ignored for the
+//     statuses RFC 9110 defines, and the response unstorable otherwise;
 //   - never with no-store (request or response), private, Vary: *, or a
 //     Content-Range; never from a request with Authorization unless the
 //     response says public, s-maxage or must-revalidate (section 3.5);

@@ -65,6 +65,33 @@ func heuristicStatus(code int) bool {
 	return false
 }
 
+// storableStatus lists the final statuses a cache may store at all: any
+// but 206 (portico never stores partial content) and 304 (it updates a
+// stored response, RFC 9111 section 4.3.4). A status not cacheable by
+// default needs explicit freshness or public (section 3).
+func storableStatus(code int) bool {
+	return code >= 200 && code <= 999 && code != http.StatusPartialContent && code != http.StatusNotModified
+}
+
+// understoodStatus lists the statuses whose caching rules portico
+// implements, for must-understand (RFC 9111 section 5.2.2.3): the final
+// statuses RFC 9110 defines, less 206.
+func understoodStatus(code int) bool {
+	switch code {
+	case 200, 201, 202, 203, 204, 205, 300, 301, 302, 303, 307, 308,
+		400, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 421, 422, 426,
+		500, 501, 502, 503, 504, 505:
+		return true
+	}
+	return false
+}
+
+// heuristicAllowed reports whether a response may get heuristic freshness
+// (RFC 9111 section 4.2.2): a status cacheable by default, or public.
+func heuristicAllowed(code int, cc cacheControl) bool {
+	return heuristicStatus(code) || cc.public
+}
+
 // maxHeuristic caps heuristic freshness (RFC 9111 section 4.2.2 allows any
 // value; a day keeps a forgotten Last-Modified from pinning a page).
 const maxHeuristic = 24 * time.Hour
@@ -76,7 +103,7 @@ func (e *entry) prepare() {
 		return
 	}
 	cc := parseCacheControl(e.Header["Cache-Control"])
-	e.lifetime = freshnessLifetime(cc, e.Header, e.ResponseTime)
+	e.lifetime = freshnessLifetime(cc, e.Header, e.ResponseTime, heuristicAllowed(e.Status, cc))
 	e.noCache = cc.noCache
 	e.statesMaxAge = cc.maxAge >= 0 && !cc.maxAgeInvalid && !cc.sMaxAgeInvalid
 	e.mustRevalidate = cc.mustRevalidate || cc.proxyRevalidate || cc.sMaxAge >= 0 || cc.sMaxAgeInvalid
@@ -95,9 +122,9 @@ func (e *entry) prepare() {
 
 // freshnessLifetime implements RFC 9111 section 4.2.1 for a shared cache:
 // s-maxage, then max-age, then Expires - Date, then the heuristic of
-// section 4.2.2 (10% of Date - Last-Modified, at most maxHeuristic) for
-// statuses cacheable by default. An invalid value means stale (0).
-func freshnessLifetime(cc cacheControl, h http.Header, respTime time.Time) time.Duration {
+// section 4.2.2 (10% of Date - Last-Modified, at most maxHeuristic) when
+// heuristic (see heuristicAllowed). An invalid value means stale (0).
+func freshnessLifetime(cc cacheControl, h http.Header, respTime time.Time, heuristic bool) time.Duration {
 	if cc.sMaxAgeInvalid {
 		return 0
 	}
@@ -122,6 +149,9 @@ func freshnessLifetime(cc cacheControl, h http.Header, respTime time.Time) time.
 		if d := t.Sub(date); d > 0 {
 			return d
 		}
+		return 0
+	}
+	if !heuristic {
 		return 0
 	}
 	return heuristicLifetime(h, date)

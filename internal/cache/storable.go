@@ -10,14 +10,28 @@ import (
 )
 
 // storable decides whether a response may be stored (RFC 9111 section 3
-// for a shared cache, plus portico's Set-Cookie rule).
+// for a shared cache, plus portico's Set-Cookie rule). Any final status
+// but 206 and 304 may be stored when the response says how (explicit
+// freshness or public); the statuses cacheable by default also with no
+// word about it (heuristic freshness).
 func (h *Handler) storable(r *http.Request, rcc cacheControl, code int, hdr http.Header, now time.Time) bool {
-	if r.Method != http.MethodGet || !heuristicStatus(code) || rcc.noStore {
+	if r.Method != http.MethodGet || !storableStatus(code) || rcc.noStore {
 		return false
 	}
 	cc := parseCacheControl(hdr["Cache-Control"])
+	// must-understand (section 5.2.2.3): a cache that knows the status's
+	// rules ignores no-store; one that does not must not store.
+	if cc.mustUnderstand {
+		if !understoodStatus(code) {
+			return false
+		}
+		cc.noStore = false
+	}
 	if cc.noStore || cc.private {
 		return false
+	}
+	if !heuristicStatus(code) && !cc.public && !hasExplicitFreshness(cc, hdr) {
+		return false // section 3: nothing says this status may be stored
 	}
 	if r.Header["Authorization"] != nil && !cc.public && cc.sMaxAge < 0 && !cc.sMaxAgeInvalid && !cc.mustRevalidate {
 		return false
@@ -35,7 +49,7 @@ func (h *Handler) storable(r *http.Request, rcc cacheControl, code int, hdr http
 	if cc.noCache {
 		return validator
 	}
-	lifetime := freshnessLifetime(cc, hdr, now)
+	lifetime := freshnessLifetime(cc, hdr, now, heuristicAllowed(code, cc))
 	if !hasExplicitFreshness(cc, hdr) && lifetime == 0 {
 		return false
 	}
