@@ -102,7 +102,7 @@ func (e *entry) prepare() {
 	if e.isMarker() {
 		return
 	}
-	cc := parseCacheControl(e.Header["Cache-Control"])
+	cc := parseCacheControl(responseDirectives(e.Header))
 	e.lifetime = freshnessLifetime(cc, e.Header, e.ResponseTime, heuristicAllowed(e.Status, cc))
 	e.noCache = cc.noCache
 	e.statesMaxAge = cc.maxAge >= 0 && !cc.maxAgeInvalid && !cc.sMaxAgeInvalid

@@ -163,7 +163,9 @@ func (h *Handler) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, s
 func writeStoredHeader(dst http.Header, e *entry, status []string, now time.Time) {
 	hh := e.hitHeaders(now)
 	for k, v := range e.Header {
-		dst[k] = v
+		if !targetedField(k) {
+			dst[k] = v
+		}
 	}
 	dst["Age"] = hh.age
 	if status == nil {
@@ -181,12 +183,9 @@ func (h *Handler) gatewayTimeout(w http.ResponseWriter) {
 	w.Write([]byte("504 Gateway Timeout: not in cache (only-if-cached)\n"))
 }
 
-// passThrough forwards a request unstored, the tag field stripped.
+// passThrough forwards a request unstored, what is for the cache only
+// (tags, targeted fields) stripped.
 func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request) {
-	if h.tagHeader == "" {
-		h.next.ServeHTTP(w, r)
-		return
-	}
 	h.next.ServeHTTP(&statusWriter{ResponseWriter: w, strip: h.tagHeader}, r)
 }
 

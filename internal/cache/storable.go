@@ -18,7 +18,7 @@ func (h *Handler) storable(r *http.Request, rcc cacheControl, code int, hdr http
 	if r.Method != http.MethodGet || !storableStatus(code) || rcc.noStore {
 		return false
 	}
-	cc := parseCacheControl(hdr["Cache-Control"])
+	cc := parseCacheControl(responseDirectives(hdr))
 	// must-understand (section 5.2.2.3): a cache that knows the status's
 	// rules ignores no-store; one that does not must not store.
 	if cc.mustUnderstand {

@@ -100,7 +100,7 @@ func (fw *fetchWriter) WriteHeader(code int) {
 		fw.result = e
 		fw.logStatus(logRevalidated)
 		fw.resultStatus = cacheStatus{fwd: st.fwd, fwdStatus: http.StatusNotModified}.String()
-		if cc := parseCacheControl(e.Header["Cache-Control"]); cc.noStore || cc.private {
+		if cc := parseCacheControl(responseDirectives(e.Header)); cc.noStore || cc.private {
 			h.store.Delete(fw.ctx(), st.storeKey)
 		} else if guard := h.inv.guard(st.key, fw.epoch); guard() {
 			h.store.Set(fw.ctx(), st.storeKey, e, guard)
@@ -163,6 +163,7 @@ func (fw *fetchWriter) WriteHeader(code int) {
 	if h.tagHeader != "" {
 		delete(dst, h.tagHeader) // the upstream's tags are for the cache only
 	}
+	stripTargeted(dst)
 	dst["Cache-Status"] = append(slices.Clip(fw.hdr["Cache-Status"]), cs.String())
 	if storable && code == http.StatusOK && fw.req.Method == http.MethodGet && fw.clientConditionalMatches() {
 		fw.clientNotModified = true
@@ -353,14 +354,16 @@ type statusWriter struct {
 }
 
 // begin notes the status of the response starting now and strips its
-// header.
+// header of what is for the cache only (tags, targeted fields).
 func (sw *statusWriter) begin(code int) {
 	if sw.status == 0 && code >= 200 {
 		sw.status = code
 	}
+	hdr := sw.ResponseWriter.Header()
 	if sw.strip != "" {
-		delete(sw.ResponseWriter.Header(), sw.strip)
+		delete(hdr, sw.strip)
 	}
+	stripTargeted(hdr)
 }
 
 var (
