@@ -6,17 +6,20 @@ import "net/http"
 // at portico alone, then CDN-Cache-Control, aimed at every CDN-like
 // cache. The first one present and valid replaces Cache-Control for
 // every decision portico makes about the response (storing, freshness,
-// revalidation); neither is sent on to the client (they are for the
-// cache in front of the origin), while Cache-Control reaches the client
-// unchanged for the caches after portico.
+// revalidation). Portico-Cache-Control is portico's alone and is not sent
+// on; CDN-Cache-Control is forwarded, as the public cache test suite
+// expects of a CDN: it is aimed at every CDN-like cache, and another one
+// (a CDN in front of portico) may use it too. Cache-Control reaches the
+// client unchanged for the caches after portico.
 const (
 	porticoCacheControl = "Portico-Cache-Control"
 	cdnCacheControl     = "Cdn-Cache-Control"
 )
 
-// targetedField reports whether k is a targeted field, never forwarded.
+// targetedField reports whether k is portico's own targeted field, never
+// forwarded.
 func targetedField(k string) bool {
-	return k == porticoCacheControl || k == cdnCacheControl
+	return k == porticoCacheControl
 }
 
 // responseDirectives returns the field portico takes the response's
@@ -32,10 +35,10 @@ func responseDirectives(hdr http.Header) []string {
 	return hdr["Cache-Control"]
 }
 
-// stripTargeted deletes the targeted fields from a header going to the client.
+// stripTargeted deletes portico's targeted field from a header going to
+// the client.
 func stripTargeted(h http.Header) {
 	delete(h, porticoCacheControl)
-	delete(h, cdnCacheControl)
 }
 
 // validTargeted checks lines as one Structured Field dictionary (RFC 8941
