@@ -142,8 +142,8 @@ func freshnessLifetime(cc cacheControl, h http.Header, respTime time.Time, heuri
 		if len(exp) != 1 {
 			return 0
 		}
-		t, err := http.ParseTime(exp[0])
-		if err != nil {
+		t, ok := parseHTTPDate(exp[0])
+		if !ok {
 			return 0 // "Expires: 0" and friends: already expired
 		}
 		if d := t.Sub(date); d > 0 {
@@ -184,7 +184,10 @@ func dateOf(h http.Header, fallback time.Time) time.Time {
 func initialAge(h http.Header, reqTime, respTime time.Time) time.Duration {
 	var ageValue time.Duration
 	if a := h["Age"]; len(a) > 0 {
-		if n, ok := parseDelta(strings.TrimSpace(a[0])); ok {
+		// A list ("7200, 0") counts by its first member (RFC 9111
+		// section 5.1: a recipient uses the first value).
+		first, _, _ := strings.Cut(a[0], ",")
+		if n, ok := parseDelta(strings.TrimSpace(first)); ok {
 			ageValue = time.Duration(n) * time.Second
 		}
 	}
