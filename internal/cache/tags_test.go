@@ -109,3 +109,32 @@ func TestTagPurgeRedisAcrossProcesses(t *testing.T) {
 		t.Errorf("variant after PurgeTag: %d, want 504", r.StatusCode)
 	}
 }
+
+// RFC 9111 section 4.1: values of a Vary field may be normalised before
+// they are compared; portico drops blanks around commas and folds the case
+// of Accept-Language, on both engines' key builders.
+func TestVaryNormalisation(t *testing.T) {
+	same := [][2]string{
+		{"Foo", "1,2"}, {"Foo", " 1, 2 "}, {"Foo", "1 ,\t2"},
+	}
+	for _, kv := range same {
+		if got := secondaryKey(map[string][]string{kv[0]: {kv[1]}}, []string{kv[0]}); got != "Foo=1,2\n" {
+			t.Errorf("secondaryKey(%q) = %q", kv[1], got)
+		}
+		raw := []byte(kv[0] + ": " + kv[1] + "\r\n")
+		if got := string(appendSecondaryKey(nil, []string{kv[0]}, nil, raw)); got != "Foo=1,2\n" {
+			t.Errorf("fast path key(%q) = %q", kv[1], got)
+		}
+	}
+	for _, v := range []string{"en, de", "eN, De", " en ,   de"} {
+		if got := secondaryKey(map[string][]string{"Accept-Language": {v}}, []string{"Accept-Language"}); got != "Accept-Language=en,de\n" {
+			t.Errorf("Accept-Language %q: key %q", v, got)
+		}
+	}
+	if a, b := secondaryKey(map[string][]string{"Foo": {"a b"}}, []string{"Foo"}), secondaryKey(map[string][]string{"Foo": {"ab"}}, []string{"Foo"}); a == b {
+		t.Error("blanks inside a value were dropped")
+	}
+	if a, b := secondaryKey(map[string][]string{"Accept-Language": {"en, de"}}, []string{"Accept-Language"}), secondaryKey(map[string][]string{"Accept-Language": {"de, en"}}, []string{"Accept-Language"}); a == b {
+		t.Error("Accept-Language order was dropped (it states a preference)")
+	}
+}
