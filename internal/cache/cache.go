@@ -49,8 +49,8 @@
 // same-origin Location / Content-Location (section 4.4). Concurrent misses
 // of one key are collapsed into one upstream request; if its response is
 // not storable the waiters are released at once and go upstream themselves
-// (nginx proxy_cache_lock). 1xx interim responses are not relayed on
-// cached routes. Qualified no-cache="f" and private="f" are treated as
+// (nginx proxy_cache_lock). 1xx interim responses (103 Early Hints) are
+// relayed to the client and never stored. Qualified no-cache="f" and private="f" are treated as
 // their unqualified (stricter) forms.
 //
 // Where each rule lives (one owner, used by both engines: ServeHTTP for

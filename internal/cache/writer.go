@@ -24,7 +24,8 @@ import (
 // the body is complete. client is nil for a background refresh.
 //
 // It keeps http.Flusher, http.Hijacker and io.ReaderFrom, and Unwrap for
-// http.ResponseController. 1xx informational responses are not relayed.
+// http.ResponseController. 1xx informational responses are relayed to
+// the client and never stored (interim).
 type fetchWriter struct {
 	h       *Handler
 	client  http.ResponseWriter
@@ -74,7 +75,11 @@ func (fw *fetchWriter) logStatus(s string) {
 func (fw *fetchWriter) ctx() context.Context { return context.WithoutCancel(fw.req.Context()) }
 
 func (fw *fetchWriter) WriteHeader(code int) {
-	if fw.wroteHeader || code < 200 {
+	if fw.wroteHeader {
+		return
+	}
+	if code < 200 {
+		fw.interim(code)
 		return
 	}
 	fw.wroteHeader = true
@@ -174,6 +179,31 @@ func (fw *fetchWriter) WriteHeader(code int) {
 		return
 	}
 	fw.client.WriteHeader(code)
+}
+
+// interim relays a 1xx (102 Processing, 103 Early Hints...) to the client
+// with its own fields, then takes those fields back off the client's
+// header: they belong to the interim response, not the final one, and
+// nothing of a 1xx is stored (RFC 9111 section 3: only final responses).
+// 101 is not relayed (an upgrade never reaches the cache's fetch).
+func (fw *fetchWriter) interim(code int) {
+	if fw.client == nil || code == http.StatusSwitchingProtocols || fw.swallow {
+		return
+	}
+	dst := fw.client.Header()
+	saved := make(map[string][]string, len(fw.hdr))
+	for k, v := range fw.hdr {
+		saved[k] = dst[k] // nil when dst had none
+		dst[k] = v
+	}
+	fw.client.WriteHeader(code)
+	for k, v := range saved {
+		if v == nil {
+			delete(dst, k)
+		} else {
+			dst[k] = v
+		}
+	}
 }
 
 // clientConditionalMatches evaluates the client's own validators (which
