@@ -16,6 +16,7 @@
 #   big     static 1 MiB file, keep-alive (req/s; x 1.05 for MB/s)
 #   proxy   reverse proxy, 1 KiB upstream body (upstream keep-alive)
 #   cache   cache hit, 1 KiB (portico's cache / nginx proxy_cache)
+#   404     a missing file, keep-alive (the answer scanners and bots get)
 #   layer   static 1 KiB keep-alive on a route with a header layer that
 #           sets two fields (new portico: [[site.route.headers]]; old
 #           portico had no route layers, so the same fields are its site
@@ -27,7 +28,7 @@
 # before anything is measured.
 #
 # Environment: ROUNDS (3), DURATION (10s), CONNS (50), SCENARIOS
-# ("ka close big proxy cache layer"), BEFORE (27864be), AFTER (HEAD),
+# ("ka close big 404 proxy cache layer"), BEFORE (27864be), AFTER (HEAD),
 # SERVER_CPU (0), CLIENT_CPU (1), NGINX (/usr/sbin/nginx), WRK (wrk).
 # Only 127.0.0.1 is used; everything started is stopped on exit.
 set -euo pipefail
@@ -35,7 +36,7 @@ set -euo pipefail
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-50}
-SCENARIOS=${SCENARIOS:-ka close big proxy cache layer}
+SCENARIOS=${SCENARIOS:-ka close big 404 proxy cache layer}
 BEFORE=${BEFORE:-27864be}
 AFTER=${AFTER:-HEAD}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -43,6 +44,18 @@ CLIENT_CPU=${CLIENT_CPU:-1}
 NGINX=${NGINX:-/usr/sbin/nginx}
 WRK=${WRK:-wrk}
 SERVERS=(old new nginx)
+LIGHTTPD=${LIGHTTPD:-/usr/sbin/lighttpd}
+# lighttpd (one process) joins the static scenarios when it is installed.
+[ -x "$LIGHTTPD" ] && SERVERS+=(lighttpd)
+servers_for() { # scenario -> the servers that run it
+	local s
+	for s in "${SERVERS[@]}"; do
+		if [ "$s" = lighttpd ]; then
+			case $1 in ka | close | big | 404) ;; *) continue ;; esac
+		fi
+		echo "$s"
+	done
+}
 
 die() { echo "compare: $*" >&2; exit 1; }
 command -v "$WRK" >/dev/null || die "wrk not found ($WRK)"
@@ -235,13 +248,31 @@ EOF
 	wait_port "${LAYER[nginx]}" nginx
 }
 
+start_lighttpd() {
+	MAIN[lighttpd]=$(free_port)
+	cat >"$TMP/lighttpd.conf" <<LIGHTTPD
+server.document-root = "$DOCS"
+server.bind = "127.0.0.1"
+server.port = ${MAIN[lighttpd]}
+server.max-keep-alive-requests = 100000000
+server.max-connections = 4096
+server.network-backend = "sendfile"
+mimetype.assign = (".txt" => "text/plain", ".bin" => "application/octet-stream")
+LIGHTTPD
+	taskset -c "$SERVER_CPU" "$LIGHTTPD" -D -f "$TMP/lighttpd.conf" >"$TMP/lighttpd.log" 2>&1 &
+	PIDS+=($!)
+	wait_port "${MAIN[lighttpd]}" lighttpd
+}
+
 start_portico old
 start_portico new
 start_nginx
+if [[ " ${SERVERS[*]} " == *" lighttpd "* ]]; then start_lighttpd; fi
 
 url() { # server scenario
 	case $2 in
 	ka | close) echo "http://127.0.0.1:${MAIN[$1]}/1k.txt" ;;
+	404) echo "http://127.0.0.1:${MAIN[$1]}/missing.txt" ;;
 	big) echo "http://127.0.0.1:${MAIN[$1]}/1m.bin" ;;
 	proxy) echo "http://127.0.0.1:${MAIN[$1]}/api/1k" ;;
 	cache) echo "http://127.0.0.1:${MAIN[$1]}/cached/1k" ;;
@@ -261,6 +292,10 @@ check() { # server scenario
 	size=$(stat -c %s "$TMP/body")
 	local want=1024
 	[ "$2" = big ] && want=1048576
+	if [ "$2" = 404 ]; then
+		[ "$code" = 404 ] || die "$1 404: $u answered $code, want 404"
+		return 0
+	fi
 	[ "$code" = 200 ] && [ "$size" = "$want" ] || die "$1 $2: $u answered $code with $size bytes, want 200 with $want"
 	case $2 in
 	cache)
@@ -271,8 +306,8 @@ check() { # server scenario
 		;;
 	esac
 }
-for s in "${SERVERS[@]}"; do
-	for t in $SCENARIOS; do check "$s" "$t"; done
+for t in $SCENARIOS; do
+	for s in $(servers_for "$t"); do check "$s" "$t"; done
 done
 
 # ---- measure
@@ -281,7 +316,7 @@ run_wrk() { # server scenario duration -> req/s on stdout
 	local args=() out
 	[ "$2" = close ] && args=(-H 'Connection: close')
 	out=$(taskset -c "$CLIENT_CPU" "$WRK" -t1 -c"$CONNS" -d"$3" "${args[@]}" "$(url "$1" "$2")" 2>&1) || die "wrk failed: $out"
-	if grep -q 'Non-2xx' <<<"$out"; then
+	if [ "$2" != 404 ] && grep -q 'Non-2xx' <<<"$out"; then
 		echo "compare: warning: $1 $2: $(grep 'Non-2xx' <<<"$out")" >&2
 	fi
 	awk '/^Requests\/sec:/ {print $2}' <<<"$out"
@@ -289,13 +324,13 @@ run_wrk() { # server scenario duration -> req/s on stdout
 
 echo "servers on CPU $SERVER_CPU (GOMAXPROCS=1 / one nginx worker); wrk -t1 -c$CONNS and upstreams on CPU $CLIENT_CPU; $ROUNDS rounds x $DURATION" >&2
 echo "warming up..." >&2
-for s in "${SERVERS[@]}"; do
-	for t in $SCENARIOS; do run_wrk "$s" "$t" 1s >/dev/null; done
+for t in $SCENARIOS; do
+	for s in $(servers_for "$t"); do run_wrk "$s" "$t" 1s >/dev/null; done
 done
 
 for r in $(seq "$ROUNDS"); do
 	for t in $SCENARIOS; do
-		for s in "${SERVERS[@]}"; do
+		for s in $(servers_for "$t"); do
 			v=$(run_wrk "$s" "$t" "$DURATION")
 			[ -n "$v" ] || die "$s $t: wrk printed no Requests/sec"
 			echo "$v" >>"$TMP/result.$s.$t"
@@ -308,11 +343,13 @@ median() { sort -g "$1" | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else
 
 echo
 echo "portico $BEFORE (old) and $AFTER (new) against nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'); medians of $ROUNDS rounds x $DURATION, req/s"
-printf '%-7s %11s %11s %11s %10s %10s %8s\n' scenario old new nginx old/nginx new/nginx new/old
+printf '%-7s %11s %11s %11s %11s %10s %10s %8s %11s\n' scenario old new nginx lighttpd old/nginx new/nginx new/old new/lighttpd
 for t in $SCENARIOS; do
 	o=$(median "$TMP/result.old.$t")
 	n=$(median "$TMP/result.new.$t")
 	x=$(median "$TMP/result.nginx.$t")
-	awk -v t="$t" -v o="$o" -v n="$n" -v x="$x" \
-		'BEGIN {printf "%-7s %11.0f %11.0f %11.0f %9.2fx %9.2fx %7.2fx\n", t, o, n, x, o / x, n / x, n / o}'
+	l=0
+	[ -f "$TMP/result.lighttpd.$t" ] && l=$(median "$TMP/result.lighttpd.$t")
+	awk -v t="$t" -v o="$o" -v n="$n" -v x="$x" -v l="$l" \
+		'BEGIN {printf "%-7s %11.0f %11.0f %11.0f %11s %9.2fx %9.2fx %7.2fx %11s\n", t, o, n, x, (l > 0 ? sprintf("%.0f", l) : "-"), o / x, n / x, n / o, (l > 0 ? sprintf("%.2fx", n / l) : "-")}'
 done

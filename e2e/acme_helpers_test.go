@@ -75,6 +75,15 @@ type pebble struct {
 // Orders counts the new orders pebble has seen.
 func (p *pebble) Orders() int { return strings.Count(p.log.String(), "Added order") }
 
+// FailedOrders counts the orders pebble set invalid (a failed validation;
+// the client then places a new one).
+func (p *pebble) FailedOrders() int {
+	return strings.Count(p.log.String(), "set INVALID by invalid authz")
+}
+
+// Issued counts the certificates pebble issued.
+func (p *pebble) Issued() int { return strings.Count(p.log.String(), "Issued certificate serial") }
+
 // startPebble runs Debian's pebble on loopback. Validation requests go to
 // httpPort / tlsPort on 127.0.0.1 (names resolve through dns).
 func startPebble(t *testing.T, dir string, httpPort, tlsPort int, dns string) *pebble {

@@ -186,8 +186,13 @@ func TestACMESharedThroughRedis(t *testing.T) {
 	if os.Getenv("PEBBLE_LOG") != "" {
 		t.Logf("pebble:\n%s", pb.log)
 	}
-	if pb.Orders() != 1 {
-		t.Errorf("the CA saw %d orders, want 1\npebble:\n%s", pb.Orders(), pb.log)
+	// One order, one certificate. A validation that fails (seen once
+	// under -race on a loaded machine) makes its order invalid and the
+	// holder of the lock places a new one: that is a retry, not a second
+	// instance ordering the same name, so it is not counted.
+	if live := pb.Orders() - pb.FailedOrders(); live != 1 || pb.Issued() != 1 {
+		t.Errorf("the CA saw %d orders (%d failed validation) and issued %d certificates; want 1 order that got 1 certificate\npebble:\n%s",
+			pb.Orders(), pb.FailedOrders(), pb.Issued(), pb.log)
 	}
 	if serials[tlsA] != serials[tlsB] {
 		t.Errorf("the instances serve different certificates: %v", serials)

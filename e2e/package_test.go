@@ -84,6 +84,12 @@ func TestDebPackage(t *testing.T) {
 			t.Errorf("unit lacks %q", want)
 		}
 	}
+	for _, f := range []string{"/usr/share/bash-completion/completions/portico", "/usr/share/zsh/vendor-completions/_portico",
+		"/usr/share/fish/vendor_completions.d/portico.fish", "/usr/share/man/man1/portico.1.gz"} {
+		if fi, err := os.Stat(f); err != nil || fi.Size() == 0 {
+			t.Errorf("the package lacks %s: %v", f, err)
+		}
+	}
 	if _, err := exec.Command("id", "portico").Output(); err != nil {
 		t.Errorf("the package made no portico user: %v", err)
 	}

@@ -112,7 +112,7 @@ type Handler struct {
 	name        string
 	store       store
 	maxObject   int64
-	key         keyParts
+	key         config.CacheKey
 	ignoreNoCCh bool   // ignore_client_no_cache
 	tagHeader   string // tag_header, canonical; "" when off
 
@@ -154,7 +154,7 @@ func New(cfg config.Cache, next http.Handler, opts Options) (*Handler, error) {
 	if name == "" {
 		name = "default"
 	}
-	kp, err := parseKeyParts(cfg.Key)
+	kp, err := config.ParseCacheKey(cfg.Key)
 	if err != nil {
 		return nil, err
 	}

@@ -4,47 +4,11 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"net/http"
 	"portico/internal/fastpath"
 	"slices"
 	"strings"
 )
-
-type keyParts struct{ method, scheme, host, path, query bool }
-
-func parseKeyParts(parts []string) (keyParts, error) {
-	if len(parts) == 0 {
-		return keyParts{}, errors.New("key: empty (unset: config.Cache.SetDefaults fills it)")
-	}
-	var kp keyParts
-	seen := map[string]bool{}
-	for _, p := range parts {
-		if seen[p] {
-			return kp, fmt.Errorf("key: %q listed twice", p)
-		}
-		seen[p] = true
-		switch p {
-		case "method":
-			kp.method = true
-		case "scheme":
-			kp.scheme = true
-		case "host":
-			kp.host = true
-		case "path":
-			kp.path = true
-		case "query":
-			kp.query = true
-		default:
-			return kp, fmt.Errorf("key: unknown part %q (want method, scheme, host, path, query)", p)
-		}
-	}
-	if !kp.path {
-		return kp, errors.New("key: must include \"path\" (else one response would answer every URL)")
-	}
-	return kp, nil
-}
 
 func schemeOf(r *http.Request) string {
 	if r.TLS != nil {
@@ -114,22 +78,22 @@ func (h *Handler) keyFor(scheme, host, path, query string) string {
 // bytes up without a string).
 func (h *Handler) appendKey(b []byte, scheme, host, path, query string) []byte {
 	kp := h.key
-	if kp.method {
+	if kp.Method {
 		b = append(b, "GET"...)
 	}
 	b = append(b, ' ')
-	if kp.scheme {
+	if kp.Scheme {
 		b = append(b, scheme...)
 	}
 	b = append(b, "://"...)
-	if kp.host {
+	if kp.Host {
 		b = appendNormHost(b, host, scheme)
 	}
-	if kp.path {
+	if kp.Path {
 		b = append(b, path...)
 	}
 	b = append(b, '?')
-	if kp.query {
+	if kp.Query {
 		b = append(b, query...)
 	}
 	return b

@@ -88,7 +88,7 @@ func (h *Handler) Purge(ctx context.Context, rawURL string, prefix bool) (int, e
 	if prefix {
 		k := h.keyFor(scheme, u.Host, path, "")
 		k = strings.TrimSuffix(k, "?")
-		if u.RawQuery != "" && h.key.query {
+		if u.RawQuery != "" && h.key.Query {
 			k += "?" + u.RawQuery
 		}
 		return h.store.Purge(ctx, k, func(string) bool { return true })

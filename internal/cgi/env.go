@@ -74,31 +74,9 @@ func (h *Handler) env(r *http.Request, s *script, contentLength int64) []string 
 	env := make([]string, len(h.baseEnv), len(h.baseEnv)+24+len(r.Header))
 	copy(env, h.baseEnv)
 
-	remoteIP, remotePort := splitHostPort(r.RemoteAddr)
-	if a, fromPeer := h.clients.Client(r.RemoteAddr, r.Header["X-Forwarded-For"]); !fromPeer {
-		remoteIP, remotePort = a.String(), "" // the client behind trusted proxies
-	}
-	var localIP, localPort string
-	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		localIP, localPort = splitHostPort(a.String())
-	}
-	if localPort == "" {
-		// No listener address (a handler called directly): the scheme's
-		// default, never the port named in Host.
-		if r.TLS != nil {
-			localPort = "443"
-		} else {
-			localPort = "80"
-		}
-	}
-	serverName := r.Host
-	if host, _, err := net.SplitHostPort(serverName); err == nil {
-		serverName = host
-	}
-	serverName = strings.TrimSuffix(strings.TrimPrefix(serverName, "["), "]")
-	if serverName == "" {
-		serverName = localIP
-	}
+	ep := EndpointsOf(r, h.clients)
+	remoteIP, remotePort := ep.RemoteAddr, ep.RemotePort
+	localIP, localPort, serverName := ep.ServerAddr, ep.ServerPort, ep.ServerName
 	uri := r.RequestURI
 	if uri == "" {
 		uri = r.URL.RequestURI()

@@ -2,7 +2,11 @@ package cgi
 
 import (
 	"bufio"
+	"net"
 	"net/http"
+	"strings"
+
+	"portico/internal/clientip"
 )
 
 // This file exports the CGI rules that a FastCGI responder shares with a
@@ -44,3 +48,46 @@ func ParseResponseHeader(br *bufio.Reader) (*ResponseHeader, error) {
 // names with "_" or other bytes but letters, digits and "-" (header
 // aliasing), Content-Type, Content-Length and Host.
 func HeaderEnvName(name string) (string, bool) { return headerEnvName(name) }
+
+// Endpoints are the connection meta-variables of a request (RFC 3875
+// sections 4.1.8-4.1.15): where it arrived and who sent it.
+type Endpoints struct {
+	// ServerName is the Host header's name (no port), else the local IP.
+	ServerName string
+	// ServerAddr and ServerPort are the address and port the request
+	// actually arrived on, never the port named in Host (a client must not
+	// choose what a script believes its port is); the scheme's default
+	// port when the handler runs without a listener.
+	ServerAddr, ServerPort string
+	// RemoteAddr and RemotePort are the client's: the peer, or the client
+	// behind trusted proxies (then RemotePort is "").
+	RemoteAddr, RemotePort string
+}
+
+// EndpointsOf computes the Endpoints of r with the client address rules
+// of clients (nil: the peer).
+func EndpointsOf(r *http.Request, clients *clientip.Resolver) Endpoints {
+	var e Endpoints
+	e.RemoteAddr, e.RemotePort = splitHostPort(r.RemoteAddr)
+	if a, fromPeer := clients.Client(r.RemoteAddr, r.Header["X-Forwarded-For"]); !fromPeer {
+		e.RemoteAddr, e.RemotePort = a.String(), "" // the client behind trusted proxies
+	}
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		e.ServerAddr, e.ServerPort = splitHostPort(a.String())
+	}
+	if e.ServerPort == "" {
+		e.ServerPort = "80"
+		if r.TLS != nil {
+			e.ServerPort = "443"
+		}
+	}
+	e.ServerName = r.Host
+	if host, _, err := net.SplitHostPort(e.ServerName); err == nil {
+		e.ServerName = host
+	}
+	e.ServerName = strings.TrimSuffix(strings.TrimPrefix(e.ServerName, "["), "]")
+	if e.ServerName == "" {
+		e.ServerName = e.ServerAddr
+	}
+	return e
+}

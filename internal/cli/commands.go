@@ -80,6 +80,7 @@ func commands() []*command {
 				{long: "open", help: "open the served URL in the default browser (and say if it cannot)"},
 				{long: "proxy", arg: "URL[,URL...]", help: "send requests that match no file to these upstreams"},
 				{long: "tls", help: "serve HTTPS (and HTTP/2, HTTP/3) with a development certificate from a local CA"},
+				{long: "wsgi", arg: "MODULE:CALLABLE", help: "serve this WSGI app (imported from the folder) at /, like gunicorn"},
 			},
 			examples: []example{
 				{"portico serve", "this folder on port 8000, with listings"},
@@ -88,6 +89,7 @@ func commands() []*command {
 				{"portico serve -b 127.0.0.1 --open 0", "this machine only, a free port, open a browser"},
 				{"portico serve --proxy http://127.0.0.1:8081", "files first, then the app"},
 				{"portico serve --tls -b 127.0.0.1", "HTTPS on this machine, with a local development CA"},
+				{"portico serve --wsgi app:app 8000", "a WSGI app (Flask, Django...) from this folder"},
 			},
 			run: cmdServe,
 		},

@@ -21,6 +21,7 @@ type cacheHandler = cache.Handler
 // serveFlags are the flags of quick mode.
 type serveFlags struct {
 	bind, dir, proxy string
+	wsgi             string // module:callable, imported from dir
 	cgi, spa, browse bool
 	open, tls        bool
 }
@@ -29,7 +30,7 @@ func cmdServe(inv invocation, stdout, stderr io.Writer) int {
 	f := serveFlags{
 		bind: inv.str("bind"), dir: inv.str("directory"), proxy: inv.str("proxy"),
 		cgi: inv.on("cgi"), spa: inv.on("spa"), browse: inv.on("browse"), open: inv.on("open"),
-		tls: inv.on("tls"),
+		tls: inv.on("tls"), wsgi: inv.str("wsgi"),
 	}
 	port := "8000"
 	if len(inv.args) == 1 {
@@ -81,6 +82,12 @@ func quickConfig(f serveFlags, port string) (*config.Config, error) {
 		Compress: config.QuickCompress(),
 	}
 	root := config.Route{Path: "/", Static: &config.Static{Root: dir, Browse: f.browse, SPA: f.spa}}
+	if f.wsgi != "" {
+		if f.proxy != "" || f.spa {
+			return nil, fmt.Errorf("--wsgi serves the app at /: it does not go with --proxy or --spa")
+		}
+		root = config.Route{Path: "/", WSGI: &config.WSGI{App: f.wsgi, Dir: dir}}
+	}
 	if f.proxy != "" {
 		var ups []string
 		for _, u := range strings.Split(f.proxy, ",") {

@@ -117,6 +117,10 @@ func isHeaderError(err error) bool {
 // Unwrap returns the wrapped connection.
 func (c *rejectConn) Unwrap() net.Conn { return c.Conn }
 
+// ReadThrough says Read buffers nothing of its own (fastpath.ReadThrough:
+// an idle fast-path connection waits on the socket underneath).
+func (c *rejectConn) ReadThrough() {}
+
 // errTooManyConns ends a connection beyond max_conns_per_ip.
 var errTooManyConns = errors.New("too many connections from this address")
 
@@ -218,6 +222,11 @@ func (c *limitConn) Close() error {
 
 // Unwrap returns the wrapped connection.
 func (c *limitConn) Unwrap() net.Conn { return c.Conn }
+
+// ReadThrough says Read buffers nothing of its own (fastpath.ReadThrough).
+// The limit is checked on the first Read, which the fast path still makes
+// through this wrapper.
+func (c *limitConn) ReadThrough() {}
 
 // ReadFrom keeps sendfile through the wrapper (both engines look for
 // io.ReaderFrom on the connection).

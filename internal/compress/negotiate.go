@@ -82,7 +82,7 @@ func Negotiate(ae string, order []Encoding) Encoding {
 			tok, params = item[:i], item[i+1:]
 		}
 		tok = strings.TrimSpace(tok)
-		qv := parseQ(params)
+		qv := ParseQ(params)
 		switch {
 		case tok == "*":
 			star = qv
@@ -110,9 +110,10 @@ func Negotiate(ae string, order []Encoding) Encoding {
 	return best
 }
 
-// parseQ reads the q parameter of ";q=0.5"-style parameters, in
-// thousandths: missing means 1000, malformed or above 1 means 0.
-func parseQ(params string) int {
+// ParseQ reads the q parameter of ";q=0.5"-style parameters (RFC 9110
+// section 12.4.2), in thousandths: missing means 1000, malformed or above 1
+// means 0. Every Accept-* parser of portico uses it.
+func ParseQ(params string) int {
 	for params != "" {
 		var p string
 		if i := strings.IndexByte(params, ';'); i >= 0 {

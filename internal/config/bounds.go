@@ -21,6 +21,12 @@ const (
 	MaxProxyRetries = MaxProxyUpstreams
 	// MaxProxyMaxFails bounds proxy.max_fails (nginx's default is 1).
 	MaxProxyMaxFails = 1000
+	// MaxWSGIMaxRequests bounds wsgi.max_requests and max_requests_jitter.
+	MaxWSGIMaxRequests = 1_000_000_000
+	// MinWSGIMaxMemory is the least wsgi.max_memory: a Python worker uses
+	// about 10 MB at rest, so a lower limit would recycle every worker
+	// after every request.
+	MinWSGIMaxMemory = 16 << 20
 )
 
 // checkCGICounts, checkProxyCounts and checkWSGICounts check the counts of
@@ -56,5 +62,22 @@ func checkWSGICounts(add addFunc, ps *positions, base string, w *WSGI) {
 		add(ps, base+".workers", "workers must be at least 1")
 	case w.Workers > MaxWSGIWorkers:
 		add(ps, base+".workers", "workers %d is more than %d: each worker is a Python process (gunicorn advises 2 to 4 per CPU core)", w.Workers, MaxWSGIWorkers)
+	}
+	switch {
+	case w.MaxRequests < 0:
+		add(ps, base+".max_requests", "max_requests must not be negative (0: never recycle)")
+	case w.MaxRequests > MaxWSGIMaxRequests:
+		add(ps, base+".max_requests", "max_requests %d is more than %d", w.MaxRequests, MaxWSGIMaxRequests)
+	}
+	switch {
+	case w.MaxRequestsJitter < 0:
+		add(ps, base+".max_requests_jitter", "max_requests_jitter must not be negative")
+	case w.MaxRequestsJitter > MaxWSGIMaxRequests:
+		add(ps, base+".max_requests_jitter", "max_requests_jitter %d is more than %d", w.MaxRequestsJitter, MaxWSGIMaxRequests)
+	case w.MaxRequestsJitter > 0 && w.MaxRequests == 0:
+		add(ps, base+".max_requests_jitter", "max_requests_jitter needs max_requests")
+	}
+	if w.MaxMemory != 0 && w.MaxMemory < MinWSGIMaxMemory {
+		add(ps, base+".max_memory", "max_memory %d bytes is below 16MB: a Python worker uses about 10MB at rest, so every worker would be recycled after every request", int64(w.MaxMemory))
 	}
 }

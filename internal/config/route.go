@@ -102,6 +102,17 @@ func checkRoute(add addFunc, ps *positions, rb string, r *Route) {
 		}
 		checkWSGICounts(add, ps, rb+".wsgi", w)
 		checkDir(add, ps, rb+".wsgi.dir", "wsgi dir", w.Dir)
+		if w.Warmup != "" && (!strings.HasPrefix(w.Warmup, "/") || hasCtl(w.Warmup) || strings.ContainsAny(w.Warmup, " #")) {
+			add(ps, rb+".wsgi.warmup", "warmup %q must be a path starting with \"/\", without spaces", w.Warmup)
+		}
+		if hasCtl(w.User) || strings.ContainsAny(w.User, " :/") {
+			add(ps, rb+".wsgi.user", "wsgi user %q is not a user name", w.User)
+		}
+		for _, k := range sortedKeys(w.Env) {
+			if k == "" || strings.ContainsAny(k, "=\x00") || strings.Contains(w.Env[k], "\x00") {
+				add(ps, rb+".wsgi.env", "env %q: names must be non-empty without \"=\", and neither name nor value may hold a NUL byte", k)
+			}
+		}
 	}
 	if f := r.FastCGI; f != nil {
 		checkFastCGI(add, ps, rb+".fastcgi", f)
@@ -131,12 +142,8 @@ func checkRoute(add addFunc, ps *positions, rb string, r *Route) {
 		if c.TagHeader != "" && !validHeaderName(c.TagHeader) {
 			add(ps, rb+".cache.tag_header", "tag_header %q is not a header field name", c.TagHeader)
 		}
-		for n, k := range c.Key {
-			switch k {
-			case "method", "scheme", "host", "path", "query":
-			default:
-				add(ps, fmt.Sprintf("%s.cache.key[%d]", rb, n), "cache key part %q: want method, scheme, host, path or query", k)
-			}
+		if _, err := ParseCacheKey(c.Key); err != nil {
+			add(ps, rb+".cache.key", "%v", err)
 		}
 	}
 }

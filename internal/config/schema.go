@@ -387,6 +387,25 @@ type WSGI struct {
 	Python string `toml:"python"`
 	// Timeout bounds one request inside a worker. Default "30s".
 	Timeout Duration `toml:"timeout"`
+	// MaxRequests recycles a worker after it has served this many
+	// requests (a leak's bound, gunicorn's max_requests). 0 (default): never.
+	MaxRequests int `toml:"max_requests"`
+	// MaxRequestsJitter adds a random 0..N to each worker's MaxRequests, so
+	// the workers of a pool do not all recycle at once. Default 0.
+	MaxRequestsJitter int `toml:"max_requests_jitter"`
+	// MaxMemory recycles a worker whose resident memory (RSS) passes it,
+	// checked after each request. 0 (default): no limit.
+	MaxMemory Size `toml:"max_memory"`
+	// User the workers run as when portico runs as root. Default: portico's
+	// own user (as gunicorn and uWSGI do without --user).
+	User string `toml:"user"`
+	// Env adds variables to the workers' environment.
+	Env map[string]string `toml:"env"`
+	// Warmup is a path (under the route, with an optional query) that
+	// each new worker is sent once, after its import and before it takes
+	// a client's request, so lazy first-request work (connections,
+	// template caches) is done by then. Default: none.
+	Warmup string `toml:"warmup"`
 }
 
 // Redirect answers every request with a redirect.

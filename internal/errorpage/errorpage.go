@@ -18,40 +18,35 @@ func Write(w http.ResponseWriter, r *http.Request, status int) {
 // WriteMessage is Write with an extra sentence for the user (no secrets:
 // it is shown to the client). An empty msg uses a default for the status.
 func WriteMessage(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	text := http.StatusText(status)
-	if text == "" {
-		text = "Error"
+	p := Default(status)
+	if p == nil || msg != "" {
+		p = NewPage(status, msg)
 	}
-	if msg == "" {
-		msg = defaultMessage(status)
-	}
+	p.Write(w, r)
+}
+
+// Write sends the page on net/http: the body is HTML when the request's
+// Accept names text/html, plain text otherwise; HEAD gets no body.
+func (p *Page) Write(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Del("Content-Length")
-	h.Del("Content-Encoding")
-	h.Del("ETag")
-	h.Del("Last-Modified")
+	for _, name := range deletedFields {
+		h.Del(name)
+	}
 	h.Set("X-Content-Type-Options", "nosniff")
 	if h.Get("Cache-Control") == "" {
 		h.Set("Cache-Control", "no-store")
 	}
-	var body string
+	body := p.text
 	if wantsHTML(r) {
 		h.Set("Content-Type", "text/html; charset=utf-8")
-		code := strconv.Itoa(status)
-		body = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">" +
-			"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">" +
-			"<title>" + code + " " + text + "</title>" +
-			"<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:10vh auto;padding:0 1em;color:#222}" +
-			"h1{font-size:1.6em;margin:0 0 .3em}p{color:#555}small{color:#888}</style></head>" +
-			"<body><h1>" + code + " " + text + "</h1><p>" + htmlEscape(msg) + "</p><small>portico</small></body></html>\n"
+		body = p.html
 	} else {
 		h.Set("Content-Type", "text/plain; charset=utf-8")
-		body = strconv.Itoa(status) + " " + text + "\n"
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(status)
+	w.WriteHeader(p.status)
 	if r == nil || r.Method != http.MethodHead {
-		_, _ = w.Write([]byte(body))
+		_, _ = w.Write(body)
 	}
 }
 

@@ -15,7 +15,10 @@ var _ fastpath.Handler = (*Handler)(nil)
 // a dot is looked up, so pretty URLs (/posts/42), the bulk of a front
 // controller's requests, cost no extra stat.
 func (h *Handler) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
-	fh, ok := h.files.(fastpath.Handler)
+	// Hits only: a miss is the front controller's, on net/http's path.
+	fh, ok := h.files.(interface {
+		ServeFastHit(*fastpath.Request, *fastpath.ResponseWriter) bool
+	})
 	if !ok || h.isClosed.Load() {
 		return false
 	}
@@ -26,5 +29,5 @@ func (h *Handler) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) b
 	if h.resolve(req.Path).kind != serveFile {
 		return false
 	}
-	return fh.ServeFast(req, w)
+	return fh.ServeFastHit(req, w)
 }

@@ -23,6 +23,8 @@
 package fastcgi
 
 import (
+	"portico/internal/clientip"
+
 	"context"
 	"errors"
 	"fmt"
@@ -50,6 +52,9 @@ type Options struct {
 	// are not scripts (nginx's try_files $uri): a static handler over the
 	// same root. nil answers them 404.
 	Files http.Handler
+	// Clients decides REMOTE_ADDR (X-Forwarded-For through trusted
+	// proxies), as for CGI.
+	Clients *clientip.Resolver
 }
 
 // Handler serves one fastcgi route. It is safe for concurrent use.
@@ -70,6 +75,7 @@ type Handler struct {
 	closed   bool
 	isClosed atomic.Bool
 	active   sync.WaitGroup
+	clients  *clientip.Resolver // REMOTE_ADDR rules (cgi.EndpointsOf)
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -100,6 +106,7 @@ func New(cfg config.FastCGI, opts Options) (*Handler, error) {
 		upstream:    cfg.Upstream,
 		pool:        newPool(network, address, max(cfg.MaxConns, 1), cfg.ConnectTimeout.D(), cfg.ReadTimeout.D()),
 		files:       opts.Files,
+		clients:     opts.Clients,
 		log:         opts.Logger,
 	}
 	if h.log == nil {

@@ -575,11 +575,11 @@ func TestBrokenRequestBody(t *testing.T) {
 	}
 }
 
-// fastFiles is a static stand-in that has a fast path.
+// fastFiles is a static stand-in that has a fast path for hits.
 type fastFiles struct{ fast []string }
 
 func (f *fastFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {}
-func (f *fastFiles) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
+func (f *fastFiles) ServeFastHit(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
 	f.fast = append(f.fast, req.Path)
 	return true
 }

@@ -1,7 +1,6 @@
 package fastcgi
 
 import (
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,27 +20,9 @@ const maxParamsBytes = 2 << 20
 // DOCUMENT_ROOT, REQUEST_URI, REDIRECT_STATUS), then fastcgi.env.
 // contentLength is -1 when the request has no body.
 func (h *Handler) appendParams(b []byte, r *http.Request, t target, contentLength int64) []byte {
-	remoteIP, remotePort := splitHostPort(r.RemoteAddr)
-	var localIP, localPort string
-	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		localIP, localPort = splitHostPort(a.String())
-	}
-	if localPort == "" {
-		// No listener address (a handler called directly): the scheme's
-		// default, never the port named in Host.
-		localPort = "80"
-		if r.TLS != nil {
-			localPort = "443"
-		}
-	}
-	serverName := r.Host
-	if host, _, err := net.SplitHostPort(serverName); err == nil {
-		serverName = host
-	}
-	serverName = strings.TrimSuffix(strings.TrimPrefix(serverName, "["), "]")
-	if serverName == "" {
-		serverName = localIP
-	}
+	ep := cgi.EndpointsOf(r, h.clients)
+	remoteIP, remotePort := ep.RemoteAddr, ep.RemotePort
+	localIP, localPort, serverName := ep.ServerAddr, ep.ServerPort, ep.ServerName
 	uri := r.RequestURI
 	if uri == "" {
 		uri = r.URL.RequestURI()
@@ -109,16 +90,6 @@ func (h *Handler) appendParams(b []byte, r *http.Request, t target, contentLengt
 		b = appendParam(b, kv[0], kv[1])
 	}
 	return b
-}
-
-// splitHostPort splits "host:port" (IPv6 in brackets) without failing on
-// a bare host.
-func splitHostPort(addr string) (string, string) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr, ""
-	}
-	return host, port
 }
 
 // isToken reports whether s is an RFC 9110 token.

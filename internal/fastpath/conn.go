@@ -33,6 +33,14 @@ type conn struct {
 	// rawScratch holds RawHeader's copy of the header block when a field
 	// is hidden; reused across requests.
 	rawScratch []byte
+
+	// The idle wait (idle.go): the socket (nil: read through nc), the
+	// netpoller callback, bound once, and its state.
+	raw        syscall.RawConn
+	rawChecked bool
+	peekFn     func(uintptr) bool
+	woken      bool
+	peek       [1]byte
 }
 
 // outPool holds output buffers of connections.
@@ -161,26 +169,21 @@ func (c *conn) serve() {
 				_ = c.flush() // answers already composed
 			}
 			c.nc.Close()
-			if c.br != nil {
-				c.br.Reset(nil)
-				l.bufPool.Put(c.br)
-			}
+			c.releaseReader()
 		}
 		c.putOut()
 		c.br = nil
 		l.remove(c)
 	}()
-	c.br = l.bufPool.Get().(*bufio.Reader)
-	c.br.Reset(c.nc)
 	c.getOut()
-	c.req.RemoteAddr = c.nc.RemoteAddr().String()
+	c.req.RemoteAddr = remoteAddrString(c.nc.RemoteAddr())
 	c.now = time.Now()
 	opts := &l.opts
-	size := c.br.Size()
+	size := opts.BufferSize
 	first := true
 	served := false // a request was answered on this connection
 	for {
-		if c.br.Buffered() == 0 {
+		if c.br == nil || c.br.Buffered() == 0 {
 			// Between requests: flush, then wait for the next one.
 			if c.flush() != nil {
 				return
@@ -198,9 +201,9 @@ func (c *conn) serve() {
 			if l.closing.Load() {
 				return
 			}
-			// An idle connection holds no output buffer.
+			// An idle connection holds no buffer (idle.go).
 			c.putOut()
-			if _, err := c.br.Peek(1); err != nil {
+			if err := c.awaitRequest(served); err != nil {
 				return
 			}
 			c.getOut()

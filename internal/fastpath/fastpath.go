@@ -9,7 +9,10 @@
 //	http.Serve(fl, mux) // sees only the connections fastpath handed off
 //
 // For each accepted connection a goroutine reads requests into a pooled
-// buffer and parses them without allocating (parseRequest). A request the
+// buffer and parses them without allocating (parseRequest). Between
+// requests a kept-alive connection holds neither its read nor its output
+// buffer: it waits on the socket through the netpoller and takes a buffer
+// back when bytes arrive (idle.go). A request the
 // engine may answer (GET or HEAD, HTTP/1.0 or 1.1, no body, no Expect or
 // Upgrade, syntactically clean, headers within the buffer) goes to
 // Handler.ServeFast. If that returns true the response was written by the

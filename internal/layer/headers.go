@@ -5,12 +5,16 @@ import (
 	"sort"
 	"strings"
 
+	"portico/internal/clientip"
 	"portico/internal/config"
 )
 
 // HeaderRules is the Layer of a route's [[site.route.headers]] tables.
 type HeaderRules struct {
 	rules []headerRule
+	// clients resolves {client_ip} (X-Forwarded-For through trusted
+	// proxies, as every other use of the client address).
+	clients *clientip.Resolver
 }
 
 type headerRule struct {
@@ -101,14 +105,14 @@ func (hr *HeaderRules) edit(r Request, h HeaderEditor, statusOK bool) {
 		for _, kv := range rule.set {
 			v := kv[1]
 			if rule.expand {
-				v = expand(v, r)
+				v = expand(v, r, hr.clients)
 			}
 			h.ReplaceHeader(kv[0], v)
 		}
 		for _, kv := range rule.add {
 			v := kv[1]
 			if rule.expand {
-				v = expand(v, r)
+				v = expand(v, r, hr.clients)
 			}
 			h.AddHeader(kv[0], v)
 		}

@@ -3,8 +3,10 @@ package layer
 import (
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 
+	"portico/internal/clientip"
 	"portico/internal/config"
 )
 
@@ -60,10 +62,15 @@ var _ RequestLayer = (*HeaderLayer)(nil)
 
 // NewHeaderLayer builds the layer of response and request rules; nil when
 // both are empty.
-func NewHeaderLayer(response, request []config.HeaderRule) *HeaderLayer {
+func NewHeaderLayer(response, request []config.HeaderRule, clients *clientip.Resolver) *HeaderLayer {
 	l := &HeaderLayer{resp: NewHeaderRules(response), req: NewHeaderRules(request)}
 	if l.resp == nil && l.req == nil {
 		return nil
+	}
+	for _, hr := range []*HeaderRules{l.resp, l.req} {
+		if hr != nil {
+			hr.clients = clients
+		}
 	}
 	return l
 }
@@ -91,7 +98,7 @@ func (l *HeaderLayer) EditRequest(r Request, h http.Header) {
 // expand replaces the placeholders of value ({client_ip}, {host},
 // {request_id}, {method}, {path}, {scheme}) with r's values. Config has
 // refused unknown ones; anything else in braces stays as written.
-func expand(value string, r Request) string {
+func expand(value string, r Request, clients *clientip.Resolver) string {
 	var b strings.Builder
 	for {
 		i := strings.IndexByte(value, '{')
@@ -106,6 +113,14 @@ func expand(value string, r Request) string {
 		name := value[i : i+j+1]
 		switch name {
 		case "{client_ip}":
+			if c, ok := r.(interface {
+				Client(*clientip.Resolver) netip.Addr
+			}); ok {
+				if a := c.Client(clients); a.IsValid() {
+					b.WriteString(a.String())
+					break
+				}
+			}
 			b.WriteString(clientIP(r.RemoteAddr()))
 		case "{host}":
 			b.WriteString(r.Host())

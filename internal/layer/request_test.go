@@ -4,9 +4,11 @@ import (
 	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 
+	"portico/internal/clientip"
 	"portico/internal/config"
 	"portico/internal/fastpath"
 )
@@ -26,13 +28,24 @@ func TestExpandPlaceholders(t *testing.T) {
 		"plain":                      "plain",
 	}
 	for in, want := range cases {
-		if got := expand(in, q); got != want {
+		if got := expand(in, q, nil); got != want {
 			t.Errorf("expand(%q) = %q, want %q", in, got, want)
 		}
 	}
+	// Behind a trusted proxy, {client_ip} is the client it names, as for
+	// every other use of the client address.
+	r.RemoteAddr = "10.0.0.7:5555"
+	r.Header.Set("X-Forwarded-For", "203.0.113.9")
+	trusted := clientip.New([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")})
+	if got := expand("{client_ip}", q, trusted); got != "203.0.113.9" {
+		t.Errorf("{client_ip} behind a trusted proxy = %q, want 203.0.113.9", got)
+	}
+	if got := expand("{client_ip}", q, nil); got != "10.0.0.7" {
+		t.Errorf("{client_ip} with no trusted proxies = %q, want the peer", got)
+	}
 	// A Host with a line break cannot split the field.
 	r.Host = "evil\r\nSet-Cookie: x"
-	if got := expand("{host}", q); strings.ContainsAny(got, "\r\n") {
+	if got := expand("{host}", q, nil); strings.ContainsAny(got, "\r\n") {
 		t.Errorf("expand kept control characters: %q", got)
 	}
 }
@@ -45,7 +58,7 @@ func FuzzExpand(f *testing.F) {
 	f.Fuzz(func(t *testing.T, value, host, path string) {
 		r := httptest.NewRequest("GET", "http://x/", nil)
 		r.Host, r.URL.Path = host, path
-		got := expand(value, httpRequest{r})
+		got := expand(value, httpRequest{r}, nil)
 		for i := 0; i < len(got); i++ {
 			if got[i] < ' ' || got[i] == 0x7f {
 				t.Fatalf("expand(%q) = %q: a control character in a header value", value, got)
@@ -59,7 +72,7 @@ func FuzzExpand(f *testing.F) {
 func TestRequestRules(t *testing.T) {
 	rules := NewHeaderLayer(nil, []config.HeaderRule{
 		{Match: "/api/**", Set: map[string]string{"X-Real-IP": "{client_ip}"}, Remove: []string{"Cookie"}},
-	})
+	}, nil)
 	var got http.Header
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() })
 	fast := fastpath.HandlerFunc(func(_ *fastpath.Request, w *fastpath.ResponseWriter) bool {

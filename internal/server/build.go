@@ -194,7 +194,7 @@ func (t *Tree) buildSite(sc *config.Site, logger *slog.Logger, trusted []netip.P
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", routeWhere(sc, rc), err)
 		}
-		h = layer.Chain(h, append(routeLayers(sc, rc), gates...)...)
+		h = layer.Chain(h, append(t.routeLayers(sc, rc), gates...)...)
 		routes = append(routes, &route{
 			path:         rc.Path,
 			bare:         strings.TrimSuffix(rc.Path, "/"),
@@ -223,7 +223,7 @@ func routeWhere(sc *config.Site, rc *config.Route) string {
 // site's header rules, then the route's (so a route's set wins). They
 // wrap the whole route handler (cache and strip_prefix included), so they
 // see the request path the client sent (after the site's rewrites).
-func routeLayers(sc *config.Site, rc *config.Route) []layer.Layer {
+func (t *Tree) routeLayers(sc *config.Site, rc *config.Route) []layer.Layer {
 	// Request rules only where a request goes on (an app, an upstream, a
 	// script): a static or redirect route ignores them and so keeps the
 	// fast path for every request.
@@ -232,10 +232,10 @@ func routeLayers(sc *config.Site, rc *config.Route) []layer.Layer {
 		siteReq, routeReq = nil, nil
 	}
 	var ls []layer.Layer
-	if hl := layer.NewHeaderLayer(sc.HeaderRules, siteReq); hl != nil {
+	if hl := layer.NewHeaderLayer(sc.HeaderRules, siteReq, t.clients); hl != nil {
 		ls = append(ls, hl)
 	}
-	if hl := layer.NewHeaderLayer(rc.Headers, routeReq); hl != nil {
+	if hl := layer.NewHeaderLayer(rc.Headers, routeReq, t.clients); hl != nil {
 		ls = append(ls, hl)
 	}
 	return ls
@@ -342,7 +342,7 @@ func (t *Tree) buildFastCGI(rc *config.Route, prefix string, lg *slog.Logger, co
 		return nil, fmt.Errorf("fastcgi: static files: %w", err)
 	}
 	t.closers = append(t.closers, fh.Close)
-	h, err := fastcgi.New(*rc.FastCGI, fastcgi.Options{Logger: lg, Prefix: prefix, Files: fh})
+	h, err := fastcgi.New(*rc.FastCGI, fastcgi.Options{Logger: lg, Prefix: prefix, Files: fh, Clients: t.clients})
 	if err != nil {
 		return nil, fmt.Errorf("fastcgi: %w", err)
 	}

@@ -5,11 +5,13 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
+	"net/http"
 	"runtime/debug"
 	"strings"
 	"time"
 
 	"portico/internal/config"
+	"portico/internal/errorpage"
 	"portico/internal/fastpath"
 )
 
@@ -68,9 +70,6 @@ func (f *fastEntry) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter)
 		return false // answered before routing, on net/http (tls.go)
 	}
 	st := v.lookup(req.Host)
-	if st == nil {
-		return false
-	}
 	if mode := t.cfg.Server.RequestID; mode != config.RequestIDOff && mode != "" {
 		incoming := ""
 		if mode == config.RequestIDPass {
@@ -84,16 +83,27 @@ func (f *fastEntry) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter)
 	// Read before a gate consumes Authorization (access.go).
 	user, remote := t.fastClient(req, w)
 	w.SetRecording(t.log != nil)
-	if !st.ServeFast(req, w) {
-		return false
+	siteName := ""
+	if st == nil {
+		// vhost.ServeHTTP's answer, without its site headers.
+		if !noSitePage.WriteFast(w, req) {
+			return false
+		}
+	} else {
+		if !st.ServeFast(req, w) {
+			return false
+		}
+		siteName = st.name
 	}
 	now := time.Now()
 	if t.log != nil {
-		t.log.logFast(req, w, user, remote, st.name, start, now)
+		t.log.logFast(req, w, user, remote, siteName, start, now)
 	}
-	t.metrics.observe(st.name, w.Status(), now.Sub(start))
-	if rt := st.route(req.Path); rt != nil {
-		rt.metrics.observe(w.Status(), now.Sub(start))
+	t.metrics.observe(siteName, w.Status(), now.Sub(start))
+	if st != nil {
+		if rt := st.route(req.Path); rt != nil {
+			rt.metrics.observe(w.Status(), now.Sub(start))
+		}
 	}
 	return true
 }
@@ -111,7 +121,13 @@ func (s *site) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool
 		}
 	}
 	rt := s.route(req.Path)
-	if rt == nil || rt.maxBody < 0 || rt.forwardsFast && req.RequestID != "" {
+	if rt == nil {
+		// dispatch's 404 for a path no route takes, with the site's
+		// headers.
+		w.SetDefaultHeaders(s.headers)
+		return errorpage.Default(http.StatusNotFound).WriteFast(w, req)
+	}
+	if rt.maxBody < 0 || rt.forwardsFast && req.RequestID != "" {
 		return false
 	}
 	fh, ok := rt.handler.(fastpath.Handler)

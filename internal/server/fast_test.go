@@ -48,6 +48,14 @@ static = { root = %q, cache_control = "public, max-age=60" }
 path = "/go/"
 redirect = { to = "https://example.test/" }
 `, format, root)
+	return startServerTOML(t, dir, toml)
+}
+
+// startServerTOML runs a Server with the configuration toml (written in
+// dir) and returns it with its one listener's address, its stdout and
+// metrics.
+func startServerTOML(t *testing.T, dir, toml string) (*Server, string, *syncBuffer, *Metrics) {
+	t.Helper()
 	file := filepath.Join(dir, "portico.toml")
 	os.WriteFile(file, []byte(toml), 0o644)
 	cfg, err := config.Load(file)
@@ -144,6 +152,70 @@ func TestFastPathMatchesNetHTTP(t *testing.T) {
 	}
 }
 
+// The site-level 404s (a Host no site claims, a path no route takes) are
+// answered on the fast path, equal to net/http's: same response, same
+// access-log line.
+func TestFastPathSite404(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "www")
+	os.MkdirAll(root, 0o755)
+	os.WriteFile(filepath.Join(root, "a.txt"), []byte("a"), 0o644)
+	s, addr, out, _ := startServerTOML(t, dir, fmt.Sprintf(`
+[server]
+access_log = "stdout"
+
+[[site]]
+name = "main"
+hosts = ["h.test"]
+listen = ["127.0.0.1:0"]
+headers = { "X-Frame-Options" = "DENY", "Cache-Control" = "private" }
+
+[[site.route]]
+path = "/files/"
+static = { root = %q }
+`, root))
+	tests := []struct{ method, host, target, hdr string }{
+		{"GET", "h.test", "/nowhere", ""},
+		{"HEAD", "h.test", "/nowhere", ""},
+		{"GET", "h.test", "/nowhere?q=1", "Accept: text/html\r\n"},
+		{"GET", "h.test", "/files/missing", ""},
+		{"GET", "other.test", "/files/a.txt", ""},
+		{"HEAD", "other.test", "/", "Accept: text/html\r\n"},
+		{"GET", "other.test", "/", "Accept: text/html\r\n"},
+	}
+	for _, tt := range tests {
+		raw := fmt.Sprintf("%s %s HTTP/1.1\r\nHost: %s\r\n%sConnection: close\r\n", tt.method, tt.target, tt.host, tt.hdr)
+		got := roundTrip(t, addr, raw+"\r\n", tt.method)
+		want := roundTrip(t, addr, raw+"Proxy-Connection: keep-alive\r\n\r\n", tt.method)
+		if got.status != 404 || got.status != want.status || !reflect.DeepEqual(got.header, want.header) || got.body != want.body {
+			t.Errorf("%s %s %s: got %d %q %q, want 404 %q %q", tt.method, tt.host, tt.target, got.status, got.header, got.body, want.header, want.body)
+		}
+	}
+	// Each is the fast path's.
+	fe := &fastEntry{s: s, key: config.ListenerKey("127.0.0.1:0")}
+	for _, tt := range tests {
+		req := &fastpath.Request{Method: tt.method, Proto: "HTTP/1.1", ProtoMinor: 1, Host: tt.host,
+			URI: tt.target, Path: strings.Split(tt.target, "?")[0], RawPath: strings.Split(tt.target, "?")[0], KeepAlive: true}
+		if !fastpath.NewRecorder().Serve(fe, req) {
+			t.Errorf("%s %s %s: declined by the fast path", tt.method, tt.host, tt.target)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	s.Shutdown(ctx)
+	cancel()
+	// "serving", then the pairs, then the recorder's.
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 1+3*len(tests) {
+		t.Fatalf("got %d log lines, want %d: %q", len(lines), 1+3*len(tests), lines)
+	}
+	lines = lines[1 : 1+2*len(tests)]
+	for i := 0; i < len(lines); i += 2 {
+		if a, b := normalizeLogLine(lines[i]), normalizeLogLine(lines[i+1]); a != b {
+			t.Errorf("fast line %q, net/http line %q", a, b)
+		}
+	}
+}
+
 // normalizeLogLine blanks the parts that differ between two requests: the
 // time and the duration.
 func normalizeLogLine(s string) string {
@@ -223,7 +295,13 @@ func TestFastPathShutdown(t *testing.T) {
 // BenchmarkFastEntry1KiB is the server's part of a fast-path hit: vhost,
 // route, static cache hit, site headers, access log (combined, to a
 // discarding writer) and metrics; no socket.
-func BenchmarkFastEntry1KiB(b *testing.B) {
+func BenchmarkFastEntry1KiB(b *testing.B) { benchFastEntry(b, "/1k.txt") }
+
+// BenchmarkFast404 is BenchmarkFastEntry1KiB for a missing file: the
+// static handler's 404 page, rendered once, with the same log and metrics.
+func BenchmarkFast404(b *testing.B) { benchFastEntry(b, "/missing.txt") }
+
+func benchFastEntry(b *testing.B, path string) {
 	dir := b.TempDir()
 	os.WriteFile(filepath.Join(dir, "1k.txt"), []byte(strings.Repeat("x", 1024)), 0o644)
 	file := filepath.Join(dir, "portico.toml")
@@ -249,8 +327,8 @@ static = { root = %q }
 	defer t.Close(context.Background())
 	s.tree.Store(t)
 	fe := &fastEntry{s: s, key: config.ListenerKey("127.0.0.1:0")}
-	req := &fastpath.Request{Method: "GET", Proto: "HTTP/1.1", ProtoMinor: 1, URI: "/1k.txt", Path: "/1k.txt", RawPath: "/1k.txt",
-		Host: "localhost:8080", UserAgent: "wrk", RemoteAddr: "127.0.0.1:5555", KeepAlive: true, Start: time.Now()}
+	req := &fastpath.Request{Method: "GET", Proto: "HTTP/1.1", ProtoMinor: 1, URI: path, Path: path, RawPath: path,
+		Host: "localhost:8080", UserAgent: "wrk", Accept: "*/*", RemoteAddr: "127.0.0.1:5555", KeepAlive: true, Start: time.Now()}
 	rec := fastpath.NewRecorder()
 	if !rec.Serve(fe, req) {
 		b.Fatal("not served")

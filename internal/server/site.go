@@ -297,10 +297,14 @@ func (v *vhost) certificate(serverName string) *tls.Certificate {
 	return v.firstCert
 }
 
+// noSitePage is the 404 for a Host no site claims, rendered once for both
+// engines.
+var noSitePage = errorpage.NewPage(http.StatusNotFound, "No site is configured for this host name.")
+
 func (v *vhost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := v.lookup(r.Host)
 	if s == nil {
-		errorpage.WriteMessage(w, r, http.StatusNotFound, "No site is configured for this host name.")
+		noSitePage.Write(w, r)
 		return
 	}
 	s.ServeHTTP(w, r)

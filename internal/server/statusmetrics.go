@@ -16,6 +16,7 @@ type statusCollector struct {
 	upUp, upInFlight, upRequests, upErrors, upHead  *prometheus.Desc
 	cgiRunning, cgiMax, cgiTimeouts                 *prometheus.Desc
 	wsgiWorkers, wsgiQueue, wsgiRestarts, wsgiTimes *prometheus.Desc
+	wsgiRecycles                                    *prometheus.Desc
 	reloads, certExpiry                             *prometheus.Desc
 }
 
@@ -32,7 +33,8 @@ func newStatusCollector(s *Server) *statusCollector {
 		cgiRunning:   prometheus.NewDesc("portico_cgi_processes", "CGI scripts running now.", rt, nil),
 		cgiMax:       prometheus.NewDesc("portico_cgi_max_processes", "The route's max_processes.", rt, nil),
 		cgiTimeouts:  prometheus.NewDesc("portico_cgi_timeouts_total", "CGI scripts stopped by the timeout.", rt, nil),
-		wsgiWorkers:  prometheus.NewDesc("portico_wsgi_workers", "WSGI worker processes by state (idle, busy); configured is the pool's size.", append(rt, "state"), nil),
+		wsgiWorkers:  prometheus.NewDesc("portico_wsgi_workers", "WSGI worker processes by state (idle, busy, starting: a replacement importing the app, retiring: replaced, finishing its request); configured is the pool's size.", append(rt, "state"), nil),
+		wsgiRecycles: prometheus.NewDesc("portico_wsgi_recycles_total", "WSGI worker processes replaced, by cause (max_requests, max_memory, died, frozen).", append(rt, "cause"), nil),
 		wsgiQueue:    prometheus.NewDesc("portico_wsgi_queue", "Requests waiting for a WSGI worker.", rt, nil),
 		wsgiRestarts: prometheus.NewDesc("portico_wsgi_restarts_total", "WSGI workers started to replace one that exited.", rt, nil),
 		wsgiTimes:    prometheus.NewDesc("portico_wsgi_timeouts_total", "WSGI requests cut off by the timeout (worker killed).", rt, nil),
@@ -43,7 +45,7 @@ func newStatusCollector(s *Server) *statusCollector {
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.upUp, c.upInFlight, c.upRequests, c.upErrors, c.upHead,
-		c.cgiRunning, c.cgiMax, c.cgiTimeouts, c.wsgiWorkers, c.wsgiQueue, c.wsgiRestarts, c.wsgiTimes,
+		c.cgiRunning, c.cgiMax, c.cgiTimeouts, c.wsgiWorkers, c.wsgiQueue, c.wsgiRestarts, c.wsgiTimes, c.wsgiRecycles,
 		c.reloads, c.certExpiry} {
 		ch <- d
 	}
@@ -87,6 +89,11 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 			if w := r.WSGI; w != nil {
 				gauge(c.wsgiWorkers, float64(w.Idle), site.Name, r.Path, "idle")
 				gauge(c.wsgiWorkers, float64(w.Busy), site.Name, r.Path, "busy")
+				gauge(c.wsgiWorkers, float64(w.Starting), site.Name, r.Path, "starting")
+				gauge(c.wsgiWorkers, float64(w.Retiring), site.Name, r.Path, "retiring")
+				for cause, n := range w.Recycles {
+					counter(c.wsgiRecycles, float64(n), site.Name, r.Path, cause)
+				}
 				gauge(c.wsgiWorkers, float64(w.Workers), site.Name, r.Path, "configured")
 				gauge(c.wsgiQueue, float64(w.Waiting), site.Name, r.Path)
 				counter(c.wsgiRestarts, float64(w.Restarts), site.Name, r.Path)

@@ -1,9 +1,12 @@
 package static
 
 import (
+	"errors"
+	"io/fs"
 	"net/http"
 	"os"
 
+	"portico/internal/errorpage"
 	"portico/internal/fastpath"
 )
 
@@ -14,8 +17,11 @@ var _ fastpath.Handler = (*Handler)(nil)
 // regular file (directly or as a folder's index), its precompressed
 // variant by Accept-Encoding, with the same decision as ServeHTTP's
 // (answer: preconditions, then ranges) when it comes to 200, 304 or a
-// single range. Everything else (a missing file, redirects, listings, SPA
-// fallback, 412, several ranges, an unsatisfiable range, an error) returns
+// single range, and when it comes to the error pages ServeHTTP would send
+// as they are: 404 (a missing file or an unservable path, unless the SPA
+// index or a Fallback handler answers it), 403, 412 and 416, each page
+// rendered once (errorpage.Page). Everything else (redirects, listings,
+// the SPA index, the Fallback handler, several ranges, a 500) returns
 // false before writing anything, and net/http's path (ServeHTTP) answers
 // it.
 //
@@ -26,8 +32,50 @@ var _ fastpath.Handler = (*Handler)(nil)
 func (h *Handler) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
 	e, err := h.lookup(req.Path, req.RawPath, req.AcceptEncoding, req.Range != "")
 	if err != nil {
+		return h.serveFastError(req, w, err)
+	}
+	return h.serveFastEntry(req, w, e)
+}
+
+// ServeFastHit is ServeFast for plain hits only: every error, a missing
+// file included, is declined. For a handler that serves the files of
+// another route kind and answers their misses itself (fastcgi's assets).
+func (h *Handler) ServeFastHit(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
+	e, err := h.lookup(req.Path, req.RawPath, req.AcceptEncoding, req.Range != "")
+	if err != nil {
 		return false
 	}
+	return h.serveFastEntry(req, w, e)
+}
+
+// serveFastError answers what lookup found instead of a file, when
+// ServeHTTP would answer it with a plain error page: a missing file (no
+// SPA navigation, no Fallback handler), a path that can never be served,
+// a file it may not read. It declines everything else (redirects,
+// listings, the SPA index, the Fallback handler, a 500 that ServeHTTP
+// logs).
+func (h *Handler) serveFastError(req *fastpath.Request, w *fastpath.ResponseWriter, err error) bool {
+	if h.fallback != nil {
+		return false
+	}
+	status := http.StatusNotFound
+	switch {
+	case err == errMissing:
+		if h.spa && acceptsHTMLValue(req.Accept) {
+			return false // the SPA's index, on net/http's path
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		// An unservable path (traversal, dotfile, encoded separator)
+		// or a file gone meanwhile: ServeHTTP's notFound or fail.
+	case errors.Is(err, fs.ErrPermission):
+		status = http.StatusForbidden
+	default:
+		return false
+	}
+	return errorpage.Default(status).WriteFast(w, req)
+}
+
+func (h *Handler) serveFastEntry(req *fastpath.Request, w *fastpath.ResponseWriter, e *entry) bool {
 	get := req.Method == http.MethodGet
 
 	fr := fileRequest{
@@ -49,8 +97,15 @@ func (h *Handler) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) b
 		return true
 	case status == http.StatusPartialContent && len(ranges) == 1:
 		rng = ranges[0]
+	case status == http.StatusPreconditionFailed, status == http.StatusRequestedRangeNotSatisfiable:
+		// serveEntry's answer: the file's fields for the status, then
+		// the error page.
+		set := fileFields(status, false, e, h.cacheControl != nil)
+		var buf [256]byte
+		lines := appendFields(buf[:0], set, e, h.cacheControlValue(), rng)
+		return errorpage.Default(status).WriteFastFields(w, req, lines, set&fCacheControl != 0)
 	case status != http.StatusOK:
-		return false // 412, 416 or multipart: net/http's path
+		return false // multipart: net/http's path
 	}
 
 	var f *os.File
@@ -92,10 +147,14 @@ func (h *Handler) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) b
 // addFields renders set with appendFields into w, through a buffer on the
 // stack.
 func (h *Handler) addFields(w *fastpath.ResponseWriter, set fieldSet, e *entry, rng byteRange) {
-	cc := ""
-	if h.cacheControl != nil {
-		cc = h.cacheControl[0]
-	}
 	var buf [512]byte
-	w.AddHeaderLines(appendFields(buf[:0], set, e, cc, rng))
+	w.AddHeaderLines(appendFields(buf[:0], set, e, h.cacheControlValue(), rng))
+}
+
+// cacheControlValue is the configured Cache-Control of files, "" if none.
+func (h *Handler) cacheControlValue() string {
+	if h.cacheControl == nil {
+		return ""
+	}
+	return h.cacheControl[0]
 }

@@ -69,29 +69,35 @@ func TestServeFastMatchesServeHTTP(t *testing.T) {
 		{"GET", "/big.bin", []string{"Range", "bytes=100000-100009"}, true},
 		{"GET", "/app.js", []string{"Range", "bytes=0-1", "Accept-Encoding", "br"}, true},
 		{"GET", "/digits.txt", []string{"Range", "bytes=1-2,5-6"}, false},
-		{"GET", "/digits.txt", []string{"Range", "bytes=50-60"}, false},
-		{"GET", "/1k.txt", []string{"If-Match", `"x"`}, false},
-		{"GET", "/1k.txt", []string{"If-Unmodified-Since", lm}, true}, // 200 now: the fast path shares the precondition decision
-		{"GET", "/missing.txt", nil, false},
+		{"HEAD", "/digits.txt", []string{"Range", "bytes=50-60"}, true},
+		{"GET", "/app.js", []string{"Range", "bytes=5000-", "Accept-Encoding", "br", "Accept", "text/html"}, true},
+		{"GET", "/digits.txt", []string{"Range", "bytes=50-60"}, true}, // 412/416 page
+		{"GET", "/1k.txt", []string{"If-Match", `"x"`}, true},          // 412/416 page
+		{"GET", "/1k.txt", []string{"If-Unmodified-Since", lm}, true},  // 200 now: the fast path shares the precondition decision
+		{"GET", "/missing.txt", nil, true},                             // 404 page, on the fast path
+		{"HEAD", "/missing.txt", nil, true},
+		{"GET", "/missing.txt", []string{"Accept", "text/html,application/xhtml+xml,*/*;q=0.8"}, true},
+		{"HEAD", "/missing.txt", []string{"Accept", "text/html"}, true},
+		{"GET", "/missing.txt", []string{"Connection", "close"}, true},
 		{"GET", "/sub", nil, false},
-		{"GET", "/docs/", nil, false},
-		{"GET", "/1k.txt/", nil, false},
-		{"GET", "/.env", nil, false},
-		{"GET", "/%2e%2e/outside/secret.txt", nil, false},
-		{"GET", "/sub%2ffile.txt", nil, false},
-		{"GET", "/cgi-bin/script.py", nil, false},
-		{"GET", "/link-out.txt", nil, false},
+		{"GET", "/docs/", nil, true},                     // 404 page, on the fast path
+		{"GET", "/1k.txt/", nil, true},                   // 404 page, on the fast path
+		{"GET", "/.env", nil, true},                      // 404 page, on the fast path
+		{"GET", "/%2e%2e/outside/secret.txt", nil, true}, // 404 page, on the fast path
+		{"GET", "/sub%2ffile.txt", nil, true},            // 404 page, on the fast path
+		{"GET", "/cgi-bin/script.py", nil, true},         // 404 page, on the fast path
+		{"GET", "/link-out.txt", nil, true},              // 404 page, on the fast path
 		{"GET", "/link-in.txt", nil, true},
-		{"GET", "/semi;colon.txt", nil, false},
+		{"GET", "/semi;colon.txt", nil, true}, // 404 page, on the fast path
 		{"POST", "/1k.txt", nil, false},
 		// Empty fields count as absent on both engines (the fast path
 		// cannot tell them apart; net/http's fs.go reads them so too).
 		{"GET", "/1k.txt", []string{"If-Match", ""}, true},
 		{"GET", "/1k.txt", []string{"If-None-Match", "", "If-Modified-Since", lm}, true},
 		{"GET", "/digits.txt", []string{"Range", "bytes=2-4", "If-Range", ""}, true},
-		{"GET", "/1k.txt", []string{"If-Unmodified-Since", "Mon, 02 Jan 2006 15:04:05 GMT"}, false},
-		{"HEAD", "/1k.txt", []string{"If-Match", `"x"`}, false},
-		{"GET", "/1k.txt", []string{"If-Match", `"x"`, "If-None-Match", "*"}, false},
+		{"GET", "/1k.txt", []string{"If-Unmodified-Since", "Mon, 02 Jan 2006 15:04:05 GMT"}, true}, // 412/416 page
+		{"HEAD", "/1k.txt", []string{"If-Match", `"x"`}, true},                                     // 412/416 page
+		{"GET", "/1k.txt", []string{"If-Match", `"x"`, "If-None-Match", "*"}, true},                // 412/416 page
 	}
 	for _, tt := range tests {
 		raw := rawRequest(tt.method, tt.target, tt.hdr)
@@ -269,6 +275,8 @@ func FuzzFastPathConnection(f *testing.F) {
 		"GET /digits.txt HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /digits.txt HTTP/1.1\r\nHost: a\r\n\r\n",
 		"GET /%7e/../digits.txt?q HTTP/1.1\r\nHost: a\r\n\r\nGET /missing HTTP/1.1\r\nHost: a\r\n\r\n",
 		"HEAD /digits.txt HTTP/1.1\r\nHost: a\r\n\r\nHEAD /sub HTTP/1.1\r\nHost: a\r\n\r\nGET /app.js HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n",
+		"GET /nope HTTP/1.1\r\nHost: a\r\nAccept: text/html\r\n\r\nHEAD /.env HTTP/1.1\r\nHost: a\r\n\r\nGET /digits.txt HTTP/1.1\r\nHost: a\r\nRange: bytes=90-\r\n\r\nGET /1k.txt HTTP/1.1\r\nHost: a\r\nIf-Match: \"x\"\r\n\r\n",
+		"GET /nope HTTP/1.0\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -285,3 +293,94 @@ func FuzzFastPathConnection(f *testing.F) {
 }
 
 func fastAddrOf(ln net.Listener) string { return ln.Addr().String() }
+
+// The error answers the fast path gives (404 and the like) equal
+// net/http's with the site's headers too, and it leaves to net/http what
+// is not a plain error page: the SPA's index for a navigation, the
+// Fallback handler, and a site header that the error page would delete.
+func TestServeFastErrorPages(t *testing.T) {
+	miss := rawRequest("GET", "/missing.txt", nil)
+	nav := rawRequest("GET", "/missing.txt", []string{"Accept", "text/html"})
+	t.Run("site headers", func(t *testing.T) {
+		h, _ := newHandler(t, nil, Options{})
+		f := enginetest.Start(t, h, [][2]string{{"X-Frame-Options", "DENY"}, {"Content-Type", "text/x-site"}, {"X-Content-Type-Options", "off"}})
+		f.Same(t, true, miss, nav, rawRequest("HEAD", "/.env", nil))
+	})
+	t.Run("site Cache-Control kept", func(t *testing.T) {
+		h, _ := newHandler(t, nil, Options{})
+		f := enginetest.Start(t, h, [][2]string{{"Cache-Control", "max-age=5"}, {"Vary", "Origin"}})
+		unsat := rawRequest("GET", "/digits.txt", []string{"Range", "bytes=50-60"})
+		failed := rawRequest("GET", "/digits.txt", []string{"If-Match", `"x"`})
+		for _, got := range f.Same(t, true, miss, unsat, failed) {
+			if got.Header.Get("Cache-Control") != "max-age=5" {
+				t.Errorf("Cache-Control: got %q, want the site's", got.Header.Get("Cache-Control"))
+			}
+		}
+	})
+	t.Run("site field the page deletes", func(t *testing.T) {
+		h, _ := newHandler(t, nil, Options{})
+		f := enginetest.Start(t, h, [][2]string{{"Etag", `"site"`}})
+		got, want := f.Declines(t, miss), enginetest.Do(t, f.Normal, miss)[0]
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("fast: %+v\nnormal: %+v", got, want)
+		}
+	})
+	t.Run("spa", func(t *testing.T) {
+		h, _ := newHandler(t, func(c *config.Static) { c.SPA = true }, Options{})
+		f := enginetest.Start(t, h, nil)
+		f.Declines(t, nav)                                                                  // the index page
+		f.Same(t, true, miss, rawRequest("GET", "/missing.txt", []string{"Accept", "*/*"})) // a script's fetch: 404
+	})
+	t.Run("fallback", func(t *testing.T) {
+		h, _ := newHandler(t, nil, Options{Fallback: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "app")
+		})})
+		f := enginetest.Start(t, h, nil)
+		if got := f.Declines(t, miss); got.Body != "app" {
+			t.Errorf("got %+v, want the fallback's answer", got)
+		}
+		f.Declines(t, rawRequest("GET", "/.env", nil))
+	})
+}
+
+// A 404 (and a 412, a 416) on the fast path allocates nothing: the page
+// is rendered once.
+func TestServeFast404NoAllocs(t *testing.T) {
+	h, _ := newHandler(t, nil, Options{})
+	for _, req := range []*fastpath.Request{
+		{Path: "/missing.txt", Accept: "*/*"},
+		{Path: "/nope/deeper/missing.html", Accept: "text/html"},
+		{Path: "/.env"},
+		{Path: "/digits.txt", Range: "bytes=50-60"},
+		{Path: "/digits.txt", IfMatch: `"x"`},
+	} {
+		req.Method, req.Proto, req.ProtoMinor, req.RawPath, req.KeepAlive = "GET", "HTTP/1.1", 1, req.Path, true
+		rec := fastpath.NewRecorder()
+		if !rec.Serve(h, req) {
+			t.Fatalf("%+v: not served", req)
+		}
+		allocs := testing.AllocsPerRun(100, func() {
+			if !rec.Serve(h, req) {
+				t.Fatal("not served")
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: got %v allocs per 404, want 0", req.Path, allocs)
+		}
+	}
+}
+
+// BenchmarkFast404 is a 404 for a missing file on the fast path, header
+// and body composed (no socket).
+func BenchmarkFast404(b *testing.B) {
+	h, _ := newHandler(b, nil, Options{})
+	req := &fastpath.Request{Method: "GET", Proto: "HTTP/1.1", ProtoMinor: 1, Path: "/missing.txt", RawPath: "/missing.txt",
+		Accept: "*/*", AcceptEncoding: "gzip, deflate, br", KeepAlive: true, Start: time.Now()}
+	rec := fastpath.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		if !rec.Serve(h, req) {
+			b.Fatal("not served")
+		}
+	}
+}

@@ -2,6 +2,8 @@ package static
 
 import (
 	"strings"
+
+	"portico/internal/compress"
 )
 
 // Request header parsers of the hot path. They allocate nothing.
@@ -21,116 +23,62 @@ var (
 )
 
 // pickEncoding chooses which of the available precompressed variants to
-// send for an Accept-Encoding header value (RFC 9110 12.5.3): the one with
-// the highest q-value above zero, br before zstd before gzip on ties. "*"
-// covers encodings not named; "q=0" refuses one. It returns -1 for the
-// unencoded file.
+// send for an Accept-Encoding header value, br before zstd before gzip
+// when the client weighs them equally, or -1 for the unencoded file. The
+// negotiation itself is compress.Negotiate's (one owner for both the
+// precompressed siblings and on-the-fly compression).
 func pickEncoding(ae string, have *[numEnc]bool) int {
-	var q [numEnc]int // thousandths; -1 = not named
-	q[0], q[1], q[2] = -1, -1, -1
-	star := -1
-	for ae != "" {
-		var item string
-		if i := strings.IndexByte(ae, ','); i >= 0 {
-			item, ae = ae[:i], ae[i+1:]
-		} else {
-			item, ae = ae, ""
-		}
-		tok, params := item, ""
-		if i := strings.IndexByte(item, ';'); i >= 0 {
-			tok, params = item[:i], item[i+1:]
-		}
-		tok = strings.TrimSpace(tok)
-		qv := parseQ(params)
-		switch {
-		case tok == "*":
-			star = qv
-		case strings.EqualFold(tok, "br"):
-			q[encBr] = qv
-		case strings.EqualFold(tok, "zstd"):
-			q[encZstd] = qv
-		case strings.EqualFold(tok, "gzip"), strings.EqualFold(tok, "x-gzip"):
-			q[encGzip] = qv
+	var buf [numEnc]compress.Encoding
+	order := buf[:0]
+	for i, ok := range have {
+		if ok {
+			order = append(order, encodingOf[i])
 		}
 	}
-	best, bestQ := -1, 0
-	for i := 0; i < numEnc; i++ {
-		if !have[i] {
-			continue
-		}
-		v := q[i]
-		if v < 0 {
-			v = star
-		}
-		if v > bestQ {
-			best, bestQ = i, v
-		}
-	}
-	return best
+	return staticIndex(compress.Negotiate(ae, order))
 }
 
-// parseQ reads the q parameter from ";q=0.5"-style parameters, in
-// thousandths. Missing means 1000; malformed means 0 (refused).
-func parseQ(params string) int {
-	for params != "" {
-		var p string
-		if i := strings.IndexByte(params, ';'); i >= 0 {
-			p, params = params[:i], params[i+1:]
-		} else {
-			p, params = params, ""
-		}
-		p = strings.TrimSpace(p)
-		if len(p) < 2 || (p[0] != 'q' && p[0] != 'Q') || p[1] != '=' {
-			continue
-		}
-		v := strings.TrimSpace(p[2:])
-		if v == "" || (v[0] != '0' && v[0] != '1') {
-			return 0
-		}
-		n := int(v[0]-'0') * 1000
-		if len(v) > 1 {
-			if v[1] != '.' || len(v) > 5 {
-				return 0
-			}
-			mul := 100
-			for _, c := range v[2:] {
-				if c < '0' || c > '9' {
-					return 0
-				}
-				n += int(c-'0') * mul
-				mul /= 10
-			}
-		}
-		if n > 1000 {
-			return 0
-		}
-		return n
-	}
-	return 1000
-}
+// encodingOf is each precompressed variant's encoding.
+var encodingOf = [numEnc]compress.Encoding{encBr: compress.Brotli, encZstd: compress.Zstd, encGzip: compress.Gzip}
 
 // acceptsHTML reports whether an Accept header value names text/html with a
 // non-zero q, as browsers' page navigations do. "*/*" alone does not count:
 // a script or image fetch must not get the SPA's index page.
 func acceptsHTML(accept []string) bool {
 	for _, a := range accept {
-		for a != "" {
-			var item string
-			if i := strings.IndexByte(a, ','); i >= 0 {
-				item, a = a[:i], a[i+1:]
-			} else {
-				item, a = a, ""
-			}
-			typ, params := item, ""
-			if i := strings.IndexByte(item, ';'); i >= 0 {
-				typ, params = item[:i], item[i+1:]
-			}
-			if strings.EqualFold(strings.TrimSpace(typ), "text/html") {
-				return parseQ(params) > 0
-			}
+		if html, named := acceptHTMLItem(a); named {
+			return html
 		}
 	}
 	return false
+}
+
+// acceptsHTMLValue is acceptsHTML for a single field value (the fast
+// path's, which never sees a repeated Accept).
+func acceptsHTMLValue(a string) bool {
+	html, _ := acceptHTMLItem(a)
+	return html
+}
+
+// acceptHTMLItem reads one Accept value: named says whether it has a
+// text/html item, html whether that item's q is non-zero.
+func acceptHTMLItem(a string) (html, named bool) {
+	for a != "" {
+		var item string
+		if i := strings.IndexByte(a, ','); i >= 0 {
+			item, a = a[:i], a[i+1:]
+		} else {
+			item, a = a, ""
+		}
+		typ, params := item, ""
+		if i := strings.IndexByte(item, ';'); i >= 0 {
+			typ, params = item[:i], item[i+1:]
+		}
+		if strings.EqualFold(strings.TrimSpace(typ), "text/html") {
+			return compress.ParseQ(params) > 0, true
+		}
+	}
+	return false, false
 }
 
 // etagListMatch reports whether the entity tag etag (quoted, strong) is in

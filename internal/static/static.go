@@ -180,6 +180,9 @@ var (
 	hvAllowOpts  = []string{"GET, HEAD, OPTIONS"}
 	hvHTML       = []string{"text/html; charset=utf-8"}
 	errNotServed = errors.New("static: not a file")
+	// errMissing: no file at the path (ServeHTTP's missing: SPA, the
+	// Fallback handler, or 404).
+	errMissing = errors.New("static: no such file")
 )
 
 // errRedirect is returned by lookup for a folder requested without its
@@ -217,6 +220,8 @@ func (h *Handler) lookup(urlPath, rawPath, acceptEncoding string, hasRange bool)
 		return nil, errRedirect
 	case resError:
 		return nil, err
+	case resMissing:
+		return nil, errMissing
 	}
 	return nil, errNotServed
 }

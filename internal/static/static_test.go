@@ -624,7 +624,7 @@ func TestLookup(t *testing.T) {
 		want      error
 	}{
 		{"/s/sub", "", errRedirect},
-		{"/s/missing", "", errNotServed},
+		{"/s/missing", "", errMissing},
 		{"/s/../x", "", os.ErrNotExist},
 		{"/s/sub/file.txt", "/s/sub%2ffile.txt", os.ErrNotExist},
 	} {

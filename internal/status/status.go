@@ -112,7 +112,12 @@ type WSGI struct {
 	Alive    int    `json:"alive"`
 	Idle     int    `json:"idle"`
 	Busy     int    `json:"busy"`
-	Waiting  int    `json:"waiting"` // requests queued for a worker
+	Starting int    `json:"starting"` // replacements importing the app
+	Retiring int    `json:"retiring"` // replaced, finishing their request
+	Waiting  int    `json:"waiting"`  // requests queued for a worker
 	Restarts uint64 `json:"restarts"`
 	Timeouts uint64 `json:"timeouts"`
+	// Recycles counts replaced processes by cause: max_requests,
+	// max_memory, died, frozen.
+	Recycles map[string]uint64 `json:"recycles,omitempty"`
 }

@@ -24,8 +24,10 @@
 #
 # Only the standard library is used.
 
+import json
 import os
 import re
+import stat
 import signal
 import socket
 import socketserver
@@ -59,9 +61,65 @@ NO_BODY_STATUS = {204, 304}
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 
 # portico has already applied its own header limits (max header bytes);
-# http.client's defaults (100 headers, 64 KiB lines) must not be stricter.
-http.client._MAXHEADERS = 10000
-http.client._MAXLINE = 1 << 20
+# these only bound a broken peer, and must not be stricter.
+MAX_HEADERS = 10000
+MAX_HEADER_LINE = 1 << 20
+http.client._MAXLINE = MAX_HEADER_LINE  # the request line (http.server)
+
+
+# A multi-line message (a traceback, one write to wsgi.errors) goes to
+# stderr as one framed line, which portico logs as one record: FRAME, a
+# kind, a space, the text as a JSON string.
+FRAME = "\x1eportico:"
+MAX_FRAME_TEXT = 60000  # portico splits longer lines
+
+
+def log_message(kind, text):
+    if len(text) > MAX_FRAME_TEXT:
+        text = text[:MAX_FRAME_TEXT // 2] + "\n[... cut ...]\n" + text[-MAX_FRAME_TEXT // 2:]
+    try:
+        sys.stderr.write(FRAME + kind + " " + json.dumps(text) + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def log_exception():
+    """The exception being handled, as one log record."""
+    log_message("traceback", traceback.format_exc())
+
+
+class ErrorStream:
+    """wsgi.errors: what the app writes up to a newline is one log record,
+    so a traceback written by its logger (Flask, Django) is one entry."""
+
+    def __init__(self):
+        self.buf = []
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError("wsgi.errors takes str, not %s" % type(s).__name__)
+        self.buf.append(s)
+        if s.endswith("\n"):
+            self.flush()
+
+    def writelines(self, seq):
+        for s in seq:
+            self.write(s)
+
+    def flush(self):
+        text = "".join(self.buf)
+        self.buf = []
+        if not text:
+            return
+        if "\n" in text.rstrip("\n"):
+            log_message("errors", text)
+        else:
+            try:
+                sys.stderr.write(text if text.endswith("\n") else text + "\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
 
 
 def load_app(spec, app_dir):
@@ -135,10 +193,61 @@ class ClientGone(Exception):
     pass
 
 
+class Headers:
+    """The request headers as (name, value) pairs, looked up without regard
+    to case: what http.server's email-based parser gives, at a fifth of its
+    cost."""
+
+    __slots__ = ("pairs",)
+
+    def __init__(self, pairs):
+        self.pairs = pairs
+
+    def items(self):
+        return self.pairs
+
+    def get(self, name, default=None):
+        name = name.lower()
+        for k, v in self.pairs:
+            if k.lower() == name:
+                return v
+        return default
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "portico"
     sys_version = ""
+    pending = None  # response bytes held back (send_headers)
+
+    def parse_request(self):
+        """The request line and headers, as portico's Go client writes them
+        (it has already enforced its own limits on what the client sent)."""
+        self.command = None
+        self.close_connection = True
+        self.request_version = self.default_request_version
+        self.requestline = line = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        words = line.split()
+        if len(words) != 3 or not words[2].startswith("HTTP/1."):
+            self.send_error(400, "Bad request line %r" % line)
+            return False
+        self.command, self.path, self.request_version = words
+        pairs = []
+        readline = self.rfile.readline
+        while True:
+            raw = readline(MAX_HEADER_LINE + 1)
+            if len(raw) > MAX_HEADER_LINE or len(pairs) >= MAX_HEADERS:
+                self.send_error(431)
+                return False
+            if raw in (b"\r\n", b"\n", b""):
+                break
+            name, sep, value = raw.partition(b":")
+            if not sep:
+                self.send_error(400, "Bad header line")
+                return False
+            pairs.append((name.decode("latin-1").strip(), value.decode("latin-1").strip()))
+        self.headers = Headers(pairs)
+        return True
 
     def log_message(self, format, *args):
         pass  # portico writes the access log
@@ -162,6 +271,8 @@ class Handler(BaseHTTPRequestHandler):
         result = None
         try:
             result = app(environ, self.start_response)
+            if isinstance(result, FileWrapper) and self.send_file(result):
+                return
             # A one-element list is a complete body: give it a length
             # instead of chunking (as gunicorn does).
             if (isinstance(result, (list, tuple)) and len(result) == 1
@@ -188,8 +299,10 @@ class Handler(BaseHTTPRequestHandler):
         except ClientGone:
             pass
         except Exception:
-            traceback.print_exc()
-            if not self.headers_sent:
+            log_exception()
+            if not self.headers_sent or self.pending is not None:
+                # Nothing has gone out yet: a clean 500 instead.
+                self.pending = None
                 try:
                     self.send_error_500()
                 except ClientGone:
@@ -201,7 +314,7 @@ class Handler(BaseHTTPRequestHandler):
                 try:
                     result.close()
                 except Exception:
-                    traceback.print_exc()
+                    log_exception()
             # Read what the app left of the body (portico has sent it all
             # already): closing a socket with unread input sends a reset,
             # which can destroy the response before portico reads it.
@@ -211,6 +324,44 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
         sys.stderr.flush()
+
+    def send_file(self, wrapper):
+        """wsgi.file_wrapper over a regular file: the kernel copies it to
+        the socket (os.sendfile), no bytes pass through Python. Returns
+        False, having sent nothing, when the fast path does not apply."""
+        if self.status is None or self.headers_sent:
+            return False
+        try:
+            fd = wrapper.filelike.fileno()
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return False
+            offset = os.lseek(fd, 0, os.SEEK_CUR)
+        except (AttributeError, OSError, ValueError):
+            return False
+        left = max(st.st_size - offset, 0)
+        if self.length is None:
+            self.out_headers.append(("Content-Length", str(left)))
+            self.length = left
+        left = min(left, self.length)
+        self.send_headers()
+        self.send(b"")  # the headers first
+        if not self.no_body:
+            out = self.connection.fileno()
+            while left > 0:
+                try:
+                    n = os.sendfile(out, fd, offset, min(left, 1 << 30))
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    raise ClientGone() from None
+                if n == 0:
+                    break  # the file shrank: finish_body reports it
+                offset += n
+                left -= n
+                self.written += n
+            self.finish_body()
+        return True
 
     def bodiless(self):
         return self.head or int(self.status[:3]) in NO_BODY_STATUS
@@ -268,7 +419,7 @@ class Handler(BaseHTTPRequestHandler):
             "REMOTE_ADDR": private.get("remote-addr", ""),
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": private.get("scheme", "http"),
-            "wsgi.errors": sys.stderr,
+            "wsgi.errors": self.server.errors,
             "wsgi.multithread": False,
             "wsgi.multiprocess": True,
             "wsgi.run_once": False,
@@ -348,9 +499,16 @@ class Handler(BaseHTTPRequestHandler):
         block = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         self.headers_sent = True
         self.no_body = no_body
-        self.send(block)
+        # Held until the first body bytes (or the end), so that a small
+        # response leaves in one write.
+        self.pending = block
 
     def send(self, data):
+        if self.pending is not None:
+            data = self.pending + data
+            self.pending = None
+        if not data:
+            return
         try:
             self.wfile.write(data)
         except OSError:
@@ -380,10 +538,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def finish_body(self):
         if self.no_body:
+            self.send(b"")  # the headers
             return
         if self.chunked:
             self.send(b"0\r\n\r\n")
-        elif self.written < self.length:
+        else:
+            self.send(b"")  # headers not yet out (an empty body)
+        if not self.chunked and self.written < self.length:
             # The app promised more than it sent: closing the connection
             # short of Content-Length tells portico the body is incomplete.
             print("portico wsgi: app sent %d of the %d bytes its Content-Length promised"
@@ -417,9 +578,10 @@ class FileWrapper:
 
 class Server(socketserver.UnixStreamServer):
     request_queue_size = 16
+    errors = ErrorStream()
 
     def handle_error(self, request, client_address):
-        traceback.print_exc()
+        log_exception()
 
 
 def watch_parent(ppid):
@@ -430,6 +592,21 @@ def watch_parent(ppid):
         time.sleep(1)
         if os.getppid() != ppid:
             os._exit(1)
+
+
+def serve(server):
+    """socketserver's serve_forever without its select loop: one blocking
+    accept per connection (a signal handler's exception still ends it)."""
+    while True:
+        try:
+            request, addr = server.get_request()
+        except ConnectionAbortedError:
+            continue  # the peer gave up before accept
+        try:
+            server.process_request(request, addr)  # handles, then closes
+        except Exception:
+            server.handle_error(request, addr)
+            server.shutdown_request(request)
 
 
 def main():
@@ -453,7 +630,7 @@ def main():
         os.chdir(app_dir)
         app = load_app(spec, app_dir)
     except BaseException as e:
-        traceback.print_exc()
+        log_exception()
         report("error %s: %s" % (type(e).__name__, e))
         sys.exit(1)
 
@@ -472,7 +649,7 @@ def main():
     if status is not None:
         status.close()
     try:
-        server.serve_forever(poll_interval=3600)
+        serve(server)
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:

@@ -38,3 +38,37 @@ func FuzzForwardHeaders(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeFrame checks the parser of the adapter's framed log lines (a
+// traceback as one record): any worker output is either an ordinary line
+// or a frame whose text is the JSON string it carried, and nothing
+// panics.
+func FuzzDecodeFrame(f *testing.F) {
+	for _, s := range []string{
+		frameMark + `traceback "Traceback (most recent call last):\n  File \"x.py\"\nValueError: x\n"`,
+		frameMark + `errors "two\nlines\n"`,
+		frameMark + `traceback`,
+		frameMark + ` "no kind"`,
+		frameMark + `errors "unterminated`,
+		frameMark + `errors 42`,
+		"an ordinary line",
+		"",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		kind, text, ok := decodeFrame(line)
+		if !ok {
+			if kind != "" || text != "" {
+				t.Fatalf("not a frame, yet kind %q text %q", kind, text)
+			}
+			return
+		}
+		if !strings.HasPrefix(string(line), frameMark+kind+" ") || kind == "" {
+			t.Fatalf("kind %q does not follow the mark in %q", kind, line)
+		}
+		if strings.HasSuffix(text, "\n") {
+			t.Fatalf("text %q keeps its trailing newline", text)
+		}
+	})
+}

@@ -92,12 +92,12 @@ func (p *Pool) relay(w http.ResponseWriter, r *http.Request, pr *proc, body *req
 	defer cancel()
 	wd := newWatchdog(p.timeout, func() {
 		p.timeouts.Add(1)
-		pr.kill("request exceeded timeout " + p.timeout.String() + ": " + r.Method + " " + r.URL.Path)
+		pr.killAs(causeFrozen, "request exceeded timeout "+p.timeout.String()+": "+r.Method+" "+r.URL.Path)
 		cancel()
 	})
 	defer wd.stop()
 
-	resp, err := pr.w.transport.RoundTrip(p.outRequest(ctx, r, body))
+	resp, err := pr.transport.RoundTrip(p.outRequest(ctx, r, body))
 	if err != nil {
 		timedOut := wd.stop()
 		var de *dialError
@@ -112,7 +112,7 @@ func (p *Pool) relay(w http.ResponseWriter, r *http.Request, pr *proc, body *req
 			// Usually it has just died and is about to be reaped; one that
 			// lives on without listening is broken: replace it.
 			if waitDone(pr, 100*time.Millisecond); pr.alive() {
-				pr.kill("unreachable: " + de.Error())
+				pr.killAs(causeDied, "unreachable: "+de.Error())
 			}
 			return notDelivered
 		default:
@@ -133,7 +133,7 @@ func (p *Pool) relay(w http.ResponseWriter, r *http.Request, pr *proc, body *req
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if !wd.stop() {
-			p.release(pr)
+			p.finished(pr)
 		}
 		errorpage.Write(w, r, http.StatusInternalServerError)
 		return done
@@ -253,6 +253,6 @@ func (p *Pool) finishWorker(pr *proc, wd *watchdog, r *http.Request, readErr err
 			"path", r.URL.Path, "err", readErr)
 		waitDone(pr, 50*time.Millisecond) // do not hand out a dying worker
 	}
-	p.release(pr)
+	p.finished(pr)
 	return readErr
 }

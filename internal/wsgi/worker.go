@@ -2,7 +2,6 @@ package wsgi
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -21,30 +19,50 @@ import (
 // errStopped is returned by start when the pool is closing.
 var errStopped = errors.New("wsgi pool is closing")
 
-// worker is one slot of the pool: a socket path and, at any time, at most
-// one running process (a proc). A slot's process is replaced when it dies.
+// worker is one slot of the pool: at any time one serving process (a proc)
+// and, while it is being recycled, its warming replacement. A slot's
+// process is replaced when it dies, freezes or reaches a limit.
 type worker struct {
-	id        int
-	sock      string
-	log       *slog.Logger
-	transport *http.Transport
-	cur       *proc // guarded by Pool.mu
-	failing   bool  // its last start failed; owned by its supervisor
+	id      int
+	sock    string // the first process's socket; later ones add "-N"
+	log     *slog.Logger
+	cur     *proc // the serving process; guarded by Pool.mu
+	failing bool  // its last start failed; owned by its supervisor
+	gen     int   // processes started so far; owned by its supervisor
+	// recycle carries the cause (causeMaxRequests, causeMaxMemory) when
+	// the serving process has reached a limit; the supervisor then starts
+	// its replacement while it keeps serving.
+	recycle chan string
 }
 
 // proc is one incarnation of a worker: a Python process in its own process
 // group. The pool's idle channel holds a *proc while it waits for a request;
 // a proc whose process has exited is stale and is dropped when taken.
 type proc struct {
-	w     *worker
-	cmd   *exec.Cmd
-	pid   int
-	ready time.Time
-	done  chan struct{} // closed once the process has exited and been reaped
-	idle  time.Time     // when it last became idle; owned by whoever holds it
+	w         *worker
+	cmd       *exec.Cmd
+	pid       int
+	sock      string
+	transport *http.Transport
+	ready     time.Time
+	done      chan struct{} // closed once the process has exited and been reaped
+	idle      time.Time     // when it last became idle; owned by whoever holds it
+	served    int           // requests served; owned by whoever holds it
+	limit     int           // recycle after this many requests (0: never)
 
+	state      atomic.Int32           // stateStarting, stateServing, stateRetiring
+	asked      atomic.Bool            // a recycle was asked for
+	retired    atomic.Bool            // retire has run
 	killReason atomic.Pointer[string] // set when portico kills it on purpose
+	killCause  atomic.Pointer[string] // the recycle cause of that kill
 }
+
+// Process states, for Stats.
+const (
+	stateStarting int32 = iota // importing the app
+	stateServing               // idle or busy
+	stateRetiring              // replaced: takes no new request, then leaves
+)
 
 func (pr *proc) alive() bool {
 	select {
@@ -57,8 +75,14 @@ func (pr *proc) alive() bool {
 
 // kill ends the process and everything it started (its process group) with
 // SIGKILL. reason is logged when the supervisor sees the exit.
-func (pr *proc) kill(reason string) {
-	pr.killReason.CompareAndSwap(nil, &reason)
+func (pr *proc) kill(reason string) { pr.killAs("", reason) }
+
+// killAs is kill that also counts the replacement under cause
+// (causeFrozen, causeDied; "" counts nothing).
+func (pr *proc) killAs(cause, reason string) {
+	if pr.killReason.CompareAndSwap(nil, &reason) && cause != "" {
+		pr.killCause.Store(&cause)
+	}
 	if pr.alive() {
 		_ = syscall.Kill(-pr.pid, syscall.SIGKILL)
 	}
@@ -71,9 +95,23 @@ func (pr *proc) signal(sig syscall.Signal) {
 }
 
 func newWorker(id int, sock string, log *slog.Logger) *worker {
-	w := &worker{id: id, sock: sock, log: log.With("worker", id)}
+	return &worker{id: id, sock: sock, log: log.With("worker", id), recycle: make(chan string, 1)}
+}
+
+// nextSock names the socket of the slot's next process: a replacement
+// listens while the process it replaces still does.
+func (w *worker) nextSock() string {
+	w.gen++
+	if w.gen == 1 || !strings.HasSuffix(w.sock, ".sock") {
+		return w.sock
+	}
+	return fmt.Sprintf("%s-%d.sock", strings.TrimSuffix(w.sock, ".sock"), w.gen)
+}
+
+// newTransport talks to one worker process's socket.
+func newTransport(sock string) *http.Transport {
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	w.transport = &http.Transport{
+	return &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			c, err := dialer.DialContext(ctx, "unix", sock)
 			if err != nil {
@@ -88,7 +126,6 @@ func newWorker(id int, sock string, log *slog.Logger) *worker {
 		DisableCompression: true,
 		MaxConnsPerHost:    1,
 	}
-	return w
 }
 
 // dialError marks a failure to connect to a worker's socket: the request
@@ -108,11 +145,14 @@ func (p *Pool) start(w *worker) (*proc, error) {
 	}
 	defer statusR.Close()
 
-	cmd := exec.Command(p.python, p.adapter, w.sock, p.cfg.App, p.cfg.Dir)
+	sock := w.nextSock()
+	cmd := exec.Command(p.python, p.adapter, sock, p.cfg.App, p.cfg.Dir)
 	cmd.Dir = p.cfg.Dir
-	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
+	cmd.Env = p.env
 	cmd.ExtraFiles = []*os.File{statusW}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the spawner adds Pdeathsig
+	// The spawner adds Pdeathsig, which Go sets after the credentials
+	// change (a uid change would clear it).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: p.cred}
 	stdout := &lineLogger{level: slog.LevelInfo, stream: "stdout"}
 	stderr := &lineLogger{level: slog.LevelWarn, stream: "stderr"}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
@@ -128,12 +168,25 @@ func (p *Pool) start(w *worker) (*proc, error) {
 	err = p.spawn.start(cmd)
 	var pr *proc
 	if err == nil {
-		pr = &proc{w: w, cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{})}
-		w.cur = pr
+		pr = &proc{w: w, cmd: cmd, pid: cmd.Process.Pid, sock: sock, transport: newTransport(sock),
+			done: make(chan struct{}), limit: p.requestLimit()}
+		if w.cur == nil || !w.cur.alive() {
+			w.cur = pr // a replacement becomes cur once it is ready
+		}
+		if p.procs == nil {
+			p.procs = map[*proc]struct{}{}
+		}
+		p.procs[pr] = struct{}{}
 	}
 	p.mu.Unlock()
 	statusW.Close()
 	if err != nil {
+		if p.cred != nil {
+			if d := unreachableBy(p.cfg.Dir, p.cred); d != "" {
+				return nil, fmt.Errorf("start %s as user %s: %w (the user cannot enter %s)", p.python, p.cfg.User, err, d)
+			}
+			return nil, fmt.Errorf("start %s as user %s: %w", p.python, p.cfg.User, err)
+		}
 		return nil, fmt.Errorf("start %s: %w", p.python, err)
 	}
 	log := w.log.With("pid", pr.pid)
@@ -146,6 +199,10 @@ func (p *Pool) start(w *worker) (*proc, error) {
 		stderr.flush()
 		// Whatever the app left behind in the group goes too.
 		_ = syscall.Kill(-pr.pid, syscall.SIGKILL)
+		pr.transport.CloseIdleConnections()
+		p.mu.Lock()
+		delete(p.procs, pr)
+		p.mu.Unlock()
 		close(pr.done)
 	}()
 
@@ -170,6 +227,13 @@ func (p *Pool) start(w *worker) (*proc, error) {
 			pr.ready = time.Now()
 			stdout.release(true)
 			stderr.release(true)
+			if p.cfg.Warmup != "" && sock != checkArg {
+				p.warm(pr, log)
+				if !pr.alive() {
+					return nil, errors.New("worker exited during its warm-up request " + p.cfg.Warmup)
+				}
+			}
+			pr.state.Store(stateServing)
 			return pr, nil
 		}
 		pr.kill("failed to start")
@@ -231,14 +295,41 @@ func backoff(failures int) time.Duration {
 }
 
 // supervise keeps slot w running until the pool closes: it waits for the
-// current process to exit, logs why, and starts a new one (with backoff).
-// Requests meanwhile go to the other workers.
+// current process to exit, logs why, and starts a new one (with backoff);
+// requests meanwhile go to the other workers. When the process asks to be
+// recycled (a limit reached), the replacement is started first, while the
+// old process serves on (recycle.go).
 func (p *Pool) supervise(w *worker, pr *proc) {
 	defer p.supervisors.Done()
 	failures := 0
+	var retry <-chan time.Time // a failed warm replacement is tried again
+	pending := ""              // the cause of the recycle being retried
 	for {
 		if pr != nil {
-			<-pr.done
+			var cause string
+			select {
+			case <-pr.done:
+			case cause = <-w.recycle:
+			case <-retry:
+				cause, retry = pending, nil
+			}
+			if cause != "" {
+				np, err := p.replace(w, pr, cause)
+				if err != nil {
+					if errors.Is(err, errStopped) || p.isStopping() {
+						return
+					}
+					failures++
+					pending = cause
+					retry = time.After(backoff(failures))
+					w.log.Error("wsgi: replacement worker failed to start; the old one serves on",
+						"pid", pr.pid, "cause", cause, "err", err, "retry_in", backoff(failures))
+					continue
+				}
+				failures, pending, retry = 0, "", nil
+				pr = np
+				continue
+			}
 			reason := pr.killReason.Load()
 			lived := time.Since(pr.ready)
 			switch {
@@ -246,14 +337,23 @@ func (p *Pool) supervise(w *worker, pr *proc) {
 				return
 			case reason != nil:
 				w.log.Warn("wsgi: worker killed, replacing it", "pid", pr.pid, "reason", *reason)
+				if c := pr.killCause.Load(); c != nil {
+					p.countRecycle(*c)
+				}
 				failures = 0
 			default:
 				w.log.Error("wsgi: worker died, restarting it", "pid", pr.pid,
 					"status", pr.cmd.ProcessState.String(), "uptime", lived.Round(time.Millisecond))
+				p.countRecycle(causeDied)
 				if lived >= stableAfter {
 					failures = 0
 				}
 				failures++
+			}
+			retry, pending = nil, ""
+			select {
+			case <-w.recycle: // moot: that process is gone
+			default:
 			}
 		}
 		if d := backoff(failures); d > 0 {
@@ -295,100 +395,6 @@ func (p *Pool) supervise(w *worker, pr *proc) {
 	}
 }
 
-// lineLogger is a process's stdout or stderr: each line becomes one log
-// record tagged with the worker and pid. Overlong lines are split. Lines
-// are held (up to maxHeld) until release says whether to log them.
-type lineLogger struct {
-	level  slog.Level
-	stream string
-
-	mu       sync.Mutex
-	log      *slog.Logger
-	buf      []byte
-	last     string
-	held     [][]byte
-	released bool
-	discard  bool
-}
-
-const (
-	maxLogLine = 16 << 10
-	maxHeld    = 200
-)
-
-func (l *lineLogger) setLogger(log *slog.Logger) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.log = log
-}
-
-// release logs the held lines (show) or drops them, and logs every line
-// from now on.
-func (l *lineLogger) release(show bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if show {
-		for _, b := range l.held {
-			l.out(b)
-		}
-	}
-	l.held = nil
-	l.released = true
-}
-
-func (l *lineLogger) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := len(b)
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			l.buf = append(l.buf, b...)
-			if len(l.buf) >= maxLogLine {
-				l.emit()
-			}
-			break
-		}
-		l.buf = append(l.buf, b[:i]...)
-		l.emit()
-		b = b[i+1:]
-	}
-	return n, nil
-}
-
-func (l *lineLogger) emit() {
-	line := bytes.TrimRight(l.buf, "\r")
-	l.buf = l.buf[:0]
-	if t := bytes.TrimSpace(line); len(t) > 0 {
-		l.last = string(t)
-	}
-	if !l.released && l.log == nil || !l.released && len(l.held) < maxHeld {
-		l.held = append(l.held, bytes.Clone(line))
-		return
-	}
-	l.out(line)
-}
-
-func (l *lineLogger) out(line []byte) {
-	if l.log != nil {
-		l.log.Log(context.Background(), l.level, "wsgi worker "+l.stream, "line", string(line))
-	}
-}
-
-func (l *lineLogger) flush() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.buf) > 0 {
-		l.emit()
-	}
-}
-
-func (l *lineLogger) lastLine() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.last
-}
-
 // Idle workers are checked every pingEvery: a worker that does not answer
 // a ping (the adapter replies without calling the app) within pingTimeout
 // is frozen (a stopped process, a deadlocked interpreter) and is replaced
@@ -421,8 +427,8 @@ func (p *Pool) pinger() {
 			if pr == nil {
 				break
 			}
-			if !pr.alive() {
-				continue
+			if !p.usable(pr) {
+				continue // dead (its supervisor replaces it) or retired now
 			}
 			if time.Since(pr.idle) < every {
 				p.release(pr)
@@ -433,7 +439,7 @@ func (p *Pool) pinger() {
 					return
 				}
 				p.log.Warn("wsgi: idle worker does not answer; replacing it", "worker", pr.w.id, "pid", pr.pid, "err", err)
-				pr.kill("frozen: no answer to a ping within " + pingTimeout.String())
+				pr.killAs(causeFrozen, "frozen: no answer to a ping within "+pingTimeout.String())
 				continue
 			}
 			p.release(pr)
@@ -450,7 +456,7 @@ func (p *Pool) ping(pr *proc) error {
 	}
 	req.Header.Set("X-Portico-Ping", "1")
 	req.Header["User-Agent"] = []string{""}
-	resp, err := pr.w.transport.RoundTrip(req)
+	resp, err := pr.transport.RoundTrip(req)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,12 @@
 //   - restarts a worker that dies (with backoff when it keeps dying), while
 //     the other workers serve; a request that could not reach a dead worker
 //     goes to another one;
+//   - recycles a worker after cfg.MaxRequests (plus jitter) requests or
+//     when its RSS passes cfg.MaxMemory: its replacement is started, and
+//     sent the cfg.Warmup request, while it serves on; only then does it
+//     retire (recycle.go), so no request waits for a cold worker;
+//   - runs the workers as cfg.User when portico is root, with cfg.Env added
+//     to their environment;
 //   - streams responses back as the app produces them;
 //   - on Close, finishes the requests in flight, then SIGTERM, then SIGKILL
 //     for each process group, and reaps every child;
@@ -45,11 +51,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -99,8 +107,11 @@ type Pool struct {
 	adapter string
 	timeout time.Duration
 
+	env     []string            // the workers' environment
+	cred    *syscall.Credential // cfg.User's, when portico runs as root
 	workers []*worker
-	idle    chan *proc // idle workers, in the order they became idle
+	idle    chan *proc         // idle workers, in the order they became idle
+	procs   map[*proc]struct{} // every live process (guarded by mu)
 
 	// Tunables, set in New (tests may change them before serving).
 	queueWait    atomic.Int64 // how long a request waits for an idle worker (ns)
@@ -113,6 +124,7 @@ type Pool struct {
 	pingEvery atomic.Int64 // idle workers are pinged this often (ns)
 	restarts  atomic.Uint64
 	timeouts  atomic.Uint64
+	recycles  [len(recycleCauses)]atomic.Uint64
 	// startErrShown: one failed start's output was logged during New.
 	startErrShown atomic.Bool
 	supervisors   sync.WaitGroup
@@ -173,14 +185,30 @@ func Provision(cfg config.WSGI, opts Options) (*Pool, error) {
 	if err != nil {
 		return nil, fail(fmt.Errorf("python %q: %w", cfg.Python, err))
 	}
+	env := append(os.Environ(), "PYTHONUNBUFFERED=1")
+	for _, k := range slices.Sorted(maps.Keys(cfg.Env)) {
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.Contains(cfg.Env[k], "\x00") {
+			return nil, fail(fmt.Errorf("env %q: names must be non-empty without \"=\", and no NUL byte", k))
+		}
+		env = append(env, k+"="+cfg.Env[k])
+	}
+	var cred *syscall.Credential
+	if cfg.User != "" && os.Geteuid() == 0 {
+		if cred, err = credential(cfg.User); err != nil {
+			return nil, fail(err)
+		}
+	}
 	p := &Pool{
-		clients:      opts.Clients,
-		cfg:          cfg,
-		log:          log,
-		prefix:       strings.TrimRight(opts.Prefix, "/"),
-		python:       python,
-		timeout:      cfg.Timeout.D(),
-		idle:         make(chan *proc, cfg.Workers),
+		clients: opts.Clients,
+		cfg:     cfg,
+		log:     log,
+		prefix:  strings.TrimRight(opts.Prefix, "/"),
+		python:  python,
+		env:     env,
+		cred:    cred,
+		timeout: cfg.Timeout.D(),
+		// Room for a warming replacement beside each worker.
+		idle:         make(chan *proc, 2*cfg.Workers+1),
 		maxWaiting:   int64(64 + 16*cfg.Workers),
 		startTimeout: startTimeout,
 		stop:         make(chan struct{}),
@@ -218,6 +246,9 @@ func (p *Pool) Start() error {
 	fail := func(err error) error { return fmt.Errorf("wsgi app %q: %w", cfg.App, err) }
 	if err := p.makeDir(); err != nil {
 		return fail(err)
+	}
+	if p.cred == nil && os.Geteuid() == 0 {
+		log.Warn("wsgi: workers run as root; set user in the wsgi section to drop privileges", "app", cfg.App)
 	}
 	p.spawn = newSpawner()
 	for i := range cfg.Workers {
@@ -271,6 +302,15 @@ func (p *Pool) makeDir() error {
 		os.RemoveAll(dir)
 		return err
 	}
+	if c := p.cred; c != nil {
+		// The workers read the adapter and make their sockets here.
+		for _, f := range []string{dir, adapter} {
+			if err := os.Chown(f, int(c.Uid), int(c.Gid)); err != nil {
+				os.RemoveAll(dir)
+				return err
+			}
+		}
+	}
 	p.dir, p.adapter = dir, adapter
 	return nil
 }
@@ -286,7 +326,8 @@ const checkArg = "--check"
 // its whole group are killed and reaped before Check returns (and die
 // with portico if portico is killed first).
 func (p *Pool) Check() error {
-	c := &Pool{cfg: p.cfg, log: p.log, python: p.python, startTimeout: p.startTimeout, stop: make(chan struct{})}
+	c := &Pool{cfg: p.cfg, log: p.log, python: p.python, env: p.env, cred: p.cred,
+		startTimeout: p.startTimeout, stop: make(chan struct{})}
 	if err := c.makeDir(); err != nil {
 		return fmt.Errorf("wsgi app %q: %w", p.cfg.App, err)
 	}
@@ -326,16 +367,40 @@ func (p *Pool) isStopping() bool {
 	return p.stopping
 }
 
-// release makes pr available to the next request, unless it has exited.
+// release makes pr available to the next request, unless it has exited
+// or has been replaced (then it retires).
 func (p *Pool) release(pr *proc) {
 	if !pr.alive() {
 		return
 	}
 	pr.idle = time.Now()
-	select {
-	case p.idle <- pr:
-	default: // cannot happen: one token per live process
+	p.mu.Lock()
+	// Under mu: replace marks pr retiring under mu, then looks for it in
+	// the queue, so pr is either found there or retired here.
+	if pr.state.Load() != stateRetiring {
+		select {
+		case p.idle <- pr:
+		default: // cannot happen: one token per live process
+		}
+		pr = nil
 	}
+	p.mu.Unlock()
+	if pr != nil {
+		p.retire(pr)
+	}
+}
+
+// usable reports whether pr, taken from the idle queue, may serve; a
+// replaced one is retired instead.
+func (p *Pool) usable(pr *proc) bool {
+	if !pr.alive() {
+		return false // died while idle; its supervisor replaces it
+	}
+	if pr.state.Load() == stateRetiring {
+		p.retire(pr)
+		return false
+	}
+	return true
 }
 
 var (
@@ -349,10 +414,10 @@ func (p *Pool) acquire(ctx context.Context) (*proc, error) {
 	for {
 		select {
 		case pr := <-p.idle:
-			if pr.alive() {
+			if p.usable(pr) {
 				return pr, nil
 			}
-			continue // died while idle; its supervisor replaces it
+			continue
 		default:
 		}
 		break
@@ -372,7 +437,7 @@ func (p *Pool) acquire(ctx context.Context) (*proc, error) {
 	for {
 		select {
 		case pr := <-p.idle:
-			if pr.alive() {
+			if p.usable(pr) {
 				return pr, nil
 			}
 		case <-t.C:
@@ -451,12 +516,8 @@ func (p *Pool) Close(ctx context.Context) error {
 
 	p.mu.Lock()
 	p.stopping = true
-	var procs []*proc
-	for _, w := range p.workers {
-		if w.cur != nil {
-			procs = append(procs, w.cur)
-		}
-	}
+	// Every process: serving ones, warming replacements, retiring ones.
+	procs := slices.Collect(maps.Keys(p.procs))
 	p.mu.Unlock()
 	p.stopOnce.Do(func() { close(p.stop) })
 	for _, pr := range procs {
@@ -465,6 +526,9 @@ func (p *Pool) Close(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		p.supervisors.Wait()
+		for _, pr := range procs {
+			<-pr.done
+		}
 		close(done)
 	}()
 	grace := time.NewTimer(termGrace)
@@ -493,9 +557,6 @@ func (p *Pool) Close(ctx context.Context) error {
 	// No process is started from now on (stopping is set): the spawner's
 	// thread may end.
 	p.spawnStop.Do(p.spawn.stop)
-	for _, w := range p.workers {
-		w.transport.CloseIdleConnections()
-	}
 	if err := os.RemoveAll(p.dir); err != nil {
 		errs = append(errs, err)
 	}
@@ -505,38 +566,18 @@ func (p *Pool) Close(ctx context.Context) error {
 	return p.closeErr
 }
 
-// Stats is a snapshot of a pool, for metrics and health endpoints.
-type Stats struct {
-	Workers  int    // configured worker count
-	Alive    int    // worker processes running now
-	Idle     int    // of those, waiting for a request
-	Waiting  int    // requests waiting for an idle worker
-	Restarts uint64 // processes started to replace one that exited
-	Timeouts uint64 // requests cut off by the timeout (worker killed)
-}
-
-// Stats reports the pool's current state.
-func (p *Pool) Stats() Stats {
-	return Stats{
-		Workers:  p.cfg.Workers,
-		Alive:    len(p.pids()),
-		Idle:     len(p.idle),
-		Waiting:  int(p.waiting.Load()),
-		Restarts: p.restarts.Load(),
-		Timeouts: p.timeouts.Load(),
-	}
-}
-
-// pids lists the live worker processes (for tests and diagnostics).
+// pids lists the live worker processes, warming and retiring ones
+// included (for tests and diagnostics).
 func (p *Pool) pids() []int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []int
-	for _, w := range p.workers {
-		if w.cur != nil && w.cur.alive() {
-			out = append(out, w.cur.pid)
+	for pr := range p.procs {
+		if pr.alive() && pr.w.id > 0 {
+			out = append(out, pr.pid)
 		}
 	}
+	slices.Sort(out)
 	return out
 }
 

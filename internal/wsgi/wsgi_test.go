@@ -536,14 +536,21 @@ func TestStalledResponse(t *testing.T) {
 	if err == nil || string(b) != "first\n" {
 		t.Errorf("stalled stream: body %q, err %v; want the first chunk, then an error", b, err)
 	}
+	// The stalled worker's replacement may take longer than the queue
+	// wait (1s) to start on a loaded machine: wait for it.
+	waitFor(t, 20*time.Second, "the stalled worker's replacement", func() bool {
+		now := tp.pids()
+		return len(now) == 1 && now[0] != pid && tp.Stats().Idle == 1
+	})
+	pid = tp.pids()[0]
 	// Sized but short and stalled: nothing was sent yet, so a 504.
 	if resp, b := tp.get(t, "/app/partial"); resp.StatusCode != http.StatusGatewayTimeout {
 		t.Errorf("stalled sized response: status %d %q, want 504", resp.StatusCode, b)
 	}
 	tp.logs.waitLog(t, 5*time.Second, "response stalled past timeout")
-	waitFor(t, 10*time.Second, "a replacement worker", func() bool {
+	waitFor(t, 20*time.Second, "a replacement worker", func() bool {
 		now := tp.pids()
-		return len(now) == 1 && now[0] != pid
+		return len(now) == 1 && now[0] != pid && tp.Stats().Idle == 1
 	})
 	if resp, _ := tp.get(t, "/app/pid"); resp.StatusCode != 200 {
 		t.Errorf("after stalls: status %d", resp.StatusCode)
@@ -615,6 +622,17 @@ func TestAppException(t *testing.T) {
 		t.Error("private response header leaked")
 	}
 	tp.logs.waitLog(t, 3*time.Second, "RuntimeError: boom from envapp", "worker=1", "pid="+strconv.Itoa(pid))
+	// The whole traceback is one log record (issue 15), not one per line.
+	var records []string
+	for _, line := range strings.Split(tp.logs.String(), "\n") {
+		if strings.Contains(line, "Traceback") || strings.Contains(line, "RuntimeError") || strings.Contains(line, `File \"`) {
+			records = append(records, line)
+		}
+	}
+	if len(records) != 1 || !strings.Contains(records[0], `msg="wsgi app error"`) ||
+		!strings.Contains(records[0], `traceback="Traceback (most recent call last):\n`) {
+		t.Errorf("the traceback is %d records, want 1 wsgi app error:\n%s", len(records), strings.Join(records, "\n"))
+	}
 	if got := tp.pid(t); got != pid {
 		t.Errorf("pid %d after exception, want %d (same worker)", got, pid)
 	}
@@ -875,8 +893,12 @@ func TestStartFailureLoggedOnce(t *testing.T) {
 	if err == nil {
 		t.Fatal("New succeeded")
 	}
-	if n := strings.Count(logs.String(), `line="Traceback (most recent call last):"`); n != 1 {
+	if n := strings.Count(logs.String(), `traceback="Traceback (most recent call last):`); n != 1 {
 		t.Errorf("%d tracebacks in the log, want 1:\n%s", n, logs)
+	}
+	// The traceback is one record (issue 15): no record per frame.
+	if n := strings.Count(logs.String(), "\n") - strings.Count(logs.String(), "workers run as root"); n != 1 {
+		t.Errorf("%d log records, want 1 (the traceback):\n%s", n, logs)
 	}
 }
 

@@ -9,6 +9,10 @@ if os.environ.get("ENVAPP_IMPORT_SLEEP"):
     time.sleep(float(os.environ["ENVAPP_IMPORT_SLEEP"]))
 
 
+hoard = []
+warmed = []  # the query strings of the warm-up requests this process got
+
+
 def application(environ, start_response):
     path = environ["PATH_INFO"]
     if path.endswith("/sleep"):
@@ -60,6 +64,18 @@ def application(environ, start_response):
         import subprocess
         child = subprocess.Popen(["sleep", "60"])
         return reply(start_response, {"pid": os.getpid(), "child": child.pid})
+    if path.endswith("/grow"):
+        # Keeps QUERY_STRING MB resident (written, so the pages are real).
+        hoard.append(b"x" * (int(environ["QUERY_STRING"]) << 20))
+        return reply(start_response, {"pid": os.getpid()})
+    if path.endswith("/warm"):
+        warmed.append(environ.get("QUERY_STRING", ""))
+        return reply(start_response, {"pid": os.getpid()})
+    if path.endswith("/warmed"):
+        return reply(start_response, {"pid": os.getpid(), "warmed": warmed})
+    if path.endswith("/whoami"):
+        return reply(start_response, {"pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid(),
+                                      "greeting": os.environ.get("PORTICO_TEST_GREETING")})
     if path.endswith("/exit"):
         os._exit(3)
     if path.endswith("/exc-info"):

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# idle-rss.sh: what idle keep-alive connections cost (issue 16 point 4).
+# For portico, nginx and lighttpd (one worker each, pinned to CPU 0), it
+# opens N connections (default 2000) that each send one request for a
+# 1 KiB file and then stay open, idle, and reports the server's RSS
+# (all its processes) before and with them, and the growth per connection.
+#   bench/idle-rss.sh [N]
+set -euo pipefail
+N=${1:-2000}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TMP=$(mktemp -d /tmp/portico-idle.XXXXXX)
+chmod 755 "$TMP"
+. "$ROOT/bench/lib.sh"
+ulimit -n $((N * 2 + 1024))
+(cd "$ROOT" && go build -o "$TMP/portico" ./cmd/portico)
+mkdir -p "$TMP/www"
+head -c 1024 /dev/zero | tr '\0' x >"$TMP/www/1k.txt"
+
+rss_kib() { # pid... -> summed VmRSS of the processes and their children, KiB
+	local total=0 p kids
+	for p in "$@"; do
+		kids=$(pgrep -P "$p" || true)
+		for q in $p $kids; do
+			total=$((total + $(awk '/^VmRSS:/ {print $2}' "/proc/$q/status" 2>/dev/null || echo 0)))
+		done
+	done
+	echo "$total"
+}
+
+hold() { # port -> holds N idle connections until stdin closes
+	python3 - "$1" "$N" <<'PY'
+import socket, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+socks = []
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /1k.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+    socks.append(s)
+got = 0
+for s in socks:
+    data = b""
+    while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < 1024:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    got += data.startswith(b"HTTP/1.1 200")
+print(f"{got} of {n} connections answered, now idle", file=sys.stderr, flush=True)
+print("ready", flush=True)
+sys.stdin.read()
+PY
+}
+
+measure() { # name pid port
+	sleep 1
+	local before after
+	before=$(rss_kib "$2")
+	rm -f "$TMP/ctl" "$TMP/ready"
+	mkfifo "$TMP/ctl"
+	hold "$3" <"$TMP/ctl" >"$TMP/ready" &
+	local holder=$!
+	exec 9>"$TMP/ctl"
+	until grep -q ready "$TMP/ready" 2>/dev/null; do sleep 0.2; done
+	sleep 2
+	after=$(rss_kib "$2")
+	exec 9>&-
+	wait "$holder" 2>/dev/null || true
+	awk -v n="$1" -v b="$before" -v a="$after" -v c="$N" \
+		'BEGIN {printf "%-9s idle %7.1f MiB   with %d idle connections %7.1f MiB   (+%.1f MiB, %.1f KiB per connection)\n", n, b/1024, c, a/1024, (a-b)/1024, (a-b)/c}'
+}
+
+PORT=$(free_port)
+cat >"$TMP/portico.toml" <<TOML
+[server]
+access_log = "off"
+idle_timeout = "5m"
+[[site]]
+listen = ["127.0.0.1:$PORT"]
+  [[site.route]]
+  path = "/"
+  static = { root = "$TMP/www" }
+TOML
+GOMAXPROCS=1 taskset -c "$SERVER_CPU" "$TMP/portico" run -c "$TMP/portico.toml" >/dev/null 2>&1 &
+PIDS+=($!)
+wait_port "$PORT"
+measure portico $! "$PORT"
+kill "$!" 2>/dev/null || true
+
+NPORT=$(free_port)
+mkdir -p "$TMP/nginx"
+cat >"$TMP/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log;
+events { worker_connections $((N + 1024)); }
+worker_rlimit_nofile $((N * 2 + 1024));
+http {
+  access_log off;
+  keepalive_timeout 300s;
+  keepalive_requests 100000;
+  server { listen 127.0.0.1:$NPORT; root $TMP/www; }
+}
+NGINX
+taskset -c "$SERVER_CPU" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" >/dev/null 2>&1 &
+PIDS+=($!)
+wait_port "$NPORT"
+measure nginx $! "$NPORT"
+kill "$!" 2>/dev/null || true
+
+if command -v lighttpd >/dev/null; then
+	LPORT=$(free_port)
+	cat >"$TMP/lighttpd.conf" <<LIGHTTPD
+server.document-root = "$TMP/www"
+server.bind = "127.0.0.1"
+server.port = $LPORT
+server.max-connections = $((N + 1024))
+server.max-fds = $((N * 2 + 1024))
+server.max-keep-alive-idle = 300
+server.max-keep-alive-requests = 100000
+LIGHTTPD
+	taskset -c "$SERVER_CPU" lighttpd -D -f "$TMP/lighttpd.conf" >/dev/null 2>&1 &
+	PIDS+=($!)
+	wait_port "$LPORT"
+	measure lighttpd $! "$LPORT"
+	kill "$!" 2>/dev/null || true
+fi
