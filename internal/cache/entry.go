@@ -43,6 +43,7 @@ type entry struct {
 	swr, sie       time.Duration
 	etag, lastMod  string
 	lastModTime    time.Time
+	imsTime        time.Time // what If-Modified-Since is compared with (RFC 9111 4.3.2)
 	hitHdr         atomic.Pointer[hitHeader]
 }
 
@@ -117,6 +118,13 @@ func (e *entry) prepare() {
 	e.lastMod = e.Header.Get("Last-Modified")
 	if t, err := http.ParseTime(e.lastMod); err == nil {
 		e.lastModTime = t
+	}
+	// RFC 9111 section 4.3.2: without Last-Modified, a cache evaluates
+	// If-Modified-Since against the stored response's Date, else the time
+	// it was received.
+	e.imsTime = e.lastModTime
+	if e.imsTime.IsZero() {
+		e.imsTime = dateOf(e.Header, e.ResponseTime)
 	}
 }
 

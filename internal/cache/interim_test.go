@@ -8,6 +8,7 @@ import (
 	"net/textproto"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"portico/internal/config"
 )
@@ -58,5 +59,22 @@ func TestInterimRelayedNeverStored(t *testing.T) {
 	interim, res, b = get()
 	if len(interim) != 0 || res.Header.Get("Link") != "" || b != "final" || hits.Load() != 1 {
 		t.Errorf("hit: interim %v, Link %q, body %q, origin hits %d (want a clean hit)", interim, res.Header.Get("Link"), b, hits.Load())
+	}
+}
+
+// RFC 9111 section 4.3.2: a stored response without Last-Modified answers
+// If-Modified-Since by its Date.
+func TestIMSAgainstDateWithoutLastModified(t *testing.T) {
+	clock := newClock()
+	o := newOrigin(clock, 200, "x", "Cache-Control", "max-age=600")
+	h := newTestCache(t, config.Cache{}, o, clock)
+	do(h, "GET", "http://a.test/d")
+	later := clock.Now().Add(time.Minute).UTC().Format(http.TimeFormat)
+	earlier := clock.Now().Add(-time.Minute).UTC().Format(http.TimeFormat)
+	if res := do(h, "GET", "http://a.test/d", "If-Modified-Since", later); res.StatusCode != http.StatusNotModified {
+		t.Errorf("IMS after Date: %d, want 304", res.StatusCode)
+	}
+	if res := do(h, "GET", "http://a.test/d", "If-Modified-Since", earlier); res.StatusCode != http.StatusOK {
+		t.Errorf("IMS before Date: %d, want 200", res.StatusCode)
 	}
 }
