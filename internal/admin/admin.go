@@ -83,7 +83,7 @@ func New(opts Options) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"reloaded": true})
 	})
 	mux.HandleFunc("POST /cache/purge", func(w http.ResponseWriter, r *http.Request) {
-		target, prefix, err := purgeRequest(r)
+		pr, err := purgeRequest(r)
 		if err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
 			return
@@ -96,15 +96,21 @@ func New(opts Options) http.Handler {
 		defer cancel()
 		total := 0
 		for _, c := range caches {
-			n, err := c.Purge(ctx, target, prefix)
+			var n int
+			var err error
+			if pr.Tag != "" {
+				n, err = c.PurgeTag(ctx, pr.Tag)
+			} else {
+				n, err = c.Purge(ctx, pr.URL, pr.Prefix)
+			}
 			if err != nil {
-				opts.Logger.Warn("cache purge", "url", target, "err", err)
+				opts.Logger.Warn("cache purge", "url", pr.URL, "tag", pr.Tag, "err", err)
 				writeJSON(w, http.StatusBadGateway, map[string]any{"error": err.Error(), "purged": total + n})
 				return
 			}
 			total += n
 		}
-		opts.Logger.Info("cache purged", "url", target, "prefix", prefix, "entries", total)
+		opts.Logger.Info("cache purged", "url", pr.URL, "prefix", pr.Prefix, "tag", pr.Tag, "entries", total)
 		writeJSON(w, http.StatusOK, map[string]any{"purged": total})
 	})
 	host, _, _ := net.SplitHostPort(opts.Addr)
@@ -180,39 +186,47 @@ func (g *guard) originAllowed(origin string) bool {
 	return g.hostAllowed(u.Host)
 }
 
+// purgeBody is what to purge: a URL (or URL prefix), or a tag.
 type purgeBody struct {
 	URL    string `json:"url"`
 	Prefix bool   `json:"prefix"`
+	Tag    string `json:"tag"`
 }
 
-// purgeRequest reads the URL to purge from the query (?url=...&prefix=1)
-// or a JSON body {"url": "...", "prefix": true}. (Form bodies are not
-// read: their content type is one a cross-site page may send; guard
-// refuses it.)
-func purgeRequest(r *http.Request) (string, bool, error) {
+// purgeRequest reads what to purge from the query (?url=...&prefix=1 or
+// ?tag=...) or a JSON body {"url": "...", "prefix": true} or
+// {"tag": "..."}. (Form bodies are not read: their content type is one a
+// cross-site page may send; guard refuses it.)
+func purgeRequest(r *http.Request) (purgeBody, error) {
 	q := r.URL.Query()
 	if u := q.Get("url"); u != "" {
 		prefix, _ := strconv.ParseBool(q.Get("prefix"))
-		return u, prefix, nil
+		return purgeBody{URL: u, Prefix: prefix}, nil
+	}
+	if t := q.Get("tag"); t != "" {
+		return purgeBody{Tag: t}, nil
 	}
 	var b purgeBody
 	if err := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 64<<10)).Decode(&b); err != nil {
 		if errors.Is(err, io.EOF) {
-			return "", false, errMissingURL
+			return b, errMissingURL
 		}
-		return "", false, err
+		return b, err
 	}
-	if b.URL == "" {
-		return "", false, errMissingURL
+	switch {
+	case b.URL == "" && b.Tag == "":
+		return b, errMissingURL
+	case b.URL != "" && b.Tag != "":
+		return b, adminError(`give "url" or "tag", not both`)
 	}
-	return b.URL, b.Prefix, nil
+	return b, nil
 }
 
 type adminError string
 
 func (e adminError) Error() string { return string(e) }
 
-const errMissingURL = adminError(`missing "url": the absolute URL (or URL prefix with prefix=true) to purge`)
+const errMissingURL = adminError(`missing "url" or "tag": the absolute URL (or URL prefix with prefix=true), or the tag, to purge`)
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")

@@ -63,6 +63,10 @@ func TestHealthzReloadAndPurgeRequests(t *testing.T) {
 		{"/cache/purge", jsonType, "", 400},
 		{"/cache/purge", jsonType, `{"prefix":true}`, 400},
 		{"/cache/purge", jsonType, `not json`, 400},
+		{"/cache/purge", jsonType, `{"tag":"product-42"}`, 200},
+		{"/cache/purge?tag=product-42", jsonType, "", 200},
+		{"/cache/purge", jsonType, `{"tag":"a","url":"http://a.test/"}`, 400},
+		{"/cache/purge", "text/plain", `{"tag":"product-42"}`, http.StatusUnsupportedMediaType},
 	} {
 		if rec := do("POST", tc.target, tc.ctype, tc.body); rec.Code != tc.code {
 			t.Errorf("purge %s %q: %d %q, want %d", tc.target, tc.body, rec.Code, rec.Body.String(), tc.code)

@@ -2,13 +2,16 @@
 // in front of a reverse proxy or a WSGI pool.
 //
 // What it stores (RFC 9111 section 3, as a shared cache):
-//   - only responses to GET, with a final status among 200 203 204 300 301
-//     308 404 405 410 414 501 (206 and responses to Range requests are never
-//     stored; Range requests are answered from a fresh stored 200, else
-//     passed through);
-//   - only when the response states its freshness (s-maxage, max-age,
-//     Expires), says no-cache and has a validator, or earns heuristic
-//     freshness (10% of Date - Last-Modified, at most a day, section 4.2.2);
+//   - only responses to GET with a final status: any status but 206 and
+//     304 when the response states its freshness (s-maxage, max-age,
+//     Expires) or says public; the statuses cacheable by default (200 203
+//     204 300 301 308 404 405 410 414 501) also when they say no-cache and
+//     have a validator, or earn heuristic freshness (10% of Date -
+//     Last-Modified, at most a day, section 4.2.2; public allows it for any
+//     status). 206 and responses to Range requests are never stored; Range
+//     requests are answered from a fresh stored 200, else passed through.
+//     must-understand (section 5.2.2.3) makes no-store ignored for the
+//     statuses RFC 9110 defines, and the response unstorable otherwise;
 //   - never with no-store (request or response), private, Vary: *, or a
 //     Content-Range; never from a request with Authorization unless the
 //     response says public, s-maxage or must-revalidate (section 3.5);
@@ -46,8 +49,8 @@
 // same-origin Location / Content-Location (section 4.4). Concurrent misses
 // of one key are collapsed into one upstream request; if its response is
 // not storable the waiters are released at once and go upstream themselves
-// (nginx proxy_cache_lock). 1xx interim responses are not relayed on
-// cached routes. Qualified no-cache="f" and private="f" are treated as
+// (nginx proxy_cache_lock). 1xx interim responses (103 Early Hints) are
+// relayed to the client and never stored. Qualified no-cache="f" and private="f" are treated as
 // their unqualified (stricter) forms.
 //
 // Where each rule lives (one owner, used by both engines: ServeHTTP for
@@ -110,7 +113,10 @@ type Handler struct {
 	store       store
 	maxObject   int64
 	key         config.CacheKey
-	ignoreNoCCh bool // ignore_client_no_cache
+	ignoreNoCCh bool   // ignore_client_no_cache
+	tagHeader   string // tag_header, canonical; "" when off
+
+	inv *invalidations // stamps of unsafe-method invalidations and purges
 
 	mu      sync.Mutex
 	flights map[string]*flight
@@ -159,7 +165,9 @@ func New(cfg config.Cache, next http.Handler, opts Options) (*Handler, error) {
 		maxObject:   maxObject,
 		key:         kp,
 		ignoreNoCCh: cfg.IgnoreClientNoCache,
+		tagHeader:   canonicalOrEmpty(cfg.TagHeader),
 		flights:     make(map[string]*flight),
+		inv:         newInvalidations(),
 		now:         time.Now,
 		lockTimeout: lockTimeout,
 	}
@@ -179,6 +187,13 @@ func New(cfg config.Cache, next http.Handler, opts Options) (*Handler, error) {
 		return nil, fmt.Errorf("store %q: want \"memory\" or \"redis://host:port/db\" (unset: config.Cache.SetDefaults fills it)", s)
 	}
 	return h, nil
+}
+
+func canonicalOrEmpty(s string) string {
+	if s == "" {
+		return ""
+	}
+	return http.CanonicalHeaderKey(s)
 }
 
 // Stats are counters of a cache since New, for metrics.

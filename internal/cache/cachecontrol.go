@@ -38,6 +38,7 @@ type cacheControl struct {
 	onlyIfCached     bool
 	noTransform      bool
 	immutable        bool
+	mustUnderstand   bool // RFC 9111 section 5.2.2.3
 	hasAnyDirective  bool
 }
 
@@ -173,6 +174,8 @@ func (cc *cacheControl) apply(name, value string, hasValue bool) {
 		cc.noTransform = true
 	case "immutable":
 		cc.immutable = true
+	case "must-understand":
+		cc.mustUnderstand = true
 	}
 }
 

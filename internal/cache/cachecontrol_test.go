@@ -68,7 +68,7 @@ func TestInvalidMaxAgeIsStale(t *testing.T) {
 	// RFC 9111 4.2.1: an invalid max-age means stale, and Expires is not
 	// consulted instead.
 	h := http.Header{"Cache-Control": {"max-age=oops"}, "Expires": {time.Now().Add(time.Hour).Format(http.TimeFormat)}}
-	if got := freshnessLifetime(parseCacheControl(h["Cache-Control"]), h, time.Now()); got != 0 {
+	if got := freshnessLifetime(parseCacheControl(h["Cache-Control"]), h, time.Now(), true); got != 0 {
 		t.Errorf("lifetime %v, want 0", got)
 	}
 }

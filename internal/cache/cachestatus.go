@@ -51,3 +51,15 @@ func (s cacheStatus) String() string {
 
 // forwarded is the Cache-Status of a request sent upstream for reason fwd.
 func forwarded(fwd string) []string { return []string{cacheStatus{fwd: fwd}.String()} }
+
+// The cache's verdicts for the access log, in nginx's words
+// ($upstream_cache_status).
+const (
+	logHit         = "HIT"         // answered from the store
+	logMiss        = "MISS"        // nothing stored: forwarded
+	logExpired     = "EXPIRED"     // stored but stale: forwarded, a full answer came
+	logRevalidated = "REVALIDATED" // stored but stale: the upstream said 304
+	logStale       = "STALE"       // stale served (max-stale, stale-if-error)
+	logUpdating    = "UPDATING"    // stale served while a background refresh runs
+	logBypass      = "BYPASS"      // not for the cache (unsafe method, Range miss, upgrade)
+)

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"portico/internal/accessinfo"
 )
 
 // flight is one upstream fetch that requests for the same key wait on.
@@ -58,6 +60,7 @@ func (h *Handler) fetch(w http.ResponseWriter, r *http.Request, st fetchState) {
 	}
 	if e := f.entry; e != nil && (len(e.VaryNames) == 0 || secondaryKey(r.Header, e.VaryNames) == e.VaryKey) {
 		h.stats.hits.Add(1)
+		accessinfo.CacheStatus(w, logHit)
 		h.serveEntry(w, r, e, []string{cacheStatus{fwd: st.fwd, collapsed: true}.String()}, h.now())
 		return
 	}

@@ -70,7 +70,7 @@ type hitAnswer struct {
 // the client's conditionals c: a 304 for a stored 200 whose validators
 // match, else the stored status, with the body for a GET when there is one.
 func (e *entry) answer(head bool, c conditional) hitAnswer {
-	if e.Status == http.StatusOK && c.notModified(e.etag, e.lastModTime) {
+	if e.Status == http.StatusOK && c.notModified(e.etag, e.imsTime) {
 		return hitAnswer{status: http.StatusNotModified, notModified: true}
 	}
 	return hitAnswer{status: e.Status, body: !head && len(e.Body) > 0 && bodyAllowed(e.Status)}

@@ -10,7 +10,7 @@ import (
 // 13.1.2-3): If-None-Match, when present, decides alone.
 func TestEntryAnswer(t *testing.T) {
 	lm := mustTime(t, "Sun, 01 Mar 2026 10:00:00 GMT")
-	e := &entry{Status: 200, Body: []byte("x"), etag: `"v1"`, lastModTime: lm}
+	e := &entry{Status: 200, Body: []byte("x"), etag: `"v1"`, lastModTime: lm, imsTime: lm}
 	for _, tc := range []struct {
 		name string
 		head bool

@@ -33,6 +33,7 @@ type entry struct {
 	VaryNames    []string      // canonical names from Vary (sorted)
 	VaryKey      string        // variants: the secondary key they answer
 	MarkerID     string        // markers: the ID in their variants' keys
+	Tags         []string      // the upstream's tags (tag_header), for purge by tag
 
 	// Derived by prepare from the fields above; never stored.
 	lifetime       time.Duration
@@ -42,6 +43,7 @@ type entry struct {
 	swr, sie       time.Duration
 	etag, lastMod  string
 	lastModTime    time.Time
+	imsTime        time.Time // what If-Modified-Since is compared with (RFC 9111 4.3.2)
 	hitHdr         atomic.Pointer[hitHeader]
 }
 
@@ -64,6 +66,33 @@ func heuristicStatus(code int) bool {
 	return false
 }
 
+// storableStatus lists the final statuses a cache may store at all: any
+// but 206 (portico never stores partial content) and 304 (it updates a
+// stored response, RFC 9111 section 4.3.4). A status not cacheable by
+// default needs explicit freshness or public (section 3).
+func storableStatus(code int) bool {
+	return code >= 200 && code <= 999 && code != http.StatusPartialContent && code != http.StatusNotModified
+}
+
+// understoodStatus lists the statuses whose caching rules portico
+// implements, for must-understand (RFC 9111 section 5.2.2.3): the final
+// statuses RFC 9110 defines, less 206.
+func understoodStatus(code int) bool {
+	switch code {
+	case 200, 201, 202, 203, 204, 205, 300, 301, 302, 303, 307, 308,
+		400, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 421, 422, 426,
+		500, 501, 502, 503, 504, 505:
+		return true
+	}
+	return false
+}
+
+// heuristicAllowed reports whether a response may get heuristic freshness
+// (RFC 9111 section 4.2.2): a status cacheable by default, or public.
+func heuristicAllowed(code int, cc cacheControl) bool {
+	return heuristicStatus(code) || cc.public
+}
+
 // maxHeuristic caps heuristic freshness (RFC 9111 section 4.2.2 allows any
 // value; a day keeps a forgotten Last-Modified from pinning a page).
 const maxHeuristic = 24 * time.Hour
@@ -74,8 +103,8 @@ func (e *entry) prepare() {
 	if e.isMarker() {
 		return
 	}
-	cc := parseCacheControl(e.Header["Cache-Control"])
-	e.lifetime = freshnessLifetime(cc, e.Header, e.ResponseTime)
+	cc := parseCacheControl(responseDirectives(e.Header))
+	e.lifetime = freshnessLifetime(cc, e.Header, e.ResponseTime, heuristicAllowed(e.Status, cc))
 	e.noCache = cc.noCache
 	e.statesMaxAge = cc.maxAge >= 0 && !cc.maxAgeInvalid && !cc.sMaxAgeInvalid
 	e.mustRevalidate = cc.mustRevalidate || cc.proxyRevalidate || cc.sMaxAge >= 0 || cc.sMaxAgeInvalid
@@ -90,13 +119,20 @@ func (e *entry) prepare() {
 	if t, err := http.ParseTime(e.lastMod); err == nil {
 		e.lastModTime = t
 	}
+	// RFC 9111 section 4.3.2: without Last-Modified, a cache evaluates
+	// If-Modified-Since against the stored response's Date, else the time
+	// it was received.
+	e.imsTime = e.lastModTime
+	if e.imsTime.IsZero() {
+		e.imsTime = dateOf(e.Header, e.ResponseTime)
+	}
 }
 
 // freshnessLifetime implements RFC 9111 section 4.2.1 for a shared cache:
 // s-maxage, then max-age, then Expires - Date, then the heuristic of
-// section 4.2.2 (10% of Date - Last-Modified, at most maxHeuristic) for
-// statuses cacheable by default. An invalid value means stale (0).
-func freshnessLifetime(cc cacheControl, h http.Header, respTime time.Time) time.Duration {
+// section 4.2.2 (10% of Date - Last-Modified, at most maxHeuristic) when
+// heuristic (see heuristicAllowed). An invalid value means stale (0).
+func freshnessLifetime(cc cacheControl, h http.Header, respTime time.Time, heuristic bool) time.Duration {
 	if cc.sMaxAgeInvalid {
 		return 0
 	}
@@ -114,13 +150,16 @@ func freshnessLifetime(cc cacheControl, h http.Header, respTime time.Time) time.
 		if len(exp) != 1 {
 			return 0
 		}
-		t, err := http.ParseTime(exp[0])
-		if err != nil {
+		t, ok := parseHTTPDate(exp[0])
+		if !ok {
 			return 0 // "Expires: 0" and friends: already expired
 		}
 		if d := t.Sub(date); d > 0 {
 			return d
 		}
+		return 0
+	}
+	if !heuristic {
 		return 0
 	}
 	return heuristicLifetime(h, date)
@@ -153,7 +192,10 @@ func dateOf(h http.Header, fallback time.Time) time.Time {
 func initialAge(h http.Header, reqTime, respTime time.Time) time.Duration {
 	var ageValue time.Duration
 	if a := h["Age"]; len(a) > 0 {
-		if n, ok := parseDelta(strings.TrimSpace(a[0])); ok {
+		// A list ("7200, 0") counts by its first member (RFC 9111
+		// section 5.1: a recipient uses the first value).
+		first, _, _ := strings.Cut(a[0], ",")
+		if n, ok := parseDelta(strings.TrimSpace(first)); ok {
 			ageValue = time.Duration(n) * time.Second
 		}
 	}
@@ -180,6 +222,9 @@ func (e *entry) size() int64 {
 		}
 	}
 	for _, v := range e.VaryNames {
+		n += int64(len(v)) + 16
+	}
+	for _, v := range e.Tags {
 		n += int64(len(v)) + 16
 	}
 	return n
@@ -246,6 +291,13 @@ func (e *entry) encode() []byte {
 		}
 	}
 	b = appendString(b, string(e.Body))
+	// Tags last: an entry stored before tags existed decodes with none.
+	if len(e.Tags) > 0 {
+		b = binary.AppendUvarint(b, uint64(len(e.Tags)))
+		for _, t := range e.Tags {
+			b = appendString(b, t)
+		}
+	}
 	return b
 }
 
@@ -338,6 +390,16 @@ func decodeEntry(b []byte) (*entry, error) {
 		e.Header[k] = vs
 	}
 	body := d.bytes()
+	if len(d.b) > 0 && !d.err {
+		nt := d.count()
+		if nt == 0 {
+			d.err = true // encode writes tags only when there are some
+		}
+		e.Tags = make([]string, nt)
+		for i := range e.Tags {
+			e.Tags[i] = d.string()
+		}
+	}
 	if d.err || len(d.b) != 0 {
 		return nil, errBadEntry
 	}

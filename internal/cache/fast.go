@@ -120,10 +120,11 @@ func (h *Handler) serveFast(req *fastpath.Request, w *fastpath.ResponseWriter, r
 	}
 
 	h.stats.hits.Add(1)
+	w.ReportCacheStatus(logHit)
 	hh := e.hitHeaders(now)
 	w.WriteHeader(a.status)
 	for k, vs := range e.Header {
-		if k == "Age" || k == "Cache-Status" || k == "Date" {
+		if k == "Age" || k == "Cache-Status" || k == "Date" || targetedField(k) {
 			continue // Age and Cache-Status replaced below, as serveEntry does; Date is the engine's
 		}
 		if a.notModified && droppedOn304(k) {

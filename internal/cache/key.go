@@ -135,13 +135,17 @@ func secondaryKey(h http.Header, names []string) string {
 
 // appendSecondaryKey appends the Vary part of a key: for each name,
 // "name=" and the request's values of that field in the order received,
-// each trimmed (RFC 9111 section 4.1 normalisation), joined with ",",
-// then "\n". The values come from hdr (net/http) or, when hdr is nil,
+// each trimmed, joined with ",", blanks around commas removed, and
+// Accept-Language lower-cased (language tags are case-insensitive), then
+// "\n" (RFC 9111 section 4.1 allows such normalisation: "en, de" and
+// "eN,De" select the same variant; order is kept, it may mean a
+// preference). The values come from hdr (net/http) or, when hdr is nil,
 // from raw, the request's raw header lines (the fast path).
 func appendSecondaryKey(b []byte, names []string, hdr http.Header, raw []byte) []byte {
 	for _, n := range names {
 		b = append(b, n...)
 		b = append(b, '=')
+		start := len(b)
 		if hdr != nil {
 			for i, v := range hdr[n] {
 				if i > 0 {
@@ -152,9 +156,36 @@ func appendSecondaryKey(b []byte, names []string, hdr http.Header, raw []byte) [
 		} else {
 			b = appendRawValues(b, raw, n)
 		}
+		b = normaliseVaryValue(b, start, n == "Accept-Language")
 		b = append(b, '\n')
 	}
 	return b
+}
+
+// normaliseVaryValue compacts b[start:] in place: the blanks next to a
+// comma removed, letters lower-cased when lower.
+func normaliseVaryValue(b []byte, start int, lower bool) []byte {
+	w := start
+	for i := start; i < len(b); i++ {
+		c := b[i]
+		if c == ' ' || c == '\t' {
+			// Drop a blank run that ends at a comma or follows one.
+			j := i
+			for j < len(b) && (b[j] == ' ' || b[j] == '\t') {
+				j++
+			}
+			if (w > start && b[w-1] == ',') || j == len(b) || b[j] == ',' {
+				i = j - 1
+				continue
+			}
+		}
+		if lower && c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[w] = c
+		w++
+	}
+	return b[:w]
 }
 
 // appendRawValues appends the values of field n in raw header lines as

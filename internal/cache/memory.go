@@ -3,6 +3,7 @@ package cache
 import (
 	"container/list"
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -14,12 +15,22 @@ import (
 type store interface {
 	Get(ctx context.Context, key string) *entry
 	// Set stores e until e.Expires. It may return before the entry is
-	// visible (the Redis store writes in the background).
-	Set(ctx context.Context, key string, e *entry)
+	// visible (the Redis store writes in the background). When guard is
+	// not nil it is checked before the write and again after it: false
+	// before skips the write, false after deletes what was written (an
+	// invalidation raced the fetch, see invalidations). Set reports whether
+	// the store accepted the entry (for Redis: queued while Redis answers).
+	Set(ctx context.Context, key string, e *entry, guard func() bool) bool
+	// Healthy reports whether the store is answering (Redis: its last
+	// call succeeded), so that a response is announced as stored only when
+	// it can be.
+	Healthy() bool
 	Delete(ctx context.Context, key string)
 	// Purge deletes the keys match accepts among those starting with
 	// prefix and returns how many it deleted.
 	Purge(ctx context.Context, prefix string, match func(key string) bool) (int, error)
+	// PurgeTag deletes the entries tagged tag and returns how many.
+	PurgeTag(ctx context.Context, tag string) (int, error)
 	Close(ctx context.Context) error
 }
 
@@ -61,13 +72,18 @@ func (m *memoryStore) Get(_ context.Context, key string) *entry {
 	return it.e
 }
 
-func (m *memoryStore) Set(_ context.Context, key string, e *entry) {
+func (m *memoryStore) Set(_ context.Context, key string, e *entry, guard func() bool) bool {
 	sz := e.size() + int64(len(key))
 	if sz > m.max {
-		return
+		return false
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// Checked under mu: an invalidation stamps before it deletes (which
+	// takes mu), so either the stamp is seen here or its delete follows.
+	if guard != nil && !guard() {
+		return false
+	}
 	if el, ok := m.items[key]; ok {
 		m.removeLocked(el)
 	}
@@ -76,7 +92,10 @@ func (m *memoryStore) Set(_ context.Context, key string, e *entry) {
 	for m.used > m.max {
 		m.removeLocked(m.ll.Back())
 	}
+	return true
 }
+
+func (m *memoryStore) Healthy() bool { return true }
 
 func (m *memoryStore) removeLocked(el *list.Element) {
 	it := el.Value.(*memItem)
@@ -99,6 +118,19 @@ func (m *memoryStore) Purge(_ context.Context, prefix string, match func(string)
 	n := 0
 	for k, el := range m.items {
 		if strings.HasPrefix(k, prefix) && match(k) {
+			m.removeLocked(el)
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (m *memoryStore) PurgeTag(_ context.Context, tag string) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, el := range m.items {
+		if slices.Contains(el.Value.(*memItem).e.Tags, tag) {
 			m.removeLocked(el)
 			n++
 		}

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"portico/internal/accessinfo"
 )
 
 // serveUnsafe forwards an unsafe request and, when it succeeded,
@@ -13,8 +15,9 @@ import (
 // of the same origin (RFC 9111 section 4.4).
 func (h *Handler) serveUnsafe(w http.ResponseWriter, r *http.Request) {
 	h.stats.bypass.Add(1)
+	accessinfo.CacheStatus(w, logBypass)
 	w.Header()["Cache-Status"] = forwarded("bypass")
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &statusWriter{ResponseWriter: w, strip: h.tagHeader}
 	h.next.ServeHTTP(sw, r)
 	if sw.status == 0 {
 		sw.status = http.StatusOK
@@ -23,7 +26,7 @@ func (h *Handler) serveUnsafe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := context.WithoutCancel(r.Context())
-	h.store.Delete(ctx, h.primaryKey(r))
+	h.invalidate(ctx, h.primaryKey(r))
 	base := &url.URL{Scheme: schemeOf(r), Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath}
 	for _, f := range []string{"Location", "Content-Location"} {
 		v := w.Header().Get(f)
@@ -34,8 +37,15 @@ func (h *Handler) serveUnsafe(w http.ResponseWriter, r *http.Request) {
 		if err != nil || u.Scheme != base.Scheme || normHost(u.Host, u.Scheme) != normHost(r.Host, base.Scheme) {
 			continue // another origin: not ours to invalidate
 		}
-		h.store.Delete(ctx, h.keyFor(u.Scheme, u.Host, u.EscapedPath(), u.RawQuery))
+		h.invalidate(ctx, h.keyFor(u.Scheme, u.Host, u.EscapedPath(), u.RawQuery))
 	}
+}
+
+// invalidate deletes key's entry, stamped first so that a fetch of key in
+// flight does not store its (older) response afterwards.
+func (h *Handler) invalidate(ctx context.Context, key string) {
+	h.inv.key(key)
+	h.store.Delete(ctx, key)
 }
 
 // Purge removes the entry for an absolute URL (all its Vary variants), or
@@ -47,6 +57,7 @@ func (h *Handler) Purge(ctx context.Context, rawURL string, prefix bool) (int, e
 	if err != nil {
 		return 0, fmt.Errorf("cache purge: %w", err)
 	}
+	h.inv.purge() // fetches in flight store nothing they got before the purge
 	path := u.EscapedPath()
 	if u.Host == "" {
 		if !strings.HasPrefix(path, "/") {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +31,7 @@ const (
 type redisStore struct {
 	client *redis.Client
 	ns     string // "portico:" + name + ":"
+	tagNS  string // "portico-tags:" + name + ":": sets of keys by tag, out of ns's SCANs
 	log    *slog.Logger
 	br     breaker
 	sets   chan struct{} // semaphore of background writes
@@ -71,6 +73,7 @@ func newRedisStore(opt *redis.Options, name string, log *slog.Logger) *redisStor
 	return &redisStore{
 		client: redis.NewClient(opt),
 		ns:     "portico:" + name + ":",
+		tagNS:  "portico-tags:" + name + ":",
 		log:    log,
 		br:     breaker{threshold: breakerThreshold, cooldown: breakerCooldown, logEvery: redisLogEvery},
 		sets:   make(chan struct{}, maxPendingSets),
@@ -116,32 +119,58 @@ func (s *redisStore) Get(ctx context.Context, key string) *entry {
 	return e
 }
 
-func (s *redisStore) Set(ctx context.Context, key string, e *entry) {
+func (s *redisStore) Set(ctx context.Context, key string, e *entry, guard func() bool) bool {
 	ttl := time.Until(e.Expires)
-	if ttl < time.Second {
-		return
+	if ttl < time.Second || !s.br.healthy() {
+		return false
 	}
 	select {
 	case s.sets <- struct{}{}:
 	default:
-		return // too many writes pending: drop this one
+		return false // too many writes pending: drop this one
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		<-s.sets
-		return
+		return false
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	b := e.encode()
 	go func() {
 		defer func() { <-s.sets; s.wg.Done() }()
-		_ = s.op(ctx, func(ctx context.Context) error {
-			return s.client.Set(ctx, s.ns+key, b, ttl).Err()
+		if guard != nil && !guard() {
+			return
+		}
+		err := s.op(ctx, func(ctx context.Context) error {
+			if len(e.Tags) == 0 {
+				return s.client.Set(ctx, s.ns+key, b, ttl).Err()
+			}
+			_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, s.ns+key, b, ttl)
+				for _, t := range e.Tags {
+					// The set lives as long as its longest-lived entry:
+					// NX gives a new set a TTL, GT extends it.
+					p.SAdd(ctx, s.tagNS+t, key)
+					p.ExpireNX(ctx, s.tagNS+t, ttl)
+					p.ExpireGT(ctx, s.tagNS+t, ttl)
+				}
+				return nil
+			})
+			return err
 		})
+		// An invalidation stamped while the SET was on its way may have
+		// deleted the key before the SET landed: delete it again.
+		if err == nil && guard != nil && !guard() {
+			s.Delete(ctx, key)
+		}
 	}()
+	return true
 }
+
+// Healthy reports whether the last Redis call succeeded.
+func (s *redisStore) Healthy() bool { return s.br.healthy() }
 
 func (s *redisStore) Delete(ctx context.Context, key string) {
 	_ = s.op(ctx, func(ctx context.Context) error {
@@ -182,6 +211,32 @@ func (s *redisStore) Purge(ctx context.Context, prefix string, match func(string
 			return n, errors.New("cache purge: redis scan took too long")
 		}
 	}
+}
+
+// PurgeTag deletes the keys in tag's set, and the set. Every process
+// sharing the store sees the purge: the set is in Redis.
+func (s *redisStore) PurgeTag(ctx context.Context, tag string) (int, error) {
+	set := s.tagNS + tag
+	keys, err := s.client.SMembers(ctx, set).Result()
+	if err != nil {
+		return 0, fmt.Errorf("cache purge: redis smembers: %w", err)
+	}
+	n := 0
+	for chunk := range slices.Chunk(keys, 1000) {
+		del := make([]string, len(chunk))
+		for i, k := range chunk {
+			del[i] = s.ns + k
+		}
+		d, err := s.client.Del(ctx, del...).Result()
+		if err != nil {
+			return n, fmt.Errorf("cache purge: redis del: %w", err)
+		}
+		n += int(d)
+	}
+	if err := s.client.Del(ctx, set).Err(); err != nil {
+		return n, fmt.Errorf("cache purge: redis del: %w", err)
+	}
+	return n, nil
 }
 
 func (s *redisStore) Close(ctx context.Context) error {
@@ -239,6 +294,13 @@ func (b *breaker) allow() bool {
 	}
 	b.openUntil = now.Add(b.cooldown) // half-open: this call is the one probe
 	return true
+}
+
+// healthy reports whether the last call succeeded (no failure since).
+func (b *breaker) healthy() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.fails == 0
 }
 
 func (b *breaker) success() {

@@ -320,7 +320,7 @@ func TestEntryEncoding(t *testing.T) {
 		Header:      http.Header{"Content-Type": {"text/plain"}, "X-A": {"1", "2"}, "Cache-Control": {"max-age=60, stale-if-error=5"}},
 		RequestTime: time.Unix(100, 5), ResponseTime: time.Unix(101, 7), InitialAge: 3 * time.Second,
 		Expires: time.Unix(500, 0), URL: "http://a.test/x?y", VaryNames: []string{"Accept", "Accept-Language"},
-		VaryKey: "Accept=a\n", MarkerID: "",
+		VaryKey: "Accept=a\n", MarkerID: "", Tags: []string{"t1", "product-42"},
 	}
 	e.prepare()
 	got, err := decodeEntry(e.encode())
@@ -330,7 +330,8 @@ func TestEntryEncoding(t *testing.T) {
 	if got.Status != e.Status || !bytes.Equal(got.Body, e.Body) || got.URL != e.URL || got.VaryKey != e.VaryKey ||
 		!got.RequestTime.Equal(e.RequestTime) || !got.ResponseTime.Equal(e.ResponseTime) || got.InitialAge != e.InitialAge ||
 		!got.Expires.Equal(e.Expires) || strings.Join(got.VaryNames, ",") != "Accept,Accept-Language" ||
-		strings.Join(got.Header["X-A"], ",") != "1,2" || got.lifetime != 60*time.Second || got.sie != 5*time.Second {
+		strings.Join(got.Header["X-A"], ",") != "1,2" || got.lifetime != 60*time.Second || got.sie != 5*time.Second ||
+		strings.Join(got.Tags, ",") != "t1,product-42" {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got, e)
 	}
 	for _, bad := range [][]byte{nil, []byte("PC1"), []byte("XX1abc"), e.encode()[:20], append(e.encode(), 0)} {

@@ -28,7 +28,7 @@ func refreshed(old *entry, h304 http.Header, reqTime, respTime time.Time) *entry
 	e := &entry{
 		Status: old.Status, Header: hdr, Body: old.Body, URL: old.URL,
 		VaryNames: old.VaryNames, VaryKey: old.VaryKey,
-		RequestTime: reqTime, ResponseTime: respTime,
+		RequestTime: reqTime, ResponseTime: respTime, Tags: old.Tags,
 	}
 	finishEntry(e, h304)
 	return e
@@ -38,7 +38,7 @@ func refreshed(old *entry, h304 http.Header, reqTime, respTime time.Time) *entry
 // the response to the client while storing it.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, st fetchState, f *flight) {
 	h.stats.misses.Add(1)
-	fw := &fetchWriter{h: h, client: w, req: r, st: st, f: f, reqTime: h.now(), hdr: make(http.Header)}
+	fw := &fetchWriter{h: h, client: w, req: r, st: st, f: f, reqTime: h.now(), epoch: h.inv.begin(), hdr: make(http.Header)}
 	defer func() {
 		if p := recover(); p != nil {
 			fw.abort()
@@ -103,7 +103,7 @@ func (h *Handler) refreshInBackground(r *http.Request, st fetchState) {
 	delete(out.Header, "Range")
 	delete(out.Header, "If-Range")
 	out = h.upstreamRequest(out, st.stale)
-	fw := &fetchWriter{h: h, req: out, st: st, f: f, reqTime: h.now(), hdr: make(http.Header)}
+	fw := &fetchWriter{h: h, req: out, st: st, f: f, reqTime: h.now(), epoch: h.inv.begin(), hdr: make(http.Header)}
 	go func() {
 		defer h.bg.Done()
 		defer cancel()

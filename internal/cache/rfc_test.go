@@ -157,8 +157,29 @@ func TestRFC9111Freshness(t *testing.T) {
 		{name: "RFC9111 4.2.2 no heuristic for 302", status: 302, hdr: []string{"Last-Modified", past(100 * time.Hour), "Location", "/x"}, steps: []step{
 			{wantStatus: 302, wantCS: "fwd=", noCS: "stored", wantHits: 1}, {wantStatus: 302, wantHits: 2},
 		}},
-		{name: "RFC9111 3 a 500 is not stored even with max-age", status: 500, hdr: []string{"Cache-Control", "max-age=60"}, steps: []step{
-			{wantStatus: 500, noCS: "stored", wantCS: "fwd=", wantHits: 1}, {wantStatus: 500, wantHits: 2},
+		// Issue 14: any final status with explicit freshness is stored
+		// (RFC 9111 section 3 lists explicit freshness as enough); it
+		// was not before, on purpose, and the public suite counts it.
+		{name: "RFC9111 3 a 500 with max-age is stored", status: 500, hdr: []string{"Cache-Control", "max-age=60"}, steps: []step{
+			{wantStatus: 500, wantCS: "stored", wantHits: 1}, {wantStatus: 500, wantCS: "hit", wantHits: 1},
+		}},
+		{name: "RFC9111 3 a 307 with max-age is stored", status: 307, hdr: []string{"Cache-Control", "max-age=60", "Location", "/t"}, steps: []step{
+			{wantStatus: 307, wantCS: "stored", wantHits: 1}, {wantStatus: 307, wantCS: "hit", wantHits: 1, check: wantHeader("Location", "/t")},
+		}},
+		{name: "RFC9111 3 an unknown 599 with Expires is stored", status: 599, hdr: []string{"Expires", future(time.Hour)}, steps: []step{
+			{wantStatus: 599, wantCS: "stored", wantHits: 1}, {wantStatus: 599, wantCS: "hit", wantHits: 1},
+		}},
+		{name: "RFC9111 3 a 503 with only a validator is not stored", status: 503, hdr: []string{"Etag", `"e"`, "Cache-Control", "no-cache"}, steps: []step{
+			{wantStatus: 503, noCS: "stored", wantHits: 1}, {wantStatus: 503, wantHits: 2},
+		}},
+		{name: "RFC9111 4.2.2 heuristic for a 599 marked public", status: 599, hdr: []string{"Cache-Control", "public", "Last-Modified", past(100 * time.Hour)}, steps: []step{
+			{wantStatus: 599, wantCS: "stored", wantHits: 1}, {wantStatus: 599, wantCS: "hit", wantHits: 1},
+		}},
+		{name: "RFC9111 5.2.2.3 must-understand with a known status ignores no-store", hdr: []string{"Cache-Control", "max-age=60, no-store, must-understand"}, steps: []step{
+			stored(1), hit(1),
+		}},
+		{name: "RFC9111 5.2.2.3 must-understand with an unknown status is not stored", status: 599, hdr: []string{"Cache-Control", "max-age=60, no-store, must-understand"}, steps: []step{
+			{wantStatus: 599, noCS: "stored", wantHits: 1}, {wantStatus: 599, wantHits: 2},
 		}},
 		{name: "RFC9110 15.1 404 with max-age is stored", status: 404, hdr: []string{"Cache-Control", "max-age=60"}, steps: []step{
 			{wantStatus: 404, wantCS: "stored", wantHits: 1}, {wantStatus: 404, wantCS: "hit", wantHits: 1},

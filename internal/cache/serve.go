@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"portico/internal/accessinfo"
 )
 
 // ServeHTTP answers from the cache or forwards to next.
@@ -39,11 +41,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		age := e.age(now)
 		if e.servesFresh(rcc, age) {
 			h.stats.hits.Add(1)
+			accessinfo.CacheStatus(w, logHit)
 			h.serveEntry(w, r, e, nil, now)
 			return
 		}
 		if serve, refresh := e.servesStale(rcc, age); serve {
 			h.stats.hits.Add(1)
+			if refresh {
+				accessinfo.CacheStatus(w, logUpdating)
+			} else {
+				accessinfo.CacheStatus(w, logStale)
+			}
 			h.serveEntry(w, r, e, nil, now)
 			if refresh {
 				h.refreshInBackground(r, st.withStale(e, storeKey))
@@ -68,8 +76,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		// Not stored; a later GET fills the cache.
 		h.stats.misses.Add(1)
+		accessinfo.CacheStatus(w, logMiss)
 		w.Header()["Cache-Status"] = forwarded(fwd)
-		h.next.ServeHTTP(w, r)
+		h.passThrough(w, r)
 		return
 	}
 	h.fetch(w, r, st)
@@ -154,7 +163,9 @@ func (h *Handler) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, s
 func writeStoredHeader(dst http.Header, e *entry, status []string, now time.Time) {
 	hh := e.hitHeaders(now)
 	for k, v := range e.Header {
-		dst[k] = v
+		if !targetedField(k) {
+			dst[k] = v
+		}
 	}
 	dst["Age"] = hh.age
 	if status == nil {
@@ -164,6 +175,7 @@ func writeStoredHeader(dst http.Header, e *entry, status []string, now time.Time
 }
 
 func (h *Handler) gatewayTimeout(w http.ResponseWriter) {
+	accessinfo.CacheStatus(w, logMiss)
 	hd := w.Header()
 	hd["Cache-Status"] = []string{cacheStatus{fwd: "miss", detail: "only-if-cached"}.String()}
 	hd.Set("Content-Type", "text/plain; charset=utf-8")
@@ -171,11 +183,18 @@ func (h *Handler) gatewayTimeout(w http.ResponseWriter) {
 	w.Write([]byte("504 Gateway Timeout: not in cache (only-if-cached)\n"))
 }
 
+// passThrough forwards a request unstored, what is for the cache only
+// (tags, targeted fields) stripped.
+func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request) {
+	h.next.ServeHTTP(&statusWriter{ResponseWriter: w, strip: h.tagHeader}, r)
+}
+
 // bypass forwards a request the cache does not handle.
 func (h *Handler) bypass(w http.ResponseWriter, r *http.Request) {
 	h.stats.bypass.Add(1)
+	accessinfo.CacheStatus(w, logBypass)
 	w.Header()["Cache-Status"] = forwarded("bypass")
-	h.next.ServeHTTP(w, r)
+	h.passThrough(w, r)
 }
 
 // serveRange answers a Range request from a fresh stored 200 (the range is
@@ -185,6 +204,7 @@ func (h *Handler) serveRange(w http.ResponseWriter, r *http.Request, key string,
 		now := h.now()
 		if e.servesFresh(rcc, e.age(now)) {
 			h.stats.hits.Add(1)
+			accessinfo.CacheStatus(w, logHit)
 			writeStoredHeader(w.Header(), e, nil, now)
 			http.ServeContent(w, r, "", e.lastModTime, bytes.NewReader(e.Body))
 			return

@@ -10,14 +10,28 @@ import (
 )
 
 // storable decides whether a response may be stored (RFC 9111 section 3
-// for a shared cache, plus portico's Set-Cookie rule).
+// for a shared cache, plus portico's Set-Cookie rule). Any final status
+// but 206 and 304 may be stored when the response says how (explicit
+// freshness or public); the statuses cacheable by default also with no
+// word about it (heuristic freshness).
 func (h *Handler) storable(r *http.Request, rcc cacheControl, code int, hdr http.Header, now time.Time) bool {
-	if r.Method != http.MethodGet || !heuristicStatus(code) || rcc.noStore {
+	if r.Method != http.MethodGet || !storableStatus(code) || rcc.noStore {
 		return false
 	}
-	cc := parseCacheControl(hdr["Cache-Control"])
+	cc := parseCacheControl(responseDirectives(hdr))
+	// must-understand (section 5.2.2.3): a cache that knows the status's
+	// rules ignores no-store; one that does not must not store.
+	if cc.mustUnderstand {
+		if !understoodStatus(code) {
+			return false
+		}
+		cc.noStore = false
+	}
 	if cc.noStore || cc.private {
 		return false
+	}
+	if !heuristicStatus(code) && !cc.public && !hasExplicitFreshness(cc, hdr) {
+		return false // section 3: nothing says this status may be stored
 	}
 	if r.Header["Authorization"] != nil && !cc.public && cc.sMaxAge < 0 && !cc.sMaxAgeInvalid && !cc.mustRevalidate {
 		return false
@@ -35,7 +49,7 @@ func (h *Handler) storable(r *http.Request, rcc cacheControl, code int, hdr http
 	if cc.noCache {
 		return validator
 	}
-	lifetime := freshnessLifetime(cc, hdr, now)
+	lifetime := freshnessLifetime(cc, hdr, now, heuristicAllowed(code, cc))
 	if !hasExplicitFreshness(cc, hdr) && lifetime == 0 {
 		return false
 	}
@@ -102,13 +116,17 @@ func bodyAllowed(code int) bool {
 	return code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified
 }
 
-// put stores an entry at its key, through a Vary marker when it varies.
-func (h *Handler) put(ctx context.Context, r *http.Request, st fetchState, e *entry, names []string) {
-	h.stats.stored.Add(1)
+// put stores an entry at its key, through a Vary marker when it varies,
+// unless an invalidation of the key came after the fetch began at start.
+// It reports whether the store accepted it.
+func (h *Handler) put(ctx context.Context, r *http.Request, st fetchState, e *entry, names []string, start uint64) bool {
 	ctx = context.WithoutCancel(ctx)
+	guard := h.inv.guard(st.key, start)
+	if !guard() {
+		return false
+	}
 	if len(names) == 0 {
-		h.store.Set(ctx, st.key, e)
-		return
+		return h.counted(h.store.Set(ctx, st.key, e, guard))
 	}
 	marker := st.marker
 	if marker == nil || !slices.Equal(marker.VaryNames, names) {
@@ -122,6 +140,14 @@ func (h *Handler) put(ctx context.Context, r *http.Request, st fetchState, e *en
 	}
 	e.VaryNames = names
 	e.VaryKey = secondaryKey(r.Header, names)
-	h.store.Set(ctx, variantKey(st.key, marker.MarkerID, e.VaryKey), e)
-	h.store.Set(ctx, st.key, marker)
+	ok := h.store.Set(ctx, variantKey(st.key, marker.MarkerID, e.VaryKey), e, guard)
+	return h.counted(ok && h.store.Set(ctx, st.key, marker, guard))
+}
+
+// counted counts a stored entry.
+func (h *Handler) counted(stored bool) bool {
+	if stored {
+		h.stats.stored.Add(1)
+	}
+	return stored
 }

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"portico/internal/accessinfo"
 )
 
 // fetchWriter is the ResponseWriter next writes an upstream response to.
@@ -22,7 +24,8 @@ import (
 // the body is complete. client is nil for a background refresh.
 //
 // It keeps http.Flusher, http.Hijacker and io.ReaderFrom, and Unwrap for
-// http.ResponseController. 1xx informational responses are not relayed.
+// http.ResponseController. 1xx informational responses are relayed to
+// the client and never stored (interim).
 type fetchWriter struct {
 	h       *Handler
 	client  http.ResponseWriter
@@ -30,6 +33,7 @@ type fetchWriter struct {
 	st      fetchState
 	f       *flight // nil when not leading a flight
 	reqTime time.Time
+	epoch   uint64      // invalidations.begin() before going upstream
 	hdr     http.Header // what next writes; copied to the client at WriteHeader
 
 	wroteHeader       bool
@@ -60,10 +64,22 @@ func (fw *fetchWriter) release(e *entry) {
 	}
 }
 
+// logStatus reports the cache's verdict to the access log (not for a
+// background refresh, which has no client).
+func (fw *fetchWriter) logStatus(s string) {
+	if fw.client != nil {
+		accessinfo.CacheStatus(fw.client, s)
+	}
+}
+
 func (fw *fetchWriter) ctx() context.Context { return context.WithoutCancel(fw.req.Context()) }
 
 func (fw *fetchWriter) WriteHeader(code int) {
-	if fw.wroteHeader || code < 200 {
+	if fw.wroteHeader {
+		return
+	}
+	if code < 200 {
+		fw.interim(code)
 		return
 	}
 	fw.wroteHeader = true
@@ -75,17 +91,24 @@ func (fw *fetchWriter) WriteHeader(code int) {
 	if st.stale != nil && code == http.StatusNotModified {
 		fw.swallow = true
 		e := refreshed(st.stale, fw.hdr, fw.reqTime, now)
+		if e != nil && h.tagHeader != "" {
+			if tags := parseTags(fw.hdr, h.tagHeader); tags != nil {
+				e.Tags = tags // the 304 retagged it
+			}
+			delete(e.Header, h.tagHeader)
+		}
 		if e == nil {
 			fw.retry = true
 			fw.release(nil)
 			return
 		}
 		fw.result = e
+		fw.logStatus(logRevalidated)
 		fw.resultStatus = cacheStatus{fwd: st.fwd, fwdStatus: http.StatusNotModified}.String()
-		if cc := parseCacheControl(e.Header["Cache-Control"]); cc.noStore || cc.private {
+		if cc := parseCacheControl(responseDirectives(e.Header)); cc.noStore || cc.private {
 			h.store.Delete(fw.ctx(), st.storeKey)
-		} else {
-			h.store.Set(fw.ctx(), st.storeKey, e)
+		} else if guard := h.inv.guard(st.key, fw.epoch); guard() {
+			h.store.Set(fw.ctx(), st.storeKey, e, guard)
 		}
 		fw.release(e)
 		return
@@ -93,12 +116,21 @@ func (fw *fetchWriter) WriteHeader(code int) {
 	if st.stale != nil && code >= 500 && st.stale.staleIfError(st.rcc, st.stale.age(now)) {
 		fw.swallow = true
 		fw.result = st.stale
+		fw.logStatus(logStale)
 		fw.resultStatus = cacheStatus{fwd: "stale", fwdStatus: code, detail: "stale-if-error"}.String()
 		fw.release(st.stale)
 		return
 	}
 
-	storable := h.storable(fw.req, st.rcc, code, fw.hdr, now)
+	if st.stale != nil {
+		fw.logStatus(logExpired)
+	} else {
+		fw.logStatus(logMiss)
+	}
+	// Announced as stored only if the store can take it (Redis answers)
+	// and no invalidation came since the request went upstream.
+	storable := h.storable(fw.req, st.rcc, code, fw.hdr, now) &&
+		h.store.Healthy() && h.inv.current(st.key, fw.epoch)
 	if storable {
 		if cl := fw.hdr["Content-Length"]; len(cl) > 0 {
 			n, err := strconv.ParseInt(cl[0], 10, 64)
@@ -133,6 +165,10 @@ func (fw *fetchWriter) WriteHeader(code int) {
 	for k, v := range fw.hdr {
 		dst[k] = v
 	}
+	if h.tagHeader != "" {
+		delete(dst, h.tagHeader) // the upstream's tags are for the cache only
+	}
+	stripTargeted(dst)
 	dst["Cache-Status"] = append(slices.Clip(fw.hdr["Cache-Status"]), cs.String())
 	if storable && code == http.StatusOK && fw.req.Method == http.MethodGet && fw.clientConditionalMatches() {
 		fw.clientNotModified = true
@@ -143,6 +179,31 @@ func (fw *fetchWriter) WriteHeader(code int) {
 		return
 	}
 	fw.client.WriteHeader(code)
+}
+
+// interim relays a 1xx (102 Processing, 103 Early Hints...) to the client
+// with its own fields, then takes those fields back off the client's
+// header: they belong to the interim response, not the final one, and
+// nothing of a 1xx is stored (RFC 9111 section 3: only final responses).
+// 101 is not relayed (an upgrade never reaches the cache's fetch).
+func (fw *fetchWriter) interim(code int) {
+	if fw.client == nil || code == http.StatusSwitchingProtocols || fw.swallow {
+		return
+	}
+	dst := fw.client.Header()
+	saved := make(map[string][]string, len(fw.hdr))
+	for k, v := range fw.hdr {
+		saved[k] = dst[k] // nil when dst had none
+		dst[k] = v
+	}
+	fw.client.WriteHeader(code)
+	for k, v := range saved {
+		if v == nil {
+			delete(dst, k)
+		} else {
+			dst[k] = v
+		}
+	}
 }
 
 // clientConditionalMatches evaluates the client's own validators (which
@@ -262,10 +323,15 @@ func (fw *fetchWriter) finish() {
 			e := &entry{
 				Status: fw.status, Header: storedHeader(fw.hdr), Body: body,
 				RequestTime: fw.reqTime, ResponseTime: fw.respTime, URL: fw.h.entryURL(fw.req),
+				Tags: parseTags(fw.hdr, fw.h.tagHeader),
+			}
+			if fw.h.tagHeader != "" {
+				delete(e.Header, fw.h.tagHeader)
 			}
 			finishEntry(e, fw.hdr)
-			fw.h.put(fw.ctx(), fw.req, fw.st, e, fw.names)
-			stored = e
+			if fw.h.put(fw.ctx(), fw.req, fw.st, e, fw.names, fw.epoch) {
+				stored = e
+			}
 		}
 	}
 	fw.copyTrailers()
@@ -314,6 +380,20 @@ func (h *Handler) entryURL(r *http.Request) string {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	strip  string // a field removed before the header goes out (tag_header)
+}
+
+// begin notes the status of the response starting now and strips its
+// header of what is for the cache only (tags, targeted fields).
+func (sw *statusWriter) begin(code int) {
+	if sw.status == 0 && code >= 200 {
+		sw.status = code
+	}
+	hdr := sw.ResponseWriter.Header()
+	if sw.strip != "" {
+		delete(hdr, sw.strip)
+	}
+	stripTargeted(hdr)
 }
 
 var (
@@ -323,29 +403,27 @@ var (
 )
 
 func (sw *statusWriter) WriteHeader(code int) {
-	if sw.status == 0 && code >= 200 {
-		sw.status = code
-	}
+	sw.begin(code)
 	sw.ResponseWriter.WriteHeader(code)
 }
 
 func (sw *statusWriter) Write(p []byte) (int, error) {
 	if sw.status == 0 {
-		sw.status = http.StatusOK
+		sw.begin(http.StatusOK)
 	}
 	return sw.ResponseWriter.Write(p)
 }
 
 func (sw *statusWriter) Flush() {
 	if sw.status == 0 {
-		sw.status = http.StatusOK
+		sw.begin(http.StatusOK)
 	}
 	_ = http.NewResponseController(sw.ResponseWriter).Flush()
 }
 
 func (sw *statusWriter) ReadFrom(src io.Reader) (int64, error) {
 	if sw.status == 0 {
-		sw.status = http.StatusOK
+		sw.begin(http.StatusOK)
 	}
 	if rf, ok := sw.ResponseWriter.(io.ReaderFrom); ok {
 		return rf.ReadFrom(src)

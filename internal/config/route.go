@@ -139,6 +139,9 @@ func checkRoute(add addFunc, ps *positions, rb string, r *Route) {
 		if c.Store != "memory" && !strings.HasPrefix(c.Store, "redis://") && !strings.HasPrefix(c.Store, "rediss://") {
 			add(ps, rb+".cache.store", "cache store must be \"memory\" or a redis:// URL, not %q", c.Store)
 		}
+		if c.TagHeader != "" && !validHeaderName(c.TagHeader) {
+			add(ps, rb+".cache.tag_header", "tag_header %q is not a header field name", c.TagHeader)
+		}
 		if _, err := ParseCacheKey(c.Key); err != nil {
 			add(ps, rb+".cache.key", "%v", err)
 		}

@@ -433,4 +433,9 @@ type Cache struct {
 	// IgnoreClientNoCache ignores a client's Cache-Control: no-cache /
 	// Pragma: no-cache (which otherwise forces revalidation). Default false.
 	IgnoreClientNoCache bool `toml:"ignore_client_no_cache"`
+	// TagHeader names the response field the upstream tags responses
+	// with ("Cache-Tag", comma-separated, or "Surrogate-Key",
+	// space-separated), for purge by tag on the admin address. The field
+	// is stripped before the client. Default "" (no tags).
+	TagHeader string `toml:"tag_header"`
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"portico/internal/accessinfo"
 )
 
 // ResponseWriter composes one response of the fast path. A handler calls,
@@ -38,6 +40,9 @@ type ResponseWriter struct {
 	lr          io.LimitedReader
 	slow        bool   // wrote to the socket directly: the clock needs a fresh read
 	hidden      string // a request field RawHeader leaves out (HideRequestField)
+
+	// What a cache or proxy handler reports for the access log.
+	accessinfo.Record
 }
 
 // Status returns the status code WriteHeader was called with, 0 before.

@@ -191,6 +191,7 @@ func (h *Handler) fastServe(st *fastState, req *fastpath.Request, w *fastpath.Re
 		// deadlines count from now.
 		w.Refresh()
 		if err != nil {
+			w.ReportUpstream(u.addr, time.Since(sent))
 			if h.track {
 				u.active.Add(-1)
 			}
@@ -213,6 +214,7 @@ func (h *Handler) fastServe(st *fastState, req *fastpath.Request, w *fastpath.Re
 			if next := h.pick(rs.tried, client); next != nil {
 				h.logRetry(u, fmt.Errorf("status %d", c.head.status))
 				h.fastDrain(c, u, isHEAD)
+				w.ReportUpstream(u.addr, time.Since(sent))
 				if h.track {
 					u.active.Add(-1)
 				}
@@ -223,6 +225,7 @@ func (h *Handler) fastServe(st *fastState, req *fastpath.Request, w *fastpath.Re
 		}
 		h.pool.ok(u)
 		h.fastRelay(st, req, w, c, u, isHEAD)
+		w.ReportUpstream(u.addr, time.Since(sent))
 		if h.track {
 			u.active.Add(-1)
 		}

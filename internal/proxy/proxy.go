@@ -54,6 +54,7 @@ import (
 	"sync"
 	"time"
 
+	"portico/internal/accessinfo"
 	"portico/internal/clientip"
 	"portico/internal/config"
 	"portico/internal/errorpage"
@@ -251,7 +252,14 @@ func (h *Handler) Start() error {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.rp.ServeHTTP(w, r)
+	rep := accessinfo.Find(w)
+	if rep == nil {
+		h.rp.ServeHTTP(w, r)
+		return
+	}
+	tr := &upstreamTrace{rep: rep}
+	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), traceKey{}, tr)))
+	tr.finish()
 }
 
 // Close stops health checks and closes idle upstream connections.

@@ -32,6 +32,7 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// one hostFor picks.
 	clientHost := req.Host
 	rs := h.newRetryState()
+	tr, _ := ctx.Value(traceKey{}).(*upstreamTrace) // nil without an access log
 	client := h.clientKey(req.RemoteAddr, req.Header["X-Forwarded-For"])
 	u := h.pick(rs.tried, client)
 	for attempt := 0; ; attempt++ {
@@ -64,6 +65,7 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		resp, err := h.transport.RoundTrip(out)
 		if err != nil {
+			tr.attempt(u.addr, sent)
 			if h.track {
 				u.active.Add(-1)
 			}
@@ -95,6 +97,7 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if next := h.pick(rs.tried, client); next != nil {
 				h.logRetry(u, fmt.Errorf("status %d", resp.StatusCode))
 				drainClose(resp.Body)
+				tr.attempt(u.addr, sent)
 				if h.track {
 					u.active.Add(-1)
 				}
@@ -104,6 +107,7 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		h.pool.ok(u)
+		tr.answered(u.addr, sent)
 		if !h.track {
 			return resp, nil
 		}

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"portico/internal/accessinfo"
 )
 
 // accessLog writes one line per request in Combined Log Format or JSON.
@@ -115,6 +117,7 @@ func (l *accessLog) timeText(now time.Time) string {
 type logLine struct {
 	remoteAddr, user, site, host, method, uri, proto, referer, userAgent string
 	requestID                                                            string // "" when request ids are off
+	up                                                                   *accessinfo.Record
 	status                                                               int
 	bytes                                                                int64
 	start, now                                                           time.Time
@@ -127,7 +130,7 @@ func (l *accessLog) log(r *http.Request, rec *recorder, now time.Time) {
 		method: r.Method, uri: r.RequestURI, proto: r.Proto,
 		referer: r.Header.Get("Referer"), userAgent: r.Header.Get("User-Agent"),
 		status: rec.status, bytes: rec.bytes, start: rec.start, now: now,
-		requestID: rec.requestID,
+		requestID: rec.requestID, up: &rec.Record,
 	})
 }
 
@@ -174,6 +177,7 @@ func (l *accessLog) write(ln *logLine) {
 			b = append(b, `,"request_id":`...)
 			b = appendJSONString(b, ln.requestID)
 		}
+		b = appendUpstreamJSON(b, ln.up)
 		b = append(b, "}\n"...)
 	} else {
 		b = append(b, host...)
@@ -206,6 +210,7 @@ func (l *accessLog) write(ln *logLine) {
 			b = appendCLF(b, ln.requestID)
 			b = append(b, '"')
 		}
+		b = appendUpstreamCLF(b, ln.up)
 		b = append(b, '\n')
 	}
 	l.mu.Lock()

@@ -82,6 +82,7 @@ func (f *fastEntry) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter)
 	start := req.Start
 	// Read before a gate consumes Authorization (access.go).
 	user, remote := t.fastClient(req, w)
+	w.SetRecording(t.log != nil)
 	siteName := ""
 	if st == nil {
 		// vhost.ServeHTTP's answer, without its site headers.
@@ -96,7 +97,7 @@ func (f *fastEntry) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter)
 	}
 	now := time.Now()
 	if t.log != nil {
-		t.log.logFast(req, user, remote, siteName, w.Status(), w.BytesWritten(), start, now)
+		t.log.logFast(req, w, user, remote, siteName, start, now)
 	}
 	t.metrics.observe(siteName, w.Status(), now.Sub(start))
 	if st != nil {
@@ -140,13 +141,14 @@ func (s *site) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool
 // logFast writes the access-log line of a fast-path request: the same line
 // log writes for the same request served by net/http (a test holds the two
 // together).
-func (l *accessLog) logFast(req *fastpath.Request, user, remote, site string, status int, bytes int64, start, now time.Time) {
+func (l *accessLog) logFast(req *fastpath.Request, w *fastpath.ResponseWriter, user, remote, site string, start, now time.Time) {
+	status, bytes := w.Status(), w.BytesWritten()
 	l.write(&logLine{
 		remoteAddr: remote, user: user, site: site, host: req.Host,
 		method: req.Method, uri: req.URI, proto: req.Proto,
 		referer: req.Referer, userAgent: req.UserAgent,
 		status: status, bytes: bytes, start: start, now: now,
-		requestID: req.RequestID,
+		requestID: req.RequestID, up: &w.Record,
 	})
 }
 

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"portico/internal/accessinfo"
 )
 
 // recorder captures the status and size of a response for the access log
@@ -26,6 +28,10 @@ type recorder struct {
 	user        string   // basic-auth user, read before a gate consumes Authorization
 	remote      string   // the client address the access log shows
 	credential  []string // the request's Authorization values, for restoreCredential
+
+	// What the cache and the proxy report for the access log (cache
+	// status, upstream addresses and times), found through Unwrap.
+	accessinfo.Record
 }
 
 var recorderPool = sync.Pool{New: func() any { return new(recorder) }}

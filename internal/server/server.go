@@ -262,6 +262,7 @@ func (s *Server) entry(key string) http.Handler {
 		start := time.Now()
 		rec := recorderPool.Get().(*recorder)
 		rec.reset(w, start)
+		rec.SetRecording(t.log != nil)
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
