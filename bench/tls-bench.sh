@@ -50,6 +50,7 @@ http {
   ssl_protocols TLSv1.2 TLSv1.3;
   ssl_session_cache off;
   ssl_session_tickets off;
+  keepalive_requests 100000000;
   server {
     listen 127.0.0.1:$N_PORT ssl http2;
     ssl_certificate $TMP/cert.pem;
