@@ -301,7 +301,22 @@ func BenchmarkFastEntry1KiB(b *testing.B) { benchFastEntry(b, "/1k.txt") }
 // static handler's 404 page, rendered once, with the same log and metrics.
 func BenchmarkFast404(b *testing.B) { benchFastEntry(b, "/missing.txt") }
 
-func benchFastEntry(b *testing.B, path string) {
+// BenchmarkFastEntryRateLimited is BenchmarkFastEntry1KiB on a route
+// with a rate limit that is never reached (issue 12: >= 0.9x the open
+// route).
+func BenchmarkFastEntryRateLimited(b *testing.B) {
+	benchFastEntryRoute(b, "/1k.txt", `rate_limit = { rate = "1000000/s", burst = 1000000 }`)
+}
+
+// BenchmarkFastEntryHeaderRule is BenchmarkFastEntry1KiB with a header
+// rule layer on the route.
+func BenchmarkFastEntryHeaderRule(b *testing.B) {
+	benchFastEntryRoute(b, "/1k.txt", "[[site.route.headers]]\nset = { \"X-Layer\" = \"1\" }")
+}
+
+func benchFastEntry(b *testing.B, path string) { benchFastEntryRoute(b, path, "") }
+
+func benchFastEntryRoute(b *testing.B, path, routeExtra string) {
 	dir := b.TempDir()
 	os.WriteFile(filepath.Join(dir, "1k.txt"), []byte(strings.Repeat("x", 1024)), 0o644)
 	file := filepath.Join(dir, "portico.toml")
@@ -314,7 +329,8 @@ headers = { "X-Frame-Options" = "DENY" }
 [[site.route]]
 path = "/"
 static = { root = %q }
-`, dir)), 0o644)
+%s
+`, dir, routeExtra)), 0o644)
 	cfg, err := config.Load(file)
 	if err != nil {
 		b.Fatal(err)
