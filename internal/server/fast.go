@@ -84,13 +84,15 @@ func (f *fastEntry) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter)
 	user, remote := t.fastClient(req, w)
 	w.SetRecording(t.log != nil)
 	siteName := ""
+	var rt *route
 	if st == nil {
 		// vhost.ServeHTTP's answer, without its site headers.
 		if !noSitePage.WriteFast(w, req) {
 			return false
 		}
 	} else {
-		if !st.ServeFast(req, w) {
+		var served bool
+		if rt, served = st.serveFast(req, w); !served {
 			return false
 		}
 		siteName = st.name
@@ -100,10 +102,8 @@ func (f *fastEntry) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter)
 		t.log.logFast(req, w, user, remote, siteName, start, now)
 	}
 	t.metrics.observe(siteName, w.Status(), now.Sub(start))
-	if st != nil {
-		if rt := st.route(req.Path); rt != nil {
-			rt.metrics.observe(w.Status(), now.Sub(start))
-		}
+	if rt != nil {
+		rt.metrics.observe(w.Status(), now.Sub(start))
 	}
 	return true
 }
@@ -112,12 +112,19 @@ func (f *fastEntry) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter)
 // same route lookup, the site's headers, and the route's handler if it
 // has a fast path; whatever it declines, ServeHTTP then answers.
 func (s *site) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool {
+	_, served := s.serveFast(req, w)
+	return served
+}
+
+// serveFast is ServeFast that also returns the route that answered (nil
+// for the no-route 404), so the caller counts it without a second lookup.
+func (s *site) serveFast(req *fastpath.Request, w *fastpath.ResponseWriter) (*route, bool) {
 	if !safeRequestPath(req.Path) {
-		return false
+		return nil, false
 	}
 	if len(s.rewrites) > 0 {
 		if _, _, _, ok := s.rewriteTarget(req.Path); ok {
-			return false // rewritten: net/http's path routes the new URL
+			return nil, false // rewritten: net/http's path routes the new URL
 		}
 	}
 	rt := s.route(req.Path)
@@ -125,17 +132,17 @@ func (s *site) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool
 		// dispatch's 404 for a path no route takes, with the site's
 		// headers.
 		w.SetDefaultHeaders(s.headers)
-		return errorpage.Default(http.StatusNotFound).WriteFast(w, req)
+		return nil, errorpage.Default(http.StatusNotFound).WriteFast(w, req)
 	}
 	if rt.maxBody < 0 || rt.forwardsFast && req.RequestID != "" {
-		return false
+		return nil, false
 	}
 	fh, ok := rt.handler.(fastpath.Handler)
 	if !ok {
-		return false
+		return nil, false
 	}
 	w.SetDefaultHeaders(s.headers)
-	return fh.ServeFast(req, w)
+	return rt, fh.ServeFast(req, w)
 }
 
 // logFast writes the access-log line of a fast-path request: the same line
