@@ -183,18 +183,14 @@ func (h *Handler) fastServe(st *fastState, req *fastpath.Request, w *fastpath.Re
 		}
 		sent := time.Now()
 		rs.start(u, sent)
-		if h.track {
-			u.active.Add(1)
-		}
+		u.active.Add(1)
 		c, err := h.fastRoundTrip(st, req, w, u)
 		// The wait may have been long: Date and the client's write
 		// deadlines count from now.
 		w.Refresh()
 		if err != nil {
 			w.ReportUpstream(u.addr, time.Since(sent))
-			if h.track {
-				u.active.Add(-1)
-			}
+			u.active.Add(-1)
 			if err == errClientGone {
 				w.WriteHeader(errorStatus(err, true)) // not the upstream's fault
 				return
@@ -215,9 +211,7 @@ func (h *Handler) fastServe(st *fastState, req *fastpath.Request, w *fastpath.Re
 				h.logRetry(u, fmt.Errorf("status %d", c.head.status))
 				h.fastDrain(c, u, isHEAD)
 				w.ReportUpstream(u.addr, time.Since(sent))
-				if h.track {
-					u.active.Add(-1)
-				}
+				u.active.Add(-1)
 				rs.retriedStatus()
 				u = next
 				continue
@@ -226,9 +220,7 @@ func (h *Handler) fastServe(st *fastState, req *fastpath.Request, w *fastpath.Re
 		h.pool.ok(u)
 		h.fastRelay(st, req, w, c, u, isHEAD)
 		w.ReportUpstream(u.addr, time.Since(sent))
-		if h.track {
-			u.active.Add(-1)
-		}
+		u.active.Add(-1)
 		return
 	}
 }

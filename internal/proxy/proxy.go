@@ -87,8 +87,6 @@ type Handler struct {
 	trusted   []netip.Prefix
 	clients   *clientip.Resolver // the same trust, for ip_hash's client address
 
-	// track counts requests in flight per upstream (always on: see New).
-	track        bool
 	hostMode     int
 	hostLiteral  string
 	retries      int
@@ -199,9 +197,8 @@ func New(cfg config.Proxy, opts Options) (*Handler, error) {
 		log:         log,
 	}
 	h.bal = &balancer{policy: policy, ups: ups, weighted: weighted}
-	// Every policy counts requests in flight: least_conn and random pick
-	// by it, and the status page shows it (two atomic adds a request).
-	h.track = true
+	// Every policy counts requests in flight (upstream.active): least_conn
+	// and random pick by it, and the status page shows it.
 	h.transport = &http.Transport{
 		Proxy:                  nil, // never from the environment (httpoxy)
 		DialContext:            dialer(cfg.ConnectTimeout.D(), unix),

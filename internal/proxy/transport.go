@@ -60,15 +60,11 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			out.GetBody = nil
 		}
 
-		if h.track {
-			u.active.Add(1)
-		}
+		u.active.Add(1)
 		resp, err := h.transport.RoundTrip(out)
 		if err != nil {
 			tr.attempt(u.addr, sent)
-			if h.track {
-				u.active.Add(-1)
-			}
+			u.active.Add(-1)
 			if ctx.Err() != nil {
 				// The client went away: not the upstream's fault.
 				return nil, err
@@ -98,9 +94,7 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				h.logRetry(u, fmt.Errorf("status %d", resp.StatusCode))
 				drainClose(resp.Body)
 				tr.attempt(u.addr, sent)
-				if h.track {
-					u.active.Add(-1)
-				}
+				u.active.Add(-1)
 				rs.retriedStatus()
 				u = next
 				continue
@@ -108,9 +102,6 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		h.pool.ok(u)
 		tr.answered(u.addr, sent)
-		if !h.track {
-			return resp, nil
-		}
 		if resp.StatusCode == http.StatusSwitchingProtocols {
 			if rwc, ok := resp.Body.(io.ReadWriteCloser); ok {
 				resp.Body = &upgradedBody{ReadWriteCloser: rwc, u: u}
