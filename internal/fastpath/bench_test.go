@@ -44,8 +44,8 @@ func BenchmarkFastPath1KiB(b *testing.B) {
 		defaults: [][2]string{{"X-Frame-Options", "DENY"}}}
 	l := newListener(nil, h, Options{ReadHeaderTimeout: time.Second, IdleTimeout: time.Minute})
 	rc := &replayConn{req: []byte(benchRequest), n: b.N}
-	c := &conn{l: l, nc: rc}
-	l.conns[c] = struct{}{}
+	c := &conn{l: l, link: &link{nc: rc, heapAt: -1}}
+	l.conns[c.link] = struct{}{}
 	l.wg.Add(1)
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -4,14 +4,44 @@ import (
 	"bufio"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
 
-// conn is one connection served by the fast path.
+// link is what a connection keeps for its whole life, parked or not: the
+// socket and the state of its deadlines. A parked connection (park.go) is
+// its link alone; its conn, with the request and response state, goes
+// back to a pool and another one serves it when it wakes.
+type link struct {
+	nc net.Conn
+	// remoteAddr is Request.RemoteAddr, formatted once.
+	remoteAddr string
+
+	// The read deadline set last, and whether it is the idle one: moving
+	// an idle deadline by less than 1/64 of the timeout is skipped.
+	rd     time.Time
+	rdIdle bool
+	wd     time.Time // the write deadline set last
+
+	// The idle wait (idle.go): the socket (nil: read through nc).
+	raw        syscall.RawConn
+	rawChecked bool
+
+	// idle is, while the connection waits on the socket for its next
+	// request and may be parked, when it started waiting (UnixNano);
+	// 0 while busy, kicked once the parker asked it to park.
+	idle atomic.Int64
+	// The parker's bookkeeping (park.go), under Listener.mu while parked.
+	fd     int32 // the socket's descriptor, once registered
+	polled bool  // registered with the parker's epoll instance
+	heapAt int   // index in the parker's deadline heap, -1 if not in it
+}
+
+// conn is one connection served by the fast path, while it is not parked.
 type conn struct {
+	*link
 	l    *Listener
-	nc   net.Conn
 	br   *bufio.Reader
 	out  []byte  // pending output
 	outp *[]byte // out's pool slot
@@ -25,22 +55,14 @@ type conn struct {
 	// the deadlines below derive from it; after a response that may have
 	// taken long (a file, a big body) it is read again.
 	now time.Time
-	// The read deadline set last, and whether it is the idle one: moving
-	// an idle deadline by less than 1/64 of the timeout is skipped.
-	rd     time.Time
-	rdIdle bool
-	wd     time.Time // the write deadline set last
 	// rawScratch holds RawHeader's copy of the header block when a field
 	// is hidden; reused across requests.
 	rawScratch []byte
 
-	// The idle wait (idle.go): the socket (nil: read through nc), the
-	// netpoller callback, bound once, and its state.
-	raw        syscall.RawConn
-	rawChecked bool
-	peekFn     func(uintptr) bool
-	woken      bool
-	peek       [1]byte
+	// The idle wait's netpoller callback, bound once, and its state.
+	peekFn func(uintptr) bool
+	woken  bool
+	peek   [1]byte
 }
 
 // outPool holds output buffers of connections.
@@ -152,11 +174,28 @@ func (c *conn) flushMore() error {
 	return err
 }
 
-// serve is the connection's goroutine.
+// serve is the goroutine of a new connection.
 func (c *conn) serve() {
+	c.getOut()
+	c.remoteAddr = remoteAddrString(c.nc.RemoteAddr())
+	c.req.RemoteAddr = c.remoteAddr
+	c.now = time.Now()
+	c.run(true, false)
+}
+
+// run serves the connection's requests until it closes, is handed off or
+// parks (then the conn goes back to the pool: a parked connection has no
+// goroutine, and a new one resumes it with woken set, park.go). first
+// says no request was read yet, woken that the connection was parked and
+// its next request's first bytes have arrived.
+func (c *conn) run(first, woken bool) {
 	l := c.l
-	handedOff := false
+	handedOff, parked := false, false
 	defer func() {
+		if parked {
+			l.putConn(c)
+			return
+		}
 		panicked := false
 		if p := recover(); p != nil {
 			if l.opts.OnPanic != nil {
@@ -173,17 +212,20 @@ func (c *conn) serve() {
 		}
 		c.putOut()
 		c.br = nil
-		l.remove(c)
+		l.remove(c.link)
 	}()
-	c.getOut()
-	c.req.RemoteAddr = remoteAddrString(c.nc.RemoteAddr())
-	c.now = time.Now()
 	opts := &l.opts
 	size := opts.BufferSize
-	first := true
-	served := false // a request was answered on this connection
+	served := !first // a request was answered on this connection
 	for {
-		if c.br == nil || c.br.Buffered() == 0 {
+		if woken {
+			woken = false
+			c.takeReader()
+			if _, err := c.br.Peek(1); err != nil {
+				return
+			}
+			c.getOut()
+		} else if c.br == nil || c.br.Buffered() == 0 {
 			// Between requests: flush, then wait for the next one.
 			if c.flush() != nil {
 				return
@@ -201,9 +243,11 @@ func (c *conn) serve() {
 			if l.closing.Load() {
 				return
 			}
-			// An idle connection holds no buffer (idle.go).
+			// An idle connection holds no buffer (idle.go), and after a
+			// while no goroutine either (park.go).
 			c.putOut()
 			if err := c.awaitRequest(served); err != nil {
+				parked = err == errParked
 				return
 			}
 			c.getOut()

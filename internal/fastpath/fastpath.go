@@ -83,10 +83,17 @@ type Options struct {
 	// OnPanic, if set, is called with the value of a panic in a Handler;
 	// the connection is then closed.
 	OnPanic func(v any)
+	// ParkIdleAfter is how long a kept-alive connection waits for its
+	// next request on its own goroutine before it is parked (Linux: the
+	// goroutine ends, and a new one serves the connection once its next
+	// request arrives, park.go). Default 1s (a connection is parked after
+	// 1 to 2s idle); negative: never park.
+	ParkIdleAfter time.Duration
 }
 
 const (
-	defaultBufferSize = 4096
+	defaultBufferSize    = 4096
+	defaultParkIdleAfter = time.Second
 	// outFlushSize is the output buffered before a flush is forced.
 	outFlushSize = 16 << 10
 )
@@ -103,10 +110,12 @@ type Listener struct {
 	closeOnce sync.Once
 	acceptErr error // set before done is closed when the inner listener fails
 
-	closing atomic.Bool
-	mu      sync.Mutex
-	conns   map[*conn]struct{}
-	wg      sync.WaitGroup // fast-path connection goroutines
+	closing  atomic.Bool
+	mu       sync.Mutex
+	conns    map[*link]struct{} // the fast path's connections, parked ones included
+	wg       sync.WaitGroup     // counts conns
+	parker   *parker            // nil: idle connections are never parked
+	connPool sync.Pool          // *conn, for parked connections waking up
 }
 
 var _ net.Listener = (*Listener)(nil)
@@ -118,6 +127,9 @@ var _ net.Listener = (*Listener)(nil)
 // on.
 func Listen(ln net.Listener, h Handler, opts Options) *Listener {
 	l := newListener(ln, h, opts)
+	if l.opts.ParkIdleAfter > 0 {
+		l.parker = newParker(l) // nil where parking is not supported
+	}
 	go l.acceptLoop()
 	return l
 }
@@ -129,13 +141,16 @@ func newListener(ln net.Listener, h Handler, opts Options) *Listener {
 	if opts.MaxHeaderBytes <= 0 || opts.MaxHeaderBytes > opts.BufferSize {
 		opts.MaxHeaderBytes = opts.BufferSize
 	}
+	if opts.ParkIdleAfter == 0 {
+		opts.ParkIdleAfter = defaultParkIdleAfter
+	}
 	l := &Listener{
 		inner:   ln,
 		handler: h,
 		opts:    opts,
 		handoff: make(chan net.Conn),
 		done:    make(chan struct{}),
-		conns:   map[*conn]struct{}{},
+		conns:   map[*link]struct{}{},
 	}
 	size := opts.BufferSize
 	l.bufPool.New = func() any { return bufio.NewReaderSize(nil, size) }
@@ -166,17 +181,17 @@ func (l *Listener) acceptLoop() {
 			return
 		}
 		delay = 0
-		c := &conn{l: l, nc: nc}
+		lk := &link{nc: nc, heapAt: -1}
 		l.mu.Lock()
 		if l.closing.Load() {
 			l.mu.Unlock()
 			nc.Close()
 			continue
 		}
-		l.conns[c] = struct{}{}
+		l.conns[lk] = struct{}{}
 		l.wg.Add(1)
 		l.mu.Unlock()
-		go c.serve()
+		go l.getConn(lk).serve()
 	}
 }
 
@@ -221,13 +236,25 @@ func (l *Listener) Close() error {
 	l.closing.Store(true)
 	l.mu.Lock()
 	past := time.Unix(1, 0)
-	for c := range l.conns {
+	for lk := range l.conns {
 		// Wakes a connection blocked waiting for its next request. A
 		// connection that sets its own deadline later checks closing
 		// after doing so.
-		_ = c.nc.SetReadDeadline(past)
+		_ = lk.nc.SetReadDeadline(past)
+	}
+	// Parked connections have no goroutine to wake: close them here.
+	var parked []*link
+	if l.parker != nil {
+		parked = l.parker.takeAll()
 	}
 	l.mu.Unlock()
+	for _, lk := range parked {
+		lk.nc.Close()
+		l.remove(lk)
+	}
+	if l.parker != nil {
+		l.parker.stop()
+	}
 	return err
 }
 
@@ -242,8 +269,8 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		l.mu.Lock()
-		for c := range l.conns {
-			c.nc.Close()
+		for lk := range l.conns {
+			lk.nc.Close()
 		}
 		l.mu.Unlock()
 		<-done
@@ -259,11 +286,34 @@ func (l *Listener) Done() <-chan struct{} { return l.done }
 // Addr returns the inner listener's address.
 func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
 
-func (l *Listener) remove(c *conn) {
+func (l *Listener) remove(lk *link) {
 	l.mu.Lock()
-	delete(l.conns, c)
+	delete(l.conns, lk)
 	l.mu.Unlock()
 	l.wg.Done()
+}
+
+// getConn returns a conn, from the pool if it can, to serve lk.
+func (l *Listener) getConn(lk *link) *conn {
+	c, _ := l.connPool.Get().(*conn)
+	if c == nil {
+		c = &conn{l: l}
+	}
+	c.link = lk
+	c.req.RemoteAddr = lk.remoteAddr
+	return c
+}
+
+// putConn gives back the conn of a connection that parked: its buffers
+// are back in their pools, and it forgets the connection and the last
+// request (its strings point into a read buffer now back in the pool).
+func (l *Listener) putConn(c *conn) {
+	c.link = nil
+	c.werr = nil
+	c.req.reset()
+	c.req.RemoteAddr = ""
+	c.w = ResponseWriter{}
+	l.connPool.Put(c)
 }
 
 // handOff passes nc to Accept. If the listener is closed meanwhile, nc is

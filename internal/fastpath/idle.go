@@ -69,25 +69,53 @@ func (c *conn) releaseReader() {
 // read buffer. The first request of a connection is read straight into
 // a buffer (it is on its way: a client sends it as it connects), as is
 // every request of a connection without a raw socket; the idle wait
-// after a request waits on the socket, without buffer.
+// after a request waits on the socket, without buffer. A wait the parker
+// cuts short (it lasted long enough) parks the connection and returns
+// errParked: the goroutine then ends, and another one takes over when
+// the next request comes.
 func (c *conn) awaitRequest(served bool) error {
-	if served && c.peekFn == nil && !c.rawChecked {
+	if served && !c.rawChecked {
 		// Once per kept-alive connection: a connection that closes after
 		// its first answer pays nothing for the idle wait.
 		c.rawChecked = true
-		if c.raw = socketOf(c.nc); c.raw != nil {
-			c.peekFn = c.peekReadable
-		}
+		c.raw = socketOf(c.nc)
 	}
 	if !served || c.raw == nil {
 		c.takeReader()
 		_, err := c.br.Peek(1)
 		return err
 	}
+	if c.peekFn == nil {
+		c.peekFn = c.peekReadable
+	}
 	c.releaseReader()
-	c.woken = false
-	if err := c.raw.Read(c.peekFn); err != nil {
-		return err // the deadline, or the listener closing
+	since := c.mayPark()
+	for {
+		c.woken = false
+		if since != 0 {
+			c.idle.Store(since) // the parker may kick us from now on
+		}
+		err := c.raw.Read(c.peekFn)
+		if since != 0 && !c.idle.CompareAndSwap(since, 0) {
+			// Kicked: the parker moved the read deadline to the past.
+			if c.park() {
+				return errParked
+			}
+			// Not parked (closing, or the system refused): restore the
+			// deadline (then check closing: Close's comes after) and
+			// wait on, as before.
+			c.idle.Store(0)
+			_ = c.nc.SetReadDeadline(c.rd)
+			if c.l.closing.Load() {
+				return net.ErrClosed
+			}
+			since = 0
+			continue
+		}
+		if err != nil {
+			return err // the deadline, or the listener closing
+		}
+		break
 	}
 	c.takeReader()
 	_, err := c.br.Peek(1)

@@ -16,7 +16,7 @@ type Recorder struct {
 // NewRecorder returns a Recorder.
 func NewRecorder() *Recorder {
 	r := &Recorder{}
-	r.c.nc = &r.sent
+	r.c.link = &link{nc: &r.sent, heapAt: -1}
 	r.c.l = &Listener{}
 	return r
 }

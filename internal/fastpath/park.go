@@ -1,0 +1,343 @@
+//go:build linux
+
+package fastpath
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Parking. A kept-alive connection idle for a while (Options.
+// ParkIdleAfter) gives up its goroutine too: its socket goes into the
+// listener's own epoll instance (one-shot, level-triggered: bytes already
+// there report at once), the goroutine ends and its conn goes back to the
+// pool, and the connection is its link alone (a few hundred bytes with
+// the socket, instead of a goroutine's stack and the engine's state).
+// When the socket becomes readable (a request, the client closing), a new
+// goroutine takes it up where the old one stopped (Listener.resume). Go's
+// netpoller keeps the socket registered meanwhile; Linux allows a second
+// epoll instance on the same socket.
+//
+// Only a connection that really waits is parked: parking and waking cost
+// a system call and a goroutine each, which a client that sends its next
+// request within a second (a benchmark, a page's assets) should not pay.
+// So a connection waits first on its goroutine, as always, advertising
+// since when (link.idle); once a second the parker kicks the ones idle
+// since the last round (their read deadline moves to the past, which
+// wakes them), and they park.
+//
+// The idle timeout is kept to the nanosecond: a parked connection is in a
+// heap by read deadline, and a timer closes it at its deadline, as the
+// netpoller would have. Closing the listener closes its parked
+// connections at once, like idle ones.
+
+// kicked is link.idle once the parker asked the connection to park.
+const kicked = -1
+
+// errParked ends a goroutine whose connection is parked.
+var errParked = errors.New("fastpath: connection parked")
+
+// parker holds a listener's parked connections. Its fields are guarded by
+// Listener.mu, except those its goroutines own.
+type parker struct {
+	l     *Listener
+	after time.Duration
+	ep    *os.File // the epoll instance, itself waited on in the netpoller
+	epRaw syscall.RawConn
+	byFD  map[int32]*link
+	heap  deadlineHeap
+	// wake tells the timer goroutine to look at the heap again (a
+	// connection parked with an earlier deadline than it sleeps to).
+	wake     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+	stopped  bool
+	sleepsTo time.Time // when the timer goroutine wakes next, under l.mu
+}
+
+// newParker starts l's parker, or returns nil if the system refuses (then
+// idle connections stay on their goroutines).
+func newParker(l *Listener) *parker {
+	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil
+	}
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		syscall.Close(fd)
+		return nil
+	}
+	ep := os.NewFile(uintptr(fd), "fastpath-park-epoll")
+	raw, err := ep.SyscallConn()
+	if err != nil {
+		ep.Close()
+		return nil
+	}
+	p := &parker{
+		l:     l,
+		after: l.opts.ParkIdleAfter,
+		ep:    ep,
+		epRaw: raw,
+		byFD:  map[int32]*link{},
+		wake:  make(chan struct{}, 1),
+		done:  make(chan struct{}),
+	}
+	// Is the epoll instance itself in the netpoller (only then does it
+	// take deadlines)? Else the wait below would fail at once.
+	if err := ep.SetReadDeadline(time.Time{}); err != nil {
+		ep.Close()
+		return nil
+	}
+	go p.waitEvents()
+	go p.runTimer()
+	return p
+}
+
+// minParkIdle is the shortest idle timeout for which connections are
+// parked: one waiting at most 2*after before its kick must still have a
+// fair part of its wait ahead when it parks.
+func (p *parker) minParkIdle() time.Duration { return 4 * p.after }
+
+// mayPark returns what link.idle says while c waits for its next request
+// and may be parked, 0 if it may not (no parker, or an idle timeout too
+// short to be worth it).
+func (c *conn) mayPark() int64 {
+	p := c.l.parker
+	if p == nil {
+		return 0
+	}
+	if t := c.l.opts.IdleTimeout; t > 0 && t < p.minParkIdle() {
+		return 0
+	}
+	if !c.rdIdle && !c.rd.IsZero() {
+		return 0 // a header deadline, not an idle one
+	}
+	if since := c.now.UnixNano(); since > 0 {
+		return since
+	}
+	return 1
+}
+
+// park hands c's connection to the parker; false if it cannot (the
+// listener is closing, or epoll refused). c itself is then free (run
+// returns it to the pool).
+func (c *conn) park() bool {
+	l := c.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing.Load() || l.parker.stopped {
+		return false
+	}
+	return l.parker.add(c.link) == nil
+}
+
+// add registers lk with the epoll instance and its deadline with the
+// timer. Under l.mu.
+func (p *parker) add(lk *link) error {
+	var ctlErr error
+	err := lk.raw.Control(func(fd uintptr) {
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollOneShot, Fd: int32(fd)}
+		op := syscall.EPOLL_CTL_MOD
+		if !lk.polled {
+			op = syscall.EPOLL_CTL_ADD
+		}
+		cerr := p.epRaw.Control(func(epfd uintptr) {
+			ctlErr = syscall.EpollCtl(int(epfd), op, int(fd), &ev)
+		})
+		if ctlErr == nil {
+			ctlErr = cerr
+		}
+		lk.fd = int32(fd)
+	})
+	if err == nil {
+		err = ctlErr
+	}
+	if err != nil {
+		return fmt.Errorf("fastpath: parking a connection: %w", err)
+	}
+	lk.polled = true
+	p.byFD[lk.fd] = lk
+	if !lk.rd.IsZero() {
+		heap.Push(&p.heap, lk)
+		if lk.heapAt == 0 && (p.sleepsTo.IsZero() || lk.rd.Before(p.sleepsTo)) {
+			select {
+			case p.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+	return nil
+}
+
+// epollOneShot is EPOLLONESHOT (the syscall package's constant is
+// negative, for historical reasons).
+const epollOneShot = 1 << 30
+
+// take removes lk from the parked connections. Under l.mu.
+func (p *parker) take(lk *link) {
+	delete(p.byFD, lk.fd)
+	if lk.heapAt >= 0 {
+		heap.Remove(&p.heap, lk.heapAt)
+	}
+}
+
+// takeAll removes every parked connection and stops parking. Under l.mu.
+func (p *parker) takeAll() []*link {
+	all := make([]*link, 0, len(p.byFD))
+	for _, lk := range p.byFD {
+		all = append(all, lk)
+	}
+	for _, lk := range all {
+		p.take(lk)
+	}
+	p.stopped = true
+	return all
+}
+
+// stop ends the parker's goroutines and closes its epoll instance.
+func (p *parker) stop() {
+	p.stopOnce.Do(func() {
+		close(p.done)
+		p.ep.Close()
+	})
+}
+
+// waitEvents wakes parked connections whose socket became readable.
+func (p *parker) waitEvents() {
+	events := make([]syscall.EpollEvent, 128)
+	var ready []*link
+	for {
+		n := 0
+		err := p.epRaw.Read(func(epfd uintptr) bool {
+			for {
+				k, err := syscall.EpollWait(int(epfd), events, 0)
+				if err == syscall.EINTR {
+					continue
+				}
+				if k > 0 {
+					n = k
+					return true
+				}
+				return false // nothing yet: wait for the netpoller
+			}
+		})
+		if err != nil {
+			return // the epoll instance is closed: the listener is
+		}
+		l := p.l
+		l.mu.Lock()
+		for _, ev := range events[:n] {
+			// A descriptor not parked (any more) is a stale event: its
+			// connection woke or closed meanwhile.
+			if lk := p.byFD[ev.Fd]; lk != nil {
+				p.take(lk)
+				ready = append(ready, lk)
+			}
+		}
+		l.mu.Unlock()
+		for i, lk := range ready {
+			go l.resume(lk)
+			ready[i] = nil
+		}
+		ready = ready[:0]
+	}
+}
+
+// resume serves a parked connection whose next request arrived (or
+// whose client left: the read says so).
+func (l *Listener) resume(lk *link) {
+	c := l.getConn(lk)
+	c.now = time.Now()
+	// The kick moved the read deadline to the past. Restored, it must
+	// not hide Close's (which comes after closing is set): closing is
+	// checked after.
+	_ = lk.nc.SetReadDeadline(lk.rd)
+	if l.closing.Load() {
+		c.run(false, false) // closes it at once, as an idle connection
+		return
+	}
+	c.run(false, true)
+}
+
+// runTimer kicks connections idle long enough into parking, and closes
+// parked ones whose idle deadline passed.
+func (p *parker) runTimer() {
+	l := p.l
+	t := time.NewTimer(p.after)
+	defer t.Stop()
+	nextKick := time.Now().Add(p.after)
+	var expired []*link
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-p.wake:
+		case <-t.C:
+		}
+		now := time.Now()
+		l.mu.Lock()
+		if !now.Before(nextKick) {
+			p.kick(now)
+			nextKick = now.Add(p.after)
+		}
+		for len(p.heap) > 0 && !p.heap[0].rd.After(now) {
+			lk := p.heap[0]
+			p.take(lk)
+			expired = append(expired, lk)
+		}
+		next := nextKick
+		if len(p.heap) > 0 && p.heap[0].rd.Before(next) {
+			next = p.heap[0].rd
+		}
+		p.sleepsTo = next
+		l.mu.Unlock()
+		for i, lk := range expired {
+			lk.nc.Close() // the idle timeout, as on a goroutine
+			l.remove(lk)
+			expired[i] = nil
+		}
+		expired = expired[:0]
+		t.Reset(next.Sub(now)) // Go >= 1.23: no stale tick after Reset
+	}
+}
+
+// kick asks the connections idle for at least p.after to park: moving
+// the read deadline to the past wakes their wait (idle.go), which sees
+// it was kicked. Under l.mu, which park takes too: the deadline is moved
+// before the connection parks (and restores it when it wakes).
+func (p *parker) kick(now time.Time) {
+	limit := now.Add(-p.after).UnixNano()
+	past := time.Unix(1, 0)
+	for lk := range p.l.conns {
+		if s := lk.idle.Load(); s > 0 && s <= limit && lk.idle.CompareAndSwap(s, kicked) {
+			_ = lk.nc.SetReadDeadline(past)
+		}
+	}
+}
+
+// deadlineHeap orders parked connections by read deadline.
+type deadlineHeap []*link
+
+func (h deadlineHeap) Len() int           { return len(h) }
+func (h deadlineHeap) Less(i, j int) bool { return h[i].rd.Before(h[j].rd) }
+func (h deadlineHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapAt, h[j].heapAt = i, j
+}
+func (h *deadlineHeap) Push(x any) {
+	lk := x.(*link)
+	lk.heapAt = len(*h)
+	*h = append(*h, lk)
+}
+func (h *deadlineHeap) Pop() any {
+	old := *h
+	lk := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	lk.heapAt = -1
+	return lk
+}
