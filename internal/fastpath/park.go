@@ -57,6 +57,7 @@ type parker struct {
 	done     chan struct{}
 	stopOnce sync.Once
 	stopped  bool
+	parks    int       // connections parked so far (tests)
 	sleepsTo time.Time // when the timer goroutine wakes next, under l.mu
 }
 
@@ -161,6 +162,7 @@ func (p *parker) add(lk *link) error {
 	}
 	lk.polled = true
 	p.byFD[lk.fd] = lk
+	p.parks++
 	if !lk.rd.IsZero() {
 		heap.Push(&p.heap, lk)
 		if lk.heapAt == 0 && (p.sleepsTo.IsZero() || lk.rd.Before(p.sleepsTo)) {
