@@ -96,30 +96,40 @@ func (c *conn) awaitRequest(served bool) error {
 			c.idle.Store(since) // the parker may kick us from now on
 		}
 		err := c.raw.Read(c.peekFn)
-		if since != 0 && !c.idle.CompareAndSwap(since, 0) {
-			// Kicked: the parker moved the read deadline to the past.
-			if c.park() {
-				return errParked
-			}
-			// Not parked (closing, or the system refused): restore the
-			// deadline (then check closing: Close's comes after) and
-			// wait on, as before.
-			c.idle.Store(0)
+		if err == nil {
+			// Readable, or so the netpoller says: a wakeup may be stale
+			// (an edge of earlier bytes, delivered late), and then the
+			// buffered read waits, buffer in hand, but still kickable.
+			c.takeReader()
+			_, err = c.br.Peek(1)
+		}
+		if since == 0 || c.idle.CompareAndSwap(since, 0) {
+			return err
+		}
+		// Kicked: the parker moved the read deadline to the past.
+		if c.br != nil && c.br.Buffered() > 0 {
+			// The next request came as the kick did: serve it, with the
+			// deadline back (set after the kick's: the parker kicks
+			// under l.mu).
+			c.l.mu.Lock()
+			c.l.mu.Unlock()
 			_ = c.nc.SetReadDeadline(c.rd)
-			if c.l.closing.Load() {
-				return net.ErrClosed
-			}
-			since = 0
-			continue
+			return nil
 		}
-		if err != nil {
-			return err // the deadline, or the listener closing
+		c.releaseReader()
+		if c.park() {
+			return errParked
 		}
-		break
+		// Not parked (closing, or the system refused): restore the
+		// deadline (then check closing: Close's comes after) and wait
+		// on, as before.
+		c.idle.Store(0)
+		_ = c.nc.SetReadDeadline(c.rd)
+		if c.l.closing.Load() {
+			return net.ErrClosed
+		}
+		since = 0
 	}
-	c.takeReader()
-	_, err := c.br.Peek(1)
-	return err
 }
 
 // peekReadable is the netpoller callback of awaitRequest: it reports

@@ -12,32 +12,41 @@ import (
 	"time"
 )
 
+// idleMode is how idleCostOf's connections wait.
+type idleMode int
+
+const (
+	idleHeld      idleMode = iota // accepted and held: no engine (the sockets' floor)
+	idleGoroutine                 // waiting on their goroutines (parking off)
+	idleParked                    // parked (park.go), where the system can
+	idleWrapped                   // behind a wrapper that may buffer: goroutine and read buffer
+)
+
 // idleCost opens n keep-alive connections to a fast-path listener on
 // loopback, each answered one request and then left idle, and returns the
 // heap and stack bytes per connection they hold (runtime.MemStats
 // HeapInuse+StackInuse, after a GC, over n): the server's side and the
-// client's sockets. With hold set, the listener only accepts and holds
-// the connections (no goroutine, no buffer): the floor of the sockets
-// alone, to subtract.
-func idleCost(tb testing.TB, n int, hold bool) float64 {
-	heap, stack := idleCostOf(tb, n, hold, false)
+// client's sockets. idleHeld gives the floor of the sockets alone, to
+// subtract.
+func idleCost(tb testing.TB, n int, mode idleMode) float64 {
+	heap, stack := idleCostOf(tb, n, mode)
 	return heap + stack
 }
 
-// idleCostOf is idleCost, heap and stacks apart. wrap puts the sockets
-// in a wrapper the engine cannot see through (a buffering reader, such as
-// a PROXY-protocol one): idle connections then keep their read buffer.
-func idleCostOf(tb testing.TB, n int, hold, wrap bool) (heap, stack float64) {
+// idleCostOf is idleCost, heap and stacks apart.
+func idleCostOf(tb testing.TB, n int, mode idleMode) (heap, stack float64) {
 	tb.Helper()
+	hold := mode == idleHeld
 	var ln net.Listener
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if wrap {
+	if mode == idleWrapped {
 		ln = opaqueListener{ln}
 	}
 	held := make(chan net.Conn, n)
+	var fl *Listener
 	if hold {
 		go func() {
 			for {
@@ -56,7 +65,11 @@ func idleCostOf(tb testing.TB, n int, hold, wrap bool) (heap, stack float64) {
 		}()
 	} else {
 		h := &memHandler{files: map[string][]byte{"/1k": []byte(strings.Repeat("x", 1024))}}
-		fl := Listen(ln, h, Options{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, WriteTimeout: 10 * time.Second})
+		park := -time.Second
+		if mode == idleParked {
+			park = 20 * time.Millisecond
+		}
+		fl = Listen(ln, h, Options{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, WriteTimeout: 10 * time.Second, ParkIdleAfter: park})
 		defer func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -95,6 +108,10 @@ func idleCostOf(tb testing.TB, n int, hold, wrap bool) (heap, stack float64) {
 		}
 	}
 	time.Sleep(100 * time.Millisecond) // the last answers' goroutines reach their idle wait
+	if mode == idleParked && fl.parker != nil {
+		waitParked(tb, fl, n)
+		time.Sleep(20 * time.Millisecond) // the last parked goroutines end
+	}
 	settle()
 	runtime.ReadMemStats(&after)
 	return float64(int64(after.HeapInuse)-int64(before.HeapInuse)) / float64(n),
@@ -125,16 +142,19 @@ func settle() {
 
 // BenchmarkIdleConns reports what an idle keep-alive connection costs the
 // fast path: B/idle-conn is heap+stack per connection (server and client
-// side, sockets included), of which stack-B/conn goroutine stacks;
-// sockets-B/conn the same for connections merely held open (the floor);
-// engine-B/conn the difference. Run with -benchtime=1x: each iteration
-// opens 2,000 connections (4,000 sockets).
+// side, sockets included) once parked, of which stack-B/conn goroutine
+// stacks; sockets-B/conn the same for connections merely held open (the
+// floor); engine-B/conn the difference; unparked-engine-B/conn the
+// engine's cost with parking off (waiting on their goroutines). Run with
+// -benchtime=1x: each iteration opens 2,000 connections (4,000 sockets)
+// three times.
 func BenchmarkIdleConns(b *testing.B) {
 	const n = 2000
-	var total, stack, floor float64
+	var total, stack, floor, unparked float64
 	for b.Loop() {
-		floor += idleCost(b, n, true)
-		h, s := idleCostOf(b, n, false, false)
+		floor += idleCost(b, n, idleHeld)
+		unparked += idleCost(b, n, idleGoroutine)
+		h, s := idleCostOf(b, n, idleParked)
 		total += h + s
 		stack += s
 	}
@@ -143,31 +163,36 @@ func BenchmarkIdleConns(b *testing.B) {
 	b.ReportMetric(stack/runs, "stack-B/conn")
 	b.ReportMetric(floor/runs, "sockets-B/conn")
 	b.ReportMetric((total-floor)/runs, "engine-B/conn")
+	b.ReportMetric((unparked-floor)/runs, "unparked-engine-B/conn")
 }
 
 // An idle keep-alive connection holds no read buffer (nor output buffer):
-// it costs about one buffer (4 KiB) less than one that must keep it
-// because the engine cannot wait on its socket (a wrapper that may
-// buffer), and the engine's cost beyond the sockets stays small.
+// one waiting on its goroutine costs about one buffer (4 KiB) less than
+// one that must keep it because the engine cannot wait on its socket (a
+// wrapper that may buffer); a parked one costs the engine little beyond
+// the sockets (no goroutine, no conn).
 func TestIdleConnHoldsNoBuffer(t *testing.T) {
 	const n = 1000
-	var saved, engine float64
+	var saved, engine, parked float64
 	for try := 0; try < 3; try++ { // GC noise: the best of three
-		floor := idleCost(t, n, true)
-		h, s := idleCostOf(t, n, false, true)
-		holding := h + s
-		h, s = idleCostOf(t, n, false, false)
-		saved, engine = holding-(h+s), h+s-floor
-		if saved >= 3072 && engine < 8192 {
+		floor := idleCost(t, n, idleHeld)
+		holding := idleCost(t, n, idleWrapped)
+		waiting := idleCost(t, n, idleGoroutine)
+		saved, engine = holding-waiting, waiting-floor
+		parked = idleCost(t, n, idleParked) - floor
+		if saved >= 3072 && engine < 8192 && parked < parkedBudget {
 			break
 		}
 	}
-	t.Logf("idle connection: engine %.0f bytes, %.0f saved by not holding the read buffer", engine, saved)
+	t.Logf("idle connection: engine %.0f bytes on its goroutine, %.0f saved by not holding the read buffer, %.0f parked", engine, saved, parked)
 	if saved < 3072 {
 		t.Errorf("an idle connection holds its read buffer: %.0f bytes saved, want about 4096", saved)
 	}
 	if engine >= 8192 {
 		t.Errorf("an idle connection costs the engine %.0f bytes, want < 8192", engine)
+	}
+	if parked >= parkedBudget {
+		t.Errorf("a parked connection costs the engine %.0f bytes, want < %d", parked, parkedBudget)
 	}
 }
 

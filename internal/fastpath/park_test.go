@@ -41,6 +41,13 @@ func waitParked(t testing.TB, l *Listener, n int) {
 	deadline := time.Now().Add(10 * time.Second)
 	for parkedCount(l) != n {
 		if time.Now().After(deadline) {
+			l.mu.Lock()
+			for lk := range l.conns {
+				if l.parker.byFD[lk.fd] != lk {
+					t.Logf("not parked: idle=%d rd=%v rdIdle=%v polled=%v fd=%d", lk.idle.Load(), lk.rd, lk.rdIdle, lk.polled, lk.fd)
+				}
+			}
+			l.mu.Unlock()
 			t.Fatalf("%d connections parked, want %d", parkedCount(l), n)
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -294,3 +301,8 @@ func TestParkedConnsHoldNoGoroutine(t *testing.T) {
 		t.Errorf("%d goroutines more with %d parked connections", extra, n)
 	}
 }
+
+// parkedBudget bounds what a parked connection costs the engine beyond
+// its sockets (TestIdleConnHoldsNoBuffer): its link, its place in the
+// maps and the deadline heap.
+const parkedBudget = 1024
