@@ -59,10 +59,13 @@ type conn struct {
 	// is hidden; reused across requests.
 	rawScratch []byte
 
-	// The idle wait's netpoller callback, bound once, and its state.
-	peekFn func(uintptr) bool
-	woken  bool
-	peek   [1]byte
+	// The idle wait's netpoller callback, bound once, and its state:
+	// with parkIfBlocked, a wait that would block sets blocked instead.
+	peekFn        func(uintptr) bool
+	woken         bool
+	parkIfBlocked bool
+	blocked       bool
+	peek          [1]byte
 }
 
 // outPool holds output buffers of connections.

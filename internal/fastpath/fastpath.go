@@ -89,11 +89,18 @@ type Options struct {
 	// request arrives, park.go). Default 1s (a connection is parked after
 	// 1 to 2s idle); negative: never park.
 	ParkIdleAfter time.Duration
+	// ParkAtOnceAbove: with more fast-path connections open than this, a
+	// kept-alive connection parks as soon as its wait for the next
+	// request would block, without waiting ParkIdleAfter (many
+	// connections: their memory matters more than the microsecond a
+	// park and wake-up cost). Default 256; negative: never at once.
+	ParkAtOnceAbove int
 }
 
 const (
 	defaultBufferSize    = 4096
 	defaultParkIdleAfter = time.Second
+	defaultParkAtOnce    = 256
 	// outFlushSize is the output buffered before a flush is forced.
 	outFlushSize = 16 << 10
 )
@@ -113,6 +120,7 @@ type Listener struct {
 	closing  atomic.Bool
 	mu       sync.Mutex
 	conns    map[*link]struct{} // the fast path's connections, parked ones included
+	nconns   atomic.Int32       // len(conns), read without the lock
 	wg       sync.WaitGroup     // counts conns
 	parker   *parker            // nil: idle connections are never parked
 	connPool sync.Pool          // *conn, for parked connections waking up
@@ -143,6 +151,9 @@ func newListener(ln net.Listener, h Handler, opts Options) *Listener {
 	}
 	if opts.ParkIdleAfter == 0 {
 		opts.ParkIdleAfter = defaultParkIdleAfter
+	}
+	if opts.ParkAtOnceAbove == 0 {
+		opts.ParkAtOnceAbove = defaultParkAtOnce
 	}
 	l := &Listener{
 		inner:   ln,
@@ -189,6 +200,7 @@ func (l *Listener) acceptLoop() {
 			continue
 		}
 		l.conns[lk] = struct{}{}
+		l.nconns.Store(int32(len(l.conns)))
 		l.wg.Add(1)
 		l.mu.Unlock()
 		go l.getConn(lk).serve()
@@ -289,8 +301,16 @@ func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
 func (l *Listener) remove(lk *link) {
 	l.mu.Lock()
 	delete(l.conns, lk)
+	l.nconns.Store(int32(len(l.conns)))
 	l.mu.Unlock()
 	l.wg.Done()
+}
+
+// crowded reports whether so many connections are open that an idle one
+// parks at once (Options.ParkAtOnceAbove).
+func (l *Listener) crowded() bool {
+	n := l.opts.ParkAtOnceAbove
+	return n >= 0 && int(l.nconns.Load()) > n
 }
 
 // getConn returns a conn, from the pool if it can, to serve lk.

@@ -90,6 +90,28 @@ func (c *conn) awaitRequest(served bool) error {
 	}
 	c.releaseReader()
 	since := c.mayPark()
+	if since != 0 && c.l.crowded() {
+		// Many connections: park as soon as the wait would block.
+		c.woken = false
+		c.parkIfBlocked = true
+		err := c.raw.Read(c.peekFn)
+		blocked := c.blocked
+		c.parkIfBlocked, c.blocked = false, false
+		if err != nil {
+			return err
+		}
+		if !blocked {
+			c.takeReader() // the next request is there
+			_, err = c.br.Peek(1)
+			return err
+		}
+		if c.park() {
+			return errParked
+		}
+		if c.l.closing.Load() {
+			return net.ErrClosed
+		}
+	}
 	for {
 		c.woken = false
 		if since != 0 {
@@ -146,6 +168,10 @@ func (c *conn) peekReadable(fd uintptr) bool {
 		_, _, err := syscall.Recvfrom(int(fd), c.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		if err == syscall.EINTR {
 			continue
+		}
+		if err == syscall.EAGAIN && c.parkIfBlocked {
+			c.blocked = true // awaitRequest parks instead of waiting
+			return true
 		}
 		return err != syscall.EAGAIN
 	}

@@ -101,9 +101,20 @@ func TestParkedConnResumes(t *testing.T) {
 
 // Requests that arrive while the connection is being parked (kicked,
 // registering, waking) are all answered: many connections, short random
-// pauses around the parking delay.
+// pauses around the parking delay, or parking at once (the next request
+// then comes as the connection parks).
 func TestParkRace(t *testing.T) {
-	ts := newTestServer(t, Options{ReadHeaderTimeout: 2 * time.Second, IdleTimeout: 10 * time.Second, ParkIdleAfter: time.Millisecond})
+	t.Run("after", func(t *testing.T) {
+		testParkRace(t, Options{ParkIdleAfter: time.Millisecond}, 3000)
+	})
+	t.Run("atOnce", func(t *testing.T) {
+		testParkRace(t, Options{ParkAtOnceAbove: 1}, 300)
+	})
+}
+
+func testParkRace(t *testing.T, opts Options, maxPauseMicros int) {
+	opts.ReadHeaderTimeout, opts.IdleTimeout = 2*time.Second, 10*time.Second
+	ts := newTestServer(t, opts)
 	const conns, rounds = 8, 150
 	var wg sync.WaitGroup
 	errs := make(chan error, conns)
@@ -125,7 +136,7 @@ func TestParkRace(t *testing.T) {
 					errs <- fmt.Errorf("round %d: %w", r, err)
 					return
 				}
-				time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+				time.Sleep(time.Duration(rand.IntN(maxPauseMicros)) * time.Microsecond)
 			}
 		}()
 	}
@@ -166,6 +177,33 @@ func expectHelloA(br *bufio.Reader) error {
 		return fmt.Errorf("body %q", body)
 	}
 	return nil
+}
+
+// With more connections than ParkAtOnceAbove, an idle one parks as soon
+// as its wait would block, and wakes for its next request.
+func TestParkAtOnce(t *testing.T) {
+	ts := newTestServer(t, Options{IdleTimeout: 10 * time.Second, ParkAtOnceAbove: 1})
+	c1, br1 := ts.dial(t)
+	c2, br2 := ts.dial(t)
+	waitConns(t, ts.fl, 2)
+	start := time.Now()
+	get(t, c1, br1, "/a", "hello a")
+	get(t, c2, br2, "/a", "hello a")
+	waitParked(t, ts.fl, 2)
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("parked after %v, want at once (ParkIdleAfter is 1s)", d)
+	}
+	get(t, c1, br1, "/1k", string(ts.fast.files["/1k"]))
+	get(t, c2, br2, "/a", "hello a")
+	waitParked(t, ts.fl, 2)
+	c1.Close()
+	waitConns(t, ts.fl, 1)
+	// One connection left: not crowded, it parks only after a while.
+	get(t, c2, br2, "/a", "hello a")
+	time.Sleep(300 * time.Millisecond)
+	if n := parkedCount(ts.fl); n != 0 {
+		t.Errorf("%d parked at once with one connection open", n)
+	}
 }
 
 // A client that closes while its connection is parked frees it.
