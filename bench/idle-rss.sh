@@ -4,9 +4,15 @@
 # opens N connections (default 2000) that each send one request for a
 # 1 KiB file and then stay open, idle, and reports the server's RSS
 # (all its processes) before and with them, and the growth per connection.
+# The RSS is read SETTLE seconds (default 5) after the connections are
+# idle: portico parks an idle connection (its goroutine ends) at once
+# when it has many, else after 1 to 2s.
+# PORTICO_BASELINE=path/to/portico measures another build too, in the
+# same run (e.g. the main branch's, to compare before and after).
 #   bench/idle-rss.sh [N]
 set -euo pipefail
 N=${1:-2000}
+SETTLE=${SETTLE:-5}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TMP=$(mktemp -d /tmp/portico-idle.XXXXXX)
 chmod 755 "$TMP"
@@ -61,7 +67,7 @@ measure() { # name pid port
 	local holder=$!
 	exec 9>"$TMP/ctl"
 	until grep -q ready "$TMP/ready" 2>/dev/null; do sleep 0.2; done
-	sleep 2
+	sleep "$SETTLE"
 	after=$(rss_kib "$2")
 	exec 9>&-
 	wait "$holder" 2>/dev/null || true
@@ -69,22 +75,30 @@ measure() { # name pid port
 		'BEGIN {printf "%-9s idle %7.1f MiB   with %d idle connections %7.1f MiB   (+%.1f MiB, %.1f KiB per connection)\n", n, b/1024, c, a/1024, (a-b)/1024, (a-b)/c}'
 }
 
-PORT=$(free_port)
-cat >"$TMP/portico.toml" <<TOML
+run_portico() { # name binary
+	local port
+	port=$(free_port)
+	cat >"$TMP/portico.toml" <<TOML
 [server]
 access_log = "off"
 idle_timeout = "5m"
 [[site]]
-listen = ["127.0.0.1:$PORT"]
+listen = ["127.0.0.1:$port"]
   [[site.route]]
   path = "/"
   static = { root = "$TMP/www" }
 TOML
-GOMAXPROCS=1 taskset -c "$SERVER_CPU" "$TMP/portico" run -c "$TMP/portico.toml" >/dev/null 2>&1 &
-PIDS+=($!)
-wait_port "$PORT"
-measure portico $! "$PORT"
-kill "$!" 2>/dev/null || true
+	GOMAXPROCS=1 taskset -c "$SERVER_CPU" "$2" run -c "$TMP/portico.toml" >/dev/null 2>&1 &
+	local pid=$!
+	PIDS+=($pid)
+	wait_port "$port"
+	measure "$1" $pid "$port"
+	kill $pid 2>/dev/null || true
+}
+run_portico portico "$TMP/portico"
+if [ -n "${PORTICO_BASELINE:-}" ]; then
+	run_portico baseline "$PORTICO_BASELINE"
+fi
 
 NPORT=$(free_port)
 mkdir -p "$TMP/nginx"
