@@ -12,7 +12,10 @@
 // buffer and parses them without allocating (parseRequest). Between
 // requests a kept-alive connection holds neither its read nor its output
 // buffer: it waits on the socket through the netpoller and takes a buffer
-// back when bytes arrive (idle.go). A request the
+// back when bytes arrive (idle.go); idle for a while (or at once when
+// many connections are open), it is parked, on Linux: its goroutine ends
+// and the listener's epoll instance wakes a new one for its next request
+// (park.go). A request the
 // engine may answer (GET or HEAD, HTTP/1.0 or 1.1, no body, no Expect or
 // Upgrade, syntactically clean, headers within the buffer) goes to
 // Handler.ServeFast. If that returns true the response was written by the
