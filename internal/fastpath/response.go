@@ -90,7 +90,7 @@ func (w *ResponseWriter) DelHeader(name string) {
 		}
 		end += i + 1
 		line := b[i:end]
-		if len(line) > len(name) && line[len(name)] == ':' && equalFoldBytes(line[:len(name)], name) {
+		if len(line) > len(name) && line[len(name)] == ':' && line[0]|0x20 == name[0]|0x20 && equalFoldBytes(line[:len(name)], name) {
 			b = append(b[:i], b[end:]...)
 			continue
 		}
