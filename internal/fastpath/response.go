@@ -81,6 +81,9 @@ func (w *ResponseWriter) Request() *Request { return &w.c.req }
 // handler or the defaults wrote. For a HeaderFilter only: framing fields
 // (Content-Length, Transfer-Encoding) must be left alone.
 func (w *ResponseWriter) DelHeader(name string) {
+	if name == "" {
+		return
+	}
 	b := w.c.out
 	i := w.headerStart
 	for i < len(b) {
