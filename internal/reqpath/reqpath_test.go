@@ -23,7 +23,7 @@ func TestNormalize(t *testing.T) {
 		{"/x.", "/x.", nil},
 		{"/.../x", "/.../x", nil},
 		{"/my%20file.txt", "/my%20file.txt", nil},
-		{"/a%2Fb", "/a%2Fb", nil},      // an encoded slash stays one segment
+		{"/a%2Fb", "/a%2Fb", nil},       // an encoded slash stays one segment
 		{"/a%2F%2Fb", "/a%2F%2Fb", nil}, // and is never merged
 		{"/%2eenv", "/%2eenv", nil},
 		{"/a\\b", "/a\\b", nil},
