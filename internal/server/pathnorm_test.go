@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"portico/internal/config"
@@ -80,60 +82,7 @@ func TestRewriteTargetIsNormalised(t *testing.T) {
 // query), a proxy with strip_prefix, and CGI (PATH_INFO normalised,
 // REQUEST_URI as sent).
 func TestEnginesAgreeOnOddPaths(t *testing.T) {
-	dir, err := os.MkdirTemp("", "portico-pathnorm-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755) // scripts run as nobody when the tests run as root
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		fmt.Fprintf(w, "up %s", r.RequestURI) // the target as it came on the wire
-	}))
-	t.Cleanup(up.Close)
-	files := map[string]string{
-		"public/a.txt":     "file a",
-		"public/sub/b.txt": "file b",
-		"cgi-bin/env.sh":   "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s|%s|%s' \"$SCRIPT_NAME\" \"$PATH_INFO\" \"$REQUEST_URI\"\n",
-		"portico.toml": `
-[server]
-access_log = "off"
-[[site]]
-listen = ["127.0.0.1:1"]
-  [[site.route]]
-  path = "/"
-  static = { root = "public" }
-  [[site.route]]
-  path = "/cgi-bin/"
-  cgi = { root = "cgi-bin" }
-  [[site.route]]
-  path = "/api/"
-  proxy = { upstreams = ["` + up.URL + `"] }
-  [[site.route]]
-  path = "/strip/"
-  strip_prefix = true
-  proxy = { upstreams = ["` + up.URL + `"] }
-`,
-	}
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(content), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg, err := config.Load(filepath.Join(dir, "portico.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := Build(cfg, Deps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.Close(context.Background()) })
-	st := tr.byListener[config.ListenerKey("127.0.0.1:1")].lookup("x")
-	f := enginetest.Start(t, st, nil)
-
+	f := startOddPathsSite(t)
 	tests := []struct {
 		target   string
 		wantFast bool
@@ -172,4 +121,101 @@ listen = ["127.0.0.1:1"]
 			t.Errorf("GET %s: %d %q, want %d %q", tc.target, res.Status, res.Body, tc.status, tc.body)
 		}
 	}
+}
+
+// startOddPathsSite builds a real tree (static files with a secret just
+// outside the root, CGI, a proxy, a proxy with strip_prefix; the upstream
+// answers the target it received) and serves its site through both
+// engines.
+func startOddPathsSite(tb testing.TB) *enginetest.Fronts {
+	dir, err := os.MkdirTemp("", "portico-pathnorm-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755) // scripts run as nobody when the tests run as root
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintf(w, "up %s", r.RequestURI) // the target as it came on the wire
+	}))
+	tb.Cleanup(up.Close)
+	files := map[string]string{
+		"public/a.txt":     "file a",
+		"secret.txt":       "TOP SECRET",
+		"public/sub/b.txt": "file b",
+		"cgi-bin/env.sh":   "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s|%s|%s' \"$SCRIPT_NAME\" \"$PATH_INFO\" \"$REQUEST_URI\"\n",
+		"portico.toml": `
+[server]
+access_log = "off"
+[[site]]
+listen = ["127.0.0.1:1"]
+  [[site.route]]
+  path = "/"
+  static = { root = "public" }
+  [[site.route]]
+  path = "/cgi-bin/"
+  cgi = { root = "cgi-bin" }
+  [[site.route]]
+  path = "/api/"
+  proxy = { upstreams = ["` + up.URL + `"] }
+  [[site.route]]
+  path = "/strip/"
+  strip_prefix = true
+  proxy = { upstreams = ["` + up.URL + `"] }
+`,
+	}
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	cfg, err := config.Load(filepath.Join(dir, "portico.toml"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tr, err := Build(cfg, Deps{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { tr.Close(context.Background()) })
+	st := tr.byListener[config.ListenerKey("127.0.0.1:1")].lookup("x")
+	f := enginetest.Start(tb, st, nil)
+	return f
+}
+
+// FuzzEnginesAgreeOnPaths sends a request for each path to both engines:
+// the whole answers must be equal, and the file outside the static root
+// never leaks.
+func FuzzEnginesAgreeOnPaths(f *testing.F) {
+	for _, s := range []string{
+		"/a.txt", "/sub/../a.txt", "//sub//b.txt", "/../secret.txt", "/%2e%2e/secret.txt", "/sub/..%2f..%2fsecret.txt",
+		"/sub/..\\..\\secret.txt", "/api/..;/x", "/api/x/../y?q=/../", "/strip//a/./b", "/x/%2E%2e/sub/", "/sub/.",
+	} {
+		f.Add(s)
+	}
+	fronts := startOddPathsSite(f)
+	f.Fuzz(func(t *testing.T, p string) {
+		if len(p) == 0 || p[0] != '/' || len(p) > 200 {
+			return
+		}
+		for i := 0; i < len(p); i++ {
+			if c := p[i]; c <= ' ' || c >= 0x7f || c == '#' {
+				return // not a request-target byte this test is about
+			}
+		}
+		if _, err := url.ParseRequestURI(p); err != nil {
+			return // net/http's own 400, before portico runs (no Date)
+		}
+		raw := enginetest.GET(p, "x")
+		a := enginetest.Do(t, fronts.Fast, raw)[0]
+		b := enginetest.Do(t, fronts.Normal, raw)[0]
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			t.Fatalf("GET %s:\nfast:   %+v\nnormal: %+v", p, a, b)
+		}
+		if strings.Contains(a.Body, "TOP SECRET") {
+			t.Fatalf("GET %s served the file outside the root", p)
+		}
+	})
 }
