@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -181,6 +182,12 @@ func sound(c *conn) bool {
 	if c.raw == nil {
 		return true
 	}
+	// A read deadline that passed while the connection was idle would
+	// fail the peek itself.
+	if d := c.tc.readDeadline; !d.IsZero() && time.Now().After(d) {
+		_ = c.nc.SetReadDeadline(time.Time{})
+		c.tc.readDeadline = time.Time{}
+	}
 	good := false
 	var buf [1]byte
 	err := c.raw.Read(func(fd uintptr) bool {
@@ -196,29 +203,80 @@ func sound(c *conn) bool {
 
 // timedConn reads a connection with a deadline that moves with each
 // read (php-fpm quiet for longer than timeout is cut), until kill.
+//
+// The deadlines move only when they gain more than 1/64 of their span
+// (as the proxy's fast path does): most requests then cost no timer
+// update, and a responder is cut after at least 63/64 of the timeout.
 type timedConn struct {
 	nc      net.Conn
 	timeout time.Duration
+	// watch, while set (a request of the fast path, which has no request
+	// context), is asked every clientPoll while a read waits whether the
+	// client is still there; a client gone kills the connection.
+	watch clientWatch
 
 	mu     sync.Mutex
 	killed bool
+	// readDeadline and writeDeadline are the deadlines set last.
+	readDeadline, writeDeadline time.Time
 }
 
+// clientWatch tells whether the client of the request being served has
+// gone (*fastpath.ResponseWriter).
+type clientWatch interface{ ClientGone() bool }
+
+// clientPoll is how often a read that waits on the responder looks
+// whether the fast path's client is still there.
+const clientPoll = time.Second
+
 func (tc *timedConn) Read(p []byte) (int, error) {
-	tc.mu.Lock()
-	if tc.killed {
+	var start time.Time
+	for {
+		tc.mu.Lock()
+		if tc.killed {
+			tc.mu.Unlock()
+			return 0, errCanceled
+		}
+		span := tc.timeout
+		if tc.watch != nil && (span <= 0 || span > clientPoll) {
+			span = clientPoll
+		}
+		if span > 0 {
+			now := time.Now()
+			if start.IsZero() {
+				start = now
+			}
+			d := now.Add(span)
+			if tc.timeout > 0 && d.After(start.Add(tc.timeout)) {
+				d = start.Add(tc.timeout)
+			}
+			if d.Before(tc.readDeadline) || d.Sub(tc.readDeadline) > span>>6 {
+				_ = tc.nc.SetReadDeadline(d)
+				tc.readDeadline = d
+			}
+		}
 		tc.mu.Unlock()
-		return 0, errCanceled
+		n, err := tc.nc.Read(p)
+		if err == nil {
+			return n, nil
+		}
+		if n == 0 && tc.watch != nil && errors.Is(err, os.ErrDeadlineExceeded) && !tc.isKilled() {
+			if tc.watch.ClientGone() {
+				tc.kill()
+				return 0, errCanceled
+			}
+			if tc.timeout <= 0 || time.Since(start) < tc.timeout {
+				continue
+			}
+		}
+		return n, tc.why(err)
 	}
-	if tc.timeout > 0 {
-		_ = tc.nc.SetReadDeadline(time.Now().Add(tc.timeout))
-	}
-	tc.mu.Unlock()
-	n, err := tc.nc.Read(p)
-	if err != nil {
-		err = tc.why(err)
-	}
-	return n, err
+}
+
+func (tc *timedConn) isKilled() bool {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	return tc.killed
 }
 
 // why turns the error of a read or write cut by kill into errCanceled,
@@ -251,7 +309,11 @@ func (tc *timedConn) write(p []byte) (int, error) {
 		return 0, errCanceled
 	}
 	if tc.timeout > 0 {
-		_ = tc.nc.SetWriteDeadline(time.Now().Add(tc.timeout))
+		d := time.Now().Add(tc.timeout)
+		if d.Sub(tc.writeDeadline) > tc.timeout>>6 {
+			_ = tc.nc.SetWriteDeadline(d)
+			tc.writeDeadline = d
+		}
 	}
 	tc.mu.Unlock()
 	n, err := tc.nc.Write(p)
