@@ -96,8 +96,12 @@ func EndpointsFrom(remoteAddr string, xff []string, local, host string, isTLS bo
 		}
 	}
 	e.ServerName = host
-	if host, _, err := net.SplitHostPort(e.ServerName); err == nil {
-		e.ServerName = host
+	// Only a Host with a port can split (and a failed split allocates
+	// its error): "name", "[::1]" keep their name.
+	if strings.LastIndexByte(host, ':') > strings.LastIndexByte(host, ']') {
+		if host, _, err := net.SplitHostPort(e.ServerName); err == nil {
+			e.ServerName = host
+		}
 	}
 	e.ServerName = strings.TrimSuffix(strings.TrimPrefix(e.ServerName, "["), "]")
 	if e.ServerName == "" {
