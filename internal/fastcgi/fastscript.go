@@ -31,6 +31,7 @@ type fastState struct {
 	xff                [8]string
 	keys               []string
 	rr                 responseReader
+	stderr             stderrLog
 }
 
 var fastStates = sync.Pool{New: func() any {
@@ -50,6 +51,7 @@ func (h *Handler) serveScriptFast(req *fastpath.Request, w *fastpath.ResponseWri
 	st := fastStates.Get().(*fastState)
 	defer func() {
 		st.rr = responseReader{scratch: st.rr.scratch[:0]}
+		st.stderr = stderrLog{}
 		clear(st.xff[:])
 		clear(st.keys)
 		fastStates.Put(st)
@@ -98,7 +100,8 @@ func (h *Handler) exchangeFast(st *fastState, req *fastpath.Request, w *fastpath
 	c.tc.watch = w
 
 	rr := &st.rr
-	*rr = responseReader{br: c.br, stderr: stderrLog{h, t.name}, scratch: rr.scratch}
+	st.stderr = stderrLog{h, t.name}
+	*rr = responseReader{br: c.br, stderr: &st.stderr, scratch: rr.scratch}
 	hr := headReader.Get().(*bufio.Reader)
 	hr.Reset(rr)
 	defer func() {
@@ -226,10 +229,14 @@ func copyBodyFast(w *fastpath.ResponseWriter, hr *bufio.Reader, rr *responseRead
 		n, err := hr.Read(buf[k:])
 		k += n
 		if err == io.EOF {
-			var line [40]byte
-			b := append(line[:0], "Content-Length: "...)
-			b = strconv.AppendInt(b, int64(k), 10)
-			w.AddHeaderLines(append(b, "\r\n"...))
+			if len(buf)-k >= 40 {
+				// The line in the buffer's free tail: no allocation.
+				b := append(buf[k:k], "Content-Length: "...)
+				b = strconv.AppendInt(b, int64(k), 10)
+				w.AddHeaderLines(append(b, "\r\n"...))
+			} else {
+				w.AddHeader("Content-Length", strconv.Itoa(k))
+			}
 			if _, werr := w.Write(buf[:k]); werr != nil {
 				return writeError{werr}
 			}

@@ -32,6 +32,12 @@ type conn struct {
 	// reused tells whether the connection served a request before, so
 	// a failure before any answer may be retried on a fresh one.
 	reused bool
+	// peek is the liveness check's function for raw.Read, made once per
+	// connection (a closure per check would allocate); it leaves its
+	// answer in peekGood.
+	peek     func(fd uintptr) bool
+	peekBuf  [1]byte
+	peekGood bool
 }
 
 // pool holds the connections to one responder: at most max of them, busy
@@ -110,6 +116,7 @@ func (p *pool) get(ctx context.Context) (*conn, error) {
 	c := &conn{nc: nc, br: bufio.NewReaderSize(tc, 16<<10), tc: tc}
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
+		c.peek = c.peekFD
 	}
 	return c, nil
 }
@@ -188,17 +195,20 @@ func sound(c *conn) bool {
 		_ = c.nc.SetReadDeadline(time.Time{})
 		c.tc.readDeadline = time.Time{}
 	}
-	good := false
-	var buf [1]byte
-	err := c.raw.Read(func(fd uintptr) bool {
-		// recvfrom(2) without a source address: syscall.Recvfrom would
-		// try to decode one, which fails on a connected unix socket.
-		n, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1,
-			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-		good = n == ^uintptr(0) && (errno == syscall.EAGAIN || errno == syscall.EWOULDBLOCK)
-		return true // never wait for readiness
-	})
-	return err == nil && good
+	c.peekGood = false
+	err := c.raw.Read(c.peek)
+	return err == nil && c.peekGood
+}
+
+// peekFD peeks at fd without blocking (MSG_PEEK|MSG_DONTWAIT): EAGAIN is
+// the only good answer.
+func (c *conn) peekFD(fd uintptr) bool {
+	// recvfrom(2) without a source address: syscall.Recvfrom would try
+	// to decode one, which fails on a connected unix socket.
+	n, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	c.peekGood = n == ^uintptr(0) && (errno == syscall.EAGAIN || errno == syscall.EWOULDBLOCK)
+	return true // never wait for readiness
 }
 
 // timedConn reads a connection with a deadline that moves with each

@@ -273,12 +273,15 @@ func (rr *responseReader) next() error {
 			if n != 8 {
 				return protocolError("FCGI_END_REQUEST of %d bytes", n)
 			}
-			b := make([]byte, n+pad)
-			if _, err := io.ReadFull(rr.br, b); err != nil {
+			b, err := rr.br.Peek(n)
+			if err != nil {
 				return unexpected(err)
 			}
 			rr.appStatus = binary.BigEndian.Uint32(b)
 			rr.protoStatus = b[4]
+			if _, err := rr.br.Discard(n + pad); err != nil {
+				return unexpected(err)
+			}
 			rr.ended = true
 			return io.EOF
 		default:
