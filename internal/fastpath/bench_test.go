@@ -44,7 +44,7 @@ func BenchmarkFastPath1KiB(b *testing.B) {
 		defaults: [][2]string{{"X-Frame-Options", "DENY"}}}
 	l := newListener(nil, h, Options{ReadHeaderTimeout: time.Second, IdleTimeout: time.Minute})
 	rc := &replayConn{req: []byte(benchRequest), n: b.N}
-	c := &conn{l: l, link: &link{nc: rc, heapAt: -1}}
+	c := &conn{l: l, link: &link{nc: rc, heapAt: -1}, src: sourceReader{nc: rc, fd: -1}}
 	l.conns[c.link] = struct{}{}
 	l.wg.Add(1)
 	b.ReportAllocs()

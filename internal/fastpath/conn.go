@@ -59,13 +59,14 @@ type conn struct {
 	// is hidden; reused across requests.
 	rawScratch []byte
 
-	// The idle wait's netpoller callback, bound once, and its state:
-	// with parkIfBlocked, a wait that would block sets blocked instead.
-	peekFn        func(uintptr) bool
-	woken         bool
+	// The idle wait's netpoller callback (readReady), bound once, and
+	// its state: with parkIfBlocked, a wait that would block sets blocked
+	// instead of waiting.
+	readFn        func(uintptr) bool
+	readErr       error
+	src           sourceReader // what br reads from
 	parkIfBlocked bool
 	blocked       bool
-	peek          [1]byte
 }
 
 // outPool holds output buffers of connections.
@@ -222,9 +223,12 @@ func (c *conn) run(first, woken bool) {
 	served := !first // a request was answered on this connection
 	for {
 		if woken {
+			// Parked, and the socket became readable (or so epoll says:
+			// the same wait again parks it again if not). The deadline
+			// stays the one set before parking.
 			woken = false
-			c.takeReader()
-			if _, err := c.br.Peek(1); err != nil {
+			if err := c.awaitRequest(true); err != nil {
+				parked = err == errParked
 				return
 			}
 			c.getOut()

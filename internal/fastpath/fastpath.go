@@ -323,6 +323,7 @@ func (l *Listener) getConn(lk *link) *conn {
 		c = &conn{l: l}
 	}
 	c.link = lk
+	c.src = sourceReader{nc: lk.nc, fd: -1}
 	c.req.RemoteAddr = lk.remoteAddr
 	return c
 }
@@ -332,6 +333,7 @@ func (l *Listener) getConn(lk *link) *conn {
 // request (its strings point into a read buffer now back in the pool).
 func (l *Listener) putConn(c *conn) {
 	c.link = nil
+	c.src = sourceReader{fd: -1}
 	c.werr = nil
 	c.req.reset()
 	c.req.RemoteAddr = ""

@@ -2,23 +2,28 @@ package fastpath
 
 import (
 	"bufio"
+	"errors"
+	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"syscall"
 )
 
 // An idle connection, waiting for its next request, holds no buffer: it
 // gives its read buffer back to the pool and waits on the socket's
-// readiness through the netpoller, with a 1-byte MSG_PEEK into the conn
-// (no read buffer needed), and takes a buffer again once bytes arrived.
+// readiness through the netpoller, and takes a buffer again once bytes
+// arrived (readReady).
 // nginx and lighttpd do the same (an idle connection there costs a few
 // hundred bytes, here a goroutine's stack and the conn).
 
 // ReadThrough is implemented by a connection wrapper whose Read adds no
-// buffering of its own (it counts, checks or reports, then reads the
-// wrapped connection): the engine may then wait on the socket underneath
-// instead of reading through the wrapper.
+// buffering of its own (it checks or reports on the first reads, then
+// reads the wrapped connection): the engine may then wait on, and read
+// from, the socket underneath instead of reading through the wrapper,
+// once the connection has served a request. A wrapper that must see
+// every byte (a byte counter) must not implement it.
 type ReadThrough interface {
 	net.Conn
 	Unwrap() net.Conn
@@ -51,7 +56,7 @@ func socketOf(nc net.Conn) syscall.RawConn {
 func (c *conn) takeReader() {
 	if c.br == nil {
 		c.br = c.l.bufPool.Get().(*bufio.Reader)
-		c.br.Reset(c.nc)
+		c.br.Reset(&c.src)
 	}
 }
 
@@ -85,25 +90,23 @@ func (c *conn) awaitRequest(served bool) error {
 		_, err := c.br.Peek(1)
 		return err
 	}
-	if c.peekFn == nil {
-		c.peekFn = c.peekReadable
+	if c.readFn == nil {
+		c.readFn = c.readReady
 	}
 	c.releaseReader()
 	since := c.mayPark()
 	if since != 0 && c.l.crowded() {
 		// Many connections: park as soon as the wait would block.
-		c.woken = false
+		c.readErr = nil
 		c.parkIfBlocked = true
-		err := c.raw.Read(c.peekFn)
+		err := c.raw.Read(c.readFn)
 		blocked := c.blocked
 		c.parkIfBlocked, c.blocked = false, false
 		if err != nil {
 			return err
 		}
 		if !blocked {
-			c.takeReader() // the next request is there
-			_, err = c.br.Peek(1)
-			return err
+			return c.readErr // the next request is there
 		}
 		if c.park() {
 			return errParked
@@ -113,20 +116,16 @@ func (c *conn) awaitRequest(served bool) error {
 		}
 	}
 	for {
-		c.woken = false
+		c.readErr = nil
 		if since != 0 {
 			c.idle.Store(since) // the parker may kick us from now on
 		}
-		err := c.raw.Read(c.peekFn)
+		err := c.raw.Read(c.readFn)
 		if err == nil {
-			// Readable, or so the netpoller says: a wakeup may be stale
-			// (an edge of earlier bytes, delivered late), and then the
-			// buffered read waits, buffer in hand, but still kickable.
-			c.takeReader()
-			_, err = c.br.Peek(1)
+			err = c.readErr
 		}
 		if since == 0 || c.idle.CompareAndSwap(since, 0) {
-			return err
+			return err // bytes, the end, the deadline or the listener closing
 		}
 		// Kicked: the parker moved the read deadline to the past.
 		if c.br != nil && c.br.Buffered() > 0 {
@@ -154,26 +153,58 @@ func (c *conn) awaitRequest(served bool) error {
 	}
 }
 
-// peekReadable is the netpoller callback of awaitRequest: it reports
-// whether the socket has something to read (bytes, end of stream or an
-// error, which the buffered read then sees), asking the kernel only the
-// first time. Woken by the poller, it says yes without asking: a
-// spurious wakeup only means the buffered read waits, buffer in hand.
-func (c *conn) peekReadable(fd uintptr) bool {
-	if c.woken {
-		return true
-	}
-	c.woken = true
-	for {
-		_, _, err := syscall.Recvfrom(int(fd), c.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err == syscall.EAGAIN && c.parkIfBlocked {
+// readReady is the netpoller callback of awaitRequest. It reads whatever
+// the socket has into a buffer taken from the pool, with one read(2): if
+// the socket has nothing yet, the buffer goes back to the pool and the
+// goroutine waits for readiness without it. A request already in the
+// socket thus costs one system call, as a plain read would, and an idle
+// wait two (the read that finds nothing, the read after the wakeup),
+// also as a plain read would; a buffer is held only while bytes are.
+func (c *conn) readReady(fd uintptr) bool {
+	c.takeReader()
+	c.src.fd = int(fd)
+	_, err := c.br.Peek(1)
+	c.src.fd = -1
+	if err == errWouldBlock {
+		c.releaseReader()
+		if c.parkIfBlocked {
 			c.blocked = true // awaitRequest parks instead of waiting
 			return true
 		}
-		return err != syscall.EAGAIN
+		return false
+	}
+	c.readErr = err
+	return true
+}
+
+// errWouldBlock is sourceReader's answer when the socket has nothing to
+// read yet.
+var errWouldBlock = errors.New("fastpath: read would block")
+
+// sourceReader is what the read buffer reads from: the connection, or,
+// inside readReady, the raw socket with one non-blocking read(2).
+type sourceReader struct {
+	nc net.Conn
+	fd int // >= 0 only inside readReady
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	if s.fd < 0 {
+		return s.nc.Read(p)
+	}
+	for {
+		n, err := syscall.Read(s.fd, p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return 0, errWouldBlock
+		case err != nil:
+			return 0, os.NewSyscallError("read", err)
+		case n == 0:
+			return 0, io.EOF
+		}
+		return n, nil
 	}
 }
 

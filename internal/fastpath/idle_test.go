@@ -173,6 +173,10 @@ func BenchmarkIdleConns(b *testing.B) {
 // the sockets (no goroutine, no conn).
 func TestIdleConnHoldsNoBuffer(t *testing.T) {
 	const n = 1000
+	goroutineBudget := 8192.0
+	if raceEnabled {
+		goroutineBudget = 16384 // its stack grows past 8 KiB under -race
+	}
 	var saved, engine, parked float64
 	for try := 0; try < 3; try++ { // GC noise: the best of three
 		floor := idleCost(t, n, idleHeld)
@@ -180,7 +184,7 @@ func TestIdleConnHoldsNoBuffer(t *testing.T) {
 		waiting := idleCost(t, n, idleGoroutine)
 		saved, engine = holding-waiting, waiting-floor
 		parked = idleCost(t, n, idleParked) - floor
-		if saved >= 3072 && engine < 8192 && parked < parkedBudget {
+		if saved >= 3072 && engine < goroutineBudget && parked < parkedBudget {
 			break
 		}
 	}
@@ -188,8 +192,8 @@ func TestIdleConnHoldsNoBuffer(t *testing.T) {
 	if saved < 3072 {
 		t.Errorf("an idle connection holds its read buffer: %.0f bytes saved, want about 4096", saved)
 	}
-	if engine >= 8192 {
-		t.Errorf("an idle connection costs the engine %.0f bytes, want < 8192", engine)
+	if engine >= goroutineBudget {
+		t.Errorf("an idle connection costs the engine %.0f bytes, want < %.0f", engine, goroutineBudget)
 	}
 	if parked >= parkedBudget {
 		t.Errorf("a parked connection costs the engine %.0f bytes, want < %d", parked, parkedBudget)
