@@ -343,4 +343,4 @@ func TestParkedConnsHoldNoGoroutine(t *testing.T) {
 // parkedBudget bounds what a parked connection costs the engine beyond
 // its sockets (TestIdleConnHoldsNoBuffer): its link, its place in the
 // maps and the deadline heap.
-const parkedBudget = 1024
+const parkedBudget = 1536
