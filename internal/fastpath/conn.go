@@ -32,6 +32,9 @@ type link struct {
 	// request and may be parked, when it started waiting (UnixNano);
 	// 0 while busy, kicked once the parker asked it to park.
 	idle atomic.Int64
+	// lastWait is when the previous idle wait started (its idle value):
+	// a connection busy enough does not park at once (parkAtOnce).
+	lastWait int64
 	// The parker's bookkeeping (park.go), under Listener.mu while parked.
 	fd     int32 // the socket's descriptor, once registered
 	polled bool  // registered with the parker's epoll instance
@@ -67,6 +70,7 @@ type conn struct {
 	src           sourceReader // what br reads from
 	parkIfBlocked bool
 	blocked       bool
+	resumed       bool // woken from parking: the wait goes on (mayPark)
 }
 
 // outPool holds output buffers of connections.

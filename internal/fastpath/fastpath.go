@@ -95,8 +95,10 @@ type Options struct {
 	// ParkAtOnceAbove: with more fast-path connections open than this, a
 	// kept-alive connection parks as soon as its wait for the next
 	// request would block, without waiting ParkIdleAfter (many
-	// connections: their memory matters more than the microsecond a
-	// park and wake-up cost). Default 256; negative: never at once.
+	// connections: their memory matters more than the microseconds a
+	// park and wake-up cost), unless its previous request came less than
+	// ParkIdleAfter/2 before (a busy client). Default 256; negative:
+	// never at once.
 	ParkAtOnceAbove int
 }
 
@@ -333,6 +335,7 @@ func (l *Listener) getConn(lk *link) *conn {
 // request (its strings point into a read buffer now back in the pool).
 func (l *Listener) putConn(c *conn) {
 	c.link = nil
+	c.resumed = false
 	c.src = sourceReader{fd: -1}
 	c.werr = nil
 	c.req.reset()

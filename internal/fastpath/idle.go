@@ -95,7 +95,7 @@ func (c *conn) awaitRequest(served bool) error {
 	}
 	c.releaseReader()
 	since := c.mayPark()
-	if since != 0 && c.l.crowded() {
+	if since != 0 && c.parkAtOnce(since) {
 		// Many connections: park as soon as the wait would block.
 		c.readErr = nil
 		c.parkIfBlocked = true
@@ -108,7 +108,7 @@ func (c *conn) awaitRequest(served bool) error {
 		if !blocked {
 			return c.readErr // the next request is there
 		}
-		if c.park() {
+		if c.park(true) {
 			return errParked
 		}
 		if c.l.closing.Load() {
@@ -138,7 +138,7 @@ func (c *conn) awaitRequest(served bool) error {
 			return nil
 		}
 		c.releaseReader()
-		if c.park() {
+		if c.park(false) {
 			return errParked
 		}
 		// Not parked (closing, or the system refused): restore the

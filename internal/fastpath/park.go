@@ -53,12 +53,13 @@ type parker struct {
 	heap  deadlineHeap
 	// wake tells the timer goroutine to look at the heap again (a
 	// connection parked with an earlier deadline than it sleeps to).
-	wake     chan struct{}
-	done     chan struct{}
-	stopOnce sync.Once
-	stopped  bool
-	parks    int       // connections parked so far (tests)
-	sleepsTo time.Time // when the timer goroutine wakes next, under l.mu
+	wake        chan struct{}
+	done        chan struct{}
+	stopOnce    sync.Once
+	stopped     bool
+	parks       int       // connections parked so far (tests)
+	parksAtOnce int       // of which without waiting ParkIdleAfter
+	sleepsTo    time.Time // when the timer goroutine wakes next, under l.mu
 }
 
 // newParker starts l's parker, or returns nil if the system refuses (then
@@ -111,6 +112,12 @@ func (c *conn) mayPark() int64 {
 	if p == nil {
 		return 0
 	}
+	if c.resumed {
+		// Woken from parking, and waiting again (epoll's wakeup was
+		// stale): idle since it first waited.
+		c.resumed = false
+		return c.lastWait
+	}
 	if t := c.l.opts.IdleTimeout; t > 0 && t < p.minParkIdle() {
 		return 0
 	}
@@ -123,17 +130,33 @@ func (c *conn) mayPark() int64 {
 	return 1
 }
 
+// parkAtOnce says whether c, about to wait for its next request since
+// since (mayPark), parks as soon as the wait would block: when many
+// connections are open (Options.ParkAtOnceAbove), unless its previous
+// request came less than ParkIdleAfter/2 before this one. Such a busy
+// client (a benchmark, a page loading its assets) likely sends the next
+// one soon: it waits on its goroutine, and is kicked like any other if
+// it does not.
+func (c *conn) parkAtOnce(since int64) bool {
+	prev := c.lastWait
+	c.lastWait = since
+	return since-prev >= int64(c.l.parker.after/2) && c.l.crowded()
+}
+
 // park hands c's connection to the parker; false if it cannot (the
 // listener is closing, or epoll refused). c itself is then free (run
 // returns it to the pool).
-func (c *conn) park() bool {
+func (c *conn) park(atOnce bool) bool {
 	l := c.l
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closing.Load() || l.parker.stopped {
+	if l.closing.Load() || l.parker.stopped || l.parker.add(c.link) != nil {
 		return false
 	}
-	return l.parker.add(c.link) == nil
+	if atOnce {
+		l.parker.parksAtOnce++
+	}
+	return true
 }
 
 // add registers lk with the epoll instance and its deadline with the
@@ -262,6 +285,7 @@ func (l *Listener) resume(lk *link) {
 		c.run(false, false) // closes it at once, as an idle connection
 		return
 	}
+	c.resumed = true
 	c.run(false, true)
 }
 

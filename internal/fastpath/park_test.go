@@ -25,6 +25,17 @@ func parkedCount(l *Listener) int {
 	return len(l.parker.byFD)
 }
 
+// parksAtOnce returns how many times a connection of l parked as soon
+// as its wait would block.
+func parksAtOnce(l *Listener) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.parker == nil {
+		return 0
+	}
+	return l.parker.parksAtOnce
+}
+
 // parksSoFar returns how many times a connection of l parked.
 func parksSoFar(l *Listener) int {
 	l.mu.Lock()
@@ -108,7 +119,9 @@ func TestParkRace(t *testing.T) {
 		testParkRace(t, Options{ParkIdleAfter: time.Millisecond}, 3000)
 	})
 	t.Run("atOnce", func(t *testing.T) {
-		testParkRace(t, Options{ParkAtOnceAbove: 1}, 300)
+		// Pauses around ParkIdleAfter/2: some waits park at once, the
+		// others are kicked.
+		testParkRace(t, Options{ParkAtOnceAbove: 1, ParkIdleAfter: 2 * time.Millisecond}, 3000)
 	})
 }
 
@@ -148,7 +161,10 @@ func testParkRace(t *testing.T, opts Options, maxPauseMicros int) {
 	if parksSoFar(ts.fl) == 0 {
 		t.Errorf("no connection parked: the test shows nothing")
 	}
-	t.Logf("%d parks in %d requests", parksSoFar(ts.fl), conns*rounds)
+	if opts.ParkAtOnceAbove > 0 && parksAtOnce(ts.fl) == 0 {
+		t.Errorf("no connection parked at once: the test shows nothing")
+	}
+	t.Logf("%d parks (%d at once) in %d requests", parksSoFar(ts.fl), parksAtOnce(ts.fl), conns*rounds)
 }
 
 func expectHelloA(br *bufio.Reader) error {
@@ -180,9 +196,11 @@ func expectHelloA(br *bufio.Reader) error {
 }
 
 // With more connections than ParkAtOnceAbove, an idle one parks as soon
-// as its wait would block, and wakes for its next request.
+// as its wait would block, unless its previous request came less than
+// ParkIdleAfter/2 before (a busy client): then it waits to be kicked.
 func TestParkAtOnce(t *testing.T) {
-	ts := newTestServer(t, Options{IdleTimeout: 10 * time.Second, ParkAtOnceAbove: 1})
+	const after = 200 * time.Millisecond
+	ts := newTestServer(t, Options{IdleTimeout: 10 * time.Second, ParkAtOnceAbove: 1, ParkIdleAfter: after})
 	c1, br1 := ts.dial(t)
 	c2, br2 := ts.dial(t)
 	waitConns(t, ts.fl, 2)
@@ -190,19 +208,38 @@ func TestParkAtOnce(t *testing.T) {
 	get(t, c1, br1, "/a", "hello a")
 	get(t, c2, br2, "/a", "hello a")
 	waitParked(t, ts.fl, 2)
-	if d := time.Since(start); d > 500*time.Millisecond {
-		t.Errorf("parked after %v, want at once (ParkIdleAfter is 1s)", d)
+	if d := time.Since(start); d > after/2 {
+		t.Errorf("parked after %v, want at once", d)
 	}
+	// Right after: busy clients, kicked only after ParkIdleAfter.
 	get(t, c1, br1, "/1k", string(ts.fast.files["/1k"]))
 	get(t, c2, br2, "/a", "hello a")
+	start = time.Now()
+	time.Sleep(after / 2)
+	if n := parkedCount(ts.fl); n != 0 {
+		t.Errorf("%d busy connections parked at once", n)
+	}
 	waitParked(t, ts.fl, 2)
+	if d := time.Since(start); d < after {
+		t.Errorf("busy connections parked after %v, want >= %v", d, after)
+	}
+	if n := parksAtOnce(ts.fl); n != 2 {
+		t.Errorf("%d parked at once, want 2", n)
+	}
+	// After a long pause, at once again.
+	get(t, c1, br1, "/a", "hello a")
+	waitParked(t, ts.fl, 2)
+	if n := parksAtOnce(ts.fl); n != 3 {
+		t.Errorf("%d parked at once, want 3", n)
+	}
 	c1.Close()
 	waitConns(t, ts.fl, 1)
-	// One connection left: not crowded, it parks only after a while.
+	// One connection left: not crowded, it parks only when kicked.
+	time.Sleep(after)
 	get(t, c2, br2, "/a", "hello a")
-	time.Sleep(300 * time.Millisecond)
-	if n := parkedCount(ts.fl); n != 0 {
-		t.Errorf("%d parked at once with one connection open", n)
+	waitParked(t, ts.fl, 1)
+	if n := parksAtOnce(ts.fl); n != 3 {
+		t.Errorf("%d parked at once with one connection open, want 3 still", n)
 	}
 }
 
