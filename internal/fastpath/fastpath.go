@@ -122,13 +122,12 @@ type Listener struct {
 	closeOnce sync.Once
 	acceptErr error // set before done is closed when the inner listener fails
 
-	closing  atomic.Bool
-	mu       sync.Mutex
-	conns    map[*link]struct{} // the fast path's connections, parked ones included
-	nconns   atomic.Int32       // len(conns), read without the lock
-	wg       sync.WaitGroup     // counts conns
-	parker   *parker            // nil: idle connections are never parked
-	connPool sync.Pool          // *conn, for parked connections waking up
+	closing atomic.Bool
+	mu      sync.Mutex
+	conns   map[*link]struct{} // the fast path's connections, parked ones included
+	nconns  atomic.Int32       // len(conns), read without the lock
+	wg      sync.WaitGroup     // counts conns
+	parker  *parker            // nil: idle connections are never parked
 }
 
 var _ net.Listener = (*Listener)(nil)
@@ -208,7 +207,7 @@ func (l *Listener) acceptLoop() {
 		l.nconns.Store(int32(len(l.conns)))
 		l.wg.Add(1)
 		l.mu.Unlock()
-		go l.getConn(lk).serve()
+		go l.newConn(lk).serve()
 	}
 }
 
@@ -318,30 +317,12 @@ func (l *Listener) crowded() bool {
 	return n >= 0 && int(l.nconns.Load()) > n
 }
 
-// getConn returns a conn, from the pool if it can, to serve lk.
-func (l *Listener) getConn(lk *link) *conn {
-	c, _ := l.connPool.Get().(*conn)
-	if c == nil {
-		c = &conn{l: l}
-	}
-	c.link = lk
-	c.src = sourceReader{nc: lk.nc, fd: -1}
-	c.req.RemoteAddr = lk.remoteAddr
-	return c
-}
-
-// putConn gives back the conn of a connection that parked: its buffers
-// are back in their pools, and it forgets the connection and the last
-// request (its strings point into a read buffer now back in the pool).
-func (l *Listener) putConn(c *conn) {
-	c.link = nil
-	c.resumed = false
-	c.src = sourceReader{fd: -1}
-	c.werr = nil
-	c.req.reset()
-	c.req.RemoteAddr = ""
-	c.w = ResponseWriter{}
-	l.connPool.Put(c)
+// newConn returns a conn to serve lk. A parked connection has none: its
+// conn was left to the garbage collector when it parked (a pool would
+// keep them for two collections, which at thousands of idle connections
+// is what parking saves), and waking up allocates a new one.
+func (l *Listener) newConn(lk *link) *conn {
+	return &conn{l: l, link: lk, src: sourceReader{nc: lk.nc, fd: -1}, req: Request{RemoteAddr: lk.remoteAddr}}
 }
 
 // handOff passes nc to Accept. If the listener is closed meanwhile, nc is

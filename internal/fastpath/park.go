@@ -15,9 +15,10 @@ import (
 // Parking. A kept-alive connection idle for a while (Options.
 // ParkIdleAfter) gives up its goroutine too: its socket goes into the
 // listener's own epoll instance (one-shot, level-triggered: bytes already
-// there report at once), the goroutine ends and its conn goes back to the
-// pool, and the connection is its link alone (a few hundred bytes with
-// the socket, instead of a goroutine's stack and the engine's state).
+// there report at once), the goroutine ends, its conn is left to the
+// garbage collector, and the connection is its link alone (a few hundred
+// bytes with the socket, instead of a goroutine's stack and the engine's
+// state).
 // When the socket becomes readable (a request, the client closing), a new
 // goroutine takes it up where the old one stopped (Listener.resume). Go's
 // netpoller keeps the socket registered meanwhile; Linux allows a second
@@ -144,8 +145,7 @@ func (c *conn) parkAtOnce(since int64) bool {
 }
 
 // park hands c's connection to the parker; false if it cannot (the
-// listener is closing, or epoll refused). c itself is then free (run
-// returns it to the pool).
+// listener is closing, or epoll refused). c itself is then garbage.
 func (c *conn) park(atOnce bool) bool {
 	l := c.l
 	l.mu.Lock()
@@ -275,7 +275,7 @@ func (p *parker) waitEvents() {
 // resume serves a parked connection whose next request arrived (or
 // whose client left: the read says so).
 func (l *Listener) resume(lk *link) {
-	c := l.getConn(lk)
+	c := l.newConn(lk)
 	c.now = time.Now()
 	// The kick moved the read deadline to the past. Restored, it must
 	// not hide Close's (which comes after closing is set): closing is
