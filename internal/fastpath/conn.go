@@ -11,8 +11,8 @@ import (
 
 // link is what a connection keeps for its whole life, parked or not: the
 // socket and the state of its deadlines. A parked connection (park.go) is
-// its link alone; its conn, with the request and response state, is
-// dropped, and a new one serves it when it wakes.
+// its link alone; its conn, with the request and response state, serves
+// other connections, and another one serves it when it wakes.
 type link struct {
 	nc net.Conn
 	// remoteAddr is Request.RemoteAddr, formatted once.
@@ -192,8 +192,8 @@ func (c *conn) serve() {
 }
 
 // run serves the connection's requests until it closes, is handed off or
-// parks (then the conn is dropped: a parked connection has no goroutine,
-// and a new one resumes it with woken set, park.go). first
+// parks (then the conn serves others: a parked connection has no
+// goroutine nor conn, and new ones resume it with woken set, park.go). first
 // says no request was read yet, woken that the connection was parked and
 // its next request's first bytes have arrived.
 func (c *conn) run(first, woken bool) {
@@ -201,7 +201,8 @@ func (c *conn) run(first, woken bool) {
 	handedOff, parked := false, false
 	defer func() {
 		if parked {
-			return // the link is the parker's; c is garbage
+			l.spareConn(c) // the link is the parker's now
+			return
 		}
 		panicked := false
 		if p := recover(); p != nil {

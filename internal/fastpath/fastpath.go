@@ -97,7 +97,7 @@ type Options struct {
 	// request would block, without waiting ParkIdleAfter (many
 	// connections: their memory matters more than the microseconds a
 	// park and wake-up cost), unless its previous request came less than
-	// ParkIdleAfter/2 before (a busy client). Default 256; negative:
+	// ParkIdleAfter/2 before (a busy client). Default 64; negative:
 	// never at once.
 	ParkAtOnceAbove int
 }
@@ -105,7 +105,7 @@ type Options struct {
 const (
 	defaultBufferSize    = 4096
 	defaultParkIdleAfter = time.Second
-	defaultParkAtOnce    = 256
+	defaultParkAtOnce    = 64
 	// outFlushSize is the output buffered before a flush is forced.
 	outFlushSize = 16 << 10
 )
@@ -126,6 +126,7 @@ type Listener struct {
 	mu      sync.Mutex
 	conns   map[*link]struct{} // the fast path's connections, parked ones included
 	nconns  atomic.Int32       // len(conns), read without the lock
+	spare   []*conn            // conns of parked connections, for others (connFor)
 	wg      sync.WaitGroup     // counts conns
 	parker  *parker            // nil: idle connections are never parked
 }
@@ -206,8 +207,9 @@ func (l *Listener) acceptLoop() {
 		l.conns[lk] = struct{}{}
 		l.nconns.Store(int32(len(l.conns)))
 		l.wg.Add(1)
+		c := l.connFor(lk)
 		l.mu.Unlock()
-		go l.newConn(lk).serve()
+		go c.serve()
 	}
 }
 
@@ -317,12 +319,45 @@ func (l *Listener) crowded() bool {
 	return n >= 0 && int(l.nconns.Load()) > n
 }
 
-// newConn returns a conn to serve lk. A parked connection has none: its
-// conn was left to the garbage collector when it parked (a pool would
-// keep them for two collections, which at thousands of idle connections
-// is what parking saves), and waking up allocates a new one.
-func (l *Listener) newConn(lk *link) *conn {
-	return &conn{l: l, link: lk, src: sourceReader{nc: lk.nc, fd: -1}, req: Request{RemoteAddr: lk.remoteAddr}}
+// maxSpareConns bounds the conns kept for reuse: enough for the
+// connections that park and wake at a time, few enough that thousands
+// parked at once leave theirs to the garbage collector (a sync.Pool would
+// keep them all for two collections).
+const maxSpareConns = 64
+
+// connFor returns a conn to serve lk, a spare one if there is. A parked
+// connection has none: the one it had serves others. Under l.mu.
+func (l *Listener) connFor(lk *link) *conn {
+	var c *conn
+	if n := len(l.spare); n > 0 {
+		c = l.spare[n-1]
+		l.spare[n-1] = nil
+		l.spare = l.spare[:n-1]
+	} else {
+		c = &conn{l: l}
+	}
+	c.link = lk
+	c.src = sourceReader{nc: lk.nc, fd: -1}
+	c.req.RemoteAddr = lk.remoteAddr
+	return c
+}
+
+// spareConn keeps the conn of a connection that parked, for another one.
+// It forgets the connection and the last request (whose strings point
+// into a read buffer now back in its pool).
+func (l *Listener) spareConn(c *conn) {
+	c.link = nil
+	c.src = sourceReader{fd: -1}
+	c.werr = nil
+	c.resumed = false
+	c.req.reset()
+	c.req.RemoteAddr = ""
+	c.w = ResponseWriter{}
+	l.mu.Lock()
+	if len(l.spare) < maxSpareConns {
+		l.spare = append(l.spare, c)
+	}
+	l.mu.Unlock()
 }
 
 // handOff passes nc to Accept. If the listener is closed meanwhile, nc is

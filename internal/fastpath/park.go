@@ -15,8 +15,8 @@ import (
 // Parking. A kept-alive connection idle for a while (Options.
 // ParkIdleAfter) gives up its goroutine too: its socket goes into the
 // listener's own epoll instance (one-shot, level-triggered: bytes already
-// there report at once), the goroutine ends, its conn is left to the
-// garbage collector, and the connection is its link alone (a few hundred
+// there report at once), the goroutine ends, its conn serves others
+// (Listener.connFor), and the connection is its link alone (a few hundred
 // bytes with the socket, instead of a goroutine's stack and the engine's
 // state).
 // When the socket becomes readable (a request, the client closing), a new
@@ -145,7 +145,8 @@ func (c *conn) parkAtOnce(since int64) bool {
 }
 
 // park hands c's connection to the parker; false if it cannot (the
-// listener is closing, or epoll refused). c itself is then garbage.
+// listener is closing, or epoll refused). c itself then serves others
+// (run gives it to Listener.spareConn).
 func (c *conn) park(atOnce bool) bool {
 	l := c.l
 	l.mu.Lock()
@@ -234,7 +235,7 @@ func (p *parker) stop() {
 // waitEvents wakes parked connections whose socket became readable.
 func (p *parker) waitEvents() {
 	events := make([]syscall.EpollEvent, 128)
-	var ready []*link
+	var ready []*conn
 	for {
 		n := 0
 		err := p.epRaw.Read(func(epfd uintptr) bool {
@@ -260,12 +261,12 @@ func (p *parker) waitEvents() {
 			// connection woke or closed meanwhile.
 			if lk := p.byFD[ev.Fd]; lk != nil {
 				p.take(lk)
-				ready = append(ready, lk)
+				ready = append(ready, l.connFor(lk))
 			}
 		}
 		l.mu.Unlock()
-		for i, lk := range ready {
-			go l.resume(lk)
+		for i, c := range ready {
+			go l.resume(c)
 			ready[i] = nil
 		}
 		ready = ready[:0]
@@ -274,8 +275,8 @@ func (p *parker) waitEvents() {
 
 // resume serves a parked connection whose next request arrived (or
 // whose client left: the read says so).
-func (l *Listener) resume(lk *link) {
-	c := l.newConn(lk)
+func (l *Listener) resume(c *conn) {
+	lk := c.link
 	c.now = time.Now()
 	// The kick moved the read deadline to the past. Restored, it must
 	// not hide Close's (which comes after closing is set): closing is
