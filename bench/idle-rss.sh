@@ -3,7 +3,10 @@
 # For portico, nginx and lighttpd (one worker each, pinned to CPU 0), it
 # opens N connections (default 2000) that each send one request for a
 # 1 KiB file and then stay open, idle, and reports the server's RSS
-# (all its processes) before and with them, and the growth per connection.
+# (all its processes) before and with them, and the growth per connection,
+# of the RSS and of its anonymous part (heap and stacks: what connections
+# cost; the rest is the program's file pages, which the kernel may drop
+# or fault in meanwhile).
 # The RSS is read SETTLE seconds (default 5) after the connections are
 # idle: portico parks an idle connection (its goroutine ends) at once
 # when it has many, else after 1 to 2s.
@@ -22,12 +25,13 @@ ulimit -n $((N * 2 + 1024))
 mkdir -p "$TMP/www"
 head -c 1024 /dev/zero | tr '\0' x >"$TMP/www/1k.txt"
 
-rss_kib() { # pid... -> summed VmRSS of the processes and their children, KiB
-	local total=0 p kids
+rss_kib() { # field pid... -> summed field (VmRSS, RssAnon) of the processes and their children, KiB
+	local field=$1 total=0 p kids
+	shift
 	for p in "$@"; do
 		kids=$(pgrep -P "$p" || true)
 		for q in $p $kids; do
-			total=$((total + $(awk '/^VmRSS:/ {print $2}' "/proc/$q/status" 2>/dev/null || echo 0)))
+			total=$((total + $(awk -v f="$field:" '$1 == f {print $2}' "/proc/$q/status" 2>/dev/null || echo 0)))
 		done
 	done
 	echo "$total"
@@ -59,8 +63,9 @@ PY
 
 measure() { # name pid port
 	sleep 1
-	local before after
-	before=$(rss_kib "$2")
+	local before after anon0 anon1
+	before=$(rss_kib VmRSS "$2")
+	anon0=$(rss_kib RssAnon "$2")
 	rm -f "$TMP/ctl" "$TMP/ready"
 	mkfifo "$TMP/ctl"
 	hold "$3" <"$TMP/ctl" >"$TMP/ready" &
@@ -68,11 +73,12 @@ measure() { # name pid port
 	exec 9>"$TMP/ctl"
 	until grep -q ready "$TMP/ready" 2>/dev/null; do sleep 0.2; done
 	sleep "$SETTLE"
-	after=$(rss_kib "$2")
+	after=$(rss_kib VmRSS "$2")
+	anon1=$(rss_kib RssAnon "$2")
 	exec 9>&-
 	wait "$holder" 2>/dev/null || true
-	awk -v n="$1" -v b="$before" -v a="$after" -v c="$N" \
-		'BEGIN {printf "%-9s idle %7.1f MiB   with %d idle connections %7.1f MiB   (+%.1f MiB, %.1f KiB per connection)\n", n, b/1024, c, a/1024, (a-b)/1024, (a-b)/c}'
+	awk -v n="$1" -v b="$before" -v a="$after" -v c="$N" -v x="$anon0" -v y="$anon1" \
+		'BEGIN {printf "%-9s idle %7.1f MiB   with %d idle connections %7.1f MiB   (+%.1f MiB, %.1f KiB per connection; anonymous memory +%.1f KiB per connection)\n", n, b/1024, c, a/1024, (a-b)/1024, (a-b)/c, (y-x)/c}'
 }
 
 run_portico() { # name binary
