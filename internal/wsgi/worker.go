@@ -38,16 +38,16 @@ type worker struct {
 // group. The pool's idle channel holds a *proc while it waits for a request;
 // a proc whose process has exited is stale and is dropped when taken.
 type proc struct {
-	w         *worker
-	cmd       *exec.Cmd
-	pid       int
-	sock      string
-	ready     time.Time
-	done      chan struct{} // closed once the process has exited and been reaped
-	idle      time.Time     // when it last became idle; owned by whoever holds it
-	served    int           // requests served; owned by whoever holds it
-	limit     int           // recycle after this many requests (0: never)
-	lastID    uint64        // the id of its last exchange; owned by whoever holds it
+	w      *worker
+	cmd    *exec.Cmd
+	pid    int
+	sock   string
+	ready  time.Time
+	done   chan struct{} // closed once the process has exited and been reaped
+	idle   time.Time     // when it last became idle; owned by whoever holds it
+	served int           // requests served; owned by whoever holds it
+	limit  int           // recycle after this many requests (0: never)
+	lastID uint64        // the id of its last exchange; owned by whoever holds it
 
 	connMu sync.Mutex
 	conn   *workerConn // portico's connection to it, kept across requests (conn.go)
