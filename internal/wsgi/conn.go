@@ -155,7 +155,8 @@ func (p *Pool) send(pr *proc, r *http.Request, body *reqBody) (*exchange, error)
 	ex := &exchange{pr: pr, wc: wc, id: pr.nextID(), length: -1}
 	wc.wbuf = p.appendRequest(wc.wbuf[:0], r, ex.id, body.size)
 	frameLen := len(wc.wbuf)
-	if body.size > 0 && body.size <= inlineBody && body.file == nil {
+	inline := body.size <= inlineBody && body.file == nil
+	if inline {
 		wc.wbuf = append(wc.wbuf, body.mem...)
 	}
 	n, err := wc.c.Write(wc.wbuf)
@@ -169,7 +170,7 @@ func (p *Pool) send(pr *proc, r *http.Request, body *reqBody) (*exchange, error)
 	if len(wc.wbuf) > 64<<10 {
 		wc.wbuf = nil // do not keep a huge buffer per worker
 	}
-	if body.size > 0 && n == frameLen {
+	if !inline {
 		ex.writer = make(chan error, 1)
 		go func() {
 			_, err := io.Copy(wc.c, body.reader())
