@@ -189,6 +189,17 @@ func TestUnreadBody(t *testing.T) {
 			t.Fatalf("POST %d: status %d body %q", i, resp.StatusCode, b)
 		}
 	}
+	// The app answers 16 MiB before it would read the body: the body is
+	// written while the answer is read, neither waits for the other.
+	for _, q := range []string{"cl", "chunked"} {
+		resp, b := do(t, mustReq(t, "POST", tp.srv.URL+"/app/big?"+q, bytes.NewReader(body)))
+		if resp.StatusCode != 200 || len(b) != 16<<20 {
+			t.Fatalf("POST /big?%s: status %d, %d bytes", q, resp.StatusCode, len(b))
+		}
+	}
+	if _, b := tp.get(t, "/app/pid"); !bytes.Contains(b, []byte("pid")) {
+		t.Fatalf("GET after: %q", b)
+	}
 }
 
 // HEAD stops a streaming app after its headers.
