@@ -81,6 +81,9 @@ func (w *ResponseWriter) Request() *Request { return &w.c.req }
 // handler or the defaults wrote. For a HeaderFilter only: framing fields
 // (Content-Length, Transfer-Encoding) must be left alone.
 func (w *ResponseWriter) DelHeader(name string) {
+	if name == "" {
+		return
+	}
 	b := w.c.out
 	i := w.headerStart
 	for i < len(b) {
@@ -90,7 +93,7 @@ func (w *ResponseWriter) DelHeader(name string) {
 		}
 		end += i + 1
 		line := b[i:end]
-		if len(line) > len(name) && line[len(name)] == ':' && equalFoldBytes(line[:len(name)], name) {
+		if len(line) > len(name) && line[len(name)] == ':' && line[0]|0x20 == name[0]|0x20 && equalFoldBytes(line[:len(name)], name) {
 			b = append(b[:i], b[end:]...)
 			continue
 		}

@@ -260,7 +260,15 @@ func (h *Handler) fastRoundTrip(st *fastState, req *fastpath.Request, w *fastpat
 			c.deadline = d
 		}
 		c.bodyTimeout = f.readTimeout
-		_, err := c.nc.Write(b)
+		var err error
+		if c.reused && c.raw != nil {
+			err = c.sendReused(b)
+			if isTimeout(err) {
+				err = nil // the head loop below looks at the client and waits on
+			}
+		} else {
+			_, err = c.nc.Write(b)
+		}
 		if err == nil {
 			err = c.readHead(w, &st.resp, now.Add(f.readTimeout), poll)
 		}
@@ -268,6 +276,9 @@ func (h *Handler) fastRoundTrip(st *fastState, req *fastpath.Request, w *fastpat
 			return c, nil
 		}
 		c.nc.Close()
+		if err == errNotQuiet {
+			continue // as an idle connection the upstream had closed, but not yet sent on
+		}
 		if c.reused && c.w == 0 && isClosedIdle(err) {
 			p.dropIdleSince(c.idleAt)
 			continue
