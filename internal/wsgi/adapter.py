@@ -240,6 +240,7 @@ class Request:
         self.written = 0
         self.head = False
         self.pending = None  # framed bytes held back for the next send
+        self.hold = False  # a whole small body is held back too
 
     def run(self, environ):
         """Runs the app and sends its response; returns False when the
@@ -289,16 +290,20 @@ class Request:
 
     def send_iterable(self, result):
         # A one-element list is a complete body: give it a length
-        # instead of streaming it (as gunicorn does).
+        # instead of streaming it (as gunicorn does), and hold it for the
+        # end frame: nothing more can come from a list, so the whole
+        # response leaves in one write.
         if (isinstance(result, (list, tuple)) and len(result) == 1
-                and self.status is not None and self.length is None
-                and not self.headers_sent and not self.bodiless()):
-            data = result[0]
-            if not isinstance(data, bytes):
-                raise TypeError("app returned %s in its body, want bytes"
-                                % type(data).__name__)
-            self.out_headers.append(("Content-Length", str(len(data))))
-            self.length = len(data)
+                and self.status is not None and not self.headers_sent
+                and not self.bodiless()):
+            if self.length is None:
+                data = result[0]
+                if not isinstance(data, bytes):
+                    raise TypeError("app returned %s in its body, want bytes"
+                                    % type(data).__name__)
+                self.out_headers.append(("Content-Length", str(len(data))))
+                self.length = len(data)
+            self.hold = True
         for data in result:
             self.write(data)
             if self.head and self.headers_sent:
@@ -437,7 +442,11 @@ class Request:
                 data = data[:room]
         self.written += len(data)
         if len(data) <= 65536:
-            self.send(FRAME.pack(b"D", len(data)) + bytes(data))
+            frame = FRAME.pack(b"D", len(data)) + bytes(data)
+            if self.hold:
+                self.pending += frame  # send_headers has set it
+                return
+            self.send(frame)
             return
         view = memoryview(data)
         for i in range(0, len(view), MAX_DATA_FRAME):
