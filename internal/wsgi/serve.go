@@ -155,11 +155,18 @@ func (p *Pool) relay(w http.ResponseWriter, r *http.Request, pr *proc, body *req
 			err = ex.fail(errors.New("response longer than its Content-Length"))
 		}
 		if err == nil && !ex.settled {
-			// close() still runs in the worker: the client need not wait.
+			// The body is whole while the iterable's close() still runs in
+			// the worker: the client need not wait for it, and the worker
+			// is released once it is done, whatever the client's speed.
+			settled := make(chan struct{})
+			go func() {
+				defer close(settled)
+				_ = p.finishWorker(pr, wd, r, ex, nil, false)
+			}()
 			w.WriteHeader(ex.status)
 			_, _ = w.Write(body)
 			_ = http.NewResponseController(w).Flush()
-			_ = p.finishWorker(pr, wd, r, ex, nil, false)
+			<-settled // bounded by the watchdog
 			return done
 		}
 		switch err := p.finishWorker(pr, wd, r, ex, err, false); {
