@@ -25,25 +25,29 @@
 #        The body follows the frame, raw, exactly body-length bytes.
 #     P  a ping: id (8). Answered with S at once; the app is not involved.
 #   worker -> portico, for request id
-#     H  the response head: id (8), then "STATUS\r\nName: value\r\n..."
-#        (latin-1), hop-by-hop headers removed.
+#     H  the response head: id (8), then the status ("200 OK") and the
+#        header lines ("Name: value"), joined by CRLF (latin-1), hop-by-hop
+#        headers removed.
 #     E  instead of H: the app failed before its response began; the
 #        traceback is in the log, portico answers its own 500.
 #     D  body bytes (any number of frames; none for HEAD, 204, 304).
 #     Z  the end of the body: id (8), flags (1): 1 = cut short (the app
 #        raised after its headers, or sent less than its Content-Length:
-#        the client must not take it as whole), 2 = settled (nothing more
-#        for this request).
-#     S  settled: id (8); sent after Z when Z was not settled, once the
+#        the client must not take it as whole), 2 = settled: the
+#        iterable has no close(), no code of the app's runs for this
+#        request any more (body bytes the app left unread are drained
+#        before the next frame is read).
+#     S  settled: id (8); sent after a Z that was not settled, once the
 #        iterable's close() has run and unread body bytes are drained.
 #
 # The ids are portico's guard against stray bytes (an app or a C extension
 # writing to this connection behind the adapter's back): portico checks
 # the id of every H, E, Z and S, and the kind and length of every frame,
 # and drops the connection on any doubt; the worker then serves the next
-# connection. A response never reaches portico until the previous one is
-# settled, so bytes written by close() can only land where S belongs.
-# Any framing error on portico's side of the stream closes the connection.
+# connection. portico sends no request until the previous one is settled,
+# so bytes written by close() can only land where S belongs, never where
+# the next answer is read. A request frame this side cannot make sense of
+# closes the connection too.
 #
 # Only the standard library is used.
 
