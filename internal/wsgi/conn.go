@@ -65,27 +65,28 @@ type workerConn struct {
 	wbuf []byte
 }
 
-// connection returns pr's open connection, dialing one if it has none.
-func (pr *proc) connection() (*workerConn, error) {
+// connection returns pr's open connection, dialing one if it has none
+// (then fresh is true).
+func (pr *proc) connection() (wc *workerConn, fresh bool, err error) {
 	pr.connMu.Lock()
-	wc := pr.conn
+	wc = pr.conn
 	pr.connMu.Unlock()
 	if wc != nil {
-		return wc, nil
+		return wc, false, nil
 	}
 	c, err := net.DialTimeout("unix", pr.sock, 5*time.Second)
 	if err != nil {
-		return nil, &notSentError{fmt.Errorf("connect: %w", err)}
+		return nil, true, &notSentError{fmt.Errorf("connect: %w", err)}
 	}
 	wc = &workerConn{c: c, br: bufio.NewReaderSize(c, 32<<10)}
 	pr.connMu.Lock()
 	defer pr.connMu.Unlock()
 	if !pr.alive() {
 		c.Close()
-		return nil, &notSentError{errors.New("worker exited")}
+		return nil, true, &notSentError{errors.New("worker exited")}
 	}
 	pr.conn = wc
-	return wc, nil
+	return wc, true, nil
 }
 
 // dropConn closes wc and forgets it, so the next request dials afresh.
@@ -148,24 +149,37 @@ const inlineBody = 16 << 10
 // send writes the request frame (and the body) and reads the response
 // head. A *notSentError means the app cannot have seen the request.
 func (p *Pool) send(pr *proc, r *http.Request, body *reqBody) (*exchange, error) {
-	wc, err := pr.connection()
-	if err != nil {
-		return nil, err
-	}
-	ex := &exchange{pr: pr, wc: wc, id: pr.nextID(), length: -1}
-	wc.wbuf = p.appendRequest(wc.wbuf[:0], r, ex.id, body.size)
-	frameLen := len(wc.wbuf)
 	inline := body.size <= inlineBody && body.file == nil
-	if inline {
-		wc.wbuf = append(wc.wbuf, body.mem...)
-	}
-	n, err := wc.c.Write(wc.wbuf)
-	if err != nil {
-		pr.dropConn(wc)
-		if n < frameLen {
-			return nil, &notSentError{err}
+	var ex *exchange
+	var wc *workerConn
+	for {
+		var fresh bool
+		var err error
+		wc, fresh, err = pr.connection()
+		if err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("send request body: %w", err)
+		ex = &exchange{pr: pr, wc: wc, id: pr.nextID(), length: -1}
+		wc.wbuf = p.appendRequest(wc.wbuf[:0], r, ex.id, body.size)
+		frameLen := len(wc.wbuf)
+		if inline {
+			wc.wbuf = append(wc.wbuf, body.mem...)
+		}
+		n, err := wc.c.Write(wc.wbuf)
+		if err == nil {
+			break
+		}
+		pr.dropConn(wc)
+		switch {
+		case n >= frameLen:
+			return nil, fmt.Errorf("send request body: %w", err)
+		case !fresh:
+			// The worker closed a connection kept from an earlier
+			// request; the request frame did not get through, so a new
+			// connection may carry it.
+			continue
+		}
+		return nil, &notSentError{err}
 	}
 	if len(wc.wbuf) > 64<<10 {
 		wc.wbuf = nil // do not keep a huge buffer per worker
@@ -186,7 +200,7 @@ func (p *Pool) send(pr *proc, r *http.Request, body *reqBody) (*exchange, error)
 
 // ping sends a ping frame and waits for its answer, within d.
 func (pr *proc) ping(d time.Duration) error {
-	wc, err := pr.connection()
+	wc, _, err := pr.connection()
 	if err != nil {
 		return err
 	}
