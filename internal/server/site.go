@@ -41,7 +41,7 @@ type site struct {
 	routes  []*route
 	headers [][2]string
 	cert    *siteCert // nil unless the site has tls with files (ocsp.go)
-	autoTLS bool             // tls = "auto": certificates from the ACME manager
+	autoTLS bool      // tls = "auto": certificates from the ACME manager
 	// rewrites run before routing (rewrite.go).
 	rewrites []rewriteRule
 }
