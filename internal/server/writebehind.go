@@ -31,7 +31,7 @@ type writeBehindConn struct {
 	mu      sync.Mutex
 	changed sync.Cond // signalled when pending shrinks, the helper stops or Close begins
 	pending []byte    // written, not yet handed to the helper's write
-	spare   []byte    // the helper's last buffer, reused for the next burst
+	spare   []byte    // the helper's last buffer, for the next pending
 	writing bool      // the helper goroutine runs
 	closing bool      // Close was called: the helper closes the connection when done
 	err     error     // the first write error, returned by later Writes
@@ -42,9 +42,22 @@ type writeBehindConn struct {
 // making portico buffer a whole response.
 const writeBehindLimit = 64 << 10
 
-// writeBehindKeep is the largest buffer an idle connection keeps for its
-// next burst; bigger ones (after a large download) are dropped.
+// writeBehindKeep is the largest buffer that goes back to the pool when a
+// burst is out; bigger ones (after a large download) are dropped.
 const writeBehindKeep = 16 << 10
+
+// writeBehindBufs holds the buffers of connections between bursts, so an
+// idle connection holds none (like the buffers of Go's HTTP/2 server).
+var writeBehindBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+func getWriteBehindBuf() []byte { return (*(writeBehindBufs.Get().(*[]byte)))[:0] }
+
+func putWriteBehindBuf(b []byte) {
+	if b != nil && cap(b) <= writeBehindKeep {
+		b = b[:0]
+		writeBehindBufs.Put(&b)
+	}
+}
 
 func newWriteBehindConn(c net.Conn) *writeBehindConn {
 	w := &writeBehindConn{Conn: c}
@@ -65,7 +78,7 @@ func (c *writeBehindConn) Write(p []byte) (int, error) {
 		return 0, c.err
 	}
 	if c.pending == nil {
-		c.pending, c.spare = c.spare[:0], nil
+		c.pending = getWriteBehindBuf()
 	}
 	c.pending = append(c.pending, p...)
 	if !c.writing {
@@ -81,21 +94,25 @@ func (c *writeBehindConn) writeOut() {
 	c.mu.Lock()
 	for len(c.pending) > 0 && c.err == nil {
 		buf := c.pending
-		c.pending = c.spare[:0]
+		c.pending = c.spare // nil at first: Write takes one from the pool
+		c.spare = nil
 		c.mu.Unlock()
 		_, err := c.Conn.Write(buf)
 		c.mu.Lock()
-		c.spare = buf[:0]
+		if c.pending == nil {
+			c.pending = buf[:0]
+		} else {
+			c.spare = buf[:0]
+		}
 		if err != nil {
 			c.err = err
 		}
 		c.changed.Broadcast()
 	}
 	c.writing = false
-	c.pending = nil
-	if cap(c.spare) > writeBehindKeep || c.err != nil {
-		c.spare = nil
-	}
+	putWriteBehindBuf(c.pending)
+	putWriteBehindBuf(c.spare)
+	c.pending, c.spare = nil, nil
 	closing := c.closing
 	c.changed.Broadcast()
 	c.mu.Unlock()

@@ -136,6 +136,22 @@ func TestWriteBehindGathersWritesWhileOneIsOut(t *testing.T) {
 	if bc.writes > 2 {
 		t.Errorf("100 writes made %d writes to the connection, want at most 2", bc.writes)
 	}
+	// Once all is out, the connection holds no buffer (idle connections
+	// cost no memory).
+	for time.Now().Before(deadline) {
+		wb.mu.Lock()
+		idle := !wb.writing
+		held := wb.pending != nil || wb.spare != nil
+		wb.mu.Unlock()
+		if idle {
+			if held {
+				t.Error("an idle connection keeps its buffers")
+			}
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Error("the helper did not stop")
 }
 
 func TestWriteBehindCloseSendsWhatWasWritten(t *testing.T) {
