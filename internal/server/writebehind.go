@@ -39,7 +39,9 @@ type writeBehindConn struct {
 
 // writeBehindLimit is how much a connection may hold unsent before Write
 // waits for the helper: the backpressure that keeps a slow client from
-// making portico buffer a whole response.
+// making portico buffer a whole response. One write of the helper is then
+// at most this plus a TLS record (80 KiB), well under the slice that must
+// go out within one write timeout on the sendfile path (sendfileSlice).
 const writeBehindLimit = 64 << 10
 
 // writeBehindKeep is the largest buffer that goes back to the pool when a
