@@ -38,9 +38,9 @@ type conn struct {
 	// netpoller callback, bound once, and its state.
 	raw        syscall.RawConn
 	rawChecked bool
-	peekFn     func(uintptr) bool
-	woken      bool
-	peek       [1]byte
+	readFn     func(uintptr) bool
+	readErr    error
+	src        sourceReader // what br reads from
 }
 
 // outPool holds output buffers of connections.

@@ -166,7 +166,7 @@ func (l *Listener) acceptLoop() {
 			return
 		}
 		delay = 0
-		c := &conn{l: l, nc: nc}
+		c := &conn{l: l, nc: nc, src: sourceReader{nc: nc, fd: -1}}
 		l.mu.Lock()
 		if l.closing.Load() {
 			l.mu.Unlock()

@@ -81,6 +81,9 @@ func (w *ResponseWriter) Request() *Request { return &w.c.req }
 // handler or the defaults wrote. For a HeaderFilter only: framing fields
 // (Content-Length, Transfer-Encoding) must be left alone.
 func (w *ResponseWriter) DelHeader(name string) {
+	if name == "" {
+		return
+	}
 	b := w.c.out
 	i := w.headerStart
 	for i < len(b) {
@@ -90,7 +93,7 @@ func (w *ResponseWriter) DelHeader(name string) {
 		}
 		end += i + 1
 		line := b[i:end]
-		if len(line) > len(name) && line[len(name)] == ':' && equalFoldBytes(line[:len(name)], name) {
+		if len(line) > len(name) && line[len(name)] == ':' && line[0]|0x20 == name[0]|0x20 && equalFoldBytes(line[:len(name)], name) {
 			b = append(b[:i], b[end:]...)
 			continue
 		}
@@ -129,7 +132,14 @@ func (w *ResponseWriter) WriteHeader(status int) {
 	default:
 		b = strconv.AppendInt(b, int64(status), 10)
 		b = append(b, ' ')
-		b = append(b, http.StatusText(status)...)
+		if text := http.StatusText(status); text != "" {
+			b = append(b, text...)
+		} else {
+			// As net/http for a code it has no name for (a script's
+			// "Status: 299").
+			b = append(b, "status code "...)
+			b = strconv.AppendInt(b, int64(status), 10)
+		}
 		b = append(b, "\r\n"...)
 	}
 	b = append(b, "Date: "...)

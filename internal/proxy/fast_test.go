@@ -993,16 +993,44 @@ func TestFastIdleConnChecks(t *testing.T) {
 	if quiet(conns[1].nc) {
 		t.Error("a connection with unread bytes is quiet")
 	}
-	// Idle for more than a second, closed by the peer: get skips it.
+	// A reused connection is checked as the request goes out: the dead
+	// ones are refused before anything is sent, the live one sends and
+	// waits for the answer's first bytes.
 	base := time.Now()
 	for i, c := range []*upConn{conns[2], conns[0], conns[1]} { // the dead ones on top
 		p.put(c, base.Add(time.Duration(i)*time.Millisecond))
 	}
-	if c := p.get(base.Add(2 * time.Second)); c != conns[2] {
-		t.Errorf("get returned %v, want the live connection", c)
+	for _, want := range []*upConn{conns[1], conns[0]} {
+		c := p.get(base.Add(2 * time.Second))
+		if c != want {
+			t.Fatalf("get returned another connection than the top one")
+		}
+		if err := c.sendReused([]byte("GET / HTTP/1.1\r\n\r\n")); err != errNotQuiet {
+			t.Errorf("sendReused on a dead connection: %v, want errNotQuiet", err)
+		}
 	}
+	live := p.get(base.Add(2 * time.Second))
+	if live != conns[2] {
+		t.Fatalf("get did not return the live connection")
+	}
+	go func() {
+		buf := make([]byte, 64)
+		n, _ := server[2].Read(buf)
+		if string(buf[:n]) == "GET /x HTTP/1.1\r\n\r\n" {
+			time.Sleep(20 * time.Millisecond) // the answer comes after the wait began
+			io.WriteString(server[2], "HTTP/1.1 204 No Content\r\n\r\n")
+		}
+	}()
+	_ = live.nc.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := live.sendReused([]byte("GET /x HTTP/1.1\r\n\r\n")); err != nil {
+		t.Fatalf("sendReused on a live connection: %v", err)
+	}
+	if got := string(live.buf[live.r:live.w]); got != "HTTP/1.1 204 No Content\r\n\r\n" {
+		t.Errorf("read after sendReused: %q", got)
+	}
+	live.r, live.w = 0, 0
 	if c := p.get(base.Add(2 * time.Second)); c != nil {
-		t.Errorf("dead connections left in the pool")
+		t.Errorf("connections left in the pool")
 	}
 	// dropIdleSince closes those idle since then or longer.
 	p.put(conns[2], base.Add(3*time.Second))

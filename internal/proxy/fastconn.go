@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -30,6 +31,11 @@ type upConn struct {
 	// waits (fillBody).
 	client *fastpath.ResponseWriter
 	head   respHead
+	// raw is the socket, for sendReused (nil: not a plain socket), and
+	// sendFn/send its poller callback and state.
+	raw    syscall.RawConn
+	sendFn func(uintptr) bool
+	send   sendState
 }
 
 const upBufSize = 16 << 10
@@ -114,20 +120,10 @@ func (p *connPool) get(now time.Time) *upConn {
 		p.idle = p.idle[:n-1]
 		if now.Sub(c.idleAt) < p.idleTimeout {
 			p.mu.Unlock()
-			// Every reuse first makes sure nothing is waiting on the
-			// connection (one non-blocking peek): bytes that arrived
-			// while it was idle are an upstream's framing bug (a body
-			// on a HEAD answer, more than its Content-Length sent in
-			// a second write) and would otherwise be read as the
-			// answer to the next client's request. EOF means the
-			// upstream closed it; better learnt now than by sending.
-			if quiet(c.nc) {
-				c.reused = true
-				return c
-			}
-			c.nc.Close()
-			p.mu.Lock()
-			continue
+			// The caller makes sure nothing is waiting on it before it
+			// sends (sendReused).
+			c.reused = true
+			return c
 		}
 		p.mu.Unlock()
 		c.nc.Close()
@@ -213,6 +209,106 @@ func (p *connPool) dropIdleSince(t time.Time) {
 	}
 }
 
+// errNotQuiet: a pooled connection had bytes waiting (or was closed by
+// the upstream) before a request was sent on it; it is dropped.
+var errNotQuiet = errors.New("idle upstream connection not quiet")
+
+// sendReused sends req on a reused connection and waits for the first
+// bytes of the answer, in one netpoller wait with as few system calls as
+// possible: inside the poller callback, first a non-blocking peek (every
+// reuse makes sure nothing is waiting on the connection: bytes that
+// arrived while it was idle are an upstream's framing bug, a body on a
+// HEAD answer or more than its Content-Length sent in a second write,
+// and would otherwise be read as the answer to the next client's
+// request; EOF means the upstream closed it, better learnt now than by
+// sending), then the write, then a wait for readability, without the
+// read that would find nothing yet. The peek comes after the poller's
+// readiness reset, so no wakeup is lost between it and the wait. A
+// request the socket does not take whole is finished by a plain write.
+// A timeout is returned as is: the caller's head loop handles it.
+func (c *upConn) sendReused(req []byte) error {
+	if c.sendFn == nil {
+		c.sendFn = c.sendStep // bound once: no closure per request
+	}
+	c.send = sendState{rest: req}
+	rerr := c.raw.Read(c.sendFn)
+	st := &c.send
+	err := st.err
+	rest := st.rest
+	*st = sendState{}
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		_, err = c.nc.Write(rest)
+		return err
+	}
+	return rerr
+}
+
+// sendState is sendReused's progress, kept in the connection so that the
+// poller callback needs no closure.
+type sendState struct {
+	rest []byte // what is left to write (a short write: nc.Write ends it)
+	sent bool   // the peek and the write are done: now reading
+	err  error
+}
+
+// sendStep is sendReused's netpoller callback.
+func (c *upConn) sendStep(fd uintptr) bool {
+	st := &c.send
+	if !st.sent {
+		st.sent = true
+		if !peekQuiet(fd) {
+			st.err = errNotQuiet
+			return true
+		}
+		for len(st.rest) > 0 {
+			n, err := syscall.Write(int(fd), st.rest)
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil || n <= 0 {
+				if err != syscall.EAGAIN {
+					st.err = os.NewSyscallError("write", err)
+				}
+				return true // the rest is written by nc.Write
+			}
+			st.rest = st.rest[n:]
+		}
+		return false // wait for the answer
+	}
+	for {
+		n, err := syscall.Read(int(fd), c.buf[c.w:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return false // a spurious wakeup
+		case err != nil:
+			st.err = os.NewSyscallError("read", err)
+		case n == 0:
+			st.err = io.EOF
+		default:
+			c.w += n
+		}
+		return true
+	}
+}
+
+// peekQuiet reports whether the socket fd has nothing to read and is not
+// closed: a non-blocking peek.
+func peekQuiet(fd uintptr) bool {
+	var b [1]byte
+	for {
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		if err == syscall.EINTR {
+			continue
+		}
+		return err == syscall.EAGAIN // EOF (n == 0), data or an error: not reusable
+	}
+}
+
 // quiet reports whether an idle connection has nothing to read and is not
 // closed: a non-blocking peek.
 func quiet(nc net.Conn) bool {
@@ -226,15 +322,8 @@ func quiet(nc net.Conn) bool {
 	}
 	ok = false
 	err = rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		for {
-			_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-			if err == syscall.EINTR {
-				continue
-			}
-			ok = err == syscall.EAGAIN // EOF (n == 0), data or an error: not reusable
-			return true
-		}
+		ok = peekQuiet(fd)
+		return true
 	})
 	return ok && err == nil
 }
@@ -260,7 +349,11 @@ func (p *connPool) dial(d *net.Dialer) (*upConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &upConn{nc: nc, buf: make([]byte, upBufSize)}, nil
+	c := &upConn{nc: nc, buf: make([]byte, upBufSize)}
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
+	return c, nil
 }
 
 // errServerClosedIdle marks a reused connection the upstream had closed
@@ -280,4 +373,13 @@ func isClosedIdle(err error) bool {
 	}
 	var op *net.OpError
 	return errors.As(err, &op) // reset, broken pipe
+}
+
+// isTimeout reports whether err is a deadline that passed.
+func isTimeout(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
