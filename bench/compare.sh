@@ -22,6 +22,10 @@
 #           portico had no route layers, so the same fields are its site
 #           headers; nginx: add_header in the location)
 #
+# Peers beside nginx, each when installed (PEERS, default "lighttpd caddy
+# apache"): lighttpd on the static scenarios (ka close big 404), Caddy
+# and Apache httpd (event MPM, one process) on those and the proxy.
+#
 # Servers run pinned to SERVER_CPU (taskset, GOMAXPROCS=1 / one nginx
 # worker); wrk and the upstreams to CLIENT_CPU. Every server is checked to
 # answer every scenario right (status, length, cache hit, layer fields)
@@ -45,14 +49,26 @@ NGINX=${NGINX:-/usr/sbin/nginx}
 WRK=${WRK:-wrk}
 SERVERS=(old new nginx)
 LIGHTTPD=${LIGHTTPD:-/usr/sbin/lighttpd}
-# lighttpd (one process) joins the static scenarios when it is installed.
-[ -x "$LIGHTTPD" ] && SERVERS+=(lighttpd)
+CADDY=${CADDY:-$(command -v caddy || true)}
+APACHE=${APACHE:-/usr/sbin/apache2}
+# PEERS: the other servers that join when installed: lighttpd (one
+# process) on the static scenarios; Caddy (GOMAXPROCS=1) and Apache httpd
+# (event MPM, one process) on the static scenarios and the reverse proxy.
+PEERS=${PEERS:-lighttpd caddy apache}
+for p in $PEERS; do
+	case $p in
+	lighttpd) [ -x "$LIGHTTPD" ] && SERVERS+=(lighttpd) ;;
+	caddy) [ -n "$CADDY" ] && [ -x "$CADDY" ] && SERVERS+=(caddy) ;;
+	apache) [ -x "$APACHE" ] && SERVERS+=(apache) ;;
+	esac
+done
 servers_for() { # scenario -> the servers that run it
 	local s
 	for s in "${SERVERS[@]}"; do
-		if [ "$s" = lighttpd ]; then
-			case $1 in ka | close | big | 404) ;; *) continue ;; esac
-		fi
+		case $s in
+		lighttpd) case $1 in ka | close | big | 404) ;; *) continue ;; esac ;;
+		caddy | apache) case $1 in ka | close | big | 404 | proxy) ;; *) continue ;; esac ;;
+		esac
 		echo "$s"
 	done
 }
@@ -264,10 +280,79 @@ LIGHTTPD
 	wait_port "${MAIN[lighttpd]}" lighttpd
 }
 
+start_caddy() {
+	MAIN[caddy]=$(free_port)
+	cat >"$TMP/Caddyfile" <<CADDYFILE
+{
+	admin off
+	auto_https off
+}
+http://127.0.0.1:${MAIN[caddy]} {
+	handle /api/* {
+		reverse_proxy 127.0.0.1:$UPORT
+	}
+	handle {
+		root * $DOCS
+		file_server
+	}
+}
+CADDYFILE
+	HOME=$TMP XDG_DATA_HOME=$TMP/caddy-data XDG_CONFIG_HOME=$TMP/caddy-config GOMAXPROCS=1 \
+		taskset -c "$SERVER_CPU" "$CADDY" run --config "$TMP/Caddyfile" --adapter caddyfile >"$TMP/caddy.log" 2>&1 &
+	PIDS+=($!)
+	wait_port "${MAIN[caddy]}" caddy
+}
+
+start_apache() {
+	MAIN[apache]=$(free_port)
+	local m=/usr/lib/apache2/modules d=$TMP/apache
+	mkdir -p "$d/logs"
+	cat >"$d/httpd.conf" <<APACHECONF
+ServerRoot "$d"
+ServerName 127.0.0.1
+PidFile "$d/httpd.pid"
+ErrorLog "$d/logs/error.log"
+LogLevel warn
+Listen 127.0.0.1:${MAIN[apache]}
+LoadModule mpm_event_module $m/mod_mpm_event.so
+LoadModule authz_core_module $m/mod_authz_core.so
+LoadModule mime_module $m/mod_mime.so
+LoadModule dir_module $m/mod_dir.so
+LoadModule proxy_module $m/mod_proxy.so
+LoadModule proxy_http_module $m/mod_proxy_http.so
+# One process (as one nginx worker), enough threads for the connections.
+StartServers 1
+ServerLimit 1
+MinSpareThreads 1
+MaxSpareThreads 256
+ThreadsPerChild 128
+ThreadLimit 128
+MaxRequestWorkers 128
+MaxConnectionsPerChild 0
+KeepAlive On
+MaxKeepAliveRequests 0
+KeepAliveTimeout 65
+EnableSendfile On
+EnableMMAP On
+TypesConfig /etc/mime.types
+DocumentRoot "$DOCS"
+<Directory "$DOCS">
+	Require all granted
+	AllowOverride None
+</Directory>
+ProxyPass "/api/" "http://127.0.0.1:$UPORT/api/" keepalive=On
+APACHECONF
+	taskset -c "$SERVER_CPU" "$APACHE" -d "$d" -f "$d/httpd.conf" -DFOREGROUND >"$TMP/apache.log" 2>&1 &
+	PIDS+=($!)
+	wait_port "${MAIN[apache]}" apache
+}
+
 start_portico old
 start_portico new
 start_nginx
 if [[ " ${SERVERS[*]} " == *" lighttpd "* ]]; then start_lighttpd; fi
+if [[ " ${SERVERS[*]} " == *" caddy "* ]]; then start_caddy; fi
+if [[ " ${SERVERS[*]} " == *" apache "* ]]; then start_apache; fi
 
 url() { # server scenario
 	case $2 in
@@ -343,13 +428,18 @@ median() { sort -g "$1" | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else
 
 echo
 echo "portico $BEFORE (old) and $AFTER (new) against nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'); medians of $ROUNDS rounds x $DURATION, req/s"
-printf '%-7s %11s %11s %11s %11s %10s %10s %8s %11s\n' scenario old new nginx lighttpd old/nginx new/nginx new/old new/lighttpd
+printf '%-7s %11s %11s %11s %11s %10s %10s %8s %11s %9s %9s\n' scenario old new nginx lighttpd old/nginx new/nginx new/old new/lighttpd new/caddy new/apache
+peer() { # server scenario -> its median, or 0
+	if [ -f "$TMP/result.$1.$2" ]; then median "$TMP/result.$1.$2"; else echo 0; fi
+}
 for t in $SCENARIOS; do
 	o=$(median "$TMP/result.old.$t")
 	n=$(median "$TMP/result.new.$t")
 	x=$(median "$TMP/result.nginx.$t")
-	l=0
-	[ -f "$TMP/result.lighttpd.$t" ] && l=$(median "$TMP/result.lighttpd.$t")
-	awk -v t="$t" -v o="$o" -v n="$n" -v x="$x" -v l="$l" \
-		'BEGIN {printf "%-7s %11.0f %11.0f %11.0f %11s %9.2fx %9.2fx %7.2fx %11s\n", t, o, n, x, (l > 0 ? sprintf("%.0f", l) : "-"), o / x, n / x, n / o, (l > 0 ? sprintf("%.2fx", n / l) : "-")}'
+	l=$(peer lighttpd "$t")
+	c=$(peer caddy "$t")
+	a=$(peer apache "$t")
+	awk -v t="$t" -v o="$o" -v n="$n" -v x="$x" -v l="$l" -v c="$c" -v a="$a" \
+		'function r(v) { return v > 0 ? sprintf("%.2fx", n / v) : "-" }
+		BEGIN {printf "%-7s %11.0f %11.0f %11.0f %11s %9.2fx %9.2fx %7.2fx %11s %9s %9s\n", t, o, n, x, (l > 0 ? sprintf("%.0f", l) : "-"), o / x, n / x, n / o, r(l), r(c), r(a)}'
 done

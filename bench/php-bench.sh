@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # php-bench.sh: hello-world PHP requests/s through portico's fastcgi route
-# vs nginx (fastcgi_pass with fastcgi_keep_conn and upstream keepalive, one
-# worker), both in front of Debian's php8.2-fpm with the same pool: one
+# vs nginx (fastcgi_pass, one worker), both in front of Debian's
+# php8.2-fpm with the same pool: one
 # php-fpm master with two identical pools (pm = static, WORKERS children
 # each), one per front server, so that neither one's idle kept-alive
 # connections hold the other's children. Both fronts route a pretty URL
@@ -14,8 +14,20 @@
 # usage: bench/php-bench.sh [-d SECONDS] [-c CONNS] [-r ROUNDS] [-w WORKERS]
 # env:   NGINX=/usr/sbin/nginx FPM=/usr/sbin/php-fpm8.2 WRK=wrk
 #        URLPATH=/hello/world PORTICO_BUILD_WAIT=600
-#        KEEPCONN=on (nginx fastcgi_keep_conn + keepalive WORKERS; "off" is
-#        Debian's stock snippet: a new connection per request)
+#        KEEPCONN=off (Debian's stock snippet: a new connection per
+#        request; "on": fastcgi_keep_conn + keepalive WORKERS, which
+#        starves nginx here: see below)
+#
+# Why nginx runs without kept-alive FastCGI connections by default: with
+# fastcgi_keep_conn a php-fpm child serves one connection until nginx
+# closes it, and nginx opens one per request in flight (32 here) while
+# keeping at most WORKERS idle; the other 28 wait in php-fpm's listen
+# backlog (ss -xl shows them) until a kept one is dropped, often not
+# before fastcgi_read_timeout (60 s). nginx then serves about a quarter
+# of wrk's connections and its req/s is a fraction of what it does
+# without keep-alive, which is how nginx + php-fpm is deployed (Debian's
+# snippets/fastcgi-php.conf). portico keeps connections alive but never
+# opens more than max_conns (= the children); requests queue inside it.
 #
 # Only 127.0.0.1 and unix sockets in a temp dir are used. Everything
 # started is stopped on exit.
@@ -36,7 +48,7 @@ NGINX=${NGINX:-/usr/sbin/nginx}
 FPM=${FPM:-/usr/sbin/php-fpm8.2}
 WRK=${WRK:-wrk}
 URLPATH=${URLPATH:-/hello/world}
-KEEPCONN=${KEEPCONN:-on}
+KEEPCONN=${KEEPCONN:-off}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TMP=$(mktemp -d /tmp/portico-php-bench.XXXXXX)
 chmod 755 "$TMP"

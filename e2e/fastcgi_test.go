@@ -99,3 +99,52 @@ listen = ["127.0.0.1:0"]
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestFastCGIFastPathParams: a PHP page served by the lean engine (a GET
+// from an HTTP/1.1 client) sees what net/http's path gives it: the
+// server's X-Request-ID (the one the response carries), the client behind
+// a trusted proxy, the port the request came on; a POST (net/http's path)
+// on the same connection sees the same.
+func TestFastCGIFastPathParams(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"public/index.php": `<?php
+header('Content-Type: text/plain');
+foreach (['HTTP_X_REQUEST_ID', 'REMOTE_ADDR', 'SERVER_PORT', 'REQUEST_METHOD', 'HTTP_PROXY'] as $k) {
+	echo $k, "=", $_SERVER[$k] ?? '<unset>', "\n";
+}
+`,
+	})
+	fpmtest.Start(t, dir, 2, "")
+	p := startConfig(t, dir, `
+[server]
+access_log = "off"
+request_id = "generate"
+trusted_proxies = ["127.0.0.1"]
+
+[[site]]
+listen = ["127.0.0.1:0"]
+
+  [[site.route]]
+  path = "/"
+  fastcgi = { upstream = "unix:fpm.sock", root = "public", max_conns = 2 }
+`, 1)
+	port := p.URLs[0][strings.LastIndex(p.URLs[0], ":")+1:]
+	port = strings.TrimSuffix(port, "/")
+	for _, method := range []string{"GET", "POST"} {
+		resp, body := do(t, method, p.URL("/posts/7"), strings.NewReader(""),
+			"X-Forwarded-For", "203.0.113.7", "X-Request-Id", "from-client", "Proxy", "http://evil.test")
+		id := resp.Header.Get("X-Request-Id")
+		for _, want := range []string{
+			"HTTP_X_REQUEST_ID=" + id + "\n",
+			"REMOTE_ADDR=203.0.113.7\n",
+			"SERVER_PORT=" + port + "\n",
+			"REQUEST_METHOD=" + method + "\n",
+			"HTTP_PROXY=<unset>\n",
+		} {
+			if id == "" || id == "from-client" || !strings.Contains(body, want) {
+				t.Errorf("%s: X-Request-Id %q; body lacks %q:\n%s", method, id, want, body)
+			}
+		}
+	}
+}

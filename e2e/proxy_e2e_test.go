@@ -230,7 +230,8 @@ func TestProxyThreeGunicornApps(t *testing.T) {
 
 // TestProxyEscapedPath: through the real binary, an encoded path reaches the
 // upstream as received (Apache CVE-2024-38473), with and without
-// strip_prefix.
+// strip_prefix; a path with dot segments or repeated slashes reaches it
+// normalised, as portico routed it.
 func TestProxyEscapedPath(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -260,6 +261,13 @@ listen = ["127.0.0.1:0"]
 		{"/x.php%3F.css", "/x.php%3F.css"},
 		{"/api/a%2Fb%3F", "/a%2Fb%3F"},
 		{"/api/caf%C3%A9%20x%2F", "/caf%C3%A9%20x%2F"},
+		// The path portico routed on, normalised (dot segments resolved,
+		// slashes merged), is the one forwarded, the client's escapes and
+		// query kept; strip_prefix then removes the prefix of that path.
+		{"/x/../a%2Fb/./c//d?q=/../", "/a%2Fb/c/d?q=/../"},
+		{"/static/%2e%2e/api/a%3F", "/a%3F"},
+		{"//api//v1/../users", "/users"},
+		{"/api/v1/..", "/"},
 	}
 	for _, c := range cases {
 		out := rawRequest(t, p, "GET "+c.target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

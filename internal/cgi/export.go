@@ -67,23 +67,41 @@ type Endpoints struct {
 // EndpointsOf computes the Endpoints of r with the client address rules
 // of clients (nil: the peer).
 func EndpointsOf(r *http.Request, clients *clientip.Resolver) Endpoints {
+	local := ""
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		local = a.String()
+	}
+	return EndpointsFrom(r.RemoteAddr, r.Header["X-Forwarded-For"], local, r.Host, r.TLS != nil, clients)
+}
+
+// EndpointsFrom is EndpointsOf from the parts of a request, for an engine
+// without an *http.Request (portico's fast path): the peer's "ip:port",
+// the X-Forwarded-For values, the local "ip:port" the request arrived on
+// ("" if unknown), the Host, and whether it came over TLS. The strings
+// returned are substrings of those given, or a client address behind
+// trusted proxies.
+func EndpointsFrom(remoteAddr string, xff []string, local, host string, isTLS bool, clients *clientip.Resolver) Endpoints {
 	var e Endpoints
-	e.RemoteAddr, e.RemotePort = splitHostPort(r.RemoteAddr)
-	if a, fromPeer := clients.Client(r.RemoteAddr, r.Header["X-Forwarded-For"]); !fromPeer {
+	e.RemoteAddr, e.RemotePort = splitHostPort(remoteAddr)
+	if a, fromPeer := clients.Client(remoteAddr, xff); !fromPeer {
 		e.RemoteAddr, e.RemotePort = a.String(), "" // the client behind trusted proxies
 	}
-	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		e.ServerAddr, e.ServerPort = splitHostPort(a.String())
+	if local != "" {
+		e.ServerAddr, e.ServerPort = splitHostPort(local)
 	}
 	if e.ServerPort == "" {
 		e.ServerPort = "80"
-		if r.TLS != nil {
+		if isTLS {
 			e.ServerPort = "443"
 		}
 	}
-	e.ServerName = r.Host
-	if host, _, err := net.SplitHostPort(e.ServerName); err == nil {
-		e.ServerName = host
+	e.ServerName = host
+	// Only a Host with a port can split (and a failed split allocates
+	// its error): "name", "[::1]" keep their name.
+	if strings.LastIndexByte(host, ':') > strings.LastIndexByte(host, ']') {
+		if host, _, err := net.SplitHostPort(e.ServerName); err == nil {
+			e.ServerName = host
+		}
 	}
 	e.ServerName = strings.TrimSuffix(strings.TrimPrefix(e.ServerName, "["), "]")
 	if e.ServerName == "" {

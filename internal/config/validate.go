@@ -263,10 +263,10 @@ func hasCtl(s string) bool {
 	return false
 }
 
-// cleanRoutePath: a route path in clean form. The server rejects request
-// paths with dot segments, so a route path holding them could never be
-// reached; "?" and "#" are never part of a path; "//" and backslashes are
-// typos.
+// cleanRoutePath: a route path in clean form. The server normalises
+// request paths before routing (package reqpath: no dot segments, no
+// "//"), so a route path holding them could never be reached; "?" and "#"
+// are never part of a path; backslashes are typos.
 func cleanRoutePath(p string) bool {
 	if hasCtl(p) || strings.ContainsAny(p, "?#\\") || strings.Contains(p, "//") {
 		return false

@@ -103,19 +103,37 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, t target, body i
 }
 
 func (h *Handler) connectFailed(w http.ResponseWriter, r *http.Request, t target, err error) {
+	status, retryAfter := h.connectFailure(t, err, r.Context().Err() != nil)
+	writeErrorHTTP(w, r, status, retryAfter)
+}
+
+// connectFailure logs why a request got no connection to the responder
+// and returns the status to answer (0: nobody listens) and whether with
+// Retry-After.
+func (h *Handler) connectFailure(t target, err error, clientGone bool) (status int, retryAfter bool) {
 	switch {
-	case r.Context().Err() != nil:
-		// Nobody listens.
+	case clientGone:
+		return 0, false
 	case errors.Is(err, errNoSlot):
 		h.log.Warn("fastcgi: all connections busy (max_conns)", "upstream", h.upstream, "script", t.name)
-		w.Header().Set("Retry-After", "1")
-		errorpage.Write(w, r, http.StatusServiceUnavailable)
+		return http.StatusServiceUnavailable, true
 	case errors.Is(err, errPoolClosed):
-		errorpage.Write(w, r, http.StatusServiceUnavailable)
-	default:
-		h.log.Error("fastcgi: cannot reach the responder", "upstream", h.upstream, "script", t.name, "err", err)
-		errorpage.Write(w, r, http.StatusBadGateway)
+		return http.StatusServiceUnavailable, false
 	}
+	h.log.Error("fastcgi: cannot reach the responder", "upstream", h.upstream, "script", t.name, "err", err)
+	return http.StatusBadGateway, false
+}
+
+// writeErrorHTTP sends the error page of status on net/http, with Retry-After
+// when asked; status 0 (nobody listens) sends nothing.
+func writeErrorHTTP(w http.ResponseWriter, r *http.Request, status int, retryAfter bool) {
+	if status == 0 {
+		return
+	}
+	if retryAfter {
+		w.Header().Set("Retry-After", "1")
+	}
+	errorpage.Write(w, r, status)
 }
 
 // exchange sends one request on c and relays its response, then hands c
@@ -291,24 +309,33 @@ func (h *Handler) copyBody(w http.ResponseWriter, hr *bufio.Reader, rr *response
 
 // headerFailed answers when no valid header block came from php-fpm.
 func (h *Handler) headerFailed(w http.ResponseWriter, r *http.Request, t target, rr *responseReader, err error) {
-	switch {
-	case r.Context().Err() != nil:
-		// Nobody listens.
-	case errors.Is(err, errCanceled):
+	clientGone := r.Context().Err() != nil
+	if !clientGone && errors.Is(err, errCanceled) {
 		// The request body failed (see exchange): the client's fault.
 		h.log.Warn("fastcgi: request body not received whole", "script", t.name)
 		errorpage.Write(w, r, http.StatusBadRequest)
+		return
+	}
+	status, retryAfter := h.headerFailure(t, rr, err, clientGone)
+	writeErrorHTTP(w, r, status, retryAfter)
+}
+
+// headerFailure logs why no valid header block came from php-fpm and
+// returns the status to answer (0: nobody listens) and whether with
+// Retry-After.
+func (h *Handler) headerFailure(t target, rr *responseReader, err error, clientGone bool) (status int, retryAfter bool) {
+	switch {
+	case clientGone:
+		return 0, false
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		h.log.Error("fastcgi: no answer within read_timeout", "upstream", h.upstream, "script", t.name)
-		errorpage.Write(w, r, http.StatusGatewayTimeout)
+		return http.StatusGatewayTimeout, false
 	case rr.ended && rr.protoStatus == statusOverloaded:
 		h.log.Error("fastcgi: responder overloaded", "upstream", h.upstream, "script", t.name)
-		w.Header().Set("Retry-After", "1")
-		errorpage.Write(w, r, http.StatusServiceUnavailable)
-	default:
-		h.log.Error("fastcgi: bad response", "upstream", h.upstream, "script", t.name, "err", err)
-		errorpage.Write(w, r, http.StatusBadGateway)
+		return http.StatusServiceUnavailable, true
 	}
+	h.log.Error("fastcgi: bad response", "upstream", h.upstream, "script", t.name, "err", err)
+	return http.StatusBadGateway, false
 }
 
 // sendStdin streams body as FCGI_STDIN records, then the empty record that

@@ -194,14 +194,18 @@ func decodeParams(b []byte) (map[string]string, error) {
 // record writes one record of the request's id, padded to 8 bytes as
 // php-fpm pads them.
 func (req *fakeReq) record(typ uint8, content []byte) error {
+	_, err := req.conn.Write(req.appendRecord(nil, typ, content))
+	return err
+}
+
+func (req *fakeReq) appendRecord(b []byte, typ uint8, content []byte) []byte {
 	var h [8]byte
 	pad := -len(content) & 7
 	h[0], h[1] = 1, typ
 	binary.BigEndian.PutUint16(h[2:], req.id)
 	binary.BigEndian.PutUint16(h[4:], uint16(len(content)))
 	h[6] = byte(pad)
-	_, err := req.conn.Write(append(append(h[:], content...), make([]byte, pad)...))
-	return err
+	return append(append(append(b, h[:]...), content...), make([]byte, pad)...)
 }
 
 func (req *fakeReq) stdout(s string) error { return req.record(6, []byte(s)) }
@@ -215,10 +219,18 @@ func (req *fakeReq) end() error {
 	return req.record(3, []byte{0, 0, 0, 0, 0, 0, 0, 0})
 }
 
-// respond writes a whole response: header block and body, then the end.
+// respond writes a whole response in one write, as php-fpm sends a short
+// script's output: header block and body in records of at most 65535
+// bytes, the end of stdout, the end of the request.
 func (req *fakeReq) respond(s string) error {
-	if err := req.stdout(s); err != nil {
-		return err
+	var b []byte
+	for len(s) > 0 {
+		n := min(len(s), 65535)
+		b = req.appendRecord(b, 6, []byte(s[:n]))
+		s = s[n:]
 	}
-	return req.end()
+	b = req.appendRecord(b, 6, nil)
+	b = req.appendRecord(b, 3, []byte{0, 0, 0, 0, 0, 0, 0, 0})
+	_, err := req.conn.Write(b)
+	return err
 }

@@ -63,6 +63,7 @@ type Handler struct {
 	fsroot      *os.Root
 	prefix      string
 	index       string
+	indexName   string // prefix + "/" + index: the front controller's SCRIPT_NAME
 	split       string
 	env         [][2]string
 	readTimeout time.Duration
@@ -96,11 +97,13 @@ func New(cfg config.FastCGI, opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fastcgi root: %w", err)
 	}
+	prefix := strings.TrimSuffix(opts.Prefix, "/")
 	h := &Handler{
 		root:        root,
 		fsroot:      fsroot,
-		prefix:      strings.TrimSuffix(opts.Prefix, "/"),
+		prefix:      prefix,
 		index:       cfg.Index,
+		indexName:   prefix + "/" + cfg.Index,
 		split:       cfg.SplitPath,
 		readTimeout: cfg.ReadTimeout.D(),
 		upstream:    cfg.Upstream,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -31,6 +32,12 @@ type conn struct {
 	// reused tells whether the connection served a request before, so
 	// a failure before any answer may be retried on a fresh one.
 	reused bool
+	// peek is the liveness check's function for raw.Read, made once per
+	// connection (a closure per check would allocate); it leaves its
+	// answer in peekGood.
+	peek     func(fd uintptr) bool
+	peekBuf  [1]byte
+	peekGood bool
 }
 
 // pool holds the connections to one responder: at most max of them, busy
@@ -109,6 +116,7 @@ func (p *pool) get(ctx context.Context) (*conn, error) {
 	c := &conn{nc: nc, br: bufio.NewReaderSize(tc, 16<<10), tc: tc}
 	if sc, ok := nc.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
+		c.peek = c.peekFD
 	}
 	return c, nil
 }
@@ -181,44 +189,104 @@ func sound(c *conn) bool {
 	if c.raw == nil {
 		return true
 	}
-	good := false
-	var buf [1]byte
-	err := c.raw.Read(func(fd uintptr) bool {
-		// recvfrom(2) without a source address: syscall.Recvfrom would
-		// try to decode one, which fails on a connected unix socket.
-		n, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1,
-			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-		good = n == ^uintptr(0) && (errno == syscall.EAGAIN || errno == syscall.EWOULDBLOCK)
-		return true // never wait for readiness
-	})
-	return err == nil && good
+	// A read deadline that passed while the connection was idle would
+	// fail the peek itself.
+	if d := c.tc.readDeadline; !d.IsZero() && time.Now().After(d) {
+		_ = c.nc.SetReadDeadline(time.Time{})
+		c.tc.readDeadline = time.Time{}
+	}
+	c.peekGood = false
+	err := c.raw.Read(c.peek)
+	return err == nil && c.peekGood
+}
+
+// peekFD peeks at fd without blocking (MSG_PEEK|MSG_DONTWAIT): EAGAIN is
+// the only good answer.
+func (c *conn) peekFD(fd uintptr) bool {
+	// recvfrom(2) without a source address: syscall.Recvfrom would try
+	// to decode one, which fails on a connected unix socket.
+	n, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	c.peekGood = n == ^uintptr(0) && (errno == syscall.EAGAIN || errno == syscall.EWOULDBLOCK)
+	return true // never wait for readiness
 }
 
 // timedConn reads a connection with a deadline that moves with each
 // read (php-fpm quiet for longer than timeout is cut), until kill.
+//
+// The deadlines move only when they gain more than 1/64 of their span
+// (as the proxy's fast path does): most requests then cost no timer
+// update, and a responder is cut after at least 63/64 of the timeout.
 type timedConn struct {
 	nc      net.Conn
 	timeout time.Duration
+	// watch, while set (a request of the fast path, which has no request
+	// context), is asked every clientPoll while a read waits whether the
+	// client is still there; a client gone kills the connection.
+	watch clientWatch
 
 	mu     sync.Mutex
 	killed bool
+	// readDeadline and writeDeadline are the deadlines set last.
+	readDeadline, writeDeadline time.Time
 }
 
+// clientWatch tells whether the client of the request being served has
+// gone (*fastpath.ResponseWriter).
+type clientWatch interface{ ClientGone() bool }
+
+// clientPoll is how often a read that waits on the responder looks
+// whether the fast path's client is still there.
+const clientPoll = time.Second
+
 func (tc *timedConn) Read(p []byte) (int, error) {
-	tc.mu.Lock()
-	if tc.killed {
+	var start time.Time
+	for {
+		tc.mu.Lock()
+		if tc.killed {
+			tc.mu.Unlock()
+			return 0, errCanceled
+		}
+		span := tc.timeout
+		if tc.watch != nil && (span <= 0 || span > clientPoll) {
+			span = clientPoll
+		}
+		if span > 0 {
+			now := time.Now()
+			if start.IsZero() {
+				start = now
+			}
+			d := now.Add(span)
+			if tc.timeout > 0 && d.After(start.Add(tc.timeout)) {
+				d = start.Add(tc.timeout)
+			}
+			if d.Before(tc.readDeadline) || d.Sub(tc.readDeadline) > span>>6 {
+				_ = tc.nc.SetReadDeadline(d)
+				tc.readDeadline = d
+			}
+		}
 		tc.mu.Unlock()
-		return 0, errCanceled
+		n, err := tc.nc.Read(p)
+		if err == nil {
+			return n, nil
+		}
+		if n == 0 && tc.watch != nil && errors.Is(err, os.ErrDeadlineExceeded) && !tc.isKilled() {
+			if tc.watch.ClientGone() {
+				tc.kill()
+				return 0, errCanceled
+			}
+			if tc.timeout <= 0 || time.Since(start) < tc.timeout {
+				continue
+			}
+		}
+		return n, tc.why(err)
 	}
-	if tc.timeout > 0 {
-		_ = tc.nc.SetReadDeadline(time.Now().Add(tc.timeout))
-	}
-	tc.mu.Unlock()
-	n, err := tc.nc.Read(p)
-	if err != nil {
-		err = tc.why(err)
-	}
-	return n, err
+}
+
+func (tc *timedConn) isKilled() bool {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	return tc.killed
 }
 
 // why turns the error of a read or write cut by kill into errCanceled,
@@ -251,7 +319,11 @@ func (tc *timedConn) write(p []byte) (int, error) {
 		return 0, errCanceled
 	}
 	if tc.timeout > 0 {
-		_ = tc.nc.SetWriteDeadline(time.Now().Add(tc.timeout))
+		d := time.Now().Add(tc.timeout)
+		if d.Sub(tc.writeDeadline) > tc.timeout>>6 {
+			_ = tc.nc.SetWriteDeadline(d)
+			tc.writeDeadline = d
+		}
 	}
 	tc.mu.Unlock()
 	n, err := tc.nc.Write(p)

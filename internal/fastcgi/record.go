@@ -103,6 +103,33 @@ func appendParam(b []byte, name, value string) []byte {
 	return append(b, value...)
 }
 
+// appendParam2 and appendParam3 append a pair whose value is the
+// concatenation of its parts, without building it first.
+func appendParam2(b []byte, name, v1, v2 string) []byte {
+	b = appendParamLen(b, len(name))
+	b = appendParamLen(b, len(v1)+len(v2))
+	b = append(b, name...)
+	b = append(b, v1...)
+	return append(b, v2...)
+}
+
+func appendParam3(b []byte, name, v1, v2, v3 string) []byte {
+	b = appendParamLen(b, len(name))
+	b = appendParamLen(b, len(v1)+len(v2)+len(v3))
+	b = append(b, name...)
+	b = append(b, v1...)
+	b = append(b, v2...)
+	return append(b, v3...)
+}
+
+// appendParamBytes is appendParam with the value in bytes.
+func appendParamBytes(b []byte, name string, value []byte) []byte {
+	b = appendParamLen(b, len(name))
+	b = appendParamLen(b, len(value))
+	b = append(b, name...)
+	return append(b, value...)
+}
+
 func appendParamLen(b []byte, n int) []byte {
 	if n < 128 {
 		return append(b, byte(n))
@@ -246,12 +273,15 @@ func (rr *responseReader) next() error {
 			if n != 8 {
 				return protocolError("FCGI_END_REQUEST of %d bytes", n)
 			}
-			b := make([]byte, n+pad)
-			if _, err := io.ReadFull(rr.br, b); err != nil {
+			b, err := rr.br.Peek(n)
+			if err != nil {
 				return unexpected(err)
 			}
 			rr.appStatus = binary.BigEndian.Uint32(b)
 			rr.protoStatus = b[4]
+			if _, err := rr.br.Discard(n + pad); err != nil {
+				return unexpected(err)
+			}
 			rr.ended = true
 			return io.EOF
 		default:

@@ -49,16 +49,24 @@ func (h *Handler) resolve(urlPath string) target {
 		return target{kind: notFound}
 	}
 	trimmed := strings.TrimPrefix(rel, "/")
-	segs := strings.Split(trimmed, "/")
-	for i, seg := range segs {
-		if seg == "" && i == len(segs)-1 {
+	lastSeg := trimmed
+	for start := 0; ; {
+		end := strings.IndexByte(trimmed[start:], '/')
+		if end < 0 {
+			end = len(trimmed)
+		} else {
+			end += start
+		}
+		seg := trimmed[start:end]
+		lastSeg = seg
+		if seg == "" && end == len(trimmed) {
 			break // a trailing slash
 		}
 		if seg == "" || seg[0] == '.' {
 			return target{kind: notFound}
 		}
 		if len(seg) > len(h.split) && strings.HasSuffix(seg, h.split) {
-			scriptRel := strings.Join(segs[:i+1], "/")
+			scriptRel := trimmed[:end]
 			switch h.kindOf(scriptRel) {
 			case 0:
 			case ^fs.FileMode(0):
@@ -73,6 +81,10 @@ func (h *Handler) resolve(urlPath string) target {
 				pathInfo: rel[1+len(scriptRel):],
 			}
 		}
+		if end == len(trimmed) {
+			break
+		}
+		start = end + 1
 	}
 	name := trimmed
 	if name == "" {
@@ -80,7 +92,7 @@ func (h *Handler) resolve(urlPath string) target {
 	}
 	switch h.kindOf(strings.TrimSuffix(name, "/")) {
 	case 0: // a regular file
-		if hasFoldedSuffix(segs[len(segs)-1], h.split) {
+		if hasFoldedSuffix(lastSeg, h.split) {
 			return target{kind: notFound}
 		}
 		return target{kind: serveFile}
@@ -96,7 +108,11 @@ func (h *Handler) resolve(urlPath string) target {
 		if !strings.HasSuffix(rel, "/") {
 			return target{kind: redirectSlash}
 		}
-		return target{kind: runScript, rel: index, name: h.prefix + "/" + index}
+		name := h.indexName
+		if dir != "" {
+			name = h.prefix + "/" + index
+		}
+		return target{kind: runScript, rel: index, name: name}
 	case fs.ModeIrregular:
 		return target{kind: notFound}
 	case ^fs.FileMode(0):
@@ -107,7 +123,7 @@ func (h *Handler) resolve(urlPath string) target {
 	if h.kindOf(h.index) != 0 {
 		return target{kind: notFound}
 	}
-	return target{kind: runScript, rel: h.index, name: h.prefix + "/" + h.index}
+	return target{kind: runScript, rel: h.index, name: h.indexName}
 }
 
 // kindOf stats rel under the root: 0 for a regular file, fs.ModeDir for a

@@ -19,9 +19,11 @@ import (
 // hundred bytes, here a goroutine's stack and the conn).
 
 // ReadThrough is implemented by a connection wrapper whose Read adds no
-// buffering of its own (it counts, checks or reports, then reads the
-// wrapped connection): the engine may then wait on the socket underneath
-// instead of reading through the wrapper.
+// buffering of its own (it checks or reports on the first reads, then
+// reads the wrapped connection): the engine may then wait on, and read
+// from, the socket underneath instead of reading through the wrapper,
+// once the connection has served a request. A wrapper that must see
+// every byte (a byte counter) must not implement it.
 type ReadThrough interface {
 	net.Conn
 	Unwrap() net.Conn

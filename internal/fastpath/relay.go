@@ -166,11 +166,18 @@ var errInterim = errors.New("fastpath: WriteInterim after WriteHeader or with a 
 // Refresh reads the engine's clock again, for a handler that waited
 // before answering (a slow upstream): the response's Date and its write
 // deadlines then count from now, not from the request's arrival (which
-// may be more than WriteTimeout ago).
-func (w *ResponseWriter) Refresh() {
+// may be more than WriteTimeout ago). It returns the time read, so that
+// the handler need not read the clock again (time.Now costs 50-200 ns on
+// a VM).
+func (w *ResponseWriter) Refresh() time.Time {
 	w.c.now = time.Now()
 	w.slow = true
+	return w.c.now
 }
+
+// Now is the engine's clock as last read: the request's arrival, or the
+// last Refresh.
+func (w *ResponseWriter) Now() time.Time { return w.c.now }
 
 // ClientGone reports, without blocking or consuming input, whether the
 // client has closed or reset its connection: for a handler that waits

@@ -132,7 +132,14 @@ func (w *ResponseWriter) WriteHeader(status int) {
 	default:
 		b = strconv.AppendInt(b, int64(status), 10)
 		b = append(b, ' ')
-		b = append(b, http.StatusText(status)...)
+		if text := http.StatusText(status); text != "" {
+			b = append(b, text...)
+		} else {
+			// As net/http for a code it has no name for (a script's
+			// "Status: 299").
+			b = append(b, "status code "...)
+			b = strconv.AppendInt(b, int64(status), 10)
+		}
 		b = append(b, "\r\n"...)
 	}
 	b = append(b, "Date: "...)

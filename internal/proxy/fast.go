@@ -176,20 +176,25 @@ func (h *Handler) fastServe(st *fastState, req *fastpath.Request, w *fastpath.Re
 	rs := h.newRetryState()
 	client := h.fastClientKey(req, w)
 	u := h.pick(rs.tried, client)
-	for {
+	// The first attempt starts with the request (the engine read the
+	// clock as it arrived: a few microseconds ago); a retry reads it.
+	sent := req.Start
+	for attempt := 0; ; attempt++ {
 		if u == nil {
 			h.fastError(st, req, w, rs.giveUp())
 			return
 		}
-		sent := time.Now()
+		if attempt > 0 || sent.IsZero() {
+			sent = time.Now()
+		}
 		rs.start(u, sent)
 		u.active.Add(1)
-		c, err := h.fastRoundTrip(st, req, w, u)
+		c, err := h.fastRoundTrip(st, req, w, u, sent)
 		// The wait may have been long: Date and the client's write
 		// deadlines count from now.
-		w.Refresh()
+		done := w.Refresh()
 		if err != nil {
-			w.ReportUpstream(u.addr, time.Since(sent))
+			w.ReportUpstream(u.addr, done.Sub(sent))
 			u.active.Add(-1)
 			if err == errClientGone {
 				w.WriteHeader(errorStatus(err, true)) // not the upstream's fault
@@ -197,7 +202,7 @@ func (h *Handler) fastServe(st *fastState, req *fastpath.Request, w *fastpath.Re
 			}
 			u.observe(0, 0)
 			h.pool.fail(u, err)
-			if !rs.afterError(u, err, idem, time.Now()) {
+			if !rs.afterError(u, err, idem, done) {
 				h.fastError(st, req, w, rs.lastErr)
 				return
 			}
@@ -205,12 +210,12 @@ func (h *Handler) fastServe(st *fastState, req *fastpath.Request, w *fastpath.Re
 			u = h.pick(rs.tried, client)
 			continue
 		}
-		u.observe(c.head.status, time.Since(sent))
-		if rs.afterStatus(c.head.status, idem, hasBody, time.Now()) {
+		u.observe(c.head.status, done.Sub(sent))
+		if rs.afterStatus(c.head.status, idem, hasBody, done) {
 			if next := h.pick(rs.tried, client); next != nil {
 				h.logRetry(u, fmt.Errorf("status %d", c.head.status))
 				h.fastDrain(c, u, isHEAD)
-				w.ReportUpstream(u.addr, time.Since(sent))
+				w.ReportUpstream(u.addr, done.Sub(sent))
 				u.active.Add(-1)
 				rs.retriedStatus()
 				u = next
@@ -229,12 +234,14 @@ func (h *Handler) fastServe(st *fastState, req *fastpath.Request, w *fastpath.Re
 // into c.head (its bytes are c.buf[c.r:c.r+c.head.n]). A reused
 // connection the upstream had closed is replaced by another to the same
 // upstream, as Go's transport does.
-func (h *Handler) fastRoundTrip(st *fastState, req *fastpath.Request, w *fastpath.ResponseWriter, u *upstream) (*upConn, error) {
+func (h *Handler) fastRoundTrip(st *fastState, req *fastpath.Request, w *fastpath.ResponseWriter, u *upstream, now time.Time) (*upConn, error) {
 	f := h.fast
 	p := f.pools[u.idx]
 	host := h.hostFor(req.Host, u)
-	for {
-		now := time.Now()
+	for try := 0; ; try++ {
+		if try > 0 {
+			now = time.Now()
+		}
 		c := p.get(now)
 		if c == nil {
 			var err error

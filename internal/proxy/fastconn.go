@@ -31,8 +31,11 @@ type upConn struct {
 	// waits (fillBody).
 	client *fastpath.ResponseWriter
 	head   respHead
-	// raw is the socket, for sendReused (nil: not a plain socket).
-	raw syscall.RawConn
+	// raw is the socket, for sendReused (nil: not a plain socket), and
+	// sendFn/send its poller callback and state.
+	raw    syscall.RawConn
+	sendFn func(uintptr) bool
+	send   sendState
 }
 
 const upBufSize = 16 << 10
@@ -224,57 +227,73 @@ var errNotQuiet = errors.New("idle upstream connection not quiet")
 // request the socket does not take whole is finished by a plain write.
 // A timeout is returned as is: the caller's head loop handles it.
 func (c *upConn) sendReused(req []byte) error {
-	var err error
-	rest := req
-	phase := 0
-	rerr := c.raw.Read(func(fd uintptr) bool {
-		if phase == 0 {
-			phase = 1
-			if !peekQuiet(fd) {
-				err = errNotQuiet
-				return true
-			}
-			for len(rest) > 0 {
-				n, werr := syscall.Write(int(fd), rest)
-				if werr == syscall.EINTR {
-					continue
-				}
-				if werr != nil || n <= 0 {
-					if werr != syscall.EAGAIN {
-						err = os.NewSyscallError("write", werr)
-					}
-					phase = 2 // finish below with nc.Write
-					return true
-				}
-				rest = rest[n:]
-			}
-			return false
-		}
-		for {
-			n, rerr := syscall.Read(int(fd), c.buf[c.w:])
-			switch {
-			case rerr == syscall.EINTR:
-				continue
-			case rerr == syscall.EAGAIN:
-				return false // a spurious wakeup
-			case rerr != nil:
-				err = os.NewSyscallError("read", rerr)
-			case n == 0:
-				err = io.EOF
-			default:
-				c.w += n
-			}
-			return true
-		}
-	})
+	if c.sendFn == nil {
+		c.sendFn = c.sendStep // bound once: no closure per request
+	}
+	c.send = sendState{rest: req}
+	rerr := c.raw.Read(c.sendFn)
+	st := &c.send
+	err := st.err
+	rest := st.rest
+	*st = sendState{}
 	if err != nil {
 		return err
 	}
-	if phase == 2 {
+	if len(rest) > 0 {
 		_, err = c.nc.Write(rest)
 		return err
 	}
 	return rerr
+}
+
+// sendState is sendReused's progress, kept in the connection so that the
+// poller callback needs no closure.
+type sendState struct {
+	rest []byte // what is left to write (a short write: nc.Write ends it)
+	sent bool   // the peek and the write are done: now reading
+	err  error
+}
+
+// sendStep is sendReused's netpoller callback.
+func (c *upConn) sendStep(fd uintptr) bool {
+	st := &c.send
+	if !st.sent {
+		st.sent = true
+		if !peekQuiet(fd) {
+			st.err = errNotQuiet
+			return true
+		}
+		for len(st.rest) > 0 {
+			n, err := syscall.Write(int(fd), st.rest)
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil || n <= 0 {
+				if err != syscall.EAGAIN {
+					st.err = os.NewSyscallError("write", err)
+				}
+				return true // the rest is written by nc.Write
+			}
+			st.rest = st.rest[n:]
+		}
+		return false // wait for the answer
+	}
+	for {
+		n, err := syscall.Read(int(fd), c.buf[c.w:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return false // a spurious wakeup
+		case err != nil:
+			st.err = os.NewSyscallError("read", err)
+		case n == 0:
+			st.err = io.EOF
+		default:
+			c.w += n
+		}
+		return true
+	}
 }
 
 // peekQuiet reports whether the socket fd has nothing to read and is not
@@ -358,6 +377,9 @@ func isClosedIdle(err error) bool {
 
 // isTimeout reports whether err is a deadline that passed.
 func isTimeout(err error) bool {
+	if err == nil {
+		return false
+	}
 	var ne net.Error
-	return err != nil && errors.As(err, &ne) && ne.Timeout()
+	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -349,7 +349,7 @@ func (h *Handler) fastRelay(st *fastState, req *fastpath.Request, w *fastpath.Re
 		}
 	}
 	if reuse && c.r == c.w {
-		h.fast.pools[u.idx].put(c, time.Now())
+		h.fast.pools[u.idx].put(c, w.Now())
 	} else {
 		c.nc.Close()
 	}

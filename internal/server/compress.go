@@ -42,6 +42,11 @@ func withCompressionFastFiles(s *compress.Settings, h http.Handler) http.Handler
 	if s == nil || !ok {
 		return withCompression(s, h)
 	}
+	// Its scripts' answers must go through the compressing writer too:
+	// on the fast path it serves only files.
+	if fo, ok := h.(interface{ FilesOnly() fastpath.Handler }); ok {
+		fh = fo.FilesOnly()
+	}
 	return fastFiles{Handler: compress.New(s, h), fast: fh}
 }
 

@@ -119,8 +119,9 @@ func (s *site) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter) bool
 // serveFast is ServeFast that also returns the route that answered (nil
 // for the no-route 404), so the caller counts it without a second lookup.
 func (s *site) serveFast(req *fastpath.Request, w *fastpath.ResponseWriter) (*route, bool) {
-	if !safeRequestPath(req.Path) {
-		return nil, false
+	req, ok := normalizeFast(req)
+	if !ok {
+		return nil, false // net/http answers the 400
 	}
 	if len(s.rewrites) > 0 {
 		if _, _, _, ok := s.rewriteTarget(req.Path); ok {

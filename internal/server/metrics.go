@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,7 +12,9 @@ import (
 )
 
 // Metrics are portico's Prometheus metrics. Label lookups are cached per
-// (site, status) so the request path does no map building or formatting.
+// site and status, without a lock, so the request path does no map
+// building, formatting or locking (a shared RWMutex read lock is a cache
+// line every core writes).
 type Metrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
@@ -21,14 +24,24 @@ type Metrics struct {
 	access accessCounters // access.go
 	routes routeMetrics   // routemetrics.go
 
-	mu       sync.RWMutex
-	counters map[siteStatus]prometheus.Counter
-	hists    map[string]prometheus.Observer
+	sites sync.Map // site name -> *siteMetrics
 }
 
-type siteStatus struct {
-	site   string
-	status int
+// siteMetrics are one site's request metrics, their labels resolved.
+type siteMetrics struct {
+	duration prometheus.Observer
+	// byCode[status] is the requests counter of that status, filled on
+	// first use.
+	byCode [600]atomic.Pointer[prometheus.Counter]
+}
+
+// site returns the metrics of the named site.
+func (m *Metrics) site(name string) *siteMetrics {
+	if v, ok := m.sites.Load(name); ok {
+		return v.(*siteMetrics)
+	}
+	v, _ := m.sites.LoadOrStore(name, &siteMetrics{duration: m.duration.WithLabelValues(name)})
+	return v.(*siteMetrics)
 }
 
 // NewMetrics creates the metrics and their registry.
@@ -45,8 +58,6 @@ func NewMetrics() *Metrics {
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "portico_requests_in_flight", Help: "Requests being served now.",
 		}),
-		counters: map[siteStatus]prometheus.Counter{},
-		hists:    map[string]prometheus.Observer{},
 	}
 	m.registry.MustRegister(m.requests, m.duration, m.inflight,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -59,25 +70,22 @@ func (m *Metrics) observe(site string, status int, d time.Duration) {
 	if m == nil {
 		return
 	}
-	key := siteStatus{site, status}
-	m.mu.RLock()
-	c, ok := m.counters[key]
-	h, hok := m.hists[site]
-	m.mu.RUnlock()
-	if !ok || !hok {
-		m.mu.Lock()
-		if c, ok = m.counters[key]; !ok {
-			c = m.requests.WithLabelValues(site, strconv.Itoa(status))
-			m.counters[key] = c
+	sm := m.site(site)
+	var c prometheus.Counter
+	if status >= 0 && status < len(sm.byCode) {
+		if p := sm.byCode[status].Load(); p != nil {
+			c = *p
+		} else {
+			p = new(prometheus.Counter)
+			*p = m.requests.WithLabelValues(site, strconv.Itoa(status))
+			sm.byCode[status].Store(p)
+			c = *p
 		}
-		if h, hok = m.hists[site]; !hok {
-			h = m.duration.WithLabelValues(site)
-			m.hists[site] = h
-		}
-		m.mu.Unlock()
+	} else {
+		c = m.requests.WithLabelValues(site, strconv.Itoa(status))
 	}
 	c.Inc()
-	h.Observe(d.Seconds())
+	sm.duration.Observe(d.Seconds())
 }
 
 // cacheCollector reports the response caches of the live tree.

@@ -60,26 +60,6 @@ func TestRouteLongestPrefix(t *testing.T) {
 	}
 }
 
-func TestRejectsDotSegmentsAndNUL(t *testing.T) {
-	s := testSite("s", map[string]http.Handler{"/static/": textHandler("static"), "/": textHandler("root")})
-	for _, p := range []string{"/static/../admin", "/static/./x", "/..", "/a/%2e%2e/b", "/x%00y"} {
-		req := httptest.NewRequest("GET", "/", nil)
-		req.URL.Path = mustUnescape(t, p)
-		rec := httptest.NewRecorder()
-		s.ServeHTTP(rec, req)
-		if rec.Code != http.StatusBadRequest {
-			t.Errorf("GET %s: got %d, want 400", p, rec.Code)
-		}
-	}
-	for _, p := range []string{"/static/.well-known/x", "/a..b", "/..a/b", "/static/x."} {
-		rec := httptest.NewRecorder()
-		s.ServeHTTP(rec, httptest.NewRequest("GET", p, nil))
-		if rec.Code != http.StatusOK {
-			t.Errorf("GET %s: got %d, want 200", p, rec.Code)
-		}
-	}
-}
-
 func mustUnescape(t *testing.T, p string) string {
 	t.Helper()
 	req, err := http.NewRequest("GET", "http://x"+p, nil)
@@ -322,36 +302,6 @@ func TestRecorderKeepsInterfaces(t *testing.T) {
 	if _, ok := w.(interface{ Unwrap() http.ResponseWriter }); !ok {
 		t.Error("recorder lost Unwrap")
 	}
-}
-
-func TestSafeRequestPath(t *testing.T) {
-	for p, want := range map[string]bool{
-		"/": true, "/a/b": true, "/.well-known/x": true, "/a..b/c": true, "*": true,
-		"": false, "a": false, "/..": false, "/a/../b": false, "/a/./b": false, "/a/.": false, "/a\x00": false,
-	} {
-		if got := safeRequestPath(p); got != want {
-			t.Errorf("safeRequestPath(%q): got %v, want %v", p, got, want)
-		}
-	}
-}
-
-func FuzzSafeRequestPath(f *testing.F) {
-	for _, s := range []string{"/", "/a/../b", "/a/./b", "/.git", "/a..b", "//..//"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, p string) {
-		if !safeRequestPath(p) || p == "*" {
-			return
-		}
-		for _, seg := range strings.Split(p, "/") {
-			if seg == ".." || seg == "." {
-				t.Fatalf("safeRequestPath(%q) = true with a dot segment", p)
-			}
-		}
-		if strings.IndexByte(p, 0) >= 0 {
-			t.Fatalf("safeRequestPath(%q) = true with NUL", p)
-		}
-	})
 }
 
 // A route that fails to build is an error, never a panic, and what was

@@ -40,8 +40,8 @@ type site struct {
 	name    string
 	routes  []*route
 	headers [][2]string
-	cert    *tls.Certificate // nil unless the site has tls with files
-	autoTLS bool             // tls = "auto": certificates from the ACME manager
+	cert    *siteCert // nil unless the site has tls with files (ocsp.go)
+	autoTLS bool      // tls = "auto": certificates from the ACME manager
 	// rewrites run before routing (rewrite.go).
 	rewrites []rewriteRule
 }
@@ -90,19 +90,21 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // dispatch finds the route for r and serves it.
 func (s *site) dispatch(w http.ResponseWriter, r *http.Request) {
-	p := r.URL.Path
-	if !safeRequestPath(p) {
+	// One rule for every route (pathnorm.go): the path is normalised
+	// before the rewrites and again after them; one that climbs above the
+	// root, or hides a dot segment, is a 400.
+	n, ok := normalizeRequest(r)
+	if ok {
+		if r2 := s.rewrite(n); r2 != n {
+			n, ok = normalizeRequest(r2)
+		}
+	}
+	if !ok {
 		errorpage.WriteMessage(w, r, http.StatusBadRequest, "The request path is not valid.")
 		return
 	}
-	if r2 := s.rewrite(r); r2 != r {
-		r, p = r2, r2.URL.Path
-		if !safeRequestPath(p) {
-			errorpage.WriteMessage(w, r, http.StatusBadRequest, "The request path is not valid.")
-			return
-		}
-	}
-	rt := s.route(p)
+	r = n
+	rt := s.route(r.URL.Path)
 	if rt == nil {
 		errorpage.Write(w, r, http.StatusNotFound)
 		return
@@ -196,27 +198,6 @@ func stripPrefix(r *http.Request, prefix string) *http.Request {
 	return r2
 }
 
-// safeRequestPath rejects paths that could reach a route other than the one
-// their prefix names once a handler or upstream normalises them: dot
-// segments ("/static/../admin") and NUL bytes. nginx answers these 400 too.
-func safeRequestPath(p string) bool {
-	if p == "" || p[0] != '/' {
-		return p == "*"
-	}
-	if strings.IndexByte(p, 0) >= 0 {
-		return false
-	}
-	if !strings.Contains(p, "/.") {
-		return true
-	}
-	for _, seg := range strings.Split(p, "/") {
-		if seg == "." || seg == ".." {
-			return false
-		}
-	}
-	return true
-}
-
 // progressBody moves the connection's read deadline forward before each
 // read of the request body, so a slow POST is cut off when it stalls, not
 // when it is merely long.
@@ -246,7 +227,7 @@ type vhost struct {
 	exact     map[string]*site
 	wildcards []wildcard
 	fallback  *site
-	firstCert *tls.Certificate // of the first TLS site added
+	firstCert *siteCert // of the first TLS site added
 }
 
 type wildcard struct {
@@ -292,9 +273,9 @@ func (v *vhost) lookup(host string) *site {
 // then the 404 for an unknown host) rather than a handshake failure.
 func (v *vhost) certificate(serverName string) *tls.Certificate {
 	if s := v.lookup(serverName); s != nil && s.cert != nil {
-		return s.cert
+		return s.cert.get()
 	}
-	return v.firstCert
+	return v.firstCert.get()
 }
 
 // noSitePage is the 404 for a Host no site claims, rendered once for both
