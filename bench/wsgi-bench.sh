@@ -100,7 +100,12 @@ declare -A port=([portico]=$p_port [gunicorn]=$g_port [nginx+gunicorn]=$n_port)
 names=(portico gunicorn nginx+gunicorn)
 for n in "${names[@]}"; do
 	wait_port "${port[$n]}"
-	body=$(curl -sf "http://127.0.0.1:${port[$n]}/")
+	# nginx answers (502) before gunicorn listens: wait for the app itself.
+	for _ in $(seq 1 100); do
+		body=$(curl -sf "http://127.0.0.1:${port[$n]}/" || true)
+		[[ "$body" == "Hello, world!" ]] && break
+		sleep 0.1
+	done
 	[[ "$body" == "Hello, world!" ]] || { echo "wsgi-bench: $n answered '$body'" >&2; exit 1; }
 done
 

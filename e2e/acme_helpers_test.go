@@ -66,6 +66,7 @@ func startLoopbackDNS(t *testing.T) string {
 // pebble is a running pebble ACME test CA.
 type pebble struct {
 	Dir    string // ACME directory URL
+	Mgmt   string // management API base URL (roots, intermediates and their keys)
 	CAFile string // PEM of pebble's own HTTPS certificate (for ca_root)
 	Roots  *x509.CertPool
 	log    *syncBuffer
@@ -88,6 +89,13 @@ func (p *pebble) Issued() int { return strings.Count(p.log.String(), "Issued cer
 // httpPort / tlsPort on 127.0.0.1 (names resolve through dns).
 func startPebble(t *testing.T, dir string, httpPort, tlsPort int, dns string) *pebble {
 	t.Helper()
+	return startPebbleOCSP(t, dir, httpPort, tlsPort, dns, "")
+}
+
+// startPebbleOCSP is startPebble with ocspURL named as the OCSP responder
+// in every certificate pebble issues.
+func startPebbleOCSP(t *testing.T, dir string, httpPort, tlsPort int, dns, ocspURL string) *pebble {
+	t.Helper()
 	bin, err := exec.LookPath("pebble")
 	if err != nil {
 		if testing.Short() {
@@ -105,12 +113,13 @@ func startPebble(t *testing.T, dir string, httpPort, tlsPort int, dns string) *p
 		"privateKey":                     filepath.Join(dir, "pebble/key.pem"),
 		"httpPort":                       httpPort,
 		"tlsPort":                        tlsPort,
-		"ocspResponderURL":               "",
+		"ocspResponderURL":               ocspURL,
 		"externalAccountBindingRequired": false,
 	}}
 	data, _ := json.Marshal(conf)
 	writeFiles(t, dir, map[string]string{"pebble/config.json": string(data)})
-	p := &pebble{Dir: fmt.Sprintf("https://localhost:%d/dir", acmePort), CAFile: filepath.Join(dir, "pebble/cert.pem"), log: &syncBuffer{}}
+	p := &pebble{Dir: fmt.Sprintf("https://localhost:%d/dir", acmePort), Mgmt: fmt.Sprintf("https://127.0.0.1:%d", mgmtPort),
+		CAFile: filepath.Join(dir, "pebble/cert.pem"), log: &syncBuffer{}}
 	p.cmd = exec.Command(bin, "-config", filepath.Join(dir, "pebble/config.json"), "-dnsserver", dns)
 	p.cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0")
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log

@@ -11,12 +11,22 @@ import (
 	"time"
 )
 
-// h2specFloor is the number of h2spec cases portico passes today; the test
-// fails if a change loses more. The 4 it fails (4.2/3, 6.5.3/1,
-// 8.1.2.2/1-2) are those of Go's own HTTP/2 server, which serves
-// portico's HTTP/2; a fifth, 6.9.1/3 (a flow-control window overflow
-// answered with RST_STREAM of another error code), fails now and then on
-// a loaded machine (seen once in CI), so the floor allows it.
+// h2specFloor is the number of h2spec cases portico passes on every run;
+// the test fails if a change loses more. Typically 142 of 145 pass. The 3
+// that always fail are Go's HTTP/2 server's, which serves portico's
+// HTTP/2, and cannot be fixed from outside it: 6.5.3/1 (Go rejects a
+// SETTINGS frame that repeats a setting, a guard against floods, with
+// PROTOCOL_ERROR) and 8.1.2.2/1-2 (Go answers a request with a
+// connection-specific header 400 before any handler is called, where
+// h2spec wants RST_STREAM; golang/go#26321; RFC 9113 section 8.1.1 allows
+// the answer). 4.2/3, which Go's server fails by default, passes: portico
+// caps frames at 16 KiB (tls.go). Two more depend on timing and each fails
+// now and then (about 1 run in 10 on a quiet machine, more under load):
+// 6.9.1/3 and 8.1.2.6/1-2 send a request body after HEADERS and expect its
+// error (a window overflow, a Content-Length mismatch) to be reset with a
+// specific code, but the static response may be complete first, and Go
+// then resets the stream with NO_ERROR and ignores the rest (seen both in
+// one run). The floor allows them to fail.
 const h2specFloor = 140
 
 // TestH2Spec runs h2spec, the HTTP/2 conformance suite, against a TLS

@@ -128,7 +128,9 @@ func Provision(cfg *config.Config, deps Deps) (_ *Tree, err error) {
 				errs = append(errs, fmt.Errorf("%s: site %q: tls: %w", sc.Source, sc.Name, err))
 				continue
 			}
-			st.cert = &c
+			st.cert = newSiteCert(c, sc.Name, logger, defaultOCSPPolicy())
+			t.closers = append(t.closers, st.cert.Close)
+			t.starters = append(t.starters, starter{where: fmt.Sprintf("%s: site %q: tls", sc.Source, sc.Name), start: st.cert.start})
 		}
 		for _, l := range sc.Listen {
 			key := config.ListenerKey(l)

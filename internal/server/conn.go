@@ -7,10 +7,14 @@ import (
 	"time"
 )
 
-// progressListener wraps accepted connections in progressConn.
+// progressListener wraps accepted connections in progressConn, and on a
+// TLS listener with a write timeout also in writeBehindConn (its cheaper
+// HTTP/2 writes are worth the helper goroutine there; plain listeners keep
+// sendfile).
 type progressListener struct {
 	net.Listener
 	writeTimeout time.Duration
+	writeBehind  bool
 }
 
 func (l progressListener) Accept() (net.Conn, error) {
@@ -18,7 +22,11 @@ func (l progressListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &progressConn{Conn: c, writeTimeout: l.writeTimeout}, nil
+	pc := &progressConn{Conn: c, writeTimeout: l.writeTimeout}
+	if l.writeBehind && l.writeTimeout > 0 {
+		return newWriteBehindConn(pc), nil
+	}
+	return pc, nil
 }
 
 // progressConn moves the write deadline forward before every write, so a

@@ -209,12 +209,13 @@ func (s *Server) serve(opened []*listener) {
 			IdleTimeout:       srvCfg.IdleTimeout.D(),
 			MaxHeaderBytes:    int(srvCfg.MaxHeaderBytes),
 			ErrorLog:          log.New(&errorLogWriter{s.opts.Logger}, "", 0),
+			HTTP2:             http2Config(),
 		}
 		ln := s.accessListen(l.key, l.ln) // access.go: PROXY headers, max_conns_per_ip
 		if !l.tls {
 			ln = s.fastListen(l.key, ln, srvCfg) // fast.go: hot static hits skip net/http
 		}
-		ln = progressListener{Listener: ln, writeTimeout: srvCfg.WriteTimeout.D()}
+		ln = progressListener{Listener: ln, writeTimeout: srvCfg.WriteTimeout.D(), writeBehind: l.tls}
 		if l.tls {
 			l.srv.TLSConfig = s.tlsConfig(l.key)
 			if wantsHTTP3(t.cfg, l.key) {

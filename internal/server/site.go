@@ -40,8 +40,8 @@ type site struct {
 	name    string
 	routes  []*route
 	headers [][2]string
-	cert    *tls.Certificate // nil unless the site has tls with files
-	autoTLS bool             // tls = "auto": certificates from the ACME manager
+	cert    *siteCert // nil unless the site has tls with files (ocsp.go)
+	autoTLS bool      // tls = "auto": certificates from the ACME manager
 	// rewrites run before routing (rewrite.go).
 	rewrites []rewriteRule
 }
@@ -227,7 +227,7 @@ type vhost struct {
 	exact     map[string]*site
 	wildcards []wildcard
 	fallback  *site
-	firstCert *tls.Certificate // of the first TLS site added
+	firstCert *siteCert // of the first TLS site added
 }
 
 type wildcard struct {
@@ -273,9 +273,9 @@ func (v *vhost) lookup(host string) *site {
 // then the 404 for an unknown host) rather than a handshake failure.
 func (v *vhost) certificate(serverName string) *tls.Certificate {
 	if s := v.lookup(serverName); s != nil && s.cert != nil {
-		return s.cert
+		return s.cert.get()
 	}
-	return v.firstCert
+	return v.firstCert.get()
 }
 
 // noSitePage is the 404 for a Host no site claims, rendered once for both

@@ -213,7 +213,7 @@ func (s *Server) certificates(sc *config.Site, live *site) []status.Certificate 
 		return l
 	}
 	if !live.autoTLS {
-		if l := leafOf(live.cert); l != nil {
+		if l := leafOf(live.cert.get()); l != nil {
 			return []status.Certificate{{Names: l.DNSNames, NotAfter: l.NotAfter}}
 		}
 		return nil

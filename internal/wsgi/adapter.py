@@ -9,18 +9,45 @@
 # "ready" to file descriptor 3. If the import fails it writes
 # "error <reason>" there instead, prints the traceback on stderr and exits 1.
 #
-# It then serves HTTP/1.1 on the socket, one request per connection, one
-# connection at a time (a sync worker). portico is the only client: it has
-# already read the whole request body, removed the headers a client could use
-# to spoof what follows, and passes what only it knows in X-Portico-* headers:
-#     X-Portico-Script-Name   SCRIPT_NAME (the route prefix); the request
-#                             target is then PATH_INFO, still %-encoded
-#     X-Portico-Remote-Addr   REMOTE_ADDR       X-Portico-Remote-Port  REMOTE_PORT
-#     X-Portico-Server-Name   SERVER_NAME       X-Portico-Server-Port  SERVER_PORT
-#     X-Portico-Scheme        wsgi.url_scheme   X-Portico-Protocol     SERVER_PROTOCOL
-#     X-Portico-Request-Uri   REQUEST_URI and RAW_URI (as the client sent it)
-#     X-Portico-Ping          not a request: answer 204 at once (health check)
-# The environ is built here from scratch (PEP 3333), not by wsgiref.
+# It then serves portico on the socket, one connection at a time, one
+# request at a time (a sync worker). portico keeps that connection open
+# and sends request after request on it, each one only once the previous
+# one is settled. Nothing on it is HTTP text: both ways it is a stream of
+# frames, each a kind byte, a 4-byte big-endian payload length, the
+# payload. portico builds the environ itself (it has read the whole
+# request body already, and applied its header rules: httpoxy, aliasing,
+# hop-by-hop):
+#
+#   portico -> worker
+#     Q  a request: id (8 bytes), body length (8), PATH_INFO's length (4),
+#        PATH_INFO (latin-1 bytes, may hold any byte), then the other
+#        string environ items as KEY NUL VALUE NUL ... (no trailing NUL).
+#        The body follows the frame, raw, exactly body-length bytes.
+#     P  a ping: id (8). Answered with S at once; the app is not involved.
+#   worker -> portico, for request id
+#     H  the response head: id (8), then the status ("200 OK") and the
+#        header lines ("Name: value"), joined by CRLF (latin-1), hop-by-hop
+#        headers removed.
+#     E  instead of H: the app failed before its response began; the
+#        traceback is in the log, portico answers its own 500.
+#     D  body bytes (any number of frames; none for HEAD, 204, 304).
+#     Z  the end of the body: id (8), flags (1): 1 = cut short (the app
+#        raised after its headers, or sent less than its Content-Length:
+#        the client must not take it as whole), 2 = settled: the
+#        iterable has no close(), no code of the app's runs for this
+#        request any more (body bytes the app left unread are drained
+#        before the next frame is read).
+#     S  settled: id (8); sent after a Z that was not settled, once the
+#        iterable's close() has run and unread body bytes are drained.
+#
+# The ids are portico's guard against stray bytes (an app or a C extension
+# writing to this connection behind the adapter's back): portico checks
+# the id of every H, E, Z and S, and the kind and length of every frame,
+# and drops the connection on any doubt; the worker then serves the next
+# connection. portico sends no request until the previous one is settled,
+# so bytes written by close() can only land where S belongs, never where
+# the next answer is read. A request frame this side cannot make sense of
+# closes the connection too.
 #
 # Only the standard library is used.
 
@@ -30,24 +57,10 @@ import re
 import stat
 import signal
 import socket
-import socketserver
+import struct
 import sys
 import threading
 import traceback
-import http.client
-from http.server import BaseHTTPRequestHandler
-from urllib.parse import unquote
-
-PRIVATE = "x-portico-"
-
-# Request headers that never become HTTP_* variables: hop-by-hop ones, the
-# two given as CONTENT_*, and Proxy (httpoxy: HTTP_PROXY steers outbound HTTP
-# clients, CVE-2016-5385).
-SKIP_REQUEST = {
-    "host", "content-type", "content-length", "proxy", "connection", "keep-alive",
-    "te", "trailer", "transfer-encoding", "upgrade", "proxy-connection",
-    "expect",
-}
 
 # Response headers the adapter owns (framing) and drops from the app's list.
 SKIP_RESPONSE = {
@@ -60,17 +73,20 @@ NO_BODY_STATUS = {204, 304}
 # A header name (RFC 9110 section 5.6.2 token).
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 
-# portico has already applied its own header limits (max header bytes);
-# these only bound a broken peer, and must not be stricter.
-MAX_HEADERS = 10000
-MAX_HEADER_LINE = 1 << 20
-http.client._MAXLINE = MAX_HEADER_LINE  # the request line (http.server)
+FRAME = struct.Struct(">cI")        # kind, payload length
+REQUEST = struct.Struct(">QQI")     # id, body length, PATH_INFO length
+ID = struct.Struct(">Q")
+END = struct.Struct(">cIQB")        # a whole Z frame
+SHORT_FRAME = struct.Struct(">cIQ")  # a whole S or E frame
+CUT, SETTLED = 1, 2                 # Z flags
+MAX_REQUEST_FRAME = 64 << 20        # portico's own header limits are far below
+MAX_DATA_FRAME = 1 << 30
 
 
 # A multi-line message (a traceback, one write to wsgi.errors) goes to
-# stderr as one framed line, which portico logs as one record: FRAME, a
+# stderr as one framed line, which portico logs as one record: LOG_FRAME, a
 # kind, a space, the text as a JSON string.
-FRAME = "\x1eportico:"
+LOG_FRAME = "\x1eportico:"
 MAX_FRAME_TEXT = 60000  # portico splits longer lines
 
 
@@ -78,7 +94,7 @@ def log_message(kind, text):
     if len(text) > MAX_FRAME_TEXT:
         text = text[:MAX_FRAME_TEXT // 2] + "\n[... cut ...]\n" + text[-MAX_FRAME_TEXT // 2:]
     try:
-        sys.stderr.write(FRAME + kind + " " + json.dumps(text) + "\n")
+        sys.stderr.write(LOG_FRAME + kind + " " + json.dumps(text) + "\n")
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
@@ -189,141 +205,120 @@ class Input:
             yield line
 
 
-class ClientGone(Exception):
-    pass
+class PorticoGone(Exception):
+    """portico closed the connection: the client left, or portico dropped
+    the connection (a timeout, a framing doubt). The request ends here."""
 
 
-class Headers:
-    """The request headers as (name, value) pairs, looked up without regard
-    to case: what http.server's email-based parser gives, at a fifth of its
-    cost."""
-
-    __slots__ = ("pairs",)
-
-    def __init__(self, pairs):
-        self.pairs = pairs
-
-    def items(self):
-        return self.pairs
-
-    def get(self, name, default=None):
-        name = name.lower()
-        for k, v in self.pairs:
-            if k.lower() == name:
-                return v
-        return default
+class Broken(Exception):
+    """The stream can no longer be framed (a data frame promised more
+    bytes than could be sent): the connection must be closed."""
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "portico"
-    sys_version = ""
-    pending = None  # response bytes held back (send_headers)
+# The environ items that are the same for every request (PEP 3333); the
+# string ones come from portico with each request.
+BASE_ENVIRON = {
+    "SERVER_SOFTWARE": "portico",
+    "wsgi.version": (1, 0),
+    "wsgi.multithread": False,
+    "wsgi.multiprocess": True,
+    "wsgi.run_once": False,
+    "wsgi.input_terminated": True,
+}
 
-    def parse_request(self):
-        """The request line and headers, as portico's Go client writes them
-        (it has already enforced its own limits on what the client sent)."""
-        self.command = None
-        self.close_connection = True
-        self.request_version = self.default_request_version
-        self.requestline = line = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
-        words = line.split()
-        if len(words) != 3 or not words[2].startswith("HTTP/1."):
-            self.send_error(400, "Bad request line %r" % line)
-            return False
-        self.command, self.path, self.request_version = words
-        pairs = []
-        readline = self.rfile.readline
-        while True:
-            raw = readline(MAX_HEADER_LINE + 1)
-            if len(raw) > MAX_HEADER_LINE or len(pairs) >= MAX_HEADERS:
-                self.send_error(431)
-                return False
-            if raw in (b"\r\n", b"\n", b""):
-                break
-            name, sep, value = raw.partition(b":")
-            if not sep:
-                self.send_error(400, "Bad header line")
-                return False
-            pairs.append((name.decode("latin-1").strip(), value.decode("latin-1").strip()))
-        self.headers = Headers(pairs)
-        return True
 
-    def log_message(self, format, *args):
-        pass  # portico writes the access log
+class Request:
+    """One request on portico's connection: runs the app and frames its
+    response (the protocol comment at the top)."""
 
-    def do_request(self):
-        self.close_connection = True
-        if self.headers.get("X-Portico-Ping") is not None:
-            # portico checking that an idle worker still answers; the app
-            # is not involved.
-            self.send(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
-            return
-        app = self.server.app
-        environ = self.build_environ()
+    def __init__(self, conn, rid, app):
+        self.conn = conn  # the Connection
+        self.id = rid
+        self.rid = ID.pack(rid)
+        self.app = app
         self.status = None
         self.out_headers = None
         self.headers_sent = False
-        self.chunked = False
+        self.no_body = False
         self.length = None  # Content-Length promised by the app
         self.written = 0
+        self.head = False
+        self.pending = None  # framed bytes held back for the next send
+        self.hold = False  # a whole small body is held back too
+
+    def run(self, environ):
+        """Runs the app and sends its response; returns False when the
+        connection can no longer be used."""
         self.head = environ["REQUEST_METHOD"] == "HEAD"
-        result = None
+        result = closer = None
+        flags = 0
         try:
-            result = app(environ, self.start_response)
-            if isinstance(result, FileWrapper) and self.send_file(result):
-                return
-            # A one-element list is a complete body: give it a length
-            # instead of chunking (as gunicorn does).
-            if (isinstance(result, (list, tuple)) and len(result) == 1
-                    and self.status is not None and self.length is None
-                    and not self.headers_sent and not self.bodiless()):
+            try:
+                result = self.app(environ, self.start_response)
+                closer = getattr(result, "close", None)
+                if not (isinstance(result, FileWrapper) and self.send_file(result)):
+                    self.send_iterable(result)
+                if self.length is not None and not self.no_body and self.written < self.length:
+                    print("portico wsgi: app sent %d of the %d bytes its Content-Length promised"
+                          % (self.written, self.length), file=sys.stderr)
+                    flags = CUT
+            except (PorticoGone, Broken):
+                raise
+            except Exception:
+                log_exception()
+                if not self.headers_sent or self.pending is not None:
+                    # Nothing has gone out yet: portico answers a clean 500.
+                    self.pending = None
+                    self.headers_sent = True
+                    self.send(SHORT_FRAME.pack(b"E", 8, self.id))
+                else:
+                    flags = CUT  # the client must not take it as whole
+            if closer is None:
+                # No code of the app's runs after this: Z settles the
+                # request (body bytes left unread are drained before the
+                # next frame is read).
+                self.send(END.pack(b"Z", 9, self.id, flags | SETTLED))
+                drain(environ["wsgi.input"])
+                return True
+            self.send(END.pack(b"Z", 9, self.id, flags))
+            call_close(closer)
+            closer = None
+            drain(environ["wsgi.input"])
+            self.conn.sendall(SHORT_FRAME.pack(b"S", 8, self.id))
+            return True
+        except (PorticoGone, Broken, OSError):
+            return False
+        finally:
+            call_close(closer)
+            sys.stderr.flush()
+
+    def send_iterable(self, result):
+        # A one-element list is a complete body: give it a length
+        # instead of streaming it (as gunicorn does), and hold it for the
+        # end frame: nothing more can come from a list, so the whole
+        # response leaves in one write.
+        if (isinstance(result, (list, tuple)) and len(result) == 1
+                and self.status is not None and not self.headers_sent
+                and not self.bodiless()):
+            if self.length is None:
                 data = result[0]
                 if not isinstance(data, bytes):
                     raise TypeError("app returned %s in its body, want bytes"
                                     % type(data).__name__)
                 self.out_headers.append(("Content-Length", str(len(data))))
                 self.length = len(data)
-            for data in result:
-                self.write(data)
-                if self.head and self.headers_sent:
-                    break  # HEAD: the headers are all there is to send
-            if not self.headers_sent:
-                if self.status is None:
-                    raise RuntimeError("app returned without calling start_response")
-                if self.length is None and not self.bodiless():
-                    self.out_headers.append(("Content-Length", "0"))
-                    self.length = 0
-                self.send_headers()
-            self.finish_body()
-        except ClientGone:
-            pass
-        except Exception:
-            log_exception()
-            if not self.headers_sent or self.pending is not None:
-                # Nothing has gone out yet: a clean 500 instead.
-                self.pending = None
-                try:
-                    self.send_error_500()
-                except ClientGone:
-                    pass
-            # else: the connection is closed without the final chunk (or
-            # short of Content-Length), so portico knows it is cut short.
-        finally:
-            if result is not None and hasattr(result, "close"):
-                try:
-                    result.close()
-                except Exception:
-                    log_exception()
-            # Read what the app left of the body (portico has sent it all
-            # already): closing a socket with unread input sends a reset,
-            # which can destroy the response before portico reads it.
-            try:
-                while environ["wsgi.input"].read(65536):
-                    pass
-            except OSError:
-                pass
-        sys.stderr.flush()
+            self.hold = True
+        for data in result:
+            self.write(data)
+            if self.head and self.headers_sent:
+                break  # HEAD: the headers are all there is to send
+        if not self.headers_sent:
+            if self.status is None:
+                raise RuntimeError("app returned without calling start_response")
+            if self.length is None and not self.bodiless():
+                self.out_headers.append(("Content-Length", "0"))
+                self.length = 0
+            self.send_headers()
 
     def send_file(self, wrapper):
         """wsgi.file_wrapper over a regular file: the kernel copies it to
@@ -345,109 +340,33 @@ class Handler(BaseHTTPRequestHandler):
             self.length = left
         left = min(left, self.length)
         self.send_headers()
-        self.send(b"")  # the headers first
-        if not self.no_body:
-            out = self.connection.fileno()
-            while left > 0:
+        if self.no_body:
+            return True
+        out = self.conn.fileno()
+        while left > 0:
+            frame = min(left, MAX_DATA_FRAME)
+            self.send(FRAME.pack(b"D", frame))  # the headers go with it
+            sent = 0
+            while sent < frame:
                 try:
-                    n = os.sendfile(out, fd, offset, min(left, 1 << 30))
+                    n = os.sendfile(out, fd, offset, frame - sent)
                 except BlockingIOError:
                     continue
                 except OSError:
-                    raise ClientGone() from None
+                    raise PorticoGone() from None
                 if n == 0:
-                    break  # the file shrank: finish_body reports it
+                    # The file shrank: the frame cannot be completed.
+                    print("portico wsgi: file_wrapper's file shrank while it was sent",
+                          file=sys.stderr)
+                    raise Broken()
                 offset += n
-                left -= n
-                self.written += n
-            self.finish_body()
+                sent += n
+            left -= frame
+            self.written += frame
         return True
 
     def bodiless(self):
         return self.head or int(self.status[:3]) in NO_BODY_STATUS
-
-    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_request
-    do_OPTIONS = do_TRACE = do_CONNECT = do_PROPFIND = do_request
-
-    def __getattr__(self, name):
-        # Any other method (WebDAV, custom) goes to the app too.
-        if name.startswith("do_"):
-            return self.do_request
-        raise AttributeError(name)
-
-    def build_environ(self):
-        h = self.headers
-        private = {}
-        env_http = {}
-        for name, value in h.items():
-            lname = name.lower()
-            if lname.startswith(PRIVATE):
-                private[lname[len(PRIVATE):]] = value
-                continue
-            if lname in SKIP_REQUEST or "_" in lname:
-                continue
-            key = "HTTP_" + lname.upper().replace("-", "_")
-            if key in env_http:
-                sep = "; " if key == "HTTP_COOKIE" else ", "
-                env_http[key] += sep + value
-            else:
-                env_http[key] = value
-        # The target as sent: http.server rewrites a leading "//" in
-        # self.path, and PATH_INFO must be what the client asked for.
-        words = self.requestline.split()
-        target = words[1] if len(words) >= 2 else self.path
-        query = ""
-        if "?" in target:
-            target, query = target.split("?", 1)
-        # PEP 3333: native strings holding the bytes as latin-1. portico
-        # sends the full path; SCRIPT_NAME (the route prefix) is cut off.
-        path = unquote(target, encoding="latin-1")
-        script = private.get("script-name", "")
-        if script and path.startswith(script) and path[len(script):len(script) + 1] in ("", "/"):
-            path = path[len(script):]
-        else:
-            script = ""
-        environ = {
-            "REQUEST_METHOD": self.command,
-            "SCRIPT_NAME": script,
-            "PATH_INFO": path,
-            "QUERY_STRING": query,
-            "SERVER_NAME": private.get("server-name", "localhost"),
-            "SERVER_PORT": private.get("server-port", "80"),
-            "SERVER_PROTOCOL": private.get("protocol", "HTTP/1.1"),
-            "SERVER_SOFTWARE": "portico",
-            "REMOTE_ADDR": private.get("remote-addr", ""),
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": private.get("scheme", "http"),
-            "wsgi.errors": self.server.errors,
-            "wsgi.multithread": False,
-            "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-            "wsgi.input_terminated": True,
-            "wsgi.file_wrapper": FileWrapper,
-        }
-        if "host" in private:
-            environ["HTTP_HOST"] = private["host"]
-        if "remote-port" in private:
-            environ["REMOTE_PORT"] = private["remote-port"]
-        if "request-uri" in private:
-            environ["REQUEST_URI"] = environ["RAW_URI"] = private["request-uri"]
-        if environ["wsgi.url_scheme"] == "https":
-            environ["HTTPS"] = "on"
-        ctype = h.get("Content-Type")
-        if ctype is not None:
-            environ["CONTENT_TYPE"] = ctype
-        length = 0
-        clen = h.get("Content-Length")
-        if clen is not None:
-            try:
-                length = int(clen)
-            except ValueError:
-                length = 0
-            environ["CONTENT_LENGTH"] = str(length)
-        environ["wsgi.input"] = Input(self.rfile, length)
-        environ.update(env_http)
-        return environ
 
     def start_response(self, status, headers, exc_info=None):
         if exc_info:
@@ -480,6 +399,8 @@ class Handler(BaseHTTPRequestHandler):
                     length = int(value)
                 except ValueError:
                     raise ValueError("invalid Content-Length %r" % value) from None
+                if length < 0:
+                    raise ValueError("invalid Content-Length %r" % value)
             out.append((name, value))
         self.status = status
         self.out_headers = out
@@ -487,32 +408,24 @@ class Handler(BaseHTTPRequestHandler):
         return self.write
 
     def send_headers(self):
-        no_body = self.bodiless()
-        if self.length is None and not no_body:
-            self.chunked = True
-        lines = ["HTTP/1.1 " + self.status]
+        lines = [self.status]
         for name, value in self.out_headers:
             lines.append(name + ": " + value)
-        if self.chunked:
-            lines.append("Transfer-Encoding: chunked")
-        lines.append("Connection: close")
-        block = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        text = "\r\n".join(lines).encode("latin-1")
+        self.no_body = self.bodiless()
         self.headers_sent = True
-        self.no_body = no_body
         # Held until the first body bytes (or the end), so that a small
         # response leaves in one write.
-        self.pending = block
+        self.pending = FRAME.pack(b"H", 8 + len(text)) + self.rid + text
 
     def send(self, data):
         if self.pending is not None:
             data = self.pending + data
             self.pending = None
-        if not data:
-            return
         try:
-            self.wfile.write(data)
+            self.conn.sendall(data)
         except OSError:
-            raise ClientGone() from None
+            raise PorticoGone() from None
 
     def write(self, data):
         if not isinstance(data, (bytes, bytearray)):
@@ -525,38 +438,38 @@ class Handler(BaseHTTPRequestHandler):
             self.send_headers()
         if self.no_body:
             return
-        if self.chunked:
-            self.send(b"%x\r\n" % len(data) + bytes(data) + b"\r\n")
-            return
-        room = self.length - self.written
-        if room <= 0:
-            return
-        if len(data) > room:
-            data = data[:room]
+        if self.length is not None:
+            room = self.length - self.written
+            if room <= 0:
+                return
+            if len(data) > room:
+                data = data[:room]
         self.written += len(data)
-        self.send(data)
-
-    def finish_body(self):
-        if self.no_body:
-            self.send(b"")  # the headers
+        if len(data) <= 65536:
+            frame = FRAME.pack(b"D", len(data)) + bytes(data)
+            if self.hold:
+                self.pending += frame  # send_headers has set it
+                return
+            self.send(frame)
             return
-        if self.chunked:
-            self.send(b"0\r\n\r\n")
-        else:
-            self.send(b"")  # headers not yet out (an empty body)
-        if not self.chunked and self.written < self.length:
-            # The app promised more than it sent: closing the connection
-            # short of Content-Length tells portico the body is incomplete.
-            print("portico wsgi: app sent %d of the %d bytes its Content-Length promised"
-                  % (self.written, self.length), file=sys.stderr)
+        view = memoryview(data)
+        for i in range(0, len(view), MAX_DATA_FRAME):
+            part = view[i:i + MAX_DATA_FRAME]
+            self.send(FRAME.pack(b"D", len(part)))
+            self.send(part)
 
-    def send_error_500(self):
-        body = b"500 Internal Server Error\n"
-        self.headers_sent = True
-        self.send(b"HTTP/1.1 500 Internal Server Error\r\n"
-                  b"Content-Type: text/plain; charset=utf-8\r\n"
-                  b"X-Portico-Error: app\r\n"
-                  b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+
+def call_close(closer):
+    if closer is not None:
+        try:
+            closer()
+        except Exception:
+            log_exception()
+
+
+def drain(body):
+    while body.read(65536):
+        pass
 
 
 class FileWrapper:
@@ -576,12 +489,70 @@ class FileWrapper:
             yield data
 
 
-class Server(socketserver.UnixStreamServer):
-    request_queue_size = 16
-    errors = ErrorStream()
+class Server:
+    """The worker's unix socket: one connection at a time (a sync
+    worker); portico keeps it open across requests."""
 
-    def handle_error(self, request, client_address):
-        log_exception()
+    def __init__(self, path, app):
+        self.app = app
+        self.errors = ErrorStream()
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(16)
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except ConnectionAbortedError:
+                continue  # the peer gave up before accept
+            try:
+                self.serve_connection(conn)
+            except Exception:
+                log_exception()
+            finally:
+                conn.close()
+
+    def serve_connection(self, conn):
+        """Requests on one connection until portico closes it, or until a
+        frame makes no sense (then the connection is closed)."""
+        rfile = conn.makefile("rb")
+        try:
+            while True:
+                head = rfile.read(FRAME.size)
+                if len(head) < FRAME.size:
+                    return  # portico closed the connection
+                kind, n = FRAME.unpack(head)
+                if n > MAX_REQUEST_FRAME:
+                    print("portico wsgi: request frame of %d bytes; closing the connection" % n,
+                          file=sys.stderr)
+                    return
+                payload = rfile.read(n)
+                if len(payload) < n:
+                    return
+                if kind == b"P" and n == ID.size:
+                    # portico checking that an idle worker still answers.
+                    conn.sendall(SHORT_FRAME.pack(b"S", 8, ID.unpack(payload)[0]))
+                    continue
+                if kind != b"Q" or n < REQUEST.size:
+                    print("portico wsgi: unexpected frame %r; closing the connection" % kind,
+                          file=sys.stderr)
+                    return
+                rid, body_length, path_length = REQUEST.unpack_from(payload)
+                at = REQUEST.size + path_length
+                items = payload[at:].decode("latin-1").split("\0")
+                environ = dict(zip(items[::2], items[1::2]))
+                environ.update(BASE_ENVIRON)
+                environ["PATH_INFO"] = payload[REQUEST.size:at].decode("latin-1")
+                environ["wsgi.errors"] = self.errors
+                environ["wsgi.input"] = Input(rfile, body_length)
+                environ["wsgi.file_wrapper"] = FileWrapper
+                if not Request(conn, rid, self.app).run(environ):
+                    return
+        except OSError:
+            return
+        finally:
+            rfile.close()
 
 
 def watch_parent(ppid):
@@ -592,21 +563,6 @@ def watch_parent(ppid):
         time.sleep(1)
         if os.getppid() != ppid:
             os._exit(1)
-
-
-def serve(server):
-    """socketserver's serve_forever without its select loop: one blocking
-    accept per connection (a signal handler's exception still ends it)."""
-    while True:
-        try:
-            request, addr = server.get_request()
-        except ConnectionAbortedError:
-            continue  # the peer gave up before accept
-        try:
-            server.process_request(request, addr)  # handles, then closes
-        except Exception:
-            server.handle_error(request, addr)
-            server.shutdown_request(request)
 
 
 def main():
@@ -641,19 +597,18 @@ def main():
         os.unlink(sock_path)
     except FileNotFoundError:
         pass
-    server = Server(sock_path, Handler)
-    server.app = app
+    server = Server(sock_path, app)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     threading.Thread(target=watch_parent, args=(os.getppid(),), daemon=True).start()
     report("ready %d" % os.getpid())
     if status is not None:
         status.close()
     try:
-        serve(server)
+        server.serve()
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
-        server.server_close()
+        server.sock.close()
 
 
 if __name__ == "__main__":

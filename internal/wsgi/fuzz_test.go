@@ -1,6 +1,11 @@
 package wsgi
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -69,6 +74,68 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 		if strings.HasSuffix(text, "\n") {
 			t.Fatalf("text %q keeps its trailing newline", text)
+		}
+	})
+}
+
+// workerStream frames a response as the adapter writes it, for id.
+func workerStream(id uint64, head string, body ...string) []byte {
+	var b []byte
+	frame := func(kind byte, payload []byte) {
+		b = append(b, kind)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(payload)))
+		b = append(b, payload...)
+	}
+	frame(frameHead, append(binary.BigEndian.AppendUint64(nil, id), head...))
+	for _, s := range body {
+		frame(frameData, []byte(s))
+	}
+	frame(frameEnd, append(binary.BigEndian.AppendUint64(nil, id), endSettled))
+	return b
+}
+
+// FuzzWorkerResponse checks the reader of a worker's response frames on
+// any stream: nothing panics, and a response is only ever accepted when
+// it begins with a head (or app error) frame that carries the request's
+// id, so bytes a worker left behind are never taken as an answer.
+func FuzzWorkerResponse(f *testing.F) {
+	const id = 0x0102030405060708
+	f.Add(workerStream(id, "200 OK\r\nContent-Type: text/plain", "hello"))
+	f.Add(workerStream(id, "204 No Content"))
+	f.Add(workerStream(id+1, "200 OK", "STRAY"))
+	f.Add(workerStream(id, "200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2", "x", "y"))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nSTRAY"))
+	f.Add(workerStream(id, "999"))
+	f.Add(workerStream(id, "20x OK"))
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		local, remote := net.Pipe()
+		defer remote.Close()
+		pr := &proc{done: make(chan struct{})}
+		wc := &workerConn{c: local, br: bufio.NewReader(bytes.NewReader(stream))}
+		pr.conn = wc
+		ex := &exchange{pr: pr, wc: wc, id: id, length: -1}
+		if err := ex.readHead(); err != nil {
+			return
+		}
+		if len(stream) < 13 || stream[0] != frameHead && stream[0] != frameAppError ||
+			binary.BigEndian.Uint64(stream[5:13]) != id {
+			t.Fatalf("accepted a response without the request's id: %q", stream)
+		}
+		if !ex.appError && (ex.status < 100 || ex.status > 999) {
+			t.Fatalf("status %d accepted", ex.status)
+		}
+		body, err := io.ReadAll(io.LimitReader(ex, 1<<20))
+		if err != nil {
+			if pr.conn != nil {
+				t.Fatalf("read error %v, yet the connection is kept", err)
+			}
+			return
+		}
+		if len(body) > len(stream) {
+			t.Fatalf("body of %d bytes from a stream of %d", len(body), len(stream))
+		}
+		if err := ex.settle(); err != nil && pr.conn != nil {
+			t.Fatalf("settle error %v, yet the connection is kept", err)
 		}
 	})
 }

@@ -2,109 +2,19 @@ package wsgi
 
 import (
 	"bytes"
-	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
 )
 
-// Private request headers: set by the Pool, read and removed by the
-// adapter. Any a client sends is deleted first (privatePrefix).
-const (
-	privatePrefix   = "X-Portico-"
-	hdrScriptName   = "X-Portico-Script-Name"
-	hdrHost         = "X-Portico-Host"
-	hdrRemoteAddr   = "X-Portico-Remote-Addr"
-	hdrRemotePort   = "X-Portico-Remote-Port"
-	hdrServerName   = "X-Portico-Server-Name"
-	hdrServerPort   = "X-Portico-Server-Port"
-	hdrScheme       = "X-Portico-Scheme"
-	hdrProtocol     = "X-Portico-Protocol"
-	hdrRequestURI   = "X-Portico-Request-Uri"
-	hdrAdapterError = "X-Portico-Error" // response: the app raised; body is the adapter's 500
-)
+// privatePrefix starts the names of portico's own headers: any a client
+// sends is dropped, and any the app sets is not passed on.
+const privatePrefix = "X-Portico-"
 
 // memBody is how much of a request body is held in memory; beyond it the
 // body is spooled to an unlinked temp file in the pool's folder.
 const memBody = 256 << 10
-
-// outRequest builds the request to a worker: the client's method, path,
-// query and safe headers, plus the private headers the adapter needs.
-func (p *Pool) outRequest(ctx context.Context, r *http.Request, body *reqBody) *http.Request {
-	u := *r.URL
-	u.Scheme, u.Host, u.User, u.Opaque, u.Fragment = "http", "wsgi", nil, "", ""
-	if u.Path == "" {
-		u.Path, u.RawPath = "/", ""
-	}
-	out := (&http.Request{
-		Method:     r.Method,
-		URL:        &u,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     forwardHeaders(r.Header),
-		Host:       "wsgi",
-	}).WithContext(ctx)
-	if _, ok := out.Header["User-Agent"]; !ok {
-		out.Header["User-Agent"] = []string{""} // not Go's default
-	}
-	// An empty POST, PUT or PATCH still gets "Content-Length: 0" from the
-	// Transport, so the app sees CONTENT_LENGTH=0.
-	if body.size > 0 {
-		out.ContentLength = body.size
-		out.Body = body.reader()
-		out.GetBody = func() (io.ReadCloser, error) { return body.reader(), nil }
-	}
-
-	h := out.Header
-	path := r.URL.Path
-	if p.prefix != "" && strings.HasPrefix(path, p.prefix) &&
-		(len(path) == len(p.prefix) || path[len(p.prefix)] == '/') {
-		h.Set(hdrScriptName, p.prefix)
-	}
-	if r.Host != "" {
-		h.Set(hdrHost, r.Host)
-	}
-	remoteIP, remotePort := splitHostPort(r.RemoteAddr)
-	if a, fromPeer := p.clients.Client(r.RemoteAddr, r.Header["X-Forwarded-For"]); !fromPeer {
-		remoteIP, remotePort = a.String(), "" // the client behind trusted proxies
-	}
-	if remoteIP != "" {
-		h.Set(hdrRemoteAddr, remoteIP)
-	}
-	if remotePort != "" {
-		h.Set(hdrRemotePort, remotePort)
-	}
-	var localIP, localPort string
-	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		localIP, localPort = splitHostPort(a.String())
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if localPort == "" {
-		// Never the port named in Host: the client chose that.
-		localPort = map[string]string{"http": "80", "https": "443"}[scheme]
-	}
-	serverName, _ := splitHostPort(r.Host)
-	if serverName == "" {
-		serverName = localIP
-	}
-	if serverName == "" {
-		serverName = "localhost"
-	}
-	h.Set(hdrServerName, serverName)
-	h.Set(hdrServerPort, localPort)
-	h.Set(hdrScheme, scheme)
-	h.Set(hdrProtocol, r.Proto)
-	if uri := r.RequestURI; uri != "" && printable(uri) {
-		h.Set(hdrRequestURI, uri)
-	}
-	return out
-}
 
 // forwardHeaders copies the request headers that may reach the app.
 //
@@ -118,7 +28,16 @@ func (p *Pool) outRequest(ctx context.Context, r *http.Request, body *reqBody) *
 //   - hop-by-hop headers, and those the client's Connection names.
 //   - Expect: the body has already been read.
 func forwardHeaders(in http.Header) http.Header {
-	out := make(http.Header, len(in)+9)
+	out := make(http.Header, len(in))
+	forEachForwarded(in, func(k string, vv []string) { out[k] = append(out[k], vv...) })
+	return out
+}
+
+// forEachForwarded calls fn with the canonical name and the values of each
+// request header that may reach the app (the rules of forwardHeaders). A
+// name may come more than once when the client's map holds it in two
+// spellings.
+func forEachForwarded(in http.Header, fn func(k string, vv []string)) {
 	var connTokens []string
 	for _, v := range in["Connection"] {
 		for _, t := range strings.Split(v, ",") {
@@ -143,9 +62,8 @@ func forwardHeaders(in http.Header) http.Header {
 		if len(connTokens) > 0 && contains(connTokens, ck) {
 			continue
 		}
-		out[ck] = append(out[ck], vv...)
+		fn(ck, vv)
 	}
-	return out
 }
 
 func contains(list []string, s string) bool {

@@ -1,7 +1,6 @@
 package wsgi
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -88,59 +87,58 @@ func (p *Pool) relay(w http.ResponseWriter, r *http.Request, pr *proc, body *req
 	// The worker's timer, not the client, decides when the app is cut
 	// off: a client that leaves mid-request does not free a sync worker
 	// that is still computing, so the worker stays taken until it answers.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
-	defer cancel()
 	wd := newWatchdog(p.timeout, func() {
 		p.timeouts.Add(1)
 		pr.killAs(causeFrozen, "request exceeded timeout "+p.timeout.String()+": "+r.Method+" "+r.URL.Path)
-		cancel()
+		pr.closeConn()
 	})
 	defer wd.stop()
 
-	resp, err := pr.transport.RoundTrip(p.outRequest(ctx, r, body))
+	ex, err := p.send(pr, r, body)
 	if err != nil {
 		timedOut := wd.stop()
-		var de *dialError
+		var ns *notSentError
 		switch {
 		case timedOut:
 			p.log.Warn("wsgi: request timed out; worker killed and replaced",
 				"worker", pr.w.id, "pid", pr.pid, "path", r.URL.Path, "timeout", p.timeout)
 			errorpage.Write(w, r, http.StatusGatewayTimeout)
 			return done
-		case errors.As(err, &de):
+		case errors.As(err, &ns):
 			p.log.Warn("wsgi: worker unreachable; trying another", "worker", pr.w.id, "pid", pr.pid, "err", err)
 			// Usually it has just died and is about to be reaped; one that
 			// lives on without listening is broken: replace it.
 			if waitDone(pr, 100*time.Millisecond); pr.alive() {
-				pr.killAs(causeDied, "unreachable: "+de.Error())
+				pr.killAs(causeDied, "unreachable: "+ns.Error())
 			}
 			return notDelivered
 		default:
 			p.log.Error("wsgi: worker failed during request", "worker", pr.w.id, "pid", pr.pid,
 				"path", r.URL.Path, "err", err)
 			// Give the supervisor a moment to see an exit, so the retry
-			// does not pick a dying worker; a live one is reusable (each
-			// request has its own connection).
+			// does not pick a dying worker; a live one is reusable (its
+			// connection has been dropped, the next request dials anew).
 			waitDone(pr, 50*time.Millisecond)
 			p.release(pr)
 			return workerDied
 		}
 	}
 
-	if resp.Header.Get(hdrAdapterError) != "" {
+	if ex.appError {
 		// The app raised before it started its response; the traceback is
 		// in the log. Answer with portico's own error page.
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if !wd.stop() {
-			p.finished(pr)
+		_, err := io.Copy(io.Discard, ex)
+		switch err := p.finishWorker(pr, wd, r, ex, err, false); err {
+		case errStalled:
+			errorpage.Write(w, r, http.StatusGatewayTimeout)
+		default:
+			errorpage.Write(w, r, http.StatusInternalServerError)
 		}
-		errorpage.Write(w, r, http.StatusInternalServerError)
 		return done
 	}
 
 	h := w.Header()
-	for k, vv := range resp.Header {
+	for k, vv := range ex.header {
 		if responseHopByHop(k) || strings.HasPrefix(k, privatePrefix) {
 			continue
 		}
@@ -151,10 +149,27 @@ func (p *Pool) relay(w http.ResponseWriter, r *http.Request, pr *proc, body *req
 	// whatever the client's speed, and the worker is released as soon as
 	// the app is done: a slow reader never holds a sync worker (nginx's
 	// proxy_buffering). A small sized response is read whole first.
-	if resp.ContentLength >= 0 && resp.ContentLength <= spoolMem {
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		switch err := p.finishWorker(pr, wd, r, err, false); {
+	if ex.length >= 0 && ex.length <= spoolMem {
+		body, err := io.ReadAll(io.LimitReader(ex, spoolMem+1))
+		if err == nil && int64(len(body)) > spoolMem {
+			err = ex.fail(errors.New("response longer than its Content-Length"))
+		}
+		if err == nil && !ex.settled {
+			// The body is whole while the iterable's close() still runs in
+			// the worker: the client need not wait for it, and the worker
+			// is released once it is done, whatever the client's speed.
+			settled := make(chan struct{})
+			go func() {
+				defer close(settled)
+				_ = p.finishWorker(pr, wd, r, ex, nil, false)
+			}()
+			w.WriteHeader(ex.status)
+			_, _ = w.Write(body)
+			_ = http.NewResponseController(w).Flush()
+			<-settled // bounded by the watchdog
+			return done
+		}
+		switch err := p.finishWorker(pr, wd, r, ex, err, false); {
 		case err == errStalled:
 			clear(h)
 			errorpage.Write(w, r, http.StatusGatewayTimeout)
@@ -164,7 +179,7 @@ func (p *Pool) relay(w http.ResponseWriter, r *http.Request, pr *proc, body *req
 			errorpage.Write(w, r, http.StatusBadGateway)
 			return done
 		}
-		w.WriteHeader(resp.StatusCode)
+		w.WriteHeader(ex.status)
 		_, _ = w.Write(body)
 		return done
 	}
@@ -178,12 +193,12 @@ func (p *Pool) relay(w http.ResponseWriter, r *http.Request, pr *proc, body *req
 		var err error
 		for {
 			var n int
-			n, err = resp.Body.Read(*bp)
+			n, err = ex.Read(*bp)
 			if n > 0 {
 				wd.reset() // progress: the worker is not frozen
 				if perr := sp.put((*bp)[:n]); perr != nil {
 					p.log.Error("wsgi: buffering response", "err", perr)
-					err = perr
+					err = ex.fail(perr)
 					break
 				}
 			}
@@ -194,28 +209,35 @@ func (p *Pool) relay(w http.ResponseWriter, r *http.Request, pr *proc, body *req
 				break
 			}
 		}
-		resp.Body.Close()
-		sp.finish(p.finishWorker(pr, wd, r, err, sp.isAbandoned()))
+		if err != nil || ex.settled {
+			sp.finish(p.finishWorker(pr, wd, r, ex, err, sp.isAbandoned()))
+			return
+		}
+		// The body is whole; close() still runs in the worker: the
+		// client need not wait for it.
+		sp.finish(nil)
+		_ = p.finishWorker(pr, wd, r, ex, nil, sp.isAbandoned())
 	}()
 	defer func() {
-		<-produced // bounded: abandon closes the body, the watchdog kills the worker
+		<-produced // bounded: abandon closes the connection, the watchdog kills the worker
 		sp.close()
 	}()
 
 	rc := http.NewResponseController(w)
-	w.WriteHeader(resp.StatusCode)
+	w.WriteHeader(ex.status)
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	for {
 		n, err := sp.take(*bp)
 		if n > 0 {
 			if _, werr := w.Write((*bp)[:n]); werr != nil {
-				sp.abandon(resp.Body)
+				sp.abandon(ex)
 				return done
 			}
 			continue
 		}
 		if err == io.EOF {
+			_ = rc.Flush() // the end goes out before the worker settles
 			return done
 		}
 		if err != nil {
@@ -228,10 +250,10 @@ func (p *Pool) relay(w http.ResponseWriter, r *http.Request, pr *proc, body *req
 		select {
 		case <-sp.wake:
 		case <-r.Context().Done():
-			// The client left: closing the worker's connection makes the
+			// The client left: dropping the worker's connection makes the
 			// adapter's next write fail, which ends the app's iterable
 			// (its close() is called).
-			sp.abandon(resp.Body)
+			sp.abandon(ex)
 			return done
 		}
 	}
@@ -240,9 +262,19 @@ func (p *Pool) relay(w http.ResponseWriter, r *http.Request, pr *proc, body *req
 var errStalled = errors.New("worker stalled past the timeout")
 
 // finishWorker settles pr after its response body was read: released to
-// the pool, or not when the watchdog killed it. It returns nil when the
-// body is complete, errStalled when the watchdog fired, or readErr.
-func (p *Pool) finishWorker(pr *proc, wd *watchdog, r *http.Request, readErr error, abandoned bool) error {
+// the pool once the worker has finished the request (its S frame, when
+// close() ran after the body), or not when the watchdog killed it. It
+// returns nil when the body is complete, errStalled when the watchdog
+// fired, or readErr.
+func (p *Pool) finishWorker(pr *proc, wd *watchdog, r *http.Request, ex *exchange, readErr error, abandoned bool) error {
+	if readErr == nil || readErr == errAppCut {
+		if err := ex.settle(); err != nil && !wd.hasFired() {
+			p.log.Warn("wsgi: worker stream out of step after a response; connection dropped",
+				"worker", pr.w.id, "pid", pr.pid, "path", r.URL.Path, "err", err)
+		}
+	} else {
+		ex.waitWriter() // the connection is dropped: the writer ends
+	}
 	if wd.stop() {
 		p.log.Warn("wsgi: response stalled past timeout; worker killed and replaced",
 			"worker", pr.w.id, "pid", pr.pid, "path", r.URL.Path, "timeout", p.timeout)
@@ -251,8 +283,11 @@ func (p *Pool) finishWorker(pr *proc, wd *watchdog, r *http.Request, readErr err
 	if readErr != nil && !abandoned {
 		p.log.Warn("wsgi: response cut short by the worker", "worker", pr.w.id, "pid", pr.pid,
 			"path", r.URL.Path, "err", readErr)
-		waitDone(pr, 50*time.Millisecond) // do not hand out a dying worker
+		if readErr != errAppCut {
+			waitDone(pr, 50*time.Millisecond) // do not hand out a dying worker
+		}
 	}
+	ex.release()
 	p.finished(pr)
 	return readErr
 }

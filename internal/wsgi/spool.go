@@ -151,6 +151,13 @@ func (wd *watchdog) reset() {
 	}
 }
 
+// hasFired reports whether the watchdog has fired (it may still).
+func (wd *watchdog) hasFired() bool {
+	wd.mu.Lock()
+	defer wd.mu.Unlock()
+	return wd.fired
+}
+
 // stop disarms the watchdog and reports whether it had fired.
 func (wd *watchdog) stop() bool {
 	wd.mu.Lock()

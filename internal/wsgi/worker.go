@@ -2,15 +2,14 @@ package wsgi
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -39,16 +38,19 @@ type worker struct {
 // group. The pool's idle channel holds a *proc while it waits for a request;
 // a proc whose process has exited is stale and is dropped when taken.
 type proc struct {
-	w         *worker
-	cmd       *exec.Cmd
-	pid       int
-	sock      string
-	transport *http.Transport
-	ready     time.Time
-	done      chan struct{} // closed once the process has exited and been reaped
-	idle      time.Time     // when it last became idle; owned by whoever holds it
-	served    int           // requests served; owned by whoever holds it
-	limit     int           // recycle after this many requests (0: never)
+	w      *worker
+	cmd    *exec.Cmd
+	pid    int
+	sock   string
+	ready  time.Time
+	done   chan struct{} // closed once the process has exited and been reaped
+	idle   time.Time     // when it last became idle; owned by whoever holds it
+	served int           // requests served; owned by whoever holds it
+	limit  int           // recycle after this many requests (0: never)
+	lastID uint64        // the id of its last exchange; owned by whoever holds it
+
+	connMu sync.Mutex
+	conn   *workerConn // portico's connection to it, kept across requests (conn.go)
 
 	state      atomic.Int32           // stateStarting, stateServing, stateRetiring
 	asked      atomic.Bool            // a recycle was asked for
@@ -108,33 +110,6 @@ func (w *worker) nextSock() string {
 	return fmt.Sprintf("%s-%d.sock", strings.TrimSuffix(w.sock, ".sock"), w.gen)
 }
 
-// newTransport talks to one worker process's socket.
-func newTransport(sock string) *http.Transport {
-	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	return &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			c, err := dialer.DialContext(ctx, "unix", sock)
-			if err != nil {
-				return nil, &dialError{err}
-			}
-			return c, nil
-		},
-		// A sync worker serves one request per connection (as gunicorn's
-		// sync workers do): no idle connection can ever sit between a
-		// request and the worker it was meant for.
-		DisableKeepAlives:  true,
-		DisableCompression: true,
-		MaxConnsPerHost:    1,
-	}
-}
-
-// dialError marks a failure to connect to a worker's socket: the request
-// never reached the app, so it is safe to send it to another worker.
-type dialError struct{ err error }
-
-func (e *dialError) Error() string { return "connect to worker: " + e.err.Error() }
-func (e *dialError) Unwrap() error { return e.err }
-
 // start runs a new process for slot w and waits until the app is imported
 // and the worker listens (the adapter writes "ready" on fd 3), or until it
 // fails (the adapter writes "error REASON" and exits), or startTimeout.
@@ -168,8 +143,11 @@ func (p *Pool) start(w *worker) (*proc, error) {
 	err = p.spawn.start(cmd)
 	var pr *proc
 	if err == nil {
-		pr = &proc{w: w, cmd: cmd, pid: cmd.Process.Pid, sock: sock, transport: newTransport(sock),
-			done: make(chan struct{}), limit: p.requestLimit()}
+		pr = &proc{w: w, cmd: cmd, pid: cmd.Process.Pid, sock: sock,
+			done: make(chan struct{}), limit: p.requestLimit(),
+			// Ids start anywhere: bytes that happen to look like a frame
+			// will not also carry the id portico waits for.
+			lastID: rand.Uint64()}
 		if w.cur == nil || !w.cur.alive() {
 			w.cur = pr // a replacement becomes cur once it is ready
 		}
@@ -199,11 +177,11 @@ func (p *Pool) start(w *worker) (*proc, error) {
 		stderr.flush()
 		// Whatever the app left behind in the group goes too.
 		_ = syscall.Kill(-pr.pid, syscall.SIGKILL)
-		pr.transport.CloseIdleConnections()
 		p.mu.Lock()
 		delete(p.procs, pr)
 		p.mu.Unlock()
 		close(pr.done)
+		pr.closeConn()
 	}()
 
 	lines := make(chan string, 1)
@@ -448,21 +426,5 @@ func (p *Pool) pinger() {
 }
 
 func (p *Pool) ping(pr *proc) error {
-	ctx, cancel := context.WithTimeout(context.Background(), min(pingTimeout, p.timeout))
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://wsgi/", nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("X-Portico-Ping", "1")
-	req.Header["User-Agent"] = []string{""}
-	resp, err := pr.transport.RoundTrip(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		return fmt.Errorf("ping answered %s", resp.Status)
-	}
-	return nil
+	return pr.ping(min(pingTimeout, p.timeout))
 }

@@ -3,7 +3,12 @@
 //
 // Each worker is a Python process running portico's bundled adapter
 // (adapter.py, embedded in the binary): it imports the app, then serves
-// HTTP/1.1 on a private unix socket, one request at a time (a sync worker).
+// portico on a private unix socket, one request at a time (a sync worker).
+// portico keeps one connection open to each worker and speaks a compact
+// framing on it (conn.go; the protocol is at the top of adapter.py): the
+// environ is built here, the answer comes back as id-checked frames, and
+// any frame out of step drops the connection, so bytes a worker left
+// behind never reach a client.
 // The Pool in front of the workers:
 //
 //   - starts all workers in parallel, and fails New with the app's own error
@@ -37,9 +42,9 @@
 // in one short-lived process instead.
 //
 // What Python cannot know (the client's address, the port the client
-// connected to, the scheme, the route prefix) travels in X-Portico-* request
-// headers that the Pool sets after deleting any a client sent, and that the
-// adapter turns into the environ. Request headers that would be unsafe in an
+// connected to, the scheme, the route prefix) is put in the environ by the
+// Pool (environ.go); X-Portico-* headers a client sends are dropped, and
+// any an app sets are not passed on. Request headers that would be unsafe in an
 // environ are dropped here: Proxy (httpoxy: HTTP_PROXY) and any name with
 // "_" or another byte that is not a letter, digit or "-" (header aliasing:
 // X_User and X-User would both be HTTP_X_USER).

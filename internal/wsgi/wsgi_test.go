@@ -38,6 +38,8 @@ func TestEnviron(t *testing.T) {
 	req.Header.Set("X-Portico-Scheme", "https")
 	req.Header.Add("X-Multi", "one")
 	req.Header.Add("X-Multi", "two")
+	req.Header.Add("Cookie", "a=1")
+	req.Header.Add("Cookie", "b=2")
 	req.Header.Set("Connection", "X-Hop")
 	req.Header.Set("X-Hop", "hop-by-hop")
 	env := tp.env(t, req)
@@ -56,6 +58,7 @@ func TestEnviron(t *testing.T) {
 		"HTTP_USER_AGENT":   "tester",
 		"HTTP_X_FOO":        "dash",
 		"HTTP_X_MULTI":      "one, two",
+		"HTTP_COOKIE":       "a=1; b=2",
 		"REQUEST_URI":       "/app/x/y?a=1&b=%20two",
 		"wsgi.url_scheme":   "http",
 		"wsgi.multithread":  false,
@@ -96,6 +99,7 @@ func TestPathSplit(t *testing.T) {
 		{"/app/caf%C3%A9", "/app", "/caf\u00c3\u00a9", ""},
 		{"/app/a%2Fb", "/app", "/a/b", ""},
 		{"/app/a%3Fb?c=d", "/app", "/a?b", "c=d"},
+		{"/app/a%00b", "/app", "/a\x00b", ""}, // PATH_INFO alone may hold a NUL
 		{"/%61pp/z", "/app", "/z", ""},
 		{"/application", "", "/application", ""},
 		{"/other/x", "", "/other/x", ""},
@@ -184,6 +188,17 @@ func TestUnreadBody(t *testing.T) {
 		if resp.StatusCode != 200 || json.Unmarshal(b, &m) != nil || m.Pid == 0 {
 			t.Fatalf("POST %d: status %d body %q", i, resp.StatusCode, b)
 		}
+	}
+	// The app answers 16 MiB before it would read the body: the body is
+	// written while the answer is read, neither waits for the other.
+	for _, q := range []string{"cl", "chunked"} {
+		resp, b := do(t, mustReq(t, "POST", tp.srv.URL+"/app/big?"+q, bytes.NewReader(body)))
+		if resp.StatusCode != 200 || len(b) != 16<<20 {
+			t.Fatalf("POST /big?%s: status %d, %d bytes", q, resp.StatusCode, len(b))
+		}
+	}
+	if _, b := tp.get(t, "/app/pid"); !bytes.Contains(b, []byte("pid")) {
+		t.Fatalf("GET after: %q", b)
 	}
 }
 

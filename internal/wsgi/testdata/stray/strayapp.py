@@ -2,8 +2,11 @@
 # after its own response it writes a whole second response, straight to
 # the worker's connection (as a buggy C extension or a leaked socket
 # would), plus a body on HEAD and more bytes than its Content-Length.
-# If portico ever read those bytes as the answer to a later request, a
-# client would see "STRAY".
+# /forged writes a whole response in portico's own framing, with a wrong
+# id, ahead of its real one. If portico ever read those bytes as the
+# answer to a request, a client would see "STRAY".
+import os
+import struct
 import sys
 
 STRAY = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
@@ -29,6 +32,17 @@ class Body:
             print("strayapp: stray write failed: %s" % e, file=sys.stderr)
 
 
+def forged_frames():
+    """A whole response in portico's worker framing (adapter.py), with an
+    id no request of portico's has: what a library replaying a buffer it
+    kept from an earlier request would send."""
+    rid = struct.unpack(">Q", os.urandom(8))[0]
+    head = b"200 OK\r\nContent-Type: text/plain\r\nCache-Control: public, max-age=3600"
+    return (struct.pack(">cIQ", b"H", 8 + len(head), rid) + head
+            + struct.pack(">cI", b"D", 5) + b"STRAY"
+            + struct.pack(">cIQB", b"Z", 9, rid, 2))
+
+
 def raw_socket(environ):
     # wsgi.input reads the worker's connection: reach its socket.
     return environ["wsgi.input"].rfile.raw._sock
@@ -40,6 +54,13 @@ def application(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
         return [b"clean"]
     sock = raw_socket(environ)
+    if path == "/forged":
+        # Framed stray bytes ahead of the app's own response: they have the
+        # right shape, only the id is wrong.
+        sock.sendall(forged_frames())
+        print("strayapp: stray bytes written", file=sys.stderr)
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "6")])
+        return [b"forged"]
     if path == "/overflow":
         # Promises 2 bytes, yields 10, then writes a response of its own.
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
