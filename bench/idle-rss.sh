@@ -37,10 +37,11 @@ rss_kib() { # field pid... -> summed field (VmRSS, RssAnon) of the processes and
 	echo "$total"
 }
 
-hold() { # port -> holds N idle connections until stdin closes
-	python3 - "$1" "$N" <<'PY'
+hold() { # port fifo -> holds N idle connections until the fifo's writer closes it
+	# (not stdin: python's stdin is this script, from the here-document)
+	python3 - "$1" "$N" "$2" <<'PY'
 import socket, sys
-port, n = int(sys.argv[1]), int(sys.argv[2])
+port, n, ctl = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 socks = []
 for _ in range(n):
     s = socket.create_connection(("127.0.0.1", port))
@@ -57,7 +58,8 @@ for s in socks:
     got += data.startswith(b"HTTP/1.1 200")
 print(f"{got} of {n} connections answered, now idle", file=sys.stderr, flush=True)
 print("ready", flush=True)
-sys.stdin.read()
+with open(ctl) as f:
+    f.read()
 PY
 }
 
@@ -68,7 +70,7 @@ measure() { # name pid port
 	anon0=$(rss_kib RssAnon "$2")
 	rm -f "$TMP/ctl" "$TMP/ready"
 	mkfifo "$TMP/ctl"
-	hold "$3" <"$TMP/ctl" >"$TMP/ready" &
+	hold "$3" "$TMP/ctl" <"$TMP/ctl" >"$TMP/ready" &
 	local holder=$!
 	exec 9>"$TMP/ctl"
 	until grep -q ready "$TMP/ready" 2>/dev/null; do sleep 0.2; done
