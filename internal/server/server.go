@@ -171,7 +171,7 @@ func (s *Server) openListeners(t *Tree) ([]*listener, error) {
 		// No TCP keep-alive probes (nginx sends none either): idle_timeout
 		// closes idle connections, and the probes' setsockopt calls cost
 		// about a tenth of a new connection.
-		lc := net.ListenConfig{KeepAlive: -1}
+		lc := net.ListenConfig{KeepAlive: -1, Control: deferAccept}
 		ln, err := lc.Listen(context.Background(), "tcp", l.addr)
 		if err != nil {
 			for _, o := range opened {
