@@ -118,6 +118,7 @@ type Listener struct {
 	bufPool sync.Pool
 
 	handoff   chan net.Conn
+	jobs      chan job // to the workers waiting for a connection (worker.go)
 	done      chan struct{}
 	closeOnce sync.Once
 	acceptErr error // set before done is closed when the inner listener fails
@@ -165,6 +166,7 @@ func newListener(ln net.Listener, h Handler, opts Options) *Listener {
 		handler: h,
 		opts:    opts,
 		handoff: make(chan net.Conn),
+		jobs:    make(chan job),
 		done:    make(chan struct{}),
 		conns:   map[*link]struct{}{},
 	}
@@ -209,7 +211,7 @@ func (l *Listener) acceptLoop() {
 		l.wg.Add(1)
 		c := l.connFor(lk)
 		l.mu.Unlock()
-		go c.serve()
+		l.dispatch(job{c: c})
 	}
 }
 

@@ -266,7 +266,7 @@ func (p *parker) waitEvents() {
 		}
 		l.mu.Unlock()
 		for i, c := range ready {
-			go l.resume(c)
+			l.dispatch(job{c: c, resume: true})
 			ready[i] = nil
 		}
 		ready = ready[:0]
