@@ -140,22 +140,7 @@ func TestFastEndpoints(t *testing.T) {
 // fast path before the script goes on.
 func TestFastStreamed(t *testing.T) {
 	next := make(chan struct{})
-	fake := newFakeServer(t, func(req *fakeReq) error {
-		if err := req.stdout("Content-Type: text/plain\r\n\r\n"); err != nil {
-			return err
-		}
-		for i := 0; i < 3; i++ {
-			if err := req.stdout(fmt.Sprintf("chunk%d\n", i)); err != nil {
-				return err
-			}
-			select {
-			case <-next:
-			case <-time.After(5 * time.Second):
-				return fmt.Errorf("the client never saw chunk%d", i)
-			}
-		}
-		return req.end()
-	})
+	fake := newFakeServer(t, chunksAfterEach(next))
 	f, _, _ := newFastSetup(t, fake, testRoot(t), nil)
 	c, err := net.Dial("tcp", f.Fast)
 	if err != nil {

@@ -365,11 +365,10 @@ func TestDroppedIdleConnection(t *testing.T) {
 	}
 }
 
-// TestStreamedResponse: output the responder sends is at the client
-// before the responder goes on.
-func TestStreamedResponse(t *testing.T) {
-	next := make(chan struct{})
-	fake := newFakeServer(t, func(req *fakeReq) error {
+// chunksAfterEach is a responder that sends three chunks, each only once
+// the test has seen the one before (a receive on next).
+func chunksAfterEach(next chan struct{}) func(*fakeReq) error {
+	return func(req *fakeReq) error {
 		if err := req.stdout("Content-Type: text/plain\r\n\r\n"); err != nil {
 			return err
 		}
@@ -384,7 +383,14 @@ func TestStreamedResponse(t *testing.T) {
 			}
 		}
 		return req.end()
-	})
+	}
+}
+
+// TestStreamedResponse: output the responder sends is at the client
+// before the responder goes on.
+func TestStreamedResponse(t *testing.T) {
+	next := make(chan struct{})
+	fake := newFakeServer(t, chunksAfterEach(next))
 	s := newSetup(t, fake, testRoot(t), nil)
 	resp, err := http.Get(s.srv.URL + "/app/a.php")
 	if err != nil {

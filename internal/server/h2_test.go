@@ -26,6 +26,15 @@ func startTLSSite(t *testing.T, files map[string]string) (string, *x509.CertPool
 	dir := t.TempDir()
 	ca := newTestCA(t)
 	ca.issue(t, dir, "", true)
+	addr, roots := startCertFileSite(t, dir, ca, files)
+	return addr, roots
+}
+
+// startCertFileSite serves files over TLS from dir, with the certificate
+// files cert.pem and key.pem already there (issued by ca), and returns
+// its address and a pool that trusts ca.
+func startCertFileSite(t *testing.T, dir string, ca *testCA, files map[string]string) (string, *x509.CertPool) {
+	t.Helper()
 	os.MkdirAll(filepath.Join(dir, "www"), 0o755)
 	for name, body := range files {
 		os.WriteFile(filepath.Join(dir, "www", name), []byte(body), 0o644)

@@ -140,20 +140,7 @@ func TestOCSPStapledForCertificateFiles(t *testing.T) {
 	ca := newTestCA(t)
 	resp := newOCSPResponder(t, ca, time.Hour)
 	leaf := ca.issue(t, dir, resp.URL, true)
-	os.MkdirAll(filepath.Join(dir, "www"), 0o755)
-	_, addr, _, _ := startServerTOML(t, dir, `
-[server]
-access_log = "off"
-[[site]]
-listen = ["127.0.0.1:0"]
-tls = { cert = "cert.pem", key = "key.pem" }
-http3 = false
-  [[site.route]]
-  path = "/"
-  static = { root = "www" }
-`)
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
+	addr, roots := startCertFileSite(t, dir, ca, nil)
 	var staple []byte
 	deadline := time.Now().Add(10 * time.Second)
 	for len(staple) == 0 && time.Now().Before(deadline) {
