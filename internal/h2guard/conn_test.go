@@ -109,10 +109,11 @@ func readLikeFramer(r io.Reader) []byte {
 		if err != nil {
 			return got
 		}
-		payload := make([]byte, int(hdr[0])<<16|int(hdr[1])<<8|int(hdr[2]))
-		n, err = io.ReadFull(r, payload)
-		got = append(got, payload[:n]...)
-		if err != nil {
+		length := int64(hdr[0])<<16 | int64(hdr[1])<<8 | int64(hdr[2])
+		var payload bytes.Buffer // not make(length): a fuzzed length may be 16 MiB
+		m, err := io.CopyN(&payload, r, length)
+		got = append(got, payload.Bytes()...)
+		if err != nil || m < length {
 			return got
 		}
 	}

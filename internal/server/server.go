@@ -221,6 +221,9 @@ func (s *Server) serve(opened []*listener) {
 			if wantsHTTP3(t.cfg, l.key) {
 				l.srv.Handler = s.startHTTP3(l, l.srv.TLSConfig, l.srv.Handler, srvCfg)
 			}
+			if err := serveHTTP2Guarded(l.srv); err != nil { // h2guard.go
+				s.opts.Logger.Error("HTTP/2 off on this listener", "addr", l.addr, "err", err)
+			}
 		}
 		s.listeners[l.key] = l
 		s.announceListener(l, t)
