@@ -173,10 +173,10 @@ func TestConnectionHeaderFoundAnywhereInBlock(t *testing.T) {
 // too short at END_STREAM or at trailers, counted without padding.
 func TestContentLengthMismatchIsConnectionError(t *testing.T) {
 	for name, c := range map[string]*client{
-		"longer-one-frame":   newClient().settings().post(1, "1").data(1, true, "test"),
-		"longer-two-frames":  newClient().settings().post(1, "1").data(1, false, "test").data(1, true, "test"),
-		"longer-no-end":      newClient().settings().post(1, "5").data(1, false, "abc").data(1, false, "def"),
-		"shorter":            newClient().settings().post(1, "10").data(1, false, "abc").data(1, true, ""),
+		"longer-one-frame":  newClient().settings().post(1, "1").data(1, true, "test"),
+		"longer-two-frames": newClient().settings().post(1, "1").data(1, false, "test").data(1, true, "test"),
+		"longer-no-end":     newClient().settings().post(1, "5").data(1, false, "abc").data(1, false, "def"),
+		"shorter":           newClient().settings().post(1, "10").data(1, false, "abc").data(1, true, ""),
 	} {
 		t.Run(name, func(t *testing.T) {
 			wantViolation(t, c.bytes(), RuleContentLength, 1, 1)
