@@ -130,6 +130,10 @@ type Listener struct {
 	spare   []*conn            // conns of parked connections, for others (connFor)
 	wg      sync.WaitGroup     // counts conns
 	parker  *parker            // nil: idle connections are never parked
+
+	// servedInside, when set (tests), is called for each request
+	// answered inside the idle wait (serveInline).
+	servedInside func()
 }
 
 var _ net.Listener = (*Listener)(nil)
