@@ -356,6 +356,7 @@ func (l *Listener) spareConn(c *conn) {
 	c.src = sourceReader{fd: -1}
 	c.werr = nil
 	c.resumed = false
+	c.inlineOut, c.inline, c.waitSince, c.parkNow = servedNext, false, 0, false
 	c.req.reset()
 	c.req.RemoteAddr = ""
 	c.w = ResponseWriter{}
