@@ -17,6 +17,7 @@ const (
 	frameRSTStream    = 0x3
 	frameSettings     = 0x4
 	frameGoAway       = 0x7
+	frameWindowUpdate = 0x8
 	frameContinuation = 0x9
 
 	flagEndStream  = 0x1

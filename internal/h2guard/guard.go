@@ -33,6 +33,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Conn is a server-side HTTP/2 connection with the guard on its reads.
@@ -59,13 +60,22 @@ type Conn struct {
 
 	wmu sync.Mutex
 	out outbound // the server's frames; guarded by wmu
+
+	// Early resets (earlyreset.go): requests whose body has not begun,
+	// guarded by wmu; earlyN mirrors len(early) for a lock-free look.
+	early         map[uint32]earlyStream
+	earlyN        atomic.Int32
+	heldN         int           // early resets held back
+	resetHold     time.Duration // how long one is held at most
+	initialWindow atomic.Int64  // the client's SETTINGS_INITIAL_WINDOW_SIZE
 }
 
 // New guards c, a connection on which the client's first bytes are the
 // HTTP/2 client preface (TLS with ALPN "h2").
 func New(c net.Conn) *Conn {
-	g := &Conn{Conn: c}
-	g.in.init()
+	g := &Conn{Conn: c, resetHold: resetHold}
+	g.initialWindow.Store(65535) // RFC 9113 6.9.2
+	g.in.init(g)
 	return g
 }
 
@@ -177,9 +187,12 @@ func (c *Conn) releaseHold() {
 // GOAWAY of the guard goes between two frames.
 func (c *Conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if len(c.early) > 0 {
+		return c.writeWithEarlyResets(p)
+	}
 	n, err := c.Conn.Write(p)
 	c.out.advance(p[:n])
-	c.wmu.Unlock()
 	return n, err
 }
 

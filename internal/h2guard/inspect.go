@@ -1,6 +1,8 @@
 package h2guard
 
 import (
+	"encoding/binary"
+
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -10,6 +12,8 @@ import (
 // across calls: where the preface and the current frame are, the HPACK
 // decoder's table, and the request bodies it counts.
 type inspector struct {
+	conn *Conn // told of stream events (earlyreset.go)
+
 	prefaceLeft int  // bytes of the client preface still to come
 	bypass      bool // stopped guarding: the rest goes to Go unseen
 	holdNeed    int  // set by feed when it asks for a hold: bytes the held frame start needs
@@ -23,6 +27,8 @@ type inspector struct {
 
 	dec   *hpack.Decoder
 	block headerBlock // the header block being decoded
+
+	windowUpdate [4]byte // a stream's WINDOW_UPDATE payload
 
 	// DATA with PADDED waits for its first byte (the padding length) to
 	// count its data.
@@ -48,7 +54,8 @@ type body struct {
 	declared, received int64
 }
 
-func (in *inspector) init() {
+func (in *inspector) init(c *Conn) {
+	in.conn = c
 	in.prefaceLeft = len(clientPreface)
 	in.dec = hpack.NewDecoder(headerTableSize, in.onField)
 	in.dec.SetMaxStringLength(maxHeaderString)
@@ -89,6 +96,7 @@ func (in *inspector) feed(b []byte) (n, held int, v *Violation) {
 					b = b[:len(b)-(total-m)]
 					total = m
 				}
+				in.noteSettings(b[i+frameHeaderLen : i+total])
 				i += total
 				continue
 			}
@@ -134,6 +142,9 @@ func (in *inspector) beginFrame(h frameHeader) *Violation {
 			in.bypass = true
 			return nil
 		}
+		if h.stream <= in.lastStream {
+			in.conn.clientFrame(h.stream, h.typ) // trailers
+		}
 		in.fragStart = 0
 		if h.flags&flagPadded != 0 {
 			in.fragStart++
@@ -161,6 +172,7 @@ func (in *inspector) beginFrame(h frameHeader) *Violation {
 		in.fragStart, in.fragEnd = 0, h.length
 	case frameData:
 		in.dataPadPending = false
+		in.conn.clientFrame(h.stream, h.typ)
 		if _, ok := in.bodies[h.stream]; !ok {
 			return nil
 		}
@@ -175,6 +187,7 @@ func (in *inspector) beginFrame(h frameHeader) *Violation {
 		return in.countData(h.stream, int64(h.length), h.flags&flagEndStream != 0)
 	case frameRSTStream:
 		delete(in.bodies, h.stream)
+		in.conn.clientFrame(h.stream, h.typ)
 	}
 	return nil
 }
@@ -209,6 +222,11 @@ func (in *inspector) payload(b []byte) *Violation {
 			in.pos += k
 			b = b[k:]
 		}
+	case frameWindowUpdate:
+		if in.pos < 4 {
+			copy(in.windowUpdate[in.pos:], b)
+		}
+		in.pos += uint32(len(b))
 	case frameData:
 		if in.dataPadPending && in.pos == 0 && len(b) > 0 {
 			in.dataPadPending = false
@@ -232,6 +250,10 @@ func (in *inspector) payload(b []byte) *Violation {
 // frame that has END_HEADERS.
 func (in *inspector) endFrame() *Violation {
 	h := &in.frame
+	if h.typ == frameWindowUpdate && h.stream != 0 && h.length == 4 {
+		in.conn.windowUpdate(h.stream, binary.BigEndian.Uint32(in.windowUpdate[:])&streamIDMask)
+		return nil
+	}
 	if (h.typ != frameHeaders && h.typ != frameContinuation) || in.bypass || h.flags&flagEndHeaders == 0 {
 		return nil
 	}
@@ -249,6 +271,9 @@ func (in *inspector) endFrame() *Violation {
 	}
 	if blk.newStream {
 		in.lastStream = blk.stream
+		if !blk.endStream {
+			in.conn.bodyPending(blk.stream)
+		}
 		if !blk.endStream && blk.contentLength >= 0 && len(in.bodies) < maxTrackedBodies {
 			if in.bodies == nil {
 				in.bodies = make(map[uint32]body)
@@ -331,4 +356,16 @@ func parseContentLength(s string) (int64, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
+}
+
+// noteSettings reads the client's SETTINGS_INITIAL_WINDOW_SIZE from a
+// SETTINGS payload Go will read (already deduplicated).
+func (in *inspector) noteSettings(payload []byte) {
+	for len(payload) >= 6 {
+		id, val := binary.BigEndian.Uint16(payload), binary.BigEndian.Uint32(payload[2:])
+		if http2.SettingID(id) == http2.SettingInitialWindowSize && val <= maxWindow {
+			in.conn.initialWindow.Store(int64(val))
+		}
+		payload = payload[6:]
+	}
 }
