@@ -14,16 +14,23 @@
 //     order (section 6.5). Go rejects repeats as a flood guard; the guard
 //     rewrites such a frame to the same settings, each named once.
 //
-// The guard reads the client's frames as Go's server reads them, with a
-// parallel HPACK decoder to see header fields. It never decides what Go
-// itself checks: when the client's bytes stop making sense (a bad
-// preface, an HPACK error, a frame out of place) it steps aside for the
-// rest of the connection and Go ends it with the right error.
+// The guard reads the client's frames as Go's server reads them, with an
+// HPACK scanner of its own (hpackscan.go) that keeps, per table entry,
+// only what the rules need. It never decides what Go itself checks: when
+// the client's bytes stop making sense (a bad preface, an HPACK error, a
+// frame out of place) it steps aside for the rest of the connection and
+// Go ends it with the right error.
 //
-// Cost: the common frames pass through in the caller's buffer; a header
-// block is decoded once more (indexed fields cost a table lookup, new
-// literal fields a string, as in Go's own decoder); nothing is allocated
-// per frame.
+// It also holds back Go's RST_STREAM NO_ERROR for a request answered
+// before its body began, briefly, so that a WINDOW_UPDATE already on its
+// way that overflows the stream's window is answered FLOW_CONTROL_ERROR
+// (RFC 9113 6.9.1) rather than lost to a closed stream (earlyreset.go).
+//
+// Cost (BenchmarkGuard, a browser's header block of 16 fields): about
+// 0.35 µs per request when the fields are in the dynamic table, 0.6 µs
+// when each request brings new literal values (Huffman decoding), and no
+// allocation per frame or request; per connection, 4 allocations (4 KiB,
+// most of it the HPACK table).
 package h2guard
 
 import (

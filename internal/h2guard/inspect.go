@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // inspector follows the client's byte stream frame by frame. It is fed
@@ -25,7 +24,7 @@ type inspector struct {
 	// HEADERS/CONTINUATION payload: [fragStart, fragEnd) is header block.
 	fragStart, fragEnd uint32
 
-	dec   *hpack.Decoder
+	scan  *hpackScanner
 	block headerBlock // the header block being decoded
 
 	windowUpdate [4]byte // a stream's WINDOW_UPDATE payload
@@ -57,8 +56,7 @@ type body struct {
 func (in *inspector) init(c *Conn) {
 	in.conn = c
 	in.prefaceLeft = len(clientPreface)
-	in.dec = hpack.NewDecoder(headerTableSize, in.onField)
-	in.dec.SetMaxStringLength(maxHeaderString)
+	in.scan = newHPACKScanner(in.onField)
 }
 
 // feed inspects b. It returns n, how many bytes of b are valid (SETTINGS
@@ -212,7 +210,7 @@ func (in *inspector) payload(b []byte) *Violation {
 				k = min(in.fragStart-in.pos, uint32(len(b)))
 			case in.pos < in.fragEnd:
 				k = min(in.fragEnd-in.pos, uint32(len(b)))
-				if _, err := in.dec.Write(b[:k]); err != nil {
+				if err := in.scan.Write(b[:k]); err != nil {
 					in.bypass = true // Go: COMPRESSION_ERROR
 					return nil
 				}
@@ -257,7 +255,7 @@ func (in *inspector) endFrame() *Violation {
 	if (h.typ != frameHeaders && h.typ != frameContinuation) || in.bypass || h.flags&flagEndHeaders == 0 {
 		return nil
 	}
-	if err := in.dec.Close(); err != nil {
+	if err := in.scan.Close(); err != nil {
 		in.bypass = true
 		return nil
 	}
@@ -317,25 +315,23 @@ func (in *inspector) violation(code http2.ErrCode, stream uint32, rule string) *
 	return &Violation{Code: code, LastStream: in.lastStream, Stream: stream, Rule: rule}
 }
 
-// onField is the HPACK decoder's emit function: it notes the fields that
-// make a request malformed (RFC 9113 section 8.2.2) and the
-// content-length.
-func (in *inspector) onField(f hpack.HeaderField) {
-	switch f.Name {
-	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+// onField is told of each header field: it notes the fields that make a
+// request malformed (RFC 9113 section 8.2.2) and the content-length.
+func (in *inspector) onField(f scannedField) {
+	switch f.class {
+	case fieldForbidden:
 		in.block.forbidden = true
-	case "te":
-		if f.Value != "trailers" && f.Value != "" { // Go lets an empty TE by
+	case fieldTE:
+		if !f.ok {
 			in.block.forbidden = true
 		}
-	case "content-length":
-		n, ok := parseContentLength(f.Value)
+	case fieldContentLength:
 		switch {
-		case !ok:
+		case !f.ok:
 			// Go's server answers an unparsable content-length itself.
 		case in.block.contentLength < 0:
-			in.block.contentLength = n
-		case in.block.contentLength != n:
+			in.block.contentLength = f.num
+		case in.block.contentLength != f.num:
 			in.block.clConflict = true
 		}
 	}
@@ -343,8 +339,8 @@ func (in *inspector) onField(f hpack.HeaderField) {
 
 // parseContentLength reads a content-length value: decimal digits only,
 // at most 18 of them (no overflow).
-func parseContentLength(s string) (int64, bool) {
-	if s == "" || len(s) > 18 {
+func parseContentLength(s []byte) (int64, bool) {
+	if len(s) == 0 || len(s) > 18 {
 		return 0, false
 	}
 	var n int64
