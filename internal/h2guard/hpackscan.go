@@ -106,6 +106,9 @@ func (s *hpackScanner) Write(frag []byte) error {
 		s.firstField = false
 	}
 	s.pending = s.pending[:0]
+	if cap(s.pending) > 64<<10 { // a long field passed: do not keep its room
+		s.pending = nil
+	}
 	return nil
 }
 
