@@ -60,6 +60,7 @@ type parker struct {
 	stopped     bool
 	parks       int       // connections parked so far (tests)
 	parksAtOnce int       // of which without waiting ParkIdleAfter
+	release     *releaser // returns memory after a wave of parking
 	sleepsTo    time.Time // when the timer goroutine wakes next, under l.mu
 }
 
@@ -81,13 +82,14 @@ func newParker(l *Listener) *parker {
 		return nil
 	}
 	p := &parker{
-		l:     l,
-		after: l.opts.ParkIdleAfter,
-		ep:    ep,
-		epRaw: raw,
-		byFD:  map[int32]*link{},
-		wake:  make(chan struct{}, 1),
-		done:  make(chan struct{}),
+		l:       l,
+		after:   l.opts.ParkIdleAfter,
+		ep:      ep,
+		epRaw:   raw,
+		byFD:    map[int32]*link{},
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		release: newReleaser(l.opts.ParkReleaseWave),
 	}
 	// Is the epoll instance itself in the netpoller (only then does it
 	// take deadlines)? Else the wait below would fail at once.
@@ -307,9 +309,11 @@ func (p *parker) runTimer() {
 		}
 		now := time.Now()
 		l.mu.Lock()
+		release := false
 		if !now.Before(nextKick) {
 			p.kick(now)
 			nextKick = now.Add(p.after)
+			release = p.release.due(now, p.parks)
 		}
 		for len(p.heap) > 0 && !p.heap[0].rd.After(now) {
 			lk := p.heap[0]
@@ -328,6 +332,9 @@ func (p *parker) runTimer() {
 			expired[i] = nil
 		}
 		expired = expired[:0]
+		if release {
+			p.release.start()
+		}
 		t.Reset(next.Sub(now)) // Go >= 1.23: no stale tick after Reset
 	}
 }
