@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -35,6 +36,7 @@ func main() {
 	n := flag.Int("n", 2000, "idle connections")
 	heapFile := flag.String("heap", "", "write a heap profile of the idle connections")
 	settle := flag.Duration("settle", 5*time.Second, "wait after the connections are idle")
+	verbose := flag.Bool("v", false, "print the growth of every runtime/metrics memory class")
 	client := flag.String("client", "", "(internal) run as the client of this address")
 	flag.Parse()
 	if *client != "" {
@@ -67,6 +69,7 @@ func main() {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	anon0 := rssAnonKiB()
+	m0 := memClasses()
 
 	cmd := exec.Command(os.Args[0], "-client", addr, "-n", strconv.Itoa(*n))
 	cmd.Stderr = os.Stderr
@@ -89,10 +92,17 @@ func main() {
 	runtime.ReadMemStats(&after)
 	anon1 := rssAnonKiB()
 	per := func(a, b uint64) float64 { return float64(int64(b)-int64(a)) / float64(*n) }
-	fmt.Printf("per connection: RssAnon %.0f B  HeapInuse %.0f  HeapAlloc %.0f  StackInuse %.0f  GCSys %.0f  OtherSys %.0f  MSpanInuse %.0f  HeapReleased %.0f  NumGoroutine %d\n",
+	fmt.Printf("per connection: RssAnon %.0f B  HeapInuse %.0f  HeapAlloc %.0f  StackInuse %.0f  GCSys %.0f  OtherSys %.0f  MSpanInuse %.0f  HeapReleased %.0f  NumGoroutine %d NumGC %d->%d\n",
 		float64(anon1-anon0)*1024/float64(*n), per(before.HeapInuse, after.HeapInuse), per(before.HeapAlloc, after.HeapAlloc),
 		per(before.StackInuse, after.StackInuse), per(before.GCSys, after.GCSys), per(before.OtherSys, after.OtherSys),
-		per(before.MSpanInuse, after.MSpanInuse), per(before.HeapReleased, after.HeapReleased), runtime.NumGoroutine())
+		per(before.MSpanInuse, after.MSpanInuse), per(before.HeapReleased, after.HeapReleased), runtime.NumGoroutine(), before.NumGC, after.NumGC)
+	if *verbose {
+		for name, v := range memClasses() {
+			if d := int64(v) - int64(m0[name]); d != 0 {
+				fmt.Printf("  %-50s %+8.0f B per connection\n", name, float64(d)/float64(*n))
+			}
+		}
+	}
 	if *heapFile != "" {
 		runtime.GC()
 		f, err := os.Create(*heapFile)
@@ -148,6 +158,22 @@ func freeAddr() string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// memClasses returns runtime/metrics' memory classes.
+func memClasses() map[string]uint64 {
+	var samples []metrics.Sample
+	for _, d := range metrics.All() {
+		if strings.HasPrefix(d.Name, "/memory/classes/") && d.Kind == metrics.KindUint64 {
+			samples = append(samples, metrics.Sample{Name: d.Name})
+		}
+	}
+	metrics.Read(samples)
+	m := map[string]uint64{}
+	for _, s := range samples {
+		m[s.Name] = s.Value.Uint64()
+	}
+	return m
 }
 
 // rssAnonKiB returns this process's anonymous RSS.

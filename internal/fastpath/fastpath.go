@@ -278,7 +278,7 @@ func (l *Listener) Close() error {
 	}
 	l.mu.Unlock()
 	for _, lk := range parked {
-		lk.nc.Close()
+		l.parker.closeParked(lk)
 		l.remove(lk)
 	}
 	if l.parker != nil {

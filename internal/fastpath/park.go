@@ -163,30 +163,38 @@ func (c *conn) park(atOnce bool) bool {
 }
 
 // add registers lk with the epoll instance and its deadline with the
-// timer. Under l.mu.
+// timer. Under l.mu. A connection whose socket can be detached (detach.go)
+// is registered as the parker's own descriptor; another one with the
+// socket Go polls too.
 func (p *parker) add(lk *link) error {
-	var ctlErr error
-	err := lk.raw.Control(func(fd uintptr) {
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollOneShot, Fd: int32(fd)}
-		op := syscall.EPOLL_CTL_MOD
-		if !lk.polled {
-			op = syscall.EPOLL_CTL_ADD
-		}
-		cerr := p.epRaw.Control(func(epfd uintptr) {
-			ctlErr = syscall.EpollCtl(int(epfd), op, int(fd), &ev)
-		})
-		if ctlErr == nil {
-			ctlErr = cerr
-		}
-		lk.fd = int32(fd)
-	})
-	if err == nil {
-		err = ctlErr
-	}
+	detached, err := p.detach(lk)
 	if err != nil {
-		return fmt.Errorf("fastpath: parking a connection: %w", err)
+		return err
 	}
-	lk.polled = true
+	if !detached {
+		var ctlErr error
+		err = lk.raw.Control(func(fd uintptr) {
+			ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollOneShot, Fd: int32(fd)}
+			op := syscall.EPOLL_CTL_MOD
+			if !lk.polled {
+				op = syscall.EPOLL_CTL_ADD
+			}
+			cerr := p.epRaw.Control(func(epfd uintptr) {
+				ctlErr = syscall.EpollCtl(int(epfd), op, int(fd), &ev)
+			})
+			if ctlErr == nil {
+				ctlErr = cerr
+			}
+			lk.fd = int32(fd)
+		})
+		if err == nil {
+			err = ctlErr
+		}
+		if err != nil {
+			return fmt.Errorf("fastpath: parking a connection: %w", err)
+		}
+		lk.polled = true
+	}
 	p.byFD[lk.fd] = lk
 	p.parks++
 	if !lk.rd.IsZero() {
@@ -279,6 +287,10 @@ func (p *parker) waitEvents() {
 // whose client left: the read says so).
 func (l *Listener) resume(c *conn) {
 	lk := c.link
+	if lk.detached {
+		_ = l.parker.attach(lk) // failed: the stand-in's read fails, and run closes
+		c.src.nc = lk.nc
+	}
 	c.now = time.Now()
 	// The kick moved the read deadline to the past. Restored, it must
 	// not hide Close's (which comes after closing is set): closing is
@@ -327,7 +339,7 @@ func (p *parker) runTimer() {
 		p.sleepsTo = next
 		l.mu.Unlock()
 		for i, lk := range expired {
-			lk.nc.Close() // the idle timeout, as on a goroutine
+			p.closeParked(lk) // the idle timeout, as on a goroutine
 			l.remove(lk)
 			expired[i] = nil
 		}
