@@ -105,6 +105,10 @@ type Options struct {
 	// served them to the system (release.go), at most once per 10s.
 	// Default 256; negative: never.
 	ParkReleaseWave int
+
+	// For tests: what a release does, and the least time between two.
+	releaseFunc  func()
+	releaseEvery time.Duration
 }
 
 const (

@@ -91,6 +91,12 @@ func newParker(l *Listener) *parker {
 		done:    make(chan struct{}),
 		release: newReleaser(l.opts.ParkReleaseWave),
 	}
+	if f := l.opts.releaseFunc; f != nil {
+		p.release.release = f
+	}
+	if d := l.opts.releaseEvery; d > 0 {
+		p.release.minInterval = d
+	}
 	// Is the epoll instance itself in the netpoller (only then does it
 	// take deadlines)? Else the wait below would fail at once.
 	if err := ep.SetReadDeadline(time.Time{}); err != nil {
