@@ -146,6 +146,9 @@ wait_port "$CPORT" cacheupstream
 # Each server listens on two ports: MAIN (static, proxy, cache routes) and
 # LAYER (the static route with the header layer).
 declare -A MAIN LAYER
+# SPID: each server's main process (its workers are its children), whose
+# CPU time run_wrk counts.
+declare -A SPID
 
 portico_config() { # name main_port layer_port -> config on stdout
 	local layer=""
@@ -195,6 +198,7 @@ start_portico() { # old|new
 	}
 	GOMAXPROCS=1 taskset -c "$SERVER_CPU" "$TMP/bin/portico-$1" run -c "$TMP/portico-$1.toml" >"$TMP/$1.log" 2>&1 &
 	PIDS+=($!)
+	SPID[$1]=$!
 	wait_port "${MAIN[$1]}" "$1"
 	wait_port "${LAYER[$1]}" "$1"
 }
@@ -260,6 +264,7 @@ http {
 EOF
 	taskset -c "$SERVER_CPU" "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" >>"$TMP/nginx.log" 2>&1 &
 	PIDS+=($!)
+	SPID[nginx]=$!
 	wait_port "${MAIN[nginx]}" nginx
 	wait_port "${LAYER[nginx]}" nginx
 }
@@ -277,6 +282,7 @@ mimetype.assign = (".txt" => "text/plain", ".bin" => "application/octet-stream")
 LIGHTTPD
 	taskset -c "$SERVER_CPU" "$LIGHTTPD" -D -f "$TMP/lighttpd.conf" >"$TMP/lighttpd.log" 2>&1 &
 	PIDS+=($!)
+	SPID[lighttpd]=$!
 	wait_port "${MAIN[lighttpd]}" lighttpd
 }
 
@@ -300,6 +306,7 @@ CADDYFILE
 	HOME=$TMP XDG_DATA_HOME=$TMP/caddy-data XDG_CONFIG_HOME=$TMP/caddy-config GOMAXPROCS=1 \
 		taskset -c "$SERVER_CPU" "$CADDY" run --config "$TMP/Caddyfile" --adapter caddyfile >"$TMP/caddy.log" 2>&1 &
 	PIDS+=($!)
+	SPID[caddy]=$!
 	wait_port "${MAIN[caddy]}" caddy
 }
 
@@ -344,6 +351,7 @@ ProxyPass "/api/" "http://127.0.0.1:$UPORT/api/" keepalive=On
 APACHECONF
 	taskset -c "$SERVER_CPU" "$APACHE" -d "$d" -f "$d/httpd.conf" -DFOREGROUND >"$TMP/apache.log" 2>&1 &
 	PIDS+=($!)
+	SPID[apache]=$!
 	wait_port "${MAIN[apache]}" apache
 }
 
@@ -397,14 +405,26 @@ done
 
 # ---- measure
 
-run_wrk() { # server scenario duration -> req/s on stdout
-	local args=() out
+cpu_ticks() { # pid -> CPU clock ticks used so far by it and its children (nginx's worker)
+	local p t=0
+	for p in "$1" $(pgrep -P "$1" || true); do
+		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+	done
+	echo "$t"
+}
+HZ=$(getconf CLK_TCK)
+
+run_wrk() { # server scenario duration -> "req/s server-CPU-us-per-request" on stdout
+	local args=() out t0 t1
 	[ "$2" = close ] && args=(-H 'Connection: close')
+	t0=$(cpu_ticks "${SPID[$1]}")
 	out=$(taskset -c "$CLIENT_CPU" "$WRK" -t1 -c"$CONNS" -d"$3" "${args[@]}" "$(url "$1" "$2")" 2>&1) || die "wrk failed: $out"
+	t1=$(cpu_ticks "${SPID[$1]}")
 	if [ "$2" != 404 ] && grep -q 'Non-2xx' <<<"$out"; then
 		echo "compare: warning: $1 $2: $(grep 'Non-2xx' <<<"$out")" >&2
 	fi
-	awk '/^Requests\/sec:/ {print $2}' <<<"$out"
+	awk -v t=$((t1 - t0)) -v hz="$HZ" '/^Requests\/sec:/ {rate = $2} / requests in / {n = $1}
+		END {printf "%s %.2f\n", rate, n ? t / hz * 1e6 / n : 0}' <<<"$out"
 }
 
 echo "servers on CPU $SERVER_CPU (GOMAXPROCS=1 / one nginx worker); wrk -t1 -c$CONNS and upstreams on CPU $CLIENT_CPU; $ROUNDS rounds x $DURATION" >&2
@@ -416,10 +436,11 @@ done
 for r in $(seq "$ROUNDS"); do
 	for t in $SCENARIOS; do
 		for s in $(servers_for "$t"); do
-			v=$(run_wrk "$s" "$t" "$DURATION")
+			read -r v c < <(run_wrk "$s" "$t" "$DURATION")
 			[ -n "$v" ] || die "$s $t: wrk printed no Requests/sec"
 			echo "$v" >>"$TMP/result.$s.$t"
-			printf 'round %d  %-6s %-6s %12s req/s\n' "$r" "$t" "$s" "$v" >&2
+			echo "$c" >>"$TMP/cpu.$s.$t"
+			printf 'round %d  %-6s %-8s %12s req/s %8s us CPU/request\n' "$r" "$t" "$s" "$v" "$c" >&2
 		done
 	done
 done
@@ -442,4 +463,26 @@ for t in $SCENARIOS; do
 	awk -v t="$t" -v o="$o" -v n="$n" -v x="$x" -v l="$l" -v c="$c" -v a="$a" \
 		'function r(v) { return v > 0 ? sprintf("%.2fx", n / v) : "-" }
 		BEGIN {printf "%-7s %11.0f %11.0f %11.0f %11s %9.2fx %9.2fx %7.2fx %11s %9s %9s\n", t, o, n, x, (l > 0 ? sprintf("%.0f", l) : "-"), o / x, n / x, n / o, r(l), r(c), r(a)}'
+done
+
+# CPU per request is the steadier figure on a shared machine: it does not
+# count the time the server waits for a CPU others hold, which throughput
+# does. Ratios are the other server's CPU over portico's (above 1: portico
+# needs less CPU per request than it).
+echo
+echo "server CPU per request, microseconds (medians; ratios: nginx's or old's over new's, above 1 = new needs less)"
+printf '%-7s %9s %9s %9s %9s %10s %10s %8s %11s %9s %9s\n' scenario old new nginx lighttpd nginx/old nginx/new old/new lighttpd/new caddy/new apache/new
+cpeer() { # server scenario -> its median CPU per request, or 0
+	if [ -f "$TMP/cpu.$1.$2" ]; then median "$TMP/cpu.$1.$2"; else echo 0; fi
+}
+for t in $SCENARIOS; do
+	o=$(median "$TMP/cpu.old.$t")
+	n=$(median "$TMP/cpu.new.$t")
+	x=$(median "$TMP/cpu.nginx.$t")
+	l=$(cpeer lighttpd "$t")
+	c=$(cpeer caddy "$t")
+	a=$(cpeer apache "$t")
+	awk -v t="$t" -v o="$o" -v n="$n" -v x="$x" -v l="$l" -v c="$c" -v a="$a" \
+		'function r(v) { return v > 0 ? sprintf("%.2fx", v / n) : "-" }
+		BEGIN {printf "%-7s %9.2f %9.2f %9.2f %9s %9.2fx %9.2fx %7.2fx %11s %9s %9s\n", t, o, n, x, (l > 0 ? sprintf("%.2f", l) : "-"), x / o, x / n, o / n, r(l), r(c), r(a)}'
 done

@@ -141,7 +141,14 @@ func (f *Fronts) Same(t testing.TB, wantFast bool, raws ...string) []Result {
 	}
 	b := Do(t, f.Normal, raws...)
 	for i := range a {
-		if fmt.Sprint(a[i]) != fmt.Sprint(b[i]) {
+		x, y := a[i], b[i]
+		if !wantFast {
+			// net/http answers both. A streaming handler (CGI) gets a
+			// Content-Length when its whole output came before the
+			// handler returned, else chunks: timing, not the engine.
+			x.TE, x.CLen, y.TE, y.CLen = nil, 0, nil, 0
+		}
+		if fmt.Sprint(x) != fmt.Sprint(y) {
 			t.Errorf("request %q:\nfast:   %+v\nnormal: %+v", raws[i], a[i], b[i])
 		}
 	}

@@ -75,12 +75,27 @@ type conn struct {
 	parkIfBlocked bool
 	blocked       bool
 	resumed       bool // woken from parking: the wait goes on (mayPark)
+
+	// Serving inside the idle wait (serveInline): what ended it when it
+	// did not just go on; whether answers are being composed there, and
+	// the socket (ClientGone must not wait for the read lock the wait
+	// holds); since when the connection waits again there (its idle
+	// value, 0 if it may not be parked); and whether it should park at
+	// once instead (parkAtOnce said so there).
+	inlineOut serveOutcome
+	inline    bool
+	inlineFD  int
+	waitSince int64
+	parkNow   bool
 }
 
 // outPool holds output buffers of connections.
 var outPool = sync.Pool{New: func() any { b := make([]byte, 0, outFlushSize+4096); return &b }}
 
 func (c *conn) getOut() {
+	if c.outp != nil {
+		return // kept: the wait served requests (serveInline)
+	}
 	c.outp = outPool.Get().(*[]byte)
 	c.out = (*c.outp)[:0]
 }
@@ -230,6 +245,7 @@ func (c *conn) run(first, woken bool) {
 	size := opts.BufferSize
 	served := !first // a request was answered on this connection
 	for {
+		waited := false
 		if woken {
 			// Parked, and the socket became readable (or so epoll says:
 			// the same wait again parks it again if not). The deadline
@@ -239,33 +255,33 @@ func (c *conn) run(first, woken bool) {
 				parked = err == errParked
 				return
 			}
-			c.getOut()
+			waited = true
 		} else if c.br == nil || c.br.Buffered() == 0 {
-			// Between requests: flush, then wait for the next one.
-			if c.flush() != nil {
-				return
-			}
-			switch {
-			case first && opts.ReadHeaderTimeout > 0:
-				// As net/http: a new connection has ReadHeaderTimeout
-				// for its first request, idle time included.
-				c.setReadDeadline(c.now.Add(opts.ReadHeaderTimeout), false)
-			case opts.IdleTimeout > 0:
-				c.setReadDeadline(c.now.Add(opts.IdleTimeout), true)
-			case opts.ReadHeaderTimeout > 0 && !c.rd.IsZero():
-				c.setReadDeadline(time.Time{}, false)
-			}
-			if l.closing.Load() {
-				return
-			}
-			// An idle connection holds no buffer (idle.go), and after a
+			// Between requests: flush, then wait for the next one. An
+			// idle connection holds no buffer (idle.go), and after a
 			// while no goroutine either (park.go).
-			c.putOut()
+			if !c.prepareWait(first) {
+				return
+			}
 			if err := c.awaitRequest(served); err != nil {
 				parked = err == errParked
 				return
 			}
+			waited = true
+		}
+		if waited {
 			c.getOut()
+			// The wait may have served requests itself (serveInline).
+			if out := c.inlineOut; out != servedNext {
+				c.inlineOut = servedNext
+				if out == servedHandOff {
+					handedOff = c.handOff()
+				}
+				return
+			}
+			if c.br == nil || c.br.Buffered() == 0 {
+				continue
+			}
 		}
 		// Parse, reading more while the header block is incomplete.
 		var n int
@@ -326,45 +342,94 @@ func (c *conn) run(first, woken bool) {
 			c.setReadDeadline(time.Time{}, false)
 		}
 		// Serve.
-		c.now = time.Now()
-		req := &c.req
-		req.Start = c.now
-		c.w = ResponseWriter{c: c, head: req.Method == "HEAD", keepAlive: req.KeepAlive, proto10: req.ProtoMinor == 0}
-		mark := len(c.out)
-		if !l.handler.ServeFast(req, &c.w) {
-			if c.w.started {
-				// A handler broke the contract: the response is half
-				// composed. Drop it and the connection.
-				c.out = c.out[:mark]
-				_ = c.flush()
-				return
-			}
+		switch c.serveParsed(n) {
+		case servedNext:
+			served = true
+		case servedHandOff:
 			handedOff = c.handOff()
 			return
-		}
-		if !c.w.started {
-			return // contract violation: no response at all
-		}
-		c.w.finish()
-		c.w.defaults = nil
-		served = true
-		if c.w.slow {
-			c.now = time.Now()
-		}
-		_, _ = c.br.Discard(n)
-		if c.werr != nil {
+		default:
 			return
-		}
-		if !c.w.keepAlive {
-			_ = c.flush()
-			return
-		}
-		if len(c.out) >= outFlushSize {
-			if c.flush() != nil {
-				return
-			}
 		}
 	}
+}
+
+// serveOutcome says what comes after a request served by serveParsed.
+type serveOutcome int
+
+const (
+	servedNext    serveOutcome = iota // answered; the connection goes on
+	servedClose                       // the connection ends (its answer is flushed)
+	servedHandOff                     // the handler declined: net/http takes the connection
+)
+
+// serveParsed serves the request parseRequest just read into c.req, whose
+// header block is the first n buffered bytes.
+func (c *conn) serveParsed(n int) serveOutcome {
+	c.now = time.Now()
+	req := &c.req
+	req.Start = c.now
+	c.w = ResponseWriter{c: c, head: req.Method == "HEAD", keepAlive: req.KeepAlive, proto10: req.ProtoMinor == 0}
+	mark := len(c.out)
+	if !c.l.handler.ServeFast(req, &c.w) {
+		if c.w.started {
+			// A handler broke the contract: the response is half
+			// composed. Drop it and the connection.
+			c.out = c.out[:mark]
+			_ = c.flush()
+			return servedClose
+		}
+		return servedHandOff
+	}
+	if !c.w.started {
+		return servedClose // contract violation: no response at all
+	}
+	c.w.finish()
+	c.w.defaults = nil
+	if c.w.slow {
+		c.now = time.Now()
+	}
+	_, _ = c.br.Discard(n)
+	if c.werr != nil {
+		return servedClose
+	}
+	if !c.w.keepAlive {
+		_ = c.flush()
+		return servedClose
+	}
+	if len(c.out) >= outFlushSize {
+		if c.flush() != nil {
+			return servedClose
+		}
+	}
+	return servedNext
+}
+
+// prepareWait readies the connection to wait for its next request: the
+// answers composed so far go out, the wait's read deadline is set, and
+// the output buffer goes back to the pool. It returns false if the
+// connection ends instead (a write failed, the listener is closing).
+// first says no request was read yet.
+func (c *conn) prepareWait(first bool) bool {
+	if c.flush() != nil {
+		return false
+	}
+	opts := &c.l.opts
+	switch {
+	case first && opts.ReadHeaderTimeout > 0:
+		// As net/http: a new connection has ReadHeaderTimeout for its
+		// first request, idle time included.
+		c.setReadDeadline(c.now.Add(opts.ReadHeaderTimeout), false)
+	case opts.IdleTimeout > 0:
+		c.setReadDeadline(c.now.Add(opts.IdleTimeout), true)
+	case opts.ReadHeaderTimeout > 0 && !c.rd.IsZero():
+		c.setReadDeadline(time.Time{}, false)
+	}
+	if c.l.closing.Load() {
+		return false
+	}
+	c.putOut()
+	return true
 }
 
 // handOff flushes the responses written so far and passes the connection,

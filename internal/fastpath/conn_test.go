@@ -45,6 +45,14 @@ func (h *memHandler) ServeFast(req *Request, w *ResponseWriter) bool {
 		h.served.Add(1)
 		return true
 	}
+	if req.Path == "/gone" {
+		// A handler that looks whether the client left (a slow
+		// upstream's relay does).
+		if w.ClientGone() {
+			return false
+		}
+		req.Path = "/a"
+	}
 	if req.Path == "/panic" {
 		panic("boom")
 	}

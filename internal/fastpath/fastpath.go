@@ -140,6 +140,10 @@ type Listener struct {
 	spare   []*conn            // conns of parked connections, for others (connFor)
 	wg      sync.WaitGroup     // counts conns
 	parker  *parker            // nil: idle connections are never parked
+
+	// servedInside, when set (tests), is called for each request
+	// answered inside the idle wait (serveInline).
+	servedInside func()
 }
 
 var _ net.Listener = (*Listener)(nil)
@@ -365,6 +369,7 @@ func (l *Listener) spareConn(c *conn) {
 	c.src = sourceReader{fd: -1}
 	c.werr = nil
 	c.resumed = false
+	c.inlineOut, c.inline, c.waitSince, c.parkNow = servedNext, false, 0, false
 	c.req.reset()
 	c.req.RemoteAddr = ""
 	c.w = ResponseWriter{}

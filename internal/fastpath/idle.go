@@ -106,7 +106,9 @@ func (c *conn) awaitRequest(served bool) error {
 	}
 	c.releaseReader()
 	since := c.mayPark()
-	if since != 0 && c.parkAtOnce(since) {
+	parkNow := c.parkNow
+	c.parkNow = false
+	if since != 0 && (parkNow || c.parkAtOnce(since)) {
 		// Many connections: park as soon as the wait would block.
 		c.readErr = nil
 		c.parkIfBlocked = true
@@ -128,6 +130,7 @@ func (c *conn) awaitRequest(served bool) error {
 	}
 	for {
 		c.readErr = nil
+		c.waitSince = since
 		if since != 0 {
 			c.idle.Store(since) // the parker may kick us from now on
 		}
@@ -135,6 +138,10 @@ func (c *conn) awaitRequest(served bool) error {
 		if err == nil {
 			err = c.readErr
 		}
+		// readReady took the idle mark back when it read, and set it
+		// again if it waits on after serving requests (serveInline).
+		since = c.waitSince
+		c.waitSince = 0
 		if since == 0 || c.idle.CompareAndSwap(since, 0) {
 			return err // bytes, the end, the deadline or the listener closing
 		}
@@ -172,6 +179,13 @@ func (c *conn) awaitRequest(served bool) error {
 // wait two (the read that finds nothing, the read after the wakeup),
 // also as a plain read would; a buffer is held only while bytes are.
 func (c *conn) readReady(fd uintptr) bool {
+	since := c.waitSince
+	if since != 0 {
+		if !c.idle.CompareAndSwap(since, 0) {
+			return true // kicked: awaitRequest parks the connection
+		}
+		c.waitSince = 0
+	}
 	c.takeReader()
 	c.src.fd = int(fd)
 	_, err := c.br.Peek(1)
@@ -182,9 +196,73 @@ func (c *conn) readReady(fd uintptr) bool {
 			c.blocked = true // awaitRequest parks instead of waiting
 			return true
 		}
+		if since != 0 {
+			c.waitSince = since
+			c.idle.Store(since)
+		}
 		return false
 	}
 	c.readErr = err
+	if err != nil || c.parkIfBlocked {
+		return true
+	}
+	c.inline, c.inlineFD = true, int(fd)
+	waits := c.serveInline()
+	c.inline = false
+	return !waits
+}
+
+// serveInline answers, inside readReady, the requests its read buffered,
+// and, when that read drained the socket and the connection stays open,
+// readies the next wait there too: readReady then returns false, and the
+// netpoller calls it again when the next request arrives. That skips the
+// read(2) that would find nothing, one of about three system calls of a
+// kept-alive request. It is safe only inside one RawConn.Read: its entry
+// forgets readiness the netpoller saw before (internal/poll's
+// prepareRead), while within it a request arriving after the draining
+// read always wakes the wait (epoll is edge-triggered, and the netpoller
+// keeps an edge no one waited for). nginx skips the same read by the same
+// reasoning (a short read on an edge-triggered socket clears its ready
+// flag).
+// It returns false to go back to run, which then handles what is left
+// (an incomplete request, a handoff, the end: c.inlineOut) or waits with a
+// read first.
+func (c *conn) serveInline() bool {
+	c.getOut()
+	for {
+		buf, _ := c.br.Peek(c.br.Buffered())
+		c.req.reset()
+		n, res := parseRequest(buf, &c.req)
+		if res != parseOK || n > c.l.opts.MaxHeaderBytes {
+			return false // run parses it again, reads the rest or hands off
+		}
+		if c.l.servedInside != nil {
+			c.l.servedInside()
+		}
+		if out := c.serveParsed(n); out != servedNext {
+			c.inlineOut = out
+			return false
+		}
+		if c.br.Buffered() == 0 {
+			break
+		}
+	}
+	if !c.src.drained {
+		return false // more may be in the socket: run waits, reading first
+	}
+	if !c.prepareWait(false) {
+		c.inlineOut = servedClose
+		return false
+	}
+	c.releaseReader()
+	if since := c.mayPark(); since != 0 {
+		if c.parkAtOnce(since) {
+			c.parkNow = true // run's wait parks it
+			return false
+		}
+		c.waitSince = since
+		c.idle.Store(since)
+	}
 	return true
 }
 
@@ -197,6 +275,9 @@ var errWouldBlock = errors.New("fastpath: read would block")
 type sourceReader struct {
 	nc net.Conn
 	fd int // >= 0 only inside readReady
+	// drained says the last read(2) on fd returned less than it could
+	// take: the socket had nothing more then.
+	drained bool
 }
 
 func (s *sourceReader) Read(p []byte) (int, error) {
@@ -215,6 +296,7 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 		case n == 0:
 			return 0, io.EOF
 		}
+		s.drained = n < len(p)
 		return n, nil
 	}
 }

@@ -189,6 +189,10 @@ func (w *ResponseWriter) ClientGone() bool {
 	if c == nil || c.nc == nil {
 		return false
 	}
+	if c.inline {
+		// Served inside the idle wait, which holds the read lock.
+		return peekGone(uintptr(c.inlineFD))
+	}
 	sc, ok := c.nc.(syscall.Conn)
 	if !ok {
 		return false
@@ -199,17 +203,23 @@ func (w *ResponseWriter) ClientGone() bool {
 	}
 	gone := false
 	err = rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		for {
-			n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-			if err == syscall.EINTR {
-				continue
-			}
-			gone = n == 0 && err == nil || err != nil && err != syscall.EAGAIN
-			return true
-		}
+		gone = peekGone(fd)
+		return true
 	})
 	// Closed under us (Shutdown past its deadline) is gone too; a read
 	// deadline that passed is not.
 	return gone || errors.Is(err, net.ErrClosed)
+}
+
+// peekGone looks, without blocking or consuming input, whether the peer
+// of socket fd has closed or reset the connection.
+func peekGone(fd uintptr) bool {
+	var b [1]byte
+	for {
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		if err == syscall.EINTR {
+			continue
+		}
+		return n == 0 && err == nil || err != nil && err != syscall.EAGAIN
+	}
 }
