@@ -122,6 +122,12 @@ func (c *rejectConn) Unwrap() net.Conn { return c.Conn }
 // an idle fast-path connection waits on the socket underneath).
 func (c *rejectConn) ReadThrough() {}
 
+// Rewrap puts nc in place of the wrapped connection (fastpath.Rewrapper:
+// a parked fast-path connection lets go of Go's socket, and gets a new
+// one over the same descriptor when it wakes). Only while nothing else
+// uses the connection.
+func (c *rejectConn) Rewrap(nc net.Conn) { c.Conn = nc }
+
 // errTooManyConns ends a connection beyond max_conns_per_ip.
 var errTooManyConns = errors.New("too many connections from this address")
 
@@ -228,6 +234,10 @@ func (c *limitConn) Unwrap() net.Conn { return c.Conn }
 // The limit is checked on the first Read, which the fast path still makes
 // through this wrapper.
 func (c *limitConn) ReadThrough() {}
+
+// Rewrap puts nc in place of the wrapped connection (fastpath.Rewrapper),
+// keeping the count: a parked connection still holds its slot.
+func (c *limitConn) Rewrap(nc net.Conn) { c.Conn = nc }
 
 // ReadFrom keeps sendfile through the wrapper (both engines look for
 // io.ReaderFrom on the connection).

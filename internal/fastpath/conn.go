@@ -38,7 +38,11 @@ type link struct {
 	// The parker's bookkeeping (park.go), under Listener.mu while parked.
 	fd     int32 // the socket's descriptor, once registered
 	polled bool  // registered with the parker's epoll instance
-	heapAt int   // index in the parker's deadline heap, -1 if not in it
+	// detached: fd is the parker's own duplicate, and Go's socket is
+	// closed (detach.go); keepAlive is its SO_KEEPALIVE, to restore.
+	detached  bool
+	keepAlive bool
+	heapAt    int // index in the parker's deadline heap, -1 if not in it
 }
 
 // conn is one connection served by the fast path, while it is not parked.

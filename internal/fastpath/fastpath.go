@@ -100,12 +100,22 @@ type Options struct {
 	// ParkIdleAfter/2 before (a busy client). Default 64; negative:
 	// never at once.
 	ParkAtOnceAbove int
+	// ParkReleaseWave: once this many connections parked since the last
+	// time, and their wave calmed, the parker returns the memory that
+	// served them to the system (release.go), at most once per 10s.
+	// Default 256; negative: never.
+	ParkReleaseWave int
+
+	// For tests: what a release does, and the least time between two.
+	releaseFunc  func()
+	releaseEvery time.Duration
 }
 
 const (
 	defaultBufferSize    = 4096
 	defaultParkIdleAfter = time.Second
 	defaultParkAtOnce    = 64
+	defaultReleaseWave   = 256
 	// outFlushSize is the output buffered before a flush is forced.
 	outFlushSize = 16 << 10
 )
@@ -164,6 +174,9 @@ func newListener(ln net.Listener, h Handler, opts Options) *Listener {
 	}
 	if opts.ParkAtOnceAbove == 0 {
 		opts.ParkAtOnceAbove = defaultParkAtOnce
+	}
+	if opts.ParkReleaseWave == 0 {
+		opts.ParkReleaseWave = defaultReleaseWave
 	}
 	l := &Listener{
 		inner:   ln,
@@ -273,7 +286,7 @@ func (l *Listener) Close() error {
 	}
 	l.mu.Unlock()
 	for _, lk := range parked {
-		lk.nc.Close()
+		l.parker.closeParked(lk)
 		l.remove(lk)
 	}
 	if l.parker != nil {

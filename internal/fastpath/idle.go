@@ -30,6 +30,17 @@ type ReadThrough interface {
 	ReadThrough()
 }
 
+// Rewrapper is a ReadThrough wrapper that can take another connection in
+// place of the one it wraps. A parked connection whose wrappers read
+// through, the one right above the socket a Rewrapper, lets go of Go's
+// socket while parked (detach.go): the wrapper wraps a stand-in meanwhile,
+// and the new socket when the connection wakes; whatever else it holds
+// (a connection-limit slot) stays.
+type Rewrapper interface {
+	ReadThrough
+	Rewrap(net.Conn)
+}
+
 // socketOf returns the raw socket under nc when every wrapper above it
 // reads through, else nil (a wrapper that may buffer bytes of its own,
 // such as a PROXY-protocol reader: then the engine reads through it and

@@ -6,7 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,12 +32,14 @@ const (
 // client's sockets. idleHeld gives the floor of the sockets alone, to
 // subtract.
 func idleCost(tb testing.TB, n int, mode idleMode) float64 {
-	heap, stack := idleCostOf(tb, n, mode)
+	heap, stack, _ := idleCostOf(tb, n, mode)
 	return heap + stack
 }
 
-// idleCostOf is idleCost, heap and stacks apart.
-func idleCostOf(tb testing.TB, n int, mode idleMode) (heap, stack float64) {
+// idleCostOf is idleCost, heap and stacks apart, and the growth of the
+// process's anonymous RSS per connection (client side included; the
+// parker's memory release, if one came, included too).
+func idleCostOf(tb testing.TB, n int, mode idleMode) (heap, stack, rss float64) {
 	tb.Helper()
 	hold := mode == idleHeld
 	var ln net.Listener
@@ -85,6 +90,8 @@ func idleCostOf(tb testing.TB, n int, mode idleMode) (heap, stack float64) {
 	var before, after runtime.MemStats
 	settle()
 	runtime.ReadMemStats(&before)
+	debug.FreeOSMemory() // the baseline as lean as the parker's release makes the end
+	rss0 := rssAnon()
 	deadline := time.Now().Add(30 * time.Second)
 	for i := 0; i < n; i++ {
 		c, err := net.Dial("tcp", ln.Addr().String())
@@ -112,10 +119,27 @@ func idleCostOf(tb testing.TB, n int, mode idleMode) (heap, stack float64) {
 		waitParked(tb, fl, n)
 		time.Sleep(20 * time.Millisecond) // the last parked goroutines end
 	}
+	rss = float64(rssAnon()-rss0) / float64(n)
 	settle()
 	runtime.ReadMemStats(&after)
 	return float64(int64(after.HeapInuse)-int64(before.HeapInuse)) / float64(n),
-		float64(int64(after.StackInuse)-int64(before.StackInuse)) / float64(n)
+		float64(int64(after.StackInuse)-int64(before.StackInuse)) / float64(n), rss
+}
+
+// rssAnon returns the process's anonymous resident memory in bytes (0
+// where /proc does not tell).
+func rssAnon() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "RssAnon:" {
+			kib, _ := strconv.ParseInt(f[1], 10, 64)
+			return kib << 10
+		}
+	}
+	return 0
 }
 
 // opaqueListener hides its connections' type from the engine.
@@ -145,18 +169,21 @@ func settle() {
 // side, sockets included) once parked, of which stack-B/conn goroutine
 // stacks; sockets-B/conn the same for connections merely held open (the
 // floor); engine-B/conn the difference; unparked-engine-B/conn the
-// engine's cost with parking off (waiting on their goroutines). Run with
+// engine's cost with parking off (waiting on their goroutines);
+// rss-B/conn the growth of the anonymous RSS per parked connection (both
+// sides). Run with
 // -benchtime=1x: each iteration opens 2,000 connections (4,000 sockets)
 // three times.
 func BenchmarkIdleConns(b *testing.B) {
 	const n = 2000
-	var total, stack, floor, unparked float64
+	var total, stack, floor, unparked, rss float64
 	for b.Loop() {
 		floor += idleCost(b, n, idleHeld)
 		unparked += idleCost(b, n, idleGoroutine)
-		h, s := idleCostOf(b, n, idleParked)
+		h, s, r := idleCostOf(b, n, idleParked)
 		total += h + s
 		stack += s
+		rss += r
 	}
 	runs := float64(b.N)
 	b.ReportMetric(total/runs, "B/idle-conn")
@@ -164,6 +191,7 @@ func BenchmarkIdleConns(b *testing.B) {
 	b.ReportMetric(floor/runs, "sockets-B/conn")
 	b.ReportMetric((total-floor)/runs, "engine-B/conn")
 	b.ReportMetric((unparked-floor)/runs, "unparked-engine-B/conn")
+	b.ReportMetric(rss/runs, "rss-B/conn")
 }
 
 // An idle keep-alive connection holds no read buffer (nor output buffer):

@@ -60,6 +60,7 @@ type parker struct {
 	stopped     bool
 	parks       int       // connections parked so far (tests)
 	parksAtOnce int       // of which without waiting ParkIdleAfter
+	release     *releaser // returns memory after a wave of parking
 	sleepsTo    time.Time // when the timer goroutine wakes next, under l.mu
 }
 
@@ -81,13 +82,20 @@ func newParker(l *Listener) *parker {
 		return nil
 	}
 	p := &parker{
-		l:     l,
-		after: l.opts.ParkIdleAfter,
-		ep:    ep,
-		epRaw: raw,
-		byFD:  map[int32]*link{},
-		wake:  make(chan struct{}, 1),
-		done:  make(chan struct{}),
+		l:       l,
+		after:   l.opts.ParkIdleAfter,
+		ep:      ep,
+		epRaw:   raw,
+		byFD:    map[int32]*link{},
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		release: newReleaser(l.opts.ParkReleaseWave),
+	}
+	if f := l.opts.releaseFunc; f != nil {
+		p.release.release = f
+	}
+	if d := l.opts.releaseEvery; d > 0 {
+		p.release.minInterval = d
 	}
 	// Is the epoll instance itself in the netpoller (only then does it
 	// take deadlines)? Else the wait below would fail at once.
@@ -161,30 +169,38 @@ func (c *conn) park(atOnce bool) bool {
 }
 
 // add registers lk with the epoll instance and its deadline with the
-// timer. Under l.mu.
+// timer. Under l.mu. A connection whose socket can be detached (detach.go)
+// is registered as the parker's own descriptor; another one with the
+// socket Go polls too.
 func (p *parker) add(lk *link) error {
-	var ctlErr error
-	err := lk.raw.Control(func(fd uintptr) {
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollOneShot, Fd: int32(fd)}
-		op := syscall.EPOLL_CTL_MOD
-		if !lk.polled {
-			op = syscall.EPOLL_CTL_ADD
-		}
-		cerr := p.epRaw.Control(func(epfd uintptr) {
-			ctlErr = syscall.EpollCtl(int(epfd), op, int(fd), &ev)
-		})
-		if ctlErr == nil {
-			ctlErr = cerr
-		}
-		lk.fd = int32(fd)
-	})
-	if err == nil {
-		err = ctlErr
-	}
+	detached, err := p.detach(lk)
 	if err != nil {
-		return fmt.Errorf("fastpath: parking a connection: %w", err)
+		return err
 	}
-	lk.polled = true
+	if !detached {
+		var ctlErr error
+		err = lk.raw.Control(func(fd uintptr) {
+			ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollOneShot, Fd: int32(fd)}
+			op := syscall.EPOLL_CTL_MOD
+			if !lk.polled {
+				op = syscall.EPOLL_CTL_ADD
+			}
+			cerr := p.epRaw.Control(func(epfd uintptr) {
+				ctlErr = syscall.EpollCtl(int(epfd), op, int(fd), &ev)
+			})
+			if ctlErr == nil {
+				ctlErr = cerr
+			}
+			lk.fd = int32(fd)
+		})
+		if err == nil {
+			err = ctlErr
+		}
+		if err != nil {
+			return fmt.Errorf("fastpath: parking a connection: %w", err)
+		}
+		lk.polled = true
+	}
 	p.byFD[lk.fd] = lk
 	p.parks++
 	if !lk.rd.IsZero() {
@@ -277,6 +293,10 @@ func (p *parker) waitEvents() {
 // whose client left: the read says so).
 func (l *Listener) resume(c *conn) {
 	lk := c.link
+	if lk.detached {
+		_ = l.parker.attach(lk) // failed: the stand-in's read fails, and run closes
+		c.src.nc = lk.nc
+	}
 	c.now = time.Now()
 	// The kick moved the read deadline to the past. Restored, it must
 	// not hide Close's (which comes after closing is set): closing is
@@ -307,9 +327,11 @@ func (p *parker) runTimer() {
 		}
 		now := time.Now()
 		l.mu.Lock()
+		release := false
 		if !now.Before(nextKick) {
 			p.kick(now)
 			nextKick = now.Add(p.after)
+			release = p.release.due(now, p.parks)
 		}
 		for len(p.heap) > 0 && !p.heap[0].rd.After(now) {
 			lk := p.heap[0]
@@ -323,11 +345,14 @@ func (p *parker) runTimer() {
 		p.sleepsTo = next
 		l.mu.Unlock()
 		for i, lk := range expired {
-			lk.nc.Close() // the idle timeout, as on a goroutine
+			p.closeParked(lk) // the idle timeout, as on a goroutine
 			l.remove(lk)
 			expired[i] = nil
 		}
 		expired = expired[:0]
+		if release {
+			p.release.start()
+		}
 		t.Reset(next.Sub(now)) // Go >= 1.23: no stale tick after Reset
 	}
 }
