@@ -7,15 +7,17 @@
 # of the RSS and of its anonymous part (heap and stacks: what connections
 # cost; the rest is the program's file pages, which the kernel may drop
 # or fault in meanwhile).
-# The RSS is read SETTLE seconds (default 5) after the connections are
+# The RSS is read SETTLE seconds (default 15) after the connections are
 # idle: portico parks an idle connection (its goroutine ends) at once
-# when it has many, else after 1 to 2s.
+# when it has many, else after 1 to 2s, and one parked for 10s lets go
+# of Go's socket too (fastpath ParkDetachAfter), as long-idle
+# connections, most of what a server holds, do.
 # PORTICO_BASELINE=path/to/portico measures another build too, in the
 # same run (e.g. the main branch's, to compare before and after).
 #   bench/idle-rss.sh [N]
 set -euo pipefail
 N=${1:-2000}
-SETTLE=${SETTLE:-5}
+SETTLE=${SETTLE:-15}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TMP=$(mktemp -d /tmp/portico-idle.XXXXXX)
 chmod 755 "$TMP"

@@ -41,6 +41,7 @@ type link struct {
 	// detached: fd is the parker's own duplicate, and Go's socket is
 	// closed (detach.go); keepAlive is its SO_KEEPALIVE, to restore.
 	detached  bool
+	parkedAt  time.Time // when it parked last
 	keepAlive bool
 	heapAt    int // index in the parker's deadline heap, -1 if not in it
 }

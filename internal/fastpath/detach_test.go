@@ -32,6 +32,19 @@ func detachedCount(l *Listener) int {
 	return n
 }
 
+// waitDetached waits until n parked connections are detached (the
+// parker's timer detaches them, after ParkDetachAfter).
+func waitDetached(t testing.TB, l *Listener, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for detachedCount(l) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d parked connections detached from Go's socket, want %d", detachedCount(l), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // isStandIn reports whether the socket under nc's wrappers is the stand-in.
 func isStandIn(nc net.Conn) bool {
 	for i := 0; i < 8; i++ {
@@ -80,7 +93,7 @@ func TestDetachedConnResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fl := addrServer(t, ln, Options{IdleTimeout: 10 * time.Second, ParkIdleAfter: 20 * time.Millisecond})
+	fl := addrServer(t, ln, Options{IdleTimeout: 10 * time.Second, ParkIdleAfter: 20 * time.Millisecond, ParkDetachAfter: time.Millisecond})
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -94,9 +107,7 @@ func TestDetachedConnResumes(t *testing.T) {
 			t.Fatalf("round %d: addresses %q, want %q", round, got, want)
 		}
 		waitParked(t, fl, 1)
-		if n := detachedCount(fl); n != 1 {
-			t.Fatalf("round %d: %d parked connections detached from Go's socket, want 1", round, n)
-		}
+		waitDetached(t, fl, 1)
 	}
 	if got := getAddr(t, c, br); got != want {
 		t.Fatalf("after parking: addresses %q, want %q", got, want)
@@ -118,7 +129,7 @@ func TestDetachedConnKeepsLimitSlot(t *testing.T) {
 		Resolver:      func() *clientip.Resolver { return clientip.New(nil) },
 		OnReject:      func(reason string, _ net.Addr) { rejected <- reason },
 	})
-	fl := addrServer(t, ln, Options{IdleTimeout: 10 * time.Second, ParkIdleAfter: 20 * time.Millisecond})
+	fl := addrServer(t, ln, Options{IdleTimeout: 10 * time.Second, ParkIdleAfter: 20 * time.Millisecond, ParkDetachAfter: time.Millisecond})
 	dial := func() (net.Conn, *bufio.Reader) {
 		c, err := net.Dial("tcp", raw.Addr().String())
 		if err != nil {
@@ -134,9 +145,7 @@ func TestDetachedConnKeepsLimitSlot(t *testing.T) {
 		t.Fatalf("addresses %q, want %q", got, want)
 	}
 	waitParked(t, fl, 1)
-	if n := detachedCount(fl); n != 1 {
-		t.Fatalf("%d parked connections detached, want 1 (clientip's wrappers must take a new socket)", n)
-	}
+	waitDetached(t, fl, 1) // clientip's wrappers must take a new socket
 	b, bbr := dial()
 	defer b.Close()
 	fmt.Fprintf(b, "GET /addr HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -178,7 +187,7 @@ func TestProxyProtocolConnKeepsAddress(t *testing.T) {
 		MaxConnsPerIP: func() int { return 0 },
 		Resolver:      func() *clientip.Resolver { return trusted },
 	})
-	fl := addrServer(t, ln, Options{IdleTimeout: 10 * time.Second, ParkIdleAfter: 20 * time.Millisecond})
+	fl := addrServer(t, ln, Options{IdleTimeout: 10 * time.Second, ParkIdleAfter: 20 * time.Millisecond, ParkDetachAfter: time.Millisecond})
 	c, err := net.Dial("tcp", raw.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -195,5 +204,33 @@ func TestProxyProtocolConnKeepsAddress(t *testing.T) {
 	}
 	if n := parksSoFar(fl); n != 0 {
 		t.Errorf("a PROXY connection parked %d times", n)
+	}
+}
+
+// A connection parked for less than ParkDetachAfter keeps Go's socket: it
+// wakes without rebuilding one.
+func TestShortParkKeepsSocket(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := addrServer(t, ln, Options{IdleTimeout: 10 * time.Second, ParkIdleAfter: 20 * time.Millisecond, ParkDetachAfter: time.Hour})
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	want := c.LocalAddr().String() + " " + ln.Addr().String()
+	for round := 0; round < 2; round++ {
+		if got := getAddr(t, c, br); got != want {
+			t.Fatalf("round %d: addresses %q, want %q", round, got, want)
+		}
+		waitParked(t, fl, 1)
+		time.Sleep(100 * time.Millisecond) // several timer rounds
+		if n := detachedCount(fl); n != 0 {
+			t.Fatalf("round %d: %d connections detached after a short park, want 0", round, n)
+		}
 	}
 }

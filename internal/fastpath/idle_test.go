@@ -74,7 +74,9 @@ func idleCostOf(tb testing.TB, n int, mode idleMode) (heap, stack, rss float64) 
 		if mode == idleParked {
 			park = 20 * time.Millisecond
 		}
-		fl = Listen(ln, h, Options{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, WriteTimeout: 10 * time.Second, ParkIdleAfter: park})
+		// Parked connections detach at once: the cost of one idle for
+		// long (ParkDetachAfter).
+		fl = Listen(ln, h, Options{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, WriteTimeout: 10 * time.Second, ParkIdleAfter: park, ParkDetachAfter: time.Millisecond})
 		defer func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -117,6 +119,7 @@ func idleCostOf(tb testing.TB, n int, mode idleMode) (heap, stack, rss float64) 
 	time.Sleep(100 * time.Millisecond) // the last answers' goroutines reach their idle wait
 	if mode == idleParked && fl.parker != nil {
 		waitParked(tb, fl, n)
+		waitDetached(tb, fl, n)
 		time.Sleep(20 * time.Millisecond) // the last parked goroutines end
 	}
 	rss = float64(rssAnon()-rss0) / float64(n)

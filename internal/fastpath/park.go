@@ -169,38 +169,32 @@ func (c *conn) park(atOnce bool) bool {
 }
 
 // add registers lk with the epoll instance and its deadline with the
-// timer. Under l.mu. A connection whose socket can be detached (detach.go)
-// is registered as the parker's own descriptor; another one with the
-// socket Go polls too.
+// timer. Under l.mu. The socket is registered as Go has it; a connection
+// that stays parked long lets go of it later (detachLongParked).
 func (p *parker) add(lk *link) error {
-	detached, err := p.detach(lk)
-	if err != nil {
-		return err
-	}
-	if !detached {
-		var ctlErr error
-		err = lk.raw.Control(func(fd uintptr) {
-			ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollOneShot, Fd: int32(fd)}
-			op := syscall.EPOLL_CTL_MOD
-			if !lk.polled {
-				op = syscall.EPOLL_CTL_ADD
-			}
-			cerr := p.epRaw.Control(func(epfd uintptr) {
-				ctlErr = syscall.EpollCtl(int(epfd), op, int(fd), &ev)
-			})
-			if ctlErr == nil {
-				ctlErr = cerr
-			}
-			lk.fd = int32(fd)
+	var ctlErr error
+	err := lk.raw.Control(func(fd uintptr) {
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollOneShot, Fd: int32(fd)}
+		op := syscall.EPOLL_CTL_MOD
+		if !lk.polled {
+			op = syscall.EPOLL_CTL_ADD
+		}
+		cerr := p.epRaw.Control(func(epfd uintptr) {
+			ctlErr = syscall.EpollCtl(int(epfd), op, int(fd), &ev)
 		})
-		if err == nil {
-			err = ctlErr
+		if ctlErr == nil {
+			ctlErr = cerr
 		}
-		if err != nil {
-			return fmt.Errorf("fastpath: parking a connection: %w", err)
-		}
-		lk.polled = true
+		lk.fd = int32(fd)
+	})
+	if err == nil {
+		err = ctlErr
 	}
+	if err != nil {
+		return fmt.Errorf("fastpath: parking a connection: %w", err)
+	}
+	lk.polled = true
+	lk.parkedAt = time.Now()
 	p.byFD[lk.fd] = lk
 	p.parks++
 	if !lk.rd.IsZero() {
@@ -331,6 +325,7 @@ func (p *parker) runTimer() {
 		if !now.Before(nextKick) {
 			p.kick(now)
 			nextKick = now.Add(p.after)
+			p.detachLongParked(now)
 			release = p.release.due(now, p.parks)
 		}
 		for len(p.heap) > 0 && !p.heap[0].rd.After(now) {

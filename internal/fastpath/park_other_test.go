@@ -8,3 +8,5 @@ import "testing"
 const parkedBudget = 8192
 
 func waitParked(testing.TB, *Listener, int) {}
+
+func waitDetached(testing.TB, *Listener, int) {}
