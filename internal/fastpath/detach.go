@@ -117,6 +117,7 @@ func (p *parker) detachLongParked(now time.Time) {
 		}
 		delete(p.byFD, fd)
 		p.byFD[lk.fd] = lk
+		p.detaches++
 	}
 }
 

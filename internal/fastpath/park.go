@@ -60,6 +60,7 @@ type parker struct {
 	stopped     bool
 	parks       int       // connections parked so far (tests)
 	parksAtOnce int       // of which without waiting ParkIdleAfter
+	detaches    int       // parked connections detached so far
 	release     *releaser // returns memory after a wave of parking
 	sleepsTo    time.Time // when the timer goroutine wakes next, under l.mu
 }
@@ -326,7 +327,8 @@ func (p *parker) runTimer() {
 			p.kick(now)
 			nextKick = now.Add(p.after)
 			p.detachLongParked(now)
-			release = p.release.due(now, p.parks)
+			// A wave of detaching frees memory too.
+			release = p.release.due(now, p.parks+p.detaches)
 		}
 		for len(p.heap) > 0 && !p.heap[0].rd.After(now) {
 			lk := p.heap[0]
