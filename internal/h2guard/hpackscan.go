@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	"golang.org/x/net/http2/hpack"
+
+	"portico/internal/httpnum"
 )
 
 // hpackScanner follows a client's HPACK header blocks (RFC 7541) and
@@ -317,7 +319,7 @@ func classify(c fieldClass, value []byte) scannedField {
 	case fieldTE:
 		f.ok = len(value) == 0 || string(value) == "trailers" // Go lets an empty TE by
 	case fieldContentLength:
-		f.num, f.ok = parseContentLength(value)
+		f.num, f.ok = httpnum.Digits(value)
 	}
 	return f
 }

@@ -337,22 +337,6 @@ func (in *inspector) onField(f scannedField) {
 	}
 }
 
-// parseContentLength reads a content-length value: decimal digits only,
-// at most 18 of them (no overflow).
-func parseContentLength(s []byte) (int64, bool) {
-	if len(s) == 0 || len(s) > 18 {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
-}
 
 // noteSettings reads the client's SETTINGS_INITIAL_WINDOW_SIZE from a
 // SETTINGS payload Go will read (already deduplicated).

@@ -2,6 +2,8 @@ package static
 
 import (
 	"strings"
+
+	"portico/internal/httpnum"
 )
 
 // byteRange is one satisfiable part of a Range request: length bytes from
@@ -58,7 +60,7 @@ func parseRanges(s string, size int64, buf []byteRange) ([]byteRange, rangeResul
 		var r byteRange
 		if first == "" {
 			// Suffix range: the last n bytes.
-			n, ok := parseDigits(last)
+			n, ok := httpnum.Digits(last)
 			if !ok {
 				return nil, rangeIgnore
 			}
@@ -68,13 +70,13 @@ func parseRanges(s string, size int64, buf []byteRange) ([]byteRange, rangeResul
 			}
 			r = byteRange{size - n, n}
 		} else {
-			a, ok := parseDigits(first)
+			a, ok := httpnum.Digits(first)
 			if !ok {
 				return nil, rangeIgnore
 			}
 			b := size - 1
 			if last != "" {
-				if b, ok = parseDigits(last); !ok || b < a {
+				if b, ok = httpnum.Digits(last); !ok || b < a {
 					return nil, rangeIgnore
 				}
 				b = min(b, size-1)
@@ -97,20 +99,4 @@ func parseRanges(s string, size int64, buf []byteRange) ([]byteRange, rangeResul
 		return nil, rangeUnsatisfiable
 	}
 	return out, rangeOK
-}
-
-// parseDigits parses a non-empty run of ASCII digits; overflow fails.
-func parseDigits(s string) (int64, bool) {
-	if s == "" || len(s) > 18 {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
 }
