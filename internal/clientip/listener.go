@@ -59,7 +59,7 @@ func Listen(ln net.Listener, opts ListenOptions) net.Listener {
 		ln = &limitListener{Listener: ln, opts: opts, count: map[netip.Addr]int{}}
 	}
 	if opts.ProxyProtocol != nil && opts.OnReject != nil {
-		ln = &rejectListener{Listener: ln, onReject: opts.OnReject}
+		ln = &rejectListener{Listener: ln, onReject: opts.OnReject, proxyProtocol: opts.ProxyProtocol}
 	}
 	return ln
 }
@@ -78,13 +78,19 @@ func addrOf(a net.Addr) netip.Addr {
 // rejectListener reports connections whose PROXY header was refused.
 type rejectListener struct {
 	net.Listener
-	onReject func(string, net.Addr)
+	onReject      func(string, net.Addr)
+	proxyProtocol func() bool
 }
 
 func (l *rejectListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
+	}
+	if !l.proxyProtocol() {
+		// No header is read from this connection (the PROXY listener
+		// skipped it): nothing to report, no wrapper to pay for.
+		return c, nil
 	}
 	return &rejectConn{Conn: c, onReject: l.onReject}, nil
 }
@@ -146,6 +152,12 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
+	}
+	if l.opts.MaxConnsPerIP() <= 0 {
+		// No limit now: the connection is not counted (a reload that
+		// sets one counts the connections accepted after it, as nginx's
+		// limit_conn), and costs no wrapper.
+		return c, nil
 	}
 	return &limitConn{Conn: c, l: l}, nil
 }

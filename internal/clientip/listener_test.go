@@ -158,3 +158,50 @@ func TestMaxConnsPerIPExemptsTrustedProxies(t *testing.T) {
 		t.Errorf("second connection from a trusted proxy read %q, want it served", got)
 	}
 }
+
+// With neither a PROXY header to read nor a connection limit at accept,
+// a connection comes unwrapped (a wrapper costs memory per connection and
+// a call per read and write); with either, it is wrapped.
+func TestAcceptWrapsOnlyWhatApplies(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		proxy     bool
+		max       int
+		wantPlain bool
+	}{
+		{"nothing applies", false, 0, true},
+		{"a connection limit", false, 2, false},
+		{"PROXY headers", true, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln := listen(t, ListenOptions{
+				ProxyProtocol: func() bool { return tc.proxy },
+				Resolver:      func() *Resolver { return New([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}) },
+				MaxConnsPerIP: func() int { return tc.max },
+				OnReject:      func(string, net.Addr) {},
+			})
+			got := make(chan net.Conn, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					got <- nil
+					return
+				}
+				got <- c
+			}()
+			msg := "GET / HTTP/1.1\r\n\r\n"
+			if tc.proxy {
+				msg = "PROXY TCP4 192.0.2.7 127.0.0.1 1234 80\r\n" + msg
+			}
+			send(t, ln.Addr().String(), msg)
+			c := <-got
+			if c == nil {
+				t.Fatal("accept failed")
+			}
+			defer c.Close()
+			if _, plain := c.(*net.TCPConn); plain != tc.wantPlain {
+				t.Errorf("accepted a %T, want plain TCP: %v", c, tc.wantPlain)
+			}
+		})
+	}
+}
