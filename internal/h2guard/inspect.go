@@ -337,7 +337,6 @@ func (in *inspector) onField(f scannedField) {
 	}
 }
 
-
 // noteSettings reads the client's SETTINGS_INITIAL_WINDOW_SIZE from a
 // SETTINGS payload Go will read (already deduplicated).
 func (in *inspector) noteSettings(payload []byte) {
