@@ -35,7 +35,7 @@ import (
 func main() {
 	n := flag.Int("n", 2000, "idle connections")
 	heapFile := flag.String("heap", "", "write a heap profile of the idle connections")
-	settle := flag.Duration("settle", 5*time.Second, "wait after the connections are idle")
+	settle := flag.Duration("settle", 15*time.Second, "wait after the connections are idle (a parked connection detaches after 10s)")
 	verbose := flag.Bool("v", false, "print the growth of every runtime/metrics memory class")
 	client := flag.String("client", "", "(internal) run as the client of this address")
 	flag.Parse()
