@@ -447,42 +447,39 @@ done
 
 median() { sort -g "$1" | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
+# table KIND prints the medians of every scenario (KIND result: req/s,
+# more is better; cpu: microseconds per request, less is better) and the
+# ratios between servers, each oriented so that above 1 means the first
+# named is ahead: req/s over req/s, or CPU over CPU the other way round.
+table() {
+	local kind=$1 t o n x l c a
+	for t in $SCENARIOS; do
+		o=$(median "$TMP/$kind.old.$t")
+		n=$(median "$TMP/$kind.new.$t")
+		x=$(median "$TMP/$kind.nginx.$t")
+		l=$(peer "$kind" lighttpd "$t")
+		c=$(peer "$kind" caddy "$t")
+		a=$(peer "$kind" apache "$t")
+		awk -v k="$kind" -v t="$t" -v o="$o" -v n="$n" -v x="$x" -v l="$l" -v c="$c" -v a="$a" '
+			function ahead(p, q) { return k == "cpu" ? q / p : p / q }
+			function fig(v) { return v > 0 ? sprintf(k == "cpu" ? "%.2f" : "%.0f", v) : "-" }
+			function r(v) { return v > 0 ? sprintf("%.2fx", ahead(n, v)) : "-" }
+			BEGIN {printf "%-7s %11s %11s %11s %11s %9.2fx %9.2fx %7.2fx %11s %9s %9s\n", t, fig(o), fig(n), fig(x), fig(l), ahead(o, x), ahead(n, x), ahead(n, o), r(l), r(c), r(a)}'
+	done
+}
+peer() { # kind server scenario -> its median, or 0
+	if [ -f "$TMP/$1.$2.$3" ]; then median "$TMP/$1.$2.$3"; else echo 0; fi
+}
+
 echo
 echo "portico $BEFORE (old) and $AFTER (new) against nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'); medians of $ROUNDS rounds x $DURATION, req/s"
 printf '%-7s %11s %11s %11s %11s %10s %10s %8s %11s %9s %9s\n' scenario old new nginx lighttpd old/nginx new/nginx new/old new/lighttpd new/caddy new/apache
-peer() { # server scenario -> its median, or 0
-	if [ -f "$TMP/result.$1.$2" ]; then median "$TMP/result.$1.$2"; else echo 0; fi
-}
-for t in $SCENARIOS; do
-	o=$(median "$TMP/result.old.$t")
-	n=$(median "$TMP/result.new.$t")
-	x=$(median "$TMP/result.nginx.$t")
-	l=$(peer lighttpd "$t")
-	c=$(peer caddy "$t")
-	a=$(peer apache "$t")
-	awk -v t="$t" -v o="$o" -v n="$n" -v x="$x" -v l="$l" -v c="$c" -v a="$a" \
-		'function r(v) { return v > 0 ? sprintf("%.2fx", n / v) : "-" }
-		BEGIN {printf "%-7s %11.0f %11.0f %11.0f %11s %9.2fx %9.2fx %7.2fx %11s %9s %9s\n", t, o, n, x, (l > 0 ? sprintf("%.0f", l) : "-"), o / x, n / x, n / o, r(l), r(c), r(a)}'
-done
+table result
 
 # CPU per request is the steadier figure on a shared machine: it does not
 # count the time the server waits for a CPU others hold, which throughput
-# does. Ratios are the other server's CPU over portico's (above 1: portico
-# needs less CPU per request than it).
+# does.
 echo
 echo "server CPU per request, microseconds (medians; ratios: nginx's or old's over new's, above 1 = new needs less)"
-printf '%-7s %9s %9s %9s %9s %10s %10s %8s %11s %9s %9s\n' scenario old new nginx lighttpd nginx/old nginx/new old/new lighttpd/new caddy/new apache/new
-cpeer() { # server scenario -> its median CPU per request, or 0
-	if [ -f "$TMP/cpu.$1.$2" ]; then median "$TMP/cpu.$1.$2"; else echo 0; fi
-}
-for t in $SCENARIOS; do
-	o=$(median "$TMP/cpu.old.$t")
-	n=$(median "$TMP/cpu.new.$t")
-	x=$(median "$TMP/cpu.nginx.$t")
-	l=$(cpeer lighttpd "$t")
-	c=$(cpeer caddy "$t")
-	a=$(cpeer apache "$t")
-	awk -v t="$t" -v o="$o" -v n="$n" -v x="$x" -v l="$l" -v c="$c" -v a="$a" \
-		'function r(v) { return v > 0 ? sprintf("%.2fx", v / n) : "-" }
-		BEGIN {printf "%-7s %9.2f %9.2f %9.2f %9s %9.2fx %9.2fx %7.2fx %11s %9s %9s\n", t, o, n, x, (l > 0 ? sprintf("%.2f", l) : "-"), x / o, x / n, o / n, r(l), r(c), r(a)}'
-done
+printf '%-7s %11s %11s %11s %11s %10s %10s %8s %11s %9s %9s\n' scenario old new nginx lighttpd nginx/old nginx/new old/new lighttpd/new caddy/new apache/new
+table cpu

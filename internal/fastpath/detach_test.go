@@ -32,6 +32,25 @@ func detachedCount(l *Listener) int {
 	return n
 }
 
+// dialAddrServer starts addrServer with quick parking and detaching after
+// detachAfter, and connects to it: the client's connection and reader,
+// and the addresses /addr must report.
+func dialAddrServer(t *testing.T, detachAfter time.Duration) (*Listener, net.Conn, *bufio.Reader, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := addrServer(t, ln, Options{IdleTimeout: 10 * time.Second, ParkIdleAfter: 20 * time.Millisecond, ParkDetachAfter: detachAfter})
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return fl, c, bufio.NewReader(c), c.LocalAddr().String() + " " + ln.Addr().String()
+}
+
 // waitDetached waits until n parked connections are detached (the
 // parker's timer detaches them, after ParkDetachAfter).
 func waitDetached(t testing.TB, l *Listener, n int) {
@@ -89,19 +108,7 @@ func getAddr(t *testing.T, c net.Conn, br *bufio.Reader) string {
 // wrappers, the parker holds a descriptor) and, woken, is served with the
 // same remote and local addresses, again and again.
 func TestDetachedConnResumes(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fl := addrServer(t, ln, Options{IdleTimeout: 10 * time.Second, ParkIdleAfter: 20 * time.Millisecond, ParkDetachAfter: time.Millisecond})
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(c)
-	want := c.LocalAddr().String() + " " + ln.Addr().String()
+	fl, c, br, want := dialAddrServer(t, time.Millisecond)
 	for round := 0; round < 3; round++ {
 		if got := getAddr(t, c, br); got != want {
 			t.Fatalf("round %d: addresses %q, want %q", round, got, want)
@@ -210,19 +217,7 @@ func TestProxyProtocolConnKeepsAddress(t *testing.T) {
 // A connection parked for less than ParkDetachAfter keeps Go's socket: it
 // wakes without rebuilding one.
 func TestShortParkKeepsSocket(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fl := addrServer(t, ln, Options{IdleTimeout: 10 * time.Second, ParkIdleAfter: 20 * time.Millisecond, ParkDetachAfter: time.Hour})
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(c)
-	want := c.LocalAddr().String() + " " + ln.Addr().String()
+	fl, c, br, want := dialAddrServer(t, time.Hour)
 	for round := 0; round < 2; round++ {
 		if got := getAddr(t, c, br); got != want {
 			t.Fatalf("round %d: addresses %q, want %q", round, got, want)
