@@ -105,7 +105,14 @@ func startBinary(t *testing.T, bin, dir string, wantListeners int, args ...strin
 		p.err = p.cmd.Wait()
 		close(p.exited)
 	}()
-	t.Cleanup(func() { p.Stop() })
+	t.Cleanup(func() {
+		p.Stop()
+		// A failed test shows what portico said: the log line that
+		// explains an error the client only saw as a dropped connection.
+		if t.Failed() {
+			t.Logf("portico stderr (last 4 KiB):\n%s", lastBytes(dropLines(p.Stderr.String(), "Unsolicited"), 4096))
+		}
+	})
 	deadline := time.After(15 * time.Second)
 	for len(p.URLs) < wantListeners {
 		select {
@@ -257,4 +264,25 @@ func rawRequest(t *testing.T, p *Proc, raw string) string {
 	t.Helper()
 	addr := strings.TrimSuffix(strings.TrimPrefix(p.URLs[0], "http://"), "/")
 	return rawTo(t, addr, raw, 3*time.Second)
+}
+
+// lastBytes is the tail of s, at most n bytes.
+func lastBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
+}
+
+// dropLines is s without the lines containing sub: the warnings a test
+// provokes on purpose (an upstream's unsolicited bytes), which would
+// otherwise fill the tail shown of a failed test's log.
+func dropLines(s, sub string) string {
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(s, "\n") {
+		if !strings.Contains(l, sub) {
+			b.WriteString(l)
+		}
+	}
+	return b.String()
 }

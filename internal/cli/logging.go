@@ -3,10 +3,12 @@ package cli
 import (
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 
 	"portico/internal/config"
 )
@@ -29,6 +31,29 @@ func openLogs(srv config.Server, stdout, stderr io.Writer) (logs, error) {
 		announce: newLogger(srv.ErrorLogFormat, stdout),
 		close:    closeFn,
 	}, nil
+}
+
+// redirectStdLog sends what libraries print through the standard
+// logger (net/http's client reports an upstream's unsolicited bytes that
+// way) to l, as warnings in error_log's format, instead of a bare line on
+// stderr that a JSON log reader cannot parse. It returns the undo.
+func redirectStdLog(l *slog.Logger) (restore func()) {
+	out, flags, prefix := log.Writer(), log.Flags(), log.Prefix()
+	log.SetOutput(stdLogWriter{l})
+	log.SetFlags(0)
+	log.SetPrefix("")
+	return func() {
+		log.SetOutput(out)
+		log.SetFlags(flags)
+		log.SetPrefix(prefix)
+	}
+}
+
+type stdLogWriter struct{ l *slog.Logger }
+
+func (w stdLogWriter) Write(p []byte) (int, error) {
+	w.l.Warn(strings.TrimSpace(string(p)), "source", "go")
+	return len(p), nil
 }
 
 // newLogger makes a slog logger: JSON for "json", text otherwise (the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"log"
 	"net"
 	"strings"
 	"testing"
@@ -21,6 +22,24 @@ func TestNewLoggerFormats(t *testing.T) {
 	var rec map[string]any
 	if err := json.Unmarshal(js.Bytes(), &rec); err != nil || rec["level"] != "ERROR" || rec["err"] != "x.toml:3: bad" {
 		t.Errorf("json: %q (%v)", js.String(), err)
+	}
+}
+
+// TestStdLogGoesToErrorLog: a library's log.Printf (net/http's client
+// on an upstream's unsolicited bytes) becomes a warning in error_log's
+// format, and the standard logger is restored after.
+func TestStdLogGoesToErrorLog(t *testing.T) {
+	var js bytes.Buffer
+	restore := redirectStdLog(newLogger("json", &js))
+	log.Printf("Unsolicited response received on idle HTTP channel starting with %q", "HTTP/1.1 200 OK")
+	restore()
+	var rec map[string]any
+	if err := json.Unmarshal(js.Bytes(), &rec); err != nil || rec["level"] != "WARN" || rec["source"] != "go" ||
+		!strings.HasPrefix(rec["msg"].(string), "Unsolicited response") {
+		t.Fatalf("error log got %q (%v)", js.String(), err)
+	}
+	if _, still := log.Writer().(stdLogWriter); still || log.Flags() == 0 {
+		t.Errorf("standard logger not restored")
 	}
 }
 

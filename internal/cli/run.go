@@ -48,6 +48,7 @@ func runServer(cfg *config.Config, opts runOptions, stdout, stderr io.Writer) in
 	}
 	defer lg.close()
 	logger := lg.own
+	defer redirectStdLog(logger)()
 	metrics := server.NewMetrics()
 	srv := server.New(server.Options{Logger: logger, Announce: lg.announce, Stdout: stdout, Stderr: stderr, Metrics: metrics})
 	metrics.Watch(srv)

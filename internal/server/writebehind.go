@@ -62,6 +62,17 @@ func putWriteBehindBuf(b []byte) {
 	}
 }
 
+// SetWriteDeadline is a no-op: the helper's progressConn gives each of
+// its writes the write timeout, and a deadline set from above would cut
+// bytes Write already accepted. crypto/tls does exactly that when it
+// sends close_notify: it queues the alert, then sets the deadline to now
+// so that later writes fail, and the response still pending in the helper
+// was lost (the client saw the connection close with no answer).
+func (c *writeBehindConn) SetWriteDeadline(time.Time) error { return nil }
+
+// SetDeadline sets the read deadline only; see SetWriteDeadline.
+func (c *writeBehindConn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
+
 func newWriteBehindConn(c net.Conn) *writeBehindConn {
 	w := &writeBehindConn{Conn: c}
 	w.changed.L = &w.mu
