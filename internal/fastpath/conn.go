@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"portico/internal/rawsock"
 )
 
 // link is what a connection keeps for its whole life, parked or not: the
@@ -136,7 +138,31 @@ func (c *conn) setReadDeadline(d time.Time, idle bool) {
 // write writes p to the socket now, bypassing the buffer.
 func (c *conn) write(p []byte) (int, error) {
 	c.setWriteDeadline(time.Now())
-	return c.nc.Write(p)
+	return c.writeSocket(p)
+}
+
+// writeSocket writes p to the connection. Inside the netpoller callback
+// that read the request (serveInline) the socket is at hand: what it
+// takes at once is written there without the scheduler's system call
+// bookkeeping (package rawsock), and only a rest it cannot take yet goes
+// through the net.Conn, which waits for room under the write deadline.
+func (c *conn) writeSocket(p []byte) (int, error) {
+	if !c.inline {
+		return c.nc.Write(p)
+	}
+	done := 0
+	for done < len(p) {
+		n, err := rawsock.Write(c.inlineFD, p[done:])
+		if err != nil || n <= 0 {
+			break // EAGAIN, or an error the net.Conn reports just as well
+		}
+		done += n
+	}
+	if done == len(p) {
+		return done, nil
+	}
+	n, err := c.nc.Write(p[done:])
+	return done + n, err
 }
 
 // flush writes the pending output.
@@ -148,7 +174,7 @@ func (c *conn) flush() error {
 		return nil
 	}
 	c.setWriteDeadline(c.now)
-	_, err := c.nc.Write(c.out)
+	_, err := c.writeSocket(c.out)
 	c.out = c.out[:0]
 	if err != nil {
 		c.werr = err

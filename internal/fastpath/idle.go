@@ -9,6 +9,8 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+
+	"portico/internal/rawsock"
 )
 
 // An idle connection, waiting for its next request, holds no buffer: it
@@ -284,21 +286,17 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 	if s.fd < 0 {
 		return s.nc.Read(p)
 	}
-	for {
-		n, err := syscall.Read(s.fd, p)
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			return 0, errWouldBlock
-		case err != nil:
-			return 0, os.NewSyscallError("read", err)
-		case n == 0:
-			return 0, io.EOF
-		}
-		s.drained = n < len(p)
-		return n, nil
+	n, err := rawsock.Read(s.fd, p)
+	switch {
+	case err == syscall.EAGAIN:
+		return 0, errWouldBlock
+	case err != nil:
+		return 0, os.NewSyscallError("read", err)
+	case n == 0:
+		return 0, io.EOF
 	}
+	s.drained = n < len(p)
+	return n, nil
 }
 
 // remoteAddrString is a.String() (net/http's Request.RemoteAddr), in one

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"portico/internal/rawsock"
 )
 
 // This file holds what a relaying handler (the reverse proxy's fast path,
@@ -191,7 +193,7 @@ func (w *ResponseWriter) ClientGone() bool {
 	}
 	if c.inline {
 		// Served inside the idle wait, which holds the read lock.
-		return peekGone(uintptr(c.inlineFD))
+		return rawsock.Peek(c.inlineFD) == rawsock.Closed
 	}
 	sc, ok := c.nc.(syscall.Conn)
 	if !ok {
@@ -203,23 +205,10 @@ func (w *ResponseWriter) ClientGone() bool {
 	}
 	gone := false
 	err = rc.Read(func(fd uintptr) bool {
-		gone = peekGone(fd)
+		gone = rawsock.Peek(int(fd)) == rawsock.Closed
 		return true
 	})
 	// Closed under us (Shutdown past its deadline) is gone too; a read
 	// deadline that passed is not.
 	return gone || errors.Is(err, net.ErrClosed)
-}
-
-// peekGone looks, without blocking or consuming input, whether the peer
-// of socket fd has closed or reset the connection.
-func peekGone(fd uintptr) bool {
-	var b [1]byte
-	for {
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		if err == syscall.EINTR {
-			continue
-		}
-		return n == 0 && err == nil || err != nil && err != syscall.EAGAIN
-	}
 }

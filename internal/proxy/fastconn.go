@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"portico/internal/fastpath"
+	"portico/internal/rawsock"
 )
 
 // upConn is one keep-alive connection of the fast path to an upstream,
@@ -259,15 +260,12 @@ func (c *upConn) sendStep(fd uintptr) bool {
 	st := &c.send
 	if !st.sent {
 		st.sent = true
-		if !peekQuiet(fd) {
+		if rawsock.Peek(int(fd)) != rawsock.Nothing {
 			st.err = errNotQuiet
 			return true
 		}
 		for len(st.rest) > 0 {
-			n, err := syscall.Write(int(fd), st.rest)
-			if err == syscall.EINTR {
-				continue
-			}
+			n, err := rawsock.Write(int(fd), st.rest)
 			if err != nil || n <= 0 {
 				if err != syscall.EAGAIN {
 					st.err = os.NewSyscallError("write", err)
@@ -278,35 +276,18 @@ func (c *upConn) sendStep(fd uintptr) bool {
 		}
 		return false // wait for the answer
 	}
-	for {
-		n, err := syscall.Read(int(fd), c.buf[c.w:])
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			return false // a spurious wakeup
-		case err != nil:
-			st.err = os.NewSyscallError("read", err)
-		case n == 0:
-			st.err = io.EOF
-		default:
-			c.w += n
-		}
-		return true
+	n, err := rawsock.Read(int(fd), c.buf[c.w:])
+	switch {
+	case err == syscall.EAGAIN:
+		return false // a spurious wakeup
+	case err != nil:
+		st.err = os.NewSyscallError("read", err)
+	case n == 0:
+		st.err = io.EOF
+	default:
+		c.w += n
 	}
-}
-
-// peekQuiet reports whether the socket fd has nothing to read and is not
-// closed: a non-blocking peek.
-func peekQuiet(fd uintptr) bool {
-	var b [1]byte
-	for {
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		if err == syscall.EINTR {
-			continue
-		}
-		return err == syscall.EAGAIN // EOF (n == 0), data or an error: not reusable
-	}
+	return true
 }
 
 // quiet reports whether an idle connection has nothing to read and is not
@@ -322,7 +303,7 @@ func quiet(nc net.Conn) bool {
 	}
 	ok = false
 	err = rc.Read(func(fd uintptr) bool {
-		ok = peekQuiet(fd)
+		ok = rawsock.Peek(int(fd)) == rawsock.Nothing
 		return true
 	})
 	return ok && err == nil

@@ -1,0 +1,90 @@
+package rawsock
+
+import (
+	"net"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// socketPair returns the raw descriptor of the server side of a loopback
+// TCP connection (non-blocking, as Go's sockets are) and the client side.
+func socketPair(t *testing.T) (int, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	rc, err := server.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := -1
+	if err := rc.Control(func(s uintptr) { fd = int(s) }); err != nil {
+		t.Fatal(err)
+	}
+	return fd, client
+}
+
+func TestReadWritePeek(t *testing.T) {
+	fd, client := socketPair(t)
+	buf := make([]byte, 16)
+	if _, err := Read(fd, buf); err != syscall.EAGAIN {
+		t.Fatalf("read of an empty socket: %v, want EAGAIN", err)
+	}
+	if got := Peek(fd); got != Nothing {
+		t.Fatalf("peek of an empty socket: %v, want Nothing", got)
+	}
+	if _, err := client.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for Peek(fd) == Nothing {
+		if time.Now().After(deadline) {
+			t.Fatal("bytes never arrived")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := Peek(fd); got != Bytes {
+		t.Fatalf("peek with bytes waiting: %v, want Bytes", got)
+	}
+	n, err := Read(fd, buf)
+	if err != nil || string(buf[:n]) != "ping" {
+		t.Fatalf("read %q, %v; want ping", buf[:n], err)
+	}
+	if n, err := Write(fd, []byte("pong")); n != 4 || err != nil {
+		t.Fatalf("write: %d, %v", n, err)
+	}
+	if n, err := Write(fd, nil); n != 0 || err != nil {
+		t.Fatalf("empty write: %d, %v", n, err)
+	}
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got := make([]byte, 4)
+	if _, err := client.Read(got); err != nil || string(got) != "pong" {
+		t.Fatalf("client read %q, %v", got, err)
+	}
+	client.Close()
+	for Peek(fd) == Nothing {
+		if time.Now().After(deadline) {
+			t.Fatal("the peer's close never showed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := Peek(fd); got != Closed {
+		t.Fatalf("peek after the peer closed: %v, want Closed", got)
+	}
+	if n, err := Read(fd, buf); n != 0 || err != nil {
+		t.Fatalf("read after the peer closed: %d, %v; want 0, nil", n, err)
+	}
+}
