@@ -5,12 +5,16 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"portico/internal/rawsock"
 )
 
 // progressListener wraps accepted connections in progressConn, and on a
 // TLS listener with a write timeout also in writeBehindConn (its cheaper
 // HTTP/2 writes are worth the helper goroutine there; plain listeners keep
-// sendfile).
+// sendfile). A TLS listener's bare TCP connections read and write through
+// rawsock.Conn (see package rawsock for why); wrapped ones (PROXY
+// protocol, connection limits) keep their wrappers' reads.
 type progressListener struct {
 	net.Listener
 	writeTimeout time.Duration
@@ -21,6 +25,11 @@ func (l progressListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok && l.writeBehind {
+		if rc, err := rawsock.NewConn(tc); err == nil {
+			c = rc
+		}
 	}
 	pc := &progressConn{Conn: c, writeTimeout: l.writeTimeout}
 	if l.writeBehind && l.writeTimeout > 0 {
