@@ -4,7 +4,9 @@
 # "Connection: close": one handshake per request), for portico, nginx and
 # Caddy with the same certificate (ECDSA P-256), each pinned to CPU 0 with
 # one worker (GOMAXPROCS=1 for the Go servers), clients on CPU 1, runs
-# interleaved, medians of ROUNDS.
+# interleaved, medians of ROUNDS. BASELINE=path/to/portico adds another
+# portico build as "baseline" (the same config), to compare before and
+# after in one run.
 #   bench/tls-bench.sh [-d SECONDS] [-r ROUNDS] [-c CONNS]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -82,6 +84,7 @@ CADDY
 start() { # name
 	case $1 in
 	portico) (cd "$TMP" && GOMAXPROCS=1 exec taskset -c $SERVER_CPU ./portico run -c portico.toml >/dev/null 2>&1) & ;;
+	baseline) (cd "$TMP" && GOMAXPROCS=1 exec taskset -c $SERVER_CPU "$BASELINE" run -c portico.toml >/dev/null 2>&1) & ;;
 	nginx) taskset -c $SERVER_CPU nginx -c "$TMP/nginx.conf" -e "$TMP/nginx.err" >/dev/null 2>&1 & ;;
 	caddy) (cd "$TMP" && GOMAXPROCS=1 HOME=$TMP XDG_DATA_HOME=$TMP XDG_CONFIG_HOME=$TMP exec taskset -c $SERVER_CPU caddy run --config Caddyfile --adapter caddyfile >/dev/null 2>&1) & ;;
 	esac
@@ -95,7 +98,7 @@ start() { # name
 	echo "$1 did not start" >&2; exit 1
 }
 stop() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
-port_of() { case $1 in portico) echo "$P_PORT" ;; nginx) echo "$N_PORT" ;; caddy) echo "$C_PORT" ;; esac; }
+port_of() { case $1 in portico | baseline) echo "$P_PORT" ;; nginx) echo "$N_PORT" ;; caddy) echo "$C_PORT" ;; esac; }
 
 cpu_ticks() { # pid -> CPU ticks used by it and its children (nginx's worker)
 	local p t=0
@@ -125,6 +128,7 @@ handshakes() { # port -> new TLS connections per second
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 servers=(portico nginx)
+[ -n "${BASELINE:-}" ] && servers+=(baseline)
 [ -n "$have_caddy" ] && servers+=(caddy)
 declare -A H2 HS CPU
 for r in $(seq 1 "$ROUNDS"); do
