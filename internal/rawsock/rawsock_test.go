@@ -7,26 +7,34 @@ import (
 	"time"
 )
 
-// socketPair returns the raw descriptor of the server side of a loopback
-// TCP connection (non-blocking, as Go's sockets are) and the client side.
-func socketPair(t *testing.T) (int, net.Conn) {
+// tcpPair returns both sides of a loopback TCP connection, closed when
+// the test ends.
+func tcpPair(t *testing.T) (server *net.TCPConn, client net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
+	client, err = net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	server, err := ln.Accept()
+	sc, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { server.Close() })
-	rc, err := server.(*net.TCPConn).SyscallConn()
+	t.Cleanup(func() { sc.Close() })
+	return sc.(*net.TCPConn), client
+}
+
+// socketPair returns the raw descriptor of the server side of a loopback
+// TCP connection (non-blocking, as Go's sockets are) and the client side.
+func socketPair(t *testing.T) (int, net.Conn) {
+	t.Helper()
+	server, client := tcpPair(t)
+	rc, err := server.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +43,22 @@ func socketPair(t *testing.T) (int, net.Conn) {
 		t.Fatal(err)
 	}
 	return fd, client
+}
+
+// awaitPeek waits until a peek at fd finds something other than Nothing,
+// and returns it.
+func awaitPeek(t *testing.T, fd int, what string) Peeked {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if got := Peek(fd); got != Nothing {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never showed", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func TestReadWritePeek(t *testing.T) {
@@ -49,14 +73,7 @@ func TestReadWritePeek(t *testing.T) {
 	if _, err := client.Write([]byte("ping")); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for Peek(fd) == Nothing {
-		if time.Now().After(deadline) {
-			t.Fatal("bytes never arrived")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	if got := Peek(fd); got != Bytes {
+	if got := awaitPeek(t, fd, "the bytes sent"); got != Bytes {
 		t.Fatalf("peek with bytes waiting: %v, want Bytes", got)
 	}
 	n, err := Read(fd, buf)
@@ -75,13 +92,7 @@ func TestReadWritePeek(t *testing.T) {
 		t.Fatalf("client read %q, %v", got, err)
 	}
 	client.Close()
-	for Peek(fd) == Nothing {
-		if time.Now().After(deadline) {
-			t.Fatal("the peer's close never showed")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	if got := Peek(fd); got != Closed {
+	if got := awaitPeek(t, fd, "the peer's close"); got != Closed {
 		t.Fatalf("peek after the peer closed: %v, want Closed", got)
 	}
 	if n, err := Read(fd, buf); n != 0 || err != nil {
