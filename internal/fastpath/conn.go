@@ -3,7 +3,6 @@ package fastpath
 import (
 	"bufio"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -78,14 +77,7 @@ type conn struct {
 	src           sourceReader // what br reads from
 	parkIfBlocked bool
 	blocked       bool
-
-	// Reading a first request and writing outside the idle wait, on the
-	// raw socket (rawsock): the callbacks, bound once, and their state.
-	firstReadFn func(uintptr) bool
-	writeFn     func(uintptr) bool
-	wpend       []byte // what writeFn has left to write
-	wfail       error  // writeFn's error
-	resumed     bool   // woken from parking: the wait goes on (mayPark)
+	resumed       bool // woken from parking: the wait goes on (mayPark)
 
 	// Serving inside the idle wait (serveInline): what ended it when it
 	// did not just go on; whether answers are being composed there, and
@@ -149,30 +141,14 @@ func (c *conn) write(p []byte) (int, error) {
 	return c.writeSocket(p)
 }
 
-// writeSocket writes p to the connection, on the socket itself where it
-// can, without the scheduler's system call bookkeeping (package rawsock).
-// Inside the netpoller callback that read the request (serveInline) the
-// socket is at hand: what it takes at once is written there, and only a
-// rest it cannot take yet goes through the net.Conn, which waits for room
-// under the write deadline. Elsewhere a connection with a raw socket
-// writes in a callback of the socket's own, which waits for room as the
-// net.Conn would.
+// writeSocket writes p to the connection. Inside the netpoller callback
+// that read the request (serveInline) the socket is at hand: what it
+// takes at once is written there without the scheduler's system call
+// bookkeeping (package rawsock), and only a rest it cannot take yet goes
+// through the net.Conn, which waits for room under the write deadline.
 func (c *conn) writeSocket(p []byte) (int, error) {
 	if !c.inline {
-		if c.raw == nil {
-			return c.nc.Write(p)
-		}
-		if c.writeFn == nil {
-			c.writeFn = c.writeStep
-		}
-		c.wpend, c.wfail = p, nil
-		err := c.raw.Write(c.writeFn)
-		n := len(p) - len(c.wpend)
-		if err == nil {
-			err = c.wfail
-		}
-		c.wpend, c.wfail = nil, nil
-		return n, err
+		return c.nc.Write(p)
 	}
 	done := 0
 	for done < len(p) {
@@ -187,23 +163,6 @@ func (c *conn) writeSocket(p []byte) (int, error) {
 	}
 	n, err := c.nc.Write(p[done:])
 	return done + n, err
-}
-
-// writeStep is writeSocket's callback: it writes what the socket takes,
-// and asks to wait for room (false) while some is left.
-func (c *conn) writeStep(fd uintptr) bool {
-	for len(c.wpend) > 0 {
-		n, err := rawsock.Write(int(fd), c.wpend)
-		if err == syscall.EAGAIN {
-			return false
-		}
-		if err != nil {
-			c.wfail = os.NewSyscallError("write", err)
-			return true
-		}
-		c.wpend = c.wpend[n:]
-	}
-	return true
 }
 
 // flush writes the pending output.

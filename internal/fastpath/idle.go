@@ -25,8 +25,9 @@ import (
 // reads the wrapped connection): the engine may then wait on, and read
 // from, the socket underneath instead of reading through the wrapper,
 // once the connection has served a request. Its Write must be the wrapped
-// connection's: the engine writes on the socket underneath too. A wrapper
-// that must see every byte (a byte counter) must not implement it.
+// connection's: answers composed inside the idle wait are written on the
+// socket underneath. A wrapper that must see every byte (a byte counter)
+// must not implement it.
 type ReadThrough interface {
 	net.Conn
 	Unwrap() net.Conn
@@ -93,29 +94,16 @@ func (c *conn) releaseReader() {
 // errParked: the goroutine then ends, and another one takes over when
 // the next request comes.
 func (c *conn) awaitRequest(served bool) error {
-	if !c.rawChecked && (served || isSocket(c.nc)) {
-		// A wrapped connection's wrappers see its first request (a PROXY
-		// header); a bare socket is read raw from the start.
+	if served && !c.rawChecked {
+		// Once per kept-alive connection: a connection that closes after
+		// its first answer pays nothing for the idle wait.
 		c.rawChecked = true
 		c.raw = socketOf(c.nc)
 	}
-	if c.raw == nil {
+	if !served || c.raw == nil {
 		c.takeReader()
 		_, err := c.br.Peek(1)
 		return err
-	}
-	if !served {
-		// A first request is on its way (a client sends it as it
-		// connects): read into a buffer, parsed and answered by run.
-		if c.firstReadFn == nil {
-			c.firstReadFn = c.readFirst
-		}
-		c.takeReader()
-		c.readErr = nil
-		if err := c.raw.Read(c.firstReadFn); err != nil {
-			return err
-		}
-		return c.readErr
 	}
 	if c.readFn == nil {
 		c.readFn = c.readReady
@@ -226,25 +214,6 @@ func (c *conn) readReady(fd uintptr) bool {
 	waits := c.serveInline()
 	c.inline = false
 	return !waits
-}
-
-// readFirst is awaitRequest's netpoller callback for a first request: one
-// read(2) into the buffer, or a wait for readiness if nothing is there.
-func (c *conn) readFirst(fd uintptr) bool {
-	c.src.fd = int(fd)
-	_, err := c.br.Peek(1)
-	c.src.fd = -1
-	if err == errWouldBlock {
-		return false
-	}
-	c.readErr = err
-	return true
-}
-
-// isSocket reports whether nc is a TCP socket itself, without wrappers.
-func isSocket(nc net.Conn) bool {
-	_, ok := nc.(*net.TCPConn)
-	return ok
 }
 
 // serveInline answers, inside readReady, the requests its read buffered,
