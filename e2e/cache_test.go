@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // startRedisServer runs a throwaway redis-server on a free loopback port
@@ -87,6 +90,15 @@ func TestCacheSharedThroughRedisAcrossProcesses(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Cache-Status"), "miss") {
 		t.Fatalf("first fetch on A: %d %q Cache-Status %q", resp.StatusCode, body, resp.Header.Get("Cache-Status"))
 	}
+	// A writes to Redis after its answer (a SET on its own goroutine):
+	// B is asked once the entry is there, or it would miss, fetch and
+	// store a second page itself.
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+	defer rdb.Close()
+	waitFor(t, 5*time.Second, func() bool {
+		keys, err := rdb.Keys(context.Background(), "portico:*shared*").Result()
+		return err == nil && len(keys) > 0
+	})
 	var resp2 *http.Response
 	var body2 string
 	waitFor(t, 5*time.Second, func() bool {
