@@ -150,17 +150,11 @@ func (c *conn) writeSocket(p []byte) (int, error) {
 	if !c.inline {
 		return c.nc.Write(p)
 	}
-	done := 0
-	for done < len(p) {
-		n, err := rawsock.Write(c.inlineFD, p[done:])
-		if err != nil || n <= 0 {
-			break // EAGAIN, or an error the net.Conn reports just as well
-		}
-		done += n
-	}
-	if done == len(p) {
+	done, err := rawsock.Write(c.inlineFD, p)
+	if err == nil {
 		return done, nil
 	}
+	// EAGAIN, or an error the net.Conn reports just as well.
 	n, err := c.nc.Write(p[done:])
 	return done + n, err
 }

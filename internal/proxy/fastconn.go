@@ -264,17 +264,15 @@ func (c *upConn) sendStep(fd uintptr) bool {
 			st.err = errNotQuiet
 			return true
 		}
-		for len(st.rest) > 0 {
-			n, err := rawsock.Write(int(fd), st.rest)
-			if err != nil || n <= 0 {
-				if err != syscall.EAGAIN {
-					st.err = os.NewSyscallError("write", err)
-				}
-				return true // the rest is written by nc.Write
-			}
-			st.rest = st.rest[n:]
+		n, err := rawsock.Write(int(fd), st.rest)
+		st.rest = st.rest[n:]
+		if err == nil {
+			return false // wait for the answer
 		}
-		return false // wait for the answer
+		if err != syscall.EAGAIN {
+			st.err = os.NewSyscallError("write", err)
+		}
+		return true // the rest is written by nc.Write
 	}
 	n, err := rawsock.Read(int(fd), c.buf[c.w:])
 	switch {

@@ -47,9 +47,6 @@ func NewConn(tc *net.TCPConn) (*Conn, error) {
 	return c, nil
 }
 
-// Unwrap returns the TCP connection.
-func (c *Conn) Unwrap() net.Conn { return c.TCPConn }
-
 func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
@@ -97,16 +94,13 @@ func (c *Conn) Write(p []byte) (int, error) {
 }
 
 func (c *Conn) writeStep(fd uintptr) bool {
-	for c.wn < len(c.wbuf) {
-		n, err := Write(int(fd), c.wbuf[c.wn:])
-		if err == syscall.EAGAIN {
-			return false // wait for room
-		}
-		if err != nil {
-			c.werr = c.opError("write", os.NewSyscallError("write", err))
-			return true
-		}
-		c.wn += n
+	n, err := Write(int(fd), c.wbuf[c.wn:])
+	c.wn += n
+	if err == syscall.EAGAIN {
+		return false // wait for room
+	}
+	if err != nil {
+		c.werr = c.opError("write", os.NewSyscallError("write", err))
 	}
 	return true
 }

@@ -59,7 +59,7 @@ func TestConnReadWrite(t *testing.T) {
 }
 
 func TestConnDeadlinesAndClose(t *testing.T) {
-	c, client := connPair(t)
+	c, _ := connPair(t)
 	// A read deadline that passes is a timeout, as net.TCPConn reports it.
 	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
 	_, err := c.Read(make([]byte, 8))
@@ -99,5 +99,4 @@ func TestConnDeadlinesAndClose(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not wake the read")
 	}
-	_ = client
 }

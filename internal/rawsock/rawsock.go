@@ -19,7 +19,10 @@
 // longer than the copy of one socket buffer.
 package rawsock
 
-import "syscall"
+import (
+	"io"
+	"syscall"
+)
 
 // Read reads from the non-blocking socket fd into p, retrying on EINTR:
 // n > 0 bytes, (0, nil) at end of stream, or an error (syscall.EAGAIN
@@ -37,20 +40,25 @@ func Read(fd int, p []byte) (int, error) {
 	}
 }
 
-// Write writes to the non-blocking socket fd what of p it takes now,
-// retrying on EINTR: n bytes (possibly fewer than len(p)), or an error
-// (syscall.EAGAIN when the socket buffer is full).
+// Write writes to the non-blocking socket fd as much of p as it takes
+// now, retrying on EINTR: n is what was written; err is nil when all of p
+// was, syscall.EAGAIN when the socket buffer is full, or another error.
 func Write(fd int, p []byte) (int, error) {
-	for {
-		n, err := write(fd, p)
+	done := 0
+	for done < len(p) {
+		n, err := write(fd, p[done:])
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
-			return 0, err
+			return done, err
 		}
-		return n, nil
+		if n <= 0 {
+			return done, io.ErrShortWrite // a socket never does this; no endless loop if one did
+		}
+		done += n
 	}
+	return done, nil
 }
 
 // Peeked is what a non-blocking peek found on a socket.

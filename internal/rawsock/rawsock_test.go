@@ -99,3 +99,13 @@ func TestReadWritePeek(t *testing.T) {
 		t.Fatalf("read after the peer closed: %d, %v; want 0, nil", n, err)
 	}
 }
+
+// Write takes what the socket takes and says EAGAIN for the rest.
+func TestWriteStopsWhenTheSocketIsFull(t *testing.T) {
+	fd, _ := socketPair(t)
+	big := make([]byte, 64<<20) // more than the socket buffers of both ends
+	n, err := Write(fd, big)
+	if err != syscall.EAGAIN || n <= 0 || n >= len(big) {
+		t.Fatalf("write to a peer that does not read: %d, %v; want part of it and EAGAIN", n, err)
+	}
+}
