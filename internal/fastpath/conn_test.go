@@ -88,10 +88,8 @@ type testServer struct {
 // handler echoes the method, path and body, marked "X-Served-By: net/http".
 func newTestServer(t *testing.T, opts Options) *testServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Accepted as portico accepts plain HTTP (rawsock.Listener, on Linux).
+	ln := listenAsServer(t)
 	ts := &testServer{addr: ln.Addr().String(), fast: &memHandler{files: map[string][]byte{
 		"/a":   []byte("hello a"),
 		"/1k":  []byte(strings.Repeat("x", 1024)),

@@ -8,6 +8,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"portico/internal/rawsock"
 )
 
 // Detaching. A parked connection lets go of Go's socket too: the parker
@@ -84,6 +86,22 @@ func socketUnder(nc net.Conn) (tc *net.TCPConn, parent Rewrapper, ok bool) {
 	return nil, nil, false
 }
 
+// rawSocketUnder returns the rawsock.Socket under nc's read-through
+// wrappers, if that is what nc is.
+func rawSocketUnder(nc net.Conn) *rawsock.Socket {
+	for i := 0; i < 8; i++ {
+		switch c := nc.(type) {
+		case *rawsock.Socket:
+			return c
+		case ReadThrough:
+			nc = c.Unwrap()
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
 // detachLongParked detaches the connections parked for ParkDetachAfter
 // or longer. Under l.mu, in the timer's round.
 func (p *parker) detachLongParked(now time.Time) {
@@ -94,6 +112,15 @@ func (p *parker) detachLongParked(now time.Time) {
 	limit := now.Add(-d)
 	for fd, lk := range p.byFD {
 		if lk.detached || lk.parkedAt.After(limit) {
+			continue
+		}
+		if s := rawSocketUnder(lk.nc); s != nil {
+			// Accepted raw (rawsock.Listener): its descriptor, the one
+			// registered here, stays; only a Go socket it attached goes.
+			if s.Detach() {
+				p.detaches++
+			}
+			lk.parkedAt = now.Add(time.Hour) // nothing more to let go of
 			continue
 		}
 		if tc, _, ok := socketUnder(lk.nc); !ok || tc == nil {

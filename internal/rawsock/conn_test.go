@@ -73,7 +73,8 @@ func TestConnDeadlinesAndClose(t *testing.T) {
 	}
 
 	// A peer that reads nothing: the write fills the buffers and times out.
-	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	// (Long enough for the first bytes to go out on a loaded machine.)
+	c.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
 	n, err := c.Write(make([]byte, 64<<20))
 	if !errors.As(err, &ne) || !ne.Timeout() || n <= 0 || n >= 64<<20 {
 		t.Fatalf("write to a peer that does not read: %d, %v; want part of it and a timeout", n, err)

@@ -211,7 +211,11 @@ func (s *Server) serve(opened []*listener) {
 			ErrorLog:          log.New(&errorLogWriter{s.opts.Logger}, "", 0),
 			HTTP2:             http2Config(),
 		}
-		ln := s.accessListen(l.key, l.ln) // access.go: PROXY headers, max_conns_per_ip
+		base := l.ln
+		if !l.tls {
+			base = rawAccept(base) // listen_linux.go
+		}
+		ln := s.accessListen(l.key, base) // access.go: PROXY headers, max_conns_per_ip
 		if !l.tls {
 			ln = s.fastListen(l.key, ln, srvCfg) // fast.go: hot static hits skip net/http
 		}

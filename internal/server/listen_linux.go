@@ -1,6 +1,11 @@
 package server
 
-import "syscall"
+import (
+	"net"
+	"syscall"
+
+	"portico/internal/rawsock"
+)
 
 // deferAccept makes the kernel hand a new connection to accept(2) only
 // once its first bytes have arrived (TCP_DEFER_ACCEPT; nginx's `listen
@@ -16,4 +21,21 @@ func deferAccept(network, address string, c syscall.RawConn) error {
 		_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT, 1)
 	})
 	return nil
+}
+
+// rawAccept makes a plain-HTTP listener accept its connections with
+// package rawsock's calls (rawsock.Listener): a connection the fast path
+// answers without waiting then costs no netpoller registration and none
+// of the scheduler's system-call bookkeeping. Any other listener is
+// returned as it is.
+func rawAccept(ln net.Listener) net.Listener {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		return ln
+	}
+	rl, err := rawsock.NewListener(tl)
+	if err != nil {
+		return ln
+	}
+	return rl
 }
