@@ -12,15 +12,26 @@ import (
 )
 
 // listenAsServer listens on loopback as portico's plain-HTTP listeners
-// do: connections accepted once their first bytes are there
-// (TCP_DEFER_ACCEPT), raw, as *rawsock.Socket.
+// do: connections accepted raw, as *rawsock.Socket.
 func listenAsServer(t testing.TB) net.Listener {
 	t.Helper()
-	lc := net.ListenConfig{KeepAlive: -1, Control: func(_, _ string, c syscall.RawConn) error {
+	return listenRaw(t, net.ListenConfig{})
+}
+
+// listenDeferred is listenAsServer with portico's TCP_DEFER_ACCEPT too:
+// a connection is accepted once its first bytes are there (so its first
+// read finds them; a silent one waits about a second to be accepted).
+func listenDeferred(t testing.TB) net.Listener {
+	t.Helper()
+	return listenRaw(t, net.ListenConfig{KeepAlive: -1, Control: func(_, _ string, c syscall.RawConn) error {
 		return c.Control(func(fd uintptr) {
 			_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT, 1)
 		})
-	}}
+	}})
+}
+
+func listenRaw(t testing.TB, lc net.ListenConfig) net.Listener {
+	t.Helper()
 	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +64,7 @@ func attachedCount(l *Listener) (attached, raw int) {
 // registration and its pollDesc, kept by the runtime for good), and is
 // served raw again when its next request wakes it.
 func TestRawConnParksWithoutGoSocket(t *testing.T) {
-	ln := listenAsServer(t)
+	ln := listenDeferred(t)
 	fl := addrServer(t, ln, Options{IdleTimeout: 10 * time.Second, ParkIdleAfter: 20 * time.Millisecond, ParkAtOnceAbove: 1})
 	type client struct {
 		c    net.Conn

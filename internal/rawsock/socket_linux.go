@@ -33,7 +33,7 @@ type Listener struct {
 	// is a connection to accept.
 	waiter *net.TCPConn
 	rc     syscall.RawConn
-	local *net.TCPAddr // nil for a wildcard address: asked per connection
+	local  *net.TCPAddr // nil for a wildcard address: asked per connection
 
 	// The accept callback's state, bound once (Accept runs on one
 	// goroutine at a time, under mu).
@@ -183,6 +183,11 @@ type Socket struct {
 	asked  net.Addr // the local address asked for a wildcard listener (under mu)
 	rd, wd time.Time
 	closed bool
+	// A deadline set in the past fails the raw calls too, as it fails a
+	// net.Conn's at once (net/http aborts its background read so; the
+	// fast path's parker wakes a wait so). One that passes later is
+	// kept by the attached socket's waits: a raw call does not wait.
+	rdPast, wdPast atomic.Bool
 }
 
 // goSocket is an attached Go socket and its RawConn.
@@ -227,6 +232,9 @@ func (s *Socket) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if s.rdPast.Load() {
+		return 0, s.opError("read", os.ErrDeadlineExceeded)
+	}
 	if !s.acquire() {
 		return 0, s.opError("read", net.ErrClosed)
 	}
@@ -252,6 +260,9 @@ func (s *Socket) Read(p []byte) (int, error) {
 func (s *Socket) Write(p []byte) (int, error) {
 	if nc := s.nc.Load(); nc != nil {
 		return nc.Write(p)
+	}
+	if s.wdPast.Load() {
+		return 0, s.opError("write", os.ErrDeadlineExceeded)
 	}
 	if !s.acquire() {
 		return 0, s.opError("write", net.ErrClosed)
@@ -421,6 +432,9 @@ func (s *Socket) SetDeadline(t time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rd, s.wd = t, t
+	past := isPast(t)
+	s.rdPast.Store(past)
+	s.wdPast.Store(past)
 	if nc := s.nc.Load(); nc != nil {
 		return nc.SetDeadline(t)
 	}
@@ -431,6 +445,7 @@ func (s *Socket) SetReadDeadline(t time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rd = t
+	s.rdPast.Store(isPast(t))
 	if nc := s.nc.Load(); nc != nil {
 		return nc.SetReadDeadline(t)
 	}
@@ -441,11 +456,14 @@ func (s *Socket) SetWriteDeadline(t time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.wd = t
+	s.wdPast.Store(isPast(t))
 	if nc := s.nc.Load(); nc != nil {
 		return nc.SetWriteDeadline(t)
 	}
 	return nil
 }
+
+func isPast(t time.Time) bool { return !t.IsZero() && !t.After(time.Now()) }
 
 // SyscallConn gives the connection's descriptor to Control, and to Read
 // and Write callbacks: the accepted one while no Go socket is attached

@@ -2,8 +2,10 @@ package rawsock
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -175,5 +177,31 @@ func TestListenerCloseIsReportedOnce(t *testing.T) {
 	}
 	if err := <-second; err == nil {
 		t.Error("second Close reported no error")
+	}
+}
+
+// A deadline set in the past fails a read at once, bytes there or not,
+// as net.TCPConn's does (net/http aborts a background read so); moved
+// again, the bytes are read.
+func TestSocketPastDeadlineFailsRawCalls(t *testing.T) {
+	rl := listenRaw(t)
+	s, client := acceptPair(t, rl)
+	client.Write([]byte("x"))
+	time.Sleep(20 * time.Millisecond)
+	s.SetReadDeadline(time.Unix(1, 0))
+	buf := make([]byte, 4)
+	if _, err := s.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read past the deadline = %v, want a timeout", err)
+	}
+	s.SetWriteDeadline(time.Unix(1, 0))
+	if _, err := s.Write(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Write past the deadline = %v, want a timeout", err)
+	}
+	s.SetDeadline(time.Time{})
+	if n, err := s.Read(buf); err != nil || string(buf[:n]) != "x" {
+		t.Fatalf("Read after the deadline moved = %q, %v", buf[:n], err)
+	}
+	if s.Attached() {
+		t.Error("deadlines attached a Go socket")
 	}
 }
