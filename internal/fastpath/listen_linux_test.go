@@ -3,7 +3,10 @@ package fastpath
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net"
+	"os"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -142,5 +145,95 @@ func TestRawConnDetachesItsGoSocket(t *testing.T) {
 	fl.mu.Unlock()
 	if detaches < 3 {
 		t.Errorf("%d detaches, want 3 (one per round: the wait on the goroutine attached a Go socket)", detaches)
+	}
+}
+
+// openFDs counts the process's open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// A connection accepted raw has no finalizer to close its descriptor (a
+// net.Conn's netFD has): every way a connection ends must close it, and
+// its attached Go socket's duplicate. Each client below ends another way;
+// once the server is shut down, the process holds the descriptors it
+// held before.
+func TestRawConnsLeakNoDescriptors(t *testing.T) {
+	before := openFDs(t)
+	ts := newTestServer(t, Options{ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond,
+		ParkIdleAfter: 20 * time.Millisecond, ParkAtOnceAbove: 4, ParkDetachAfter: time.Millisecond})
+	endings := []func(c net.Conn, br *bufio.Reader){
+		func(c net.Conn, br *bufio.Reader) { // keep-alive, then the client closes
+			for i := 0; i < 3; i++ {
+				fmt.Fprintf(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+				readResp(t, br, "GET")
+			}
+		},
+		func(c net.Conn, br *bufio.Reader) { // Connection: close
+			fmt.Fprintf(c, "GET /1k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			readResp(t, br, "GET")
+			expectEOF(t, br)
+		},
+		func(c net.Conn, br *bufio.Reader) { // handed to net/http, which closes
+			fmt.Fprintf(c, "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
+			readResp(t, br, "POST")
+			expectEOF(t, br)
+		},
+		func(c net.Conn, br *bufio.Reader) { // handed off, then idle until net/http's timeout
+			fmt.Fprintf(c, "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+			readResp(t, br, "POST")
+			expectEOF(t, br)
+		},
+		func(c net.Conn, br *bufio.Reader) { // half a request, then a reset
+			fmt.Fprintf(c, "GET /a HTTP/1.1\r\nHo")
+			time.Sleep(30 * time.Millisecond)
+			c.(*net.TCPConn).SetLinger(0)
+		},
+		func(c net.Conn, br *bufio.Reader) { // silent until the header timeout
+			expectEOF(t, br)
+		},
+		func(c net.Conn, br *bufio.Reader) { // kept alive, parked, idle timeout
+			fmt.Fprintf(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+			readResp(t, br, "GET")
+			expectEOF(t, br)
+		},
+		func(c net.Conn, br *bufio.Reader) { // a big answer the client never reads
+			fmt.Fprintf(c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+			time.Sleep(50 * time.Millisecond)
+		},
+	}
+	var wg sync.WaitGroup
+	for round := 0; round < 3; round++ {
+		for _, end := range endings {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := net.Dial("tcp", ts.addr)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				end(c, bufio.NewReader(c))
+			}()
+		}
+	}
+	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ts.srv.Shutdown(ctx)
+	ts.fl.Shutdown(ctx)
+	deadline := time.Now().Add(5 * time.Second)
+	for openFDs(t) > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d descriptors open after the server shut down, %d before", openFDs(t), before)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
