@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -203,5 +204,48 @@ func TestSocketPastDeadlineFailsRawCalls(t *testing.T) {
 	}
 	if s.Attached() {
 		t.Error("deadlines attached a Go socket")
+	}
+}
+
+// On a wildcard listener the local address is the socket's, asked once;
+// errors made while attaching (under the Socket's lock) name it too, and
+// must not wait for that lock.
+func TestSocketOnWildcardListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl, err := NewListener(ln.(*net.TCPListener))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rl.Close()
+	port := rl.Addr().(*net.TCPAddr).Port
+	client, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	c, err := rl.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.(*Socket)
+	if got, want := s.LocalAddr().String(), client.RemoteAddr().String(); got != want {
+		t.Errorf("LocalAddr %s, want %s", got, want)
+	}
+	s.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.attach()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("attach after Close reported no error")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("attach after Close hangs")
 	}
 }
