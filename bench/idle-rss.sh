@@ -14,6 +14,11 @@
 # connections, most of what a server holds, do.
 # PORTICO_BASELINE=path/to/portico measures another build too, in the
 # same run (e.g. the main branch's, to compare before and after).
+# WARM=1 measures a server that held N connections before (opened,
+# closed, SETTLE seconds): the cost of idle connections on top of the
+# memory a load of that size left the process holding (Go's runtime
+# keeps its GC metadata and much of its heap; nginx its connection
+# array), rather than that memory and the connections together.
 #   bench/idle-rss.sh [N]
 set -euo pipefail
 N=${1:-2000}
@@ -67,6 +72,19 @@ PY
 
 measure() { # name pid port
 	sleep 1
+	if [ -n "${WARM:-}" ]; then
+		# A server that held N connections before: open them, close
+		# them, let it settle, and only then take the idle figure.
+		rm -f "$TMP/ctl" "$TMP/ready"
+		mkfifo "$TMP/ctl"
+		hold "$3" "$TMP/ctl" <"$TMP/ctl" >"$TMP/ready" 2>/dev/null &
+		local warmer=$!
+		exec 9>"$TMP/ctl"
+		until grep -q ready "$TMP/ready" 2>/dev/null; do sleep 0.2; done
+		exec 9>&-
+		wait "$warmer" 2>/dev/null || true
+		sleep "$SETTLE"
+	fi
 	local before after anon0 anon1
 	before=$(rss_kib VmRSS "$2")
 	anon0=$(rss_kib RssAnon "$2")

@@ -37,6 +37,7 @@ func main() {
 	heapFile := flag.String("heap", "", "write a heap profile of the idle connections")
 	settle := flag.Duration("settle", 15*time.Second, "wait after the connections are idle (a parked connection detaches after 10s)")
 	verbose := flag.Bool("v", false, "print the growth of every runtime/metrics memory class")
+	gcFirst := flag.Bool("gc", false, "collect once before the first figure (a server that has collected holds the GC's metadata already)")
 	client := flag.String("client", "", "(internal) run as the client of this address")
 	flag.Parse()
 	if *client != "" {
@@ -66,6 +67,9 @@ func main() {
 		log.Fatal(err)
 	}
 	time.Sleep(time.Second)
+	if *gcFirst {
+		runtime.GC()
+	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	anon0 := rssAnonKiB()

@@ -22,13 +22,11 @@ type link struct {
 
 	// The read deadline set last, and whether it is the idle one: moving
 	// an idle deadline by less than 1/64 of the timeout is skipped.
-	rd     time.Time
-	rdIdle bool
-	wd     time.Time // the write deadline set last
+	rd instant
+	wd instant // the write deadline set last
 
 	// The idle wait (idle.go): the socket (nil: read through nc).
-	raw        syscall.RawConn
-	rawChecked bool
+	raw syscall.RawConn
 
 	// idle is, while the connection waits on the socket for its next
 	// request and may be parked, when it started waiting (UnixNano);
@@ -38,14 +36,39 @@ type link struct {
 	// a connection busy enough does not park at once (parkAtOnce).
 	lastWait int64
 	// The parker's bookkeeping (park.go), under Listener.mu while parked.
-	fd     int32 // the socket's descriptor, once registered
-	polled bool  // registered with the parker's epoll instance
+	parkedAt instant // when it parked last
+	fd       int32   // the socket's descriptor, once registered
+	heapAt   int32   // index in the parker's deadline heap, -1 if not in it
+
+	rdIdle     bool
+	rawChecked bool
+	polled     bool // registered with the parker's epoll instance
 	// detached: fd is the parker's own duplicate, and Go's socket is
 	// closed (detach.go); keepAlive is its SO_KEEPALIVE, to restore.
 	detached  bool
-	parkedAt  time.Time // when it parked last
 	keepAlive bool
-	heapAt    int // index in the parker's deadline heap, -1 if not in it
+}
+
+// instant is a time as UnixNano, 0 for none: the deadlines and times
+// every connection's link holds, at a third of a time.Time's size (an
+// idle connection is little more than its link).
+type instant int64
+
+func instantOf(t time.Time) instant {
+	if t.IsZero() {
+		return 0
+	}
+	return instant(t.UnixNano())
+}
+
+func (i instant) IsZero() bool { return i == 0 }
+
+// Time is i as a time.Time, the zero one for none.
+func (i instant) Time() time.Time {
+	if i == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(i))
 }
 
 // conn is one connection served by the fast path, while it is not parked.
@@ -119,20 +142,20 @@ func (c *conn) setWriteDeadline(base time.Time) {
 	if t <= 0 {
 		return
 	}
-	if d := base.Add(t); d.Sub(c.wd) > t>>6 {
-		_ = c.nc.SetWriteDeadline(d)
+	if d := instantOf(base.Add(t)); time.Duration(d-c.wd) > t>>6 {
+		_ = c.nc.SetWriteDeadline(d.Time())
 		c.wd = d
 	}
 }
 
 func (c *conn) setReadDeadline(d time.Time, idle bool) {
 	if idle && c.rdIdle {
-		if t := c.l.opts.IdleTimeout; d.Sub(c.rd) <= t>>6 && d.Sub(c.rd) >= 0 {
+		if t, moved := c.l.opts.IdleTimeout, time.Duration(instantOf(d)-c.rd); moved <= t>>6 && moved >= 0 {
 			return
 		}
 	}
 	_ = c.nc.SetReadDeadline(d)
-	c.rd, c.rdIdle = d, idle
+	c.rd, c.rdIdle = instantOf(d), idle
 }
 
 // write writes p to the socket now, bypassing the buffer.
@@ -225,7 +248,7 @@ func (c *conn) flushMore() error {
 // serve is the goroutine of a new connection.
 func (c *conn) serve() {
 	c.getOut()
-	c.remoteAddr = remoteAddrString(c.nc.RemoteAddr())
+	c.remoteAddr = remoteAddrOf(c.nc)
 	c.req.RemoteAddr = c.remoteAddr
 	c.now = time.Now()
 	c.run(true, false)

@@ -110,8 +110,9 @@ func (p *parker) detachLongParked(now time.Time) {
 		return
 	}
 	limit := now.Add(-d)
-	for fd, lk := range p.byFD {
-		if lk.detached || lk.parkedAt.After(limit) {
+	for i, lk := range p.byFD.links {
+		fd := int32(i)
+		if lk == nil || lk.detached || lk.parkedAt > instantOf(limit) {
 			continue
 		}
 		if s := rawSocketUnder(lk.nc); s != nil {
@@ -120,11 +121,11 @@ func (p *parker) detachLongParked(now time.Time) {
 			if s.Detach() {
 				p.detaches++
 			}
-			lk.parkedAt = now.Add(time.Hour) // nothing more to let go of
+			lk.parkedAt = instantOf(now.Add(time.Hour)) // nothing more to let go of
 			continue
 		}
 		if tc, _, ok := socketUnder(lk.nc); !ok || tc == nil {
-			lk.parkedAt = now.Add(time.Hour) // not detachable: not looked at again soon
+			lk.parkedAt = instantOf(now.Add(time.Hour)) // not detachable: not looked at again soon
 			continue
 		}
 		// Go's descriptor leaves the epoll instance first: once closed,
@@ -142,8 +143,8 @@ func (p *parker) detachLongParked(now time.Time) {
 			}
 			continue
 		}
-		delete(p.byFD, fd)
-		p.byFD[lk.fd] = lk
+		p.byFD.remove(fd)
+		p.byFD.put(lk.fd, lk)
 		p.detaches++
 	}
 }
@@ -213,7 +214,7 @@ func (p *parker) detach(lk *link) (bool, error) {
 	lk.detached = true
 	lk.keepAlive = keepAlive != 0
 	lk.raw, lk.rawChecked = nil, false
-	lk.wd = time.Time{} // the next socket has no write deadline
+	lk.wd = 0 // the next socket has no write deadline
 	return true, nil
 }
 

@@ -24,7 +24,10 @@ func detachedCount(l *Listener) int {
 	if l.parker == nil {
 		return 0
 	}
-	for _, lk := range l.parker.byFD {
+	for _, lk := range l.parker.byFD.links {
+		if lk == nil {
+			continue
+		}
 		if _, _, ok := socketUnder(lk.nc); ok && lk.detached && isStandIn(lk.nc) {
 			n++
 		}

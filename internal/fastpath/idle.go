@@ -159,7 +159,7 @@ func (c *conn) awaitRequest(served bool) error {
 			// under l.mu).
 			c.l.mu.Lock()
 			c.l.mu.Unlock()
-			_ = c.nc.SetReadDeadline(c.rd)
+			_ = c.nc.SetReadDeadline(c.rd.Time())
 			return nil
 		}
 		c.releaseReader()
@@ -170,7 +170,7 @@ func (c *conn) awaitRequest(served bool) error {
 		// deadline (then check closing: Close's comes after) and wait
 		// on, as before.
 		c.idle.Store(0)
-		_ = c.nc.SetReadDeadline(c.rd)
+		_ = c.nc.SetReadDeadline(c.rd.Time())
 		if c.l.closing.Load() {
 			return net.ErrClosed
 		}
@@ -306,6 +306,19 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 
 // remoteAddrString is a.String() (net/http's Request.RemoteAddr), in one
 // allocation for an IPv4 peer instead of three.
+// remoteAddrOf is Request.RemoteAddr for nc. A socket that keeps its
+// peer's address as a value (rawsock.Socket) is asked for that: no
+// net.Addr made to be thrown away, on every new connection.
+func remoteAddrOf(nc net.Conn) string {
+	if s, ok := nc.(interface{ RemoteAddrPort() netip.AddrPort }); ok {
+		if a := s.RemoteAddrPort(); a.IsValid() {
+			var buf [len("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%zone]:65535")]byte
+			return string(a.AppendTo(buf[:0]))
+		}
+	}
+	return remoteAddrString(nc.RemoteAddr())
+}
+
 func remoteAddrString(a net.Addr) string {
 	ta, ok := a.(*net.TCPAddr)
 	if !ok || ta.Zone != "" {

@@ -271,6 +271,28 @@ func BenchmarkNewConnPerRequest(b *testing.B) {
 	}
 }
 
+// remoteAddrOf a socket accepted raw, which keeps its peer's address as
+// a value, is what net/http's RemoteAddr would be.
+func TestRemoteAddrOfRawSocket(t *testing.T) {
+	ln := listenAsServer(t)
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got, want := remoteAddrOf(c), c.RemoteAddr().String(); got != want || want != client.LocalAddr().String() {
+		t.Errorf("remoteAddrOf %q, RemoteAddr %q, client %s", got, want, client.LocalAddr())
+	}
+	if got, want := remoteAddrOf(opaqueConn{c}), c.RemoteAddr().String(); got != want {
+		t.Errorf("remoteAddrOf another net.Conn %q, want %q", got, want)
+	}
+}
+
 // remoteAddrString formats as net.Addr.String does (net/http's RemoteAddr).
 func TestRemoteAddrString(t *testing.T) {
 	for _, a := range []net.Addr{

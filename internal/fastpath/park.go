@@ -50,7 +50,7 @@ type parker struct {
 	after time.Duration
 	ep    *os.File // the epoll instance, itself waited on in the netpoller
 	epRaw syscall.RawConn
-	byFD  map[int32]*link
+	byFD  parkedTable
 	heap  deadlineHeap
 	// wake tells the timer goroutine to look at the heap again (a
 	// connection parked with an earlier deadline than it sleeps to).
@@ -87,7 +87,6 @@ func newParker(l *Listener) *parker {
 		after:   l.opts.ParkIdleAfter,
 		ep:      ep,
 		epRaw:   raw,
-		byFD:    map[int32]*link{},
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		release: newReleaser(l.opts.ParkReleaseWave),
@@ -195,12 +194,12 @@ func (p *parker) add(lk *link) error {
 		return fmt.Errorf("fastpath: parking a connection: %w", err)
 	}
 	lk.polled = true
-	lk.parkedAt = time.Now()
-	p.byFD[lk.fd] = lk
+	lk.parkedAt = instantOf(time.Now())
+	p.byFD.put(lk.fd, lk)
 	p.parks++
 	if !lk.rd.IsZero() {
 		heap.Push(&p.heap, lk)
-		if lk.heapAt == 0 && (p.sleepsTo.IsZero() || lk.rd.Before(p.sleepsTo)) {
+		if lk.heapAt == 0 && (p.sleepsTo.IsZero() || lk.rd.Time().Before(p.sleepsTo)) {
 			select {
 			case p.wake <- struct{}{}:
 			default:
@@ -216,17 +215,19 @@ const epollOneShot = 1 << 30
 
 // take removes lk from the parked connections. Under l.mu.
 func (p *parker) take(lk *link) {
-	delete(p.byFD, lk.fd)
+	p.byFD.remove(lk.fd)
 	if lk.heapAt >= 0 {
-		heap.Remove(&p.heap, lk.heapAt)
+		heap.Remove(&p.heap, int(lk.heapAt))
 	}
 }
 
 // takeAll removes every parked connection and stops parking. Under l.mu.
 func (p *parker) takeAll() []*link {
-	all := make([]*link, 0, len(p.byFD))
-	for _, lk := range p.byFD {
-		all = append(all, lk)
+	all := make([]*link, 0, p.byFD.n)
+	for _, lk := range p.byFD.links {
+		if lk != nil {
+			all = append(all, lk)
+		}
 	}
 	for _, lk := range all {
 		p.take(lk)
@@ -270,7 +271,7 @@ func (p *parker) waitEvents() {
 		for _, ev := range events[:n] {
 			// A descriptor not parked (any more) is a stale event: its
 			// connection woke or closed meanwhile.
-			if lk := p.byFD[ev.Fd]; lk != nil {
+			if lk := p.byFD.get(ev.Fd); lk != nil {
 				p.take(lk)
 				ready = append(ready, l.connFor(lk))
 			}
@@ -296,7 +297,7 @@ func (l *Listener) resume(c *conn) {
 	// The kick moved the read deadline to the past. Restored, it must
 	// not hide Close's (which comes after closing is set): closing is
 	// checked after.
-	_ = lk.nc.SetReadDeadline(lk.rd)
+	_ = lk.nc.SetReadDeadline(lk.rd.Time())
 	if l.closing.Load() {
 		c.run(false, false) // closes it at once, as an idle connection
 		return
@@ -330,14 +331,14 @@ func (p *parker) runTimer() {
 			// A wave of detaching frees memory too.
 			release = p.release.due(now, p.parks+p.detaches)
 		}
-		for len(p.heap) > 0 && !p.heap[0].rd.After(now) {
+		for len(p.heap) > 0 && p.heap[0].rd <= instantOf(now) {
 			lk := p.heap[0]
 			p.take(lk)
 			expired = append(expired, lk)
 		}
 		next := nextKick
-		if len(p.heap) > 0 && p.heap[0].rd.Before(next) {
-			next = p.heap[0].rd
+		if len(p.heap) > 0 && p.heap[0].rd.Time().Before(next) {
+			next = p.heap[0].rd.Time()
 		}
 		p.sleepsTo = next
 		l.mu.Unlock()
@@ -368,18 +369,53 @@ func (p *parker) kick(now time.Time) {
 	}
 }
 
+// parkedTable holds the parked connections by descriptor, in a slice
+// indexed by its number: the kernel hands out the lowest free number, so
+// the slice is dense and costs 8 bytes per connection, a map several
+// times that (idle connections cost little more than their bookkeeping).
+type parkedTable struct {
+	links []*link
+	n     int // the links that are not nil
+}
+
+func (t *parkedTable) get(fd int32) *link {
+	if fd < 0 || int(fd) >= len(t.links) {
+		return nil
+	}
+	return t.links[fd]
+}
+
+func (t *parkedTable) put(fd int32, lk *link) {
+	if int(fd) >= len(t.links) {
+		grown := make([]*link, max(int(fd)+1, 2*len(t.links), 64))
+		copy(grown, t.links)
+		t.links = grown
+	}
+	if t.links[fd] == nil {
+		t.n++
+	}
+	t.links[fd] = lk
+}
+
+func (t *parkedTable) remove(fd int32) {
+	if t.get(fd) != nil {
+		t.links[fd] = nil
+		t.n--
+	}
+}
+
 // deadlineHeap orders parked connections by read deadline.
 type deadlineHeap []*link
 
 func (h deadlineHeap) Len() int           { return len(h) }
-func (h deadlineHeap) Less(i, j int) bool { return h[i].rd.Before(h[j].rd) }
+func (h deadlineHeap) Less(i, j int) bool { return h[i].rd < h[j].rd }
 func (h deadlineHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].heapAt, h[j].heapAt = i, j
+	h[i].heapAt, h[j].heapAt = int32(i), int32(j)
 }
 func (h *deadlineHeap) Push(x any) {
 	lk := x.(*link)
-	lk.heapAt = len(*h)
+	lk.heapAt = int32(len(*h))
 	*h = append(*h, lk)
 }
 func (h *deadlineHeap) Pop() any {

@@ -22,7 +22,7 @@ func parkedCount(l *Listener) int {
 	if l.parker == nil {
 		return 0
 	}
-	return len(l.parker.byFD)
+	return l.parker.byFD.n
 }
 
 // parksAtOnce returns how many times a connection of l parked as soon
@@ -54,7 +54,7 @@ func waitParked(t testing.TB, l *Listener, n int) {
 		if time.Now().After(deadline) {
 			l.mu.Lock()
 			for lk := range l.conns {
-				if l.parker.byFD[lk.fd] != lk {
+				if l.parker.byFD.get(lk.fd) != lk {
 					t.Logf("not parked: idle=%d rd=%v rdIdle=%v polled=%v fd=%d", lk.idle.Load(), lk.rd, lk.rdIdle, lk.polled, lk.fd)
 				}
 			}

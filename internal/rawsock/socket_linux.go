@@ -95,7 +95,10 @@ func (l *Listener) Accept() (net.Conn, error) {
 	// (Linux does not pass TCP_NODELAY from the listener to its
 	// connections.)
 	_ = setsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-	s := &Socket{fd: fd, peer: sockaddrTCP(&l.sa), local: l.local}
+	s := &Socket{fd: fd, peer: sockaddrAddrPort(&l.sa)}
+	if l.local != nil {
+		s.local.Store(l.local)
+	}
 	s.raw.s = s
 	return s, nil
 }
@@ -132,26 +135,33 @@ func (l *Listener) Close() error {
 // Addr is the listening address.
 func (l *Listener) Addr() net.Addr { return l.tl.Addr() }
 
-// sockaddrTCP converts an accepted peer's address.
-func sockaddrTCP(sa *syscall.RawSockaddrAny) *net.TCPAddr {
+// sockaddrAddrPort converts an accepted peer's address: a value, kept
+// in the Socket (no allocation per connection; RemoteAddr, asked once or
+// twice per connection, makes the net.Addr).
+func sockaddrAddrPort(sa *syscall.RawSockaddrAny) netip.AddrPort {
 	switch sa.Addr.Family {
 	case syscall.AF_INET:
 		p := (*syscall.RawSockaddrInet4)(unsafe.Pointer(sa))
-		port := int(p.Port>>8 | p.Port<<8)
-		return &net.TCPAddr{IP: net.IPv4(p.Addr[0], p.Addr[1], p.Addr[2], p.Addr[3]), Port: port}
+		return netip.AddrPortFrom(netip.AddrFrom4(p.Addr), p.Port>>8|p.Port<<8)
 	case syscall.AF_INET6:
 		p := (*syscall.RawSockaddrInet6)(unsafe.Pointer(sa))
-		port := int(p.Port>>8 | p.Port<<8)
 		a := netip.AddrFrom16(p.Addr)
-		zone := ""
 		if p.Scope_id != 0 {
 			if ifi, err := net.InterfaceByIndex(int(p.Scope_id)); err == nil {
-				zone = ifi.Name
+				a = a.WithZone(ifi.Name)
 			}
 		}
-		return &net.TCPAddr{IP: a.AsSlice(), Port: port, Zone: zone}
+		return netip.AddrPortFrom(a, p.Port>>8|p.Port<<8)
 	}
-	return &net.TCPAddr{}
+	return netip.AddrPort{}
+}
+
+// tcpAddr is a as a *net.TCPAddr, with the zone an IPv6 address has.
+func tcpAddr(a netip.AddrPort) *net.TCPAddr {
+	if !a.IsValid() {
+		return &net.TCPAddr{}
+	}
+	return net.TCPAddrFromAddrPort(a)
 }
 
 // Socket is an accepted TCP connection (Listener) read and written with
@@ -171,25 +181,31 @@ func sockaddrTCP(sa *syscall.RawSockaddrAny) *net.TCPAddr {
 // Close waits for no read or write, and the descriptor is closed only once
 // no call of this package uses it any more, so its number never names
 // another connection under a call.
+//
+// Every idle connection holds one, so it is kept small (112 bytes, and
+// no other allocation): the peer's address is a value, deadlines are
+// UnixNano, the flags are packed.
 type Socket struct {
-	fd    int
-	refs  atomic.Int64 // raw calls in progress, plus closingBit once closed
-	shut  atomic.Bool  // the descriptor is closed
-	peer  *net.TCPAddr
-	raw   socketRawConn
-	local *net.TCPAddr // the listener's, nil for a wildcard one
+	fd   int
+	refs atomic.Int64 // raw calls in progress, plus closingBit once closed
+	peer netip.AddrPort
+	raw  socketRawConn
+	// local is the listener's address, or for a wildcard listener the
+	// socket's, asked when first wanted.
+	local atomic.Pointer[net.TCPAddr]
 
-	asked atomic.Pointer[net.TCPAddr] // the local address, asked for a wildcard listener
-
-	mu     sync.Mutex // attach, detach, deadlines, closing
-	nc     atomic.Pointer[goSocket]
-	rd, wd time.Time
-	closed bool
+	mu sync.Mutex // attach, detach, deadlines, closing
+	nc atomic.Pointer[goSocket]
+	// The deadlines set last (UnixNano, 0 for none), for a Go socket
+	// attached later.
+	rd, wd int64
 	// A deadline set in the past fails the raw calls too, as it fails a
 	// net.Conn's at once (net/http aborts its background read so; the
 	// fast path's parker wakes a wait so). One that passes later is
 	// kept by the attached socket's waits: a raw call does not wait.
 	rdPast, wdPast atomic.Bool
+	shut           atomic.Bool // the descriptor is closed
+	closed         bool        // Close was called (under mu)
 }
 
 // goSocket is an attached Go socket and its RawConn.
@@ -222,7 +238,7 @@ func (s *Socket) closeFD() {
 }
 
 func (s *Socket) opError(op string, err error) error {
-	return &net.OpError{Op: op, Net: "tcp", Source: s.LocalAddr(), Addr: s.peer, Err: err}
+	return &net.OpError{Op: op, Net: "tcp", Source: s.LocalAddr(), Addr: tcpAddr(s.peer), Err: err}
 }
 
 // Read reads what the socket has, or, when it has nothing yet, waits
@@ -312,11 +328,11 @@ func (s *Socket) attach() (*goSocket, error) {
 	if err != nil {
 		return nil, s.opError("attach", err)
 	}
-	if !s.rd.IsZero() {
-		_ = tc.SetReadDeadline(s.rd)
+	if s.rd != 0 {
+		_ = tc.SetReadDeadline(time.Unix(0, s.rd))
 	}
-	if !s.wd.IsZero() {
-		_ = tc.SetWriteDeadline(s.wd)
+	if s.wd != 0 {
+		_ = tc.SetWriteDeadline(time.Unix(0, s.wd))
 	}
 	rc, err := tc.SyscallConn()
 	if err != nil {
@@ -403,27 +419,29 @@ func (s *Socket) CloseWrite() error {
 	return nil
 }
 
-func (s *Socket) RemoteAddr() net.Addr { return s.peer }
+// RemoteAddr is the peer's address, a new *net.TCPAddr per call (net/http
+// asks once per connection).
+func (s *Socket) RemoteAddr() net.Addr { return tcpAddr(s.peer) }
+
+// RemoteAddrPort is the peer's address as the value the Socket keeps.
+func (s *Socket) RemoteAddrPort() netip.AddrPort { return s.peer }
 
 // LocalAddr is the listener's address, or, for a wildcard listener, the
 // socket's, asked once. It takes no lock: errors made under s.mu call it.
 func (s *Socket) LocalAddr() net.Addr {
-	if s.local != nil {
-		return s.local
-	}
-	if a := s.asked.Load(); a != nil {
+	if a := s.local.Load(); a != nil {
 		return a
 	}
 	var sa syscall.RawSockaddrAny
 	a := &net.TCPAddr{}
 	if s.acquire() {
 		if getsockname(s.fd, &sa) == nil {
-			a = sockaddrTCP(&sa)
+			a = tcpAddr(sockaddrAddrPort(&sa))
 		}
 		s.release()
 	}
-	s.asked.CompareAndSwap(nil, a)
-	return s.asked.Load()
+	s.local.CompareAndSwap(nil, a)
+	return s.local.Load()
 }
 
 // Deadlines apply to waits, which only an attached Go socket does: they
@@ -437,12 +455,16 @@ func (s *Socket) setDeadline(t time.Time, read, write bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	past := isPast(t)
+	var ns int64
+	if !t.IsZero() {
+		ns = t.UnixNano()
+	}
 	if read {
-		s.rd = t
+		s.rd = ns
 		s.rdPast.Store(past)
 	}
 	if write {
-		s.wd = t
+		s.wd = ns
 		s.wdPast.Store(past)
 	}
 	nc := s.nc.Load()

@@ -249,3 +249,41 @@ func TestSocketOnWildcardListener(t *testing.T) {
 		t.Fatal("attach after Close hangs")
 	}
 }
+
+// The peer's address is kept as a value; RemoteAddr and RemoteAddrPort
+// give what the client's own LocalAddr says, on IPv4 and IPv6.
+func TestSocketPeerAddress(t *testing.T) {
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			t.Logf("%s: %v (no such loopback here)", host, err)
+			continue
+		}
+		rl, err := NewListener(ln.(*net.TCPListener))
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, err := net.Dial("tcp", rl.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := rl.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := c.(*Socket)
+		want := client.LocalAddr().String()
+		if got := s.RemoteAddr().String(); got != want {
+			t.Errorf("%s: RemoteAddr %s, want %s", host, got, want)
+		}
+		if got := s.RemoteAddrPort().String(); got != want {
+			t.Errorf("%s: RemoteAddrPort %s, want %s", host, got, want)
+		}
+		if got, want := s.LocalAddr().String(), rl.Addr().String(); got != want {
+			t.Errorf("%s: LocalAddr %s, want %s", host, got, want)
+		}
+		s.Close()
+		client.Close()
+		rl.Close()
+	}
+}
