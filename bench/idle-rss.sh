@@ -14,11 +14,15 @@
 # connections, most of what a server holds, do.
 # PORTICO_BASELINE=path/to/portico measures another build too, in the
 # same run (e.g. the main branch's, to compare before and after).
-# WARM=1 measures a server that held N connections before (opened,
-# closed, SETTLE seconds): the cost of idle connections on top of the
-# memory a load of that size left the process holding (Go's runtime
-# keeps its GC metadata and much of its heap; nginx its connection
-# array), rather than that memory and the connections together.
+# WARM=K measures a server that has served before: K connections
+# (opened at once, one request each, then closed, SETTLE seconds) ahead
+# of the idle figure. A server's first traffic costs once what does not
+# grow with connections (Go's runtime: the sweep sets and GC metadata of
+# every size class the first requests use, about 0.8 MB; nginx and
+# lighttpd: their allocators' first arenas), which a fresh process
+# counts as connection cost. WARM=100 takes that out for every server;
+# WARM=N measures on top of a load of the same size (which nginx's
+# allocator keeps whole, so its growth then reads 0).
 #   bench/idle-rss.sh [N]
 set -euo pipefail
 N=${1:-2000}
@@ -44,9 +48,9 @@ rss_kib() { # field pid... -> summed field (VmRSS, RssAnon) of the processes and
 	echo "$total"
 }
 
-hold() { # port fifo -> holds N idle connections until the fifo's writer closes it
+hold() { # port fifo [n] -> holds n (N) idle connections until the fifo's writer closes it
 	# (not stdin: python's stdin is this script, from the here-document)
-	python3 - "$1" "$N" "$2" <<'PY'
+	python3 - "$1" "${3:-$N}" "$2" <<'PY'
 import socket, sys
 port, n, ctl = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 socks = []
@@ -72,12 +76,12 @@ PY
 
 measure() { # name pid port
 	sleep 1
-	if [ -n "${WARM:-}" ]; then
-		# A server that held N connections before: open them, close
-		# them, let it settle, and only then take the idle figure.
+	if [ "${WARM:-0}" -gt 0 ]; then
+		# A server that has served WARM connections before: open them,
+		# close them, let it settle, and only then take the idle figure.
 		rm -f "$TMP/ctl" "$TMP/ready"
 		mkfifo "$TMP/ctl"
-		hold "$3" "$TMP/ctl" <"$TMP/ctl" >"$TMP/ready" 2>/dev/null &
+		hold "$3" "$TMP/ctl" "$WARM" <"$TMP/ctl" >"$TMP/ready" 2>/dev/null &
 		local warmer=$!
 		exec 9>"$TMP/ctl"
 		until grep -q ready "$TMP/ready" 2>/dev/null; do sleep 0.2; done

@@ -149,17 +149,20 @@ func (p *parker) detachLongParked(now time.Time) {
 	}
 }
 
-// ctl is epoll_ctl on the parker's instance.
+// ctl is epoll_ctl on the parker's instance. Under l.mu: its arguments
+// pass through the parker's fields.
 func (p *parker) ctl(op, fd int, events uint32) error {
-	var err error
-	cerr := p.epRaw.Control(func(epfd uintptr) {
-		ev := syscall.EpollEvent{Events: events, Fd: int32(fd)}
-		err = syscall.EpollCtl(int(epfd), op, fd, &ev)
-	})
-	if err == nil {
-		err = cerr
+	p.ctlOp, p.ctlFD, p.ctlEvents, p.ctlErr = op, fd, events, nil
+	if err := p.epRaw.Control(p.ctlFn); err != nil {
+		return err
 	}
-	return err
+	return p.ctlErr
+}
+
+// ctlStep is ctl's Control callback.
+func (p *parker) ctlStep(epfd uintptr) {
+	ev := syscall.EpollEvent{Events: p.ctlEvents, Fd: int32(p.ctlFD)}
+	p.ctlErr = syscall.EpollCtl(int(epfd), p.ctlOp, p.ctlFD, &ev)
 }
 
 // detach hands lk's socket to the parker as a bare descriptor, registered

@@ -63,6 +63,17 @@ type parker struct {
 	detaches    int       // parked connections detached so far
 	release     *releaser // returns memory after a wave of parking
 	sleepsTo    time.Time // when the timer goroutine wakes next, under l.mu
+
+	// The arguments and results of the callbacks given to Control, for
+	// add and ctl, which run under l.mu: bound once, the callbacks
+	// allocate nothing (closures would, on every park).
+	addLink      *link
+	addErr       error
+	addFn        func(fd uintptr)
+	ctlOp, ctlFD int
+	ctlEvents    uint32
+	ctlErr       error
+	ctlFn        func(epfd uintptr)
 }
 
 // newParker starts l's parker, or returns nil if the system refuses (then
@@ -91,6 +102,7 @@ func newParker(l *Listener) *parker {
 		done:    make(chan struct{}),
 		release: newReleaser(l.opts.ParkReleaseWave),
 	}
+	p.addFn, p.ctlFn = p.addStep, p.ctlStep
 	if f := l.opts.releaseFunc; f != nil {
 		p.release.release = f
 	}
@@ -172,23 +184,11 @@ func (c *conn) park(atOnce bool) bool {
 // timer. Under l.mu. The socket is registered as Go has it; a connection
 // that stays parked long lets go of it later (detachLongParked).
 func (p *parker) add(lk *link) error {
-	var ctlErr error
-	err := lk.raw.Control(func(fd uintptr) {
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollOneShot, Fd: int32(fd)}
-		op := syscall.EPOLL_CTL_MOD
-		if !lk.polled {
-			op = syscall.EPOLL_CTL_ADD
-		}
-		cerr := p.epRaw.Control(func(epfd uintptr) {
-			ctlErr = syscall.EpollCtl(int(epfd), op, int(fd), &ev)
-		})
-		if ctlErr == nil {
-			ctlErr = cerr
-		}
-		lk.fd = int32(fd)
-	})
+	p.addLink, p.addErr = lk, nil
+	err := lk.raw.Control(p.addFn)
+	p.addLink = nil
 	if err == nil {
-		err = ctlErr
+		err = p.addErr
 	}
 	if err != nil {
 		return fmt.Errorf("fastpath: parking a connection: %w", err)
@@ -207,6 +207,17 @@ func (p *parker) add(lk *link) error {
 		}
 	}
 	return nil
+}
+
+// addStep registers the socket fd of p.addLink (add's Control callback).
+func (p *parker) addStep(fd uintptr) {
+	lk := p.addLink
+	op := syscall.EPOLL_CTL_MOD
+	if !lk.polled {
+		op = syscall.EPOLL_CTL_ADD
+	}
+	p.addErr = p.ctl(op, int(fd), syscall.EPOLLIN|syscall.EPOLLRDHUP|epollOneShot)
+	lk.fd = int32(fd)
 }
 
 // epollOneShot is EPOLLONESHOT (the syscall package's constant is

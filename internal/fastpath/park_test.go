@@ -390,3 +390,29 @@ func TestParkedConnsHoldNoGoroutine(t *testing.T) {
 // lets go (detach.go): a parked connection costs less than an accepted
 // net.Conn merely held (about -700 bytes; 415 before detaching).
 const parkedBudget = 256
+
+// Parking a connection, which every idle keep-alive connection does,
+// allocates nothing (the epoll callbacks are bound once).
+func TestParkingAllocatesNothing(t *testing.T) {
+	ts := newTestServer(t, Options{IdleTimeout: 10 * time.Second, ParkIdleAfter: 20 * time.Millisecond})
+	c, br := ts.dial(t)
+	get(t, c, br, "/a", "hello a")
+	waitParked(t, ts.fl, 1)
+	l := ts.fl
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var lk *link
+	for _, x := range l.parker.byFD.links {
+		if x != nil {
+			lk = x
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		l.parker.take(lk)
+		if err := l.parker.add(lk); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations per park, want 0", n)
+	}
+}
