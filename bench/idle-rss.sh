@@ -23,6 +23,9 @@
 # counts as connection cost. WARM=100 takes that out for every server;
 # WARM=N measures on top of a load of the same size (which nginx's
 # allocator keeps whole, so its growth then reads 0).
+# MARGINAL=1 then opens N more and reports what each of those added: the
+# cost of one more idle connection, without what a first load costs once
+# (on any server, whether fresh or warmed).
 #   bench/idle-rss.sh [N]
 set -euo pipefail
 N=${1:-2000}
@@ -31,7 +34,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TMP=$(mktemp -d /tmp/portico-idle.XXXXXX)
 chmod 755 "$TMP"
 . "$ROOT/bench/lib.sh"
-ulimit -n $((N * 2 + 1024))
+ulimit -n $((N * 4 + 1024))
 (cd "$ROOT" && go build -o "$TMP/portico" ./cmd/portico)
 mkdir -p "$TMP/www"
 head -c 1024 /dev/zero | tr '\0' x >"$TMP/www/1k.txt"
@@ -101,10 +104,27 @@ measure() { # name pid port
 	sleep "$SETTLE"
 	after=$(rss_kib VmRSS "$2")
 	anon1=$(rss_kib RssAnon "$2")
+	local more="" holder2=""
+	if [ -n "${MARGINAL:-}" ]; then
+		rm -f "$TMP/ctl2" "$TMP/ready2"
+		mkfifo "$TMP/ctl2"
+		hold "$3" "$TMP/ctl2" <"$TMP/ctl2" >"$TMP/ready2" &
+		holder2=$!
+		exec 8>"$TMP/ctl2"
+		until grep -q ready "$TMP/ready2" 2>/dev/null; do sleep 0.2; done
+		sleep "$SETTLE"
+		more=$(rss_kib RssAnon "$2")
+		exec 8>&-
+		wait "$holder2" 2>/dev/null || true
+	fi
 	exec 9>&-
 	wait "$holder" 2>/dev/null || true
 	awk -v n="$1" -v b="$before" -v a="$after" -v c="$N" -v x="$anon0" -v y="$anon1" \
 		'BEGIN {printf "%-9s idle %7.1f MiB   with %d idle connections %7.1f MiB   (+%.1f MiB, %.1f KiB per connection; anonymous memory +%.1f KiB per connection)\n", n, b/1024, c, a/1024, (a-b)/1024, (a-b)/c, (y-x)/c}'
+	if [ -n "$more" ]; then
+		awk -v n="$1" -v c="$N" -v y="$anon1" -v z="$more" \
+			'BEGIN {printf "%-9s %d more idle connections: anonymous memory +%.1f MiB, %.2f KiB per connection\n", n, c, (z-y)/1024, (z-y)/c}'
+	fi
 }
 
 run_portico() { # name binary
@@ -139,8 +159,8 @@ worker_processes 1;
 daemon off;
 pid $TMP/nginx/nginx.pid;
 error_log $TMP/nginx/error.log;
-events { worker_connections $((N + 1024)); }
-worker_rlimit_nofile $((N * 2 + 1024));
+events { worker_connections $((N * 2 + 1024)); }
+worker_rlimit_nofile $((N * 4 + 1024));
 http {
   access_log off;
   keepalive_timeout 300s;
@@ -160,8 +180,8 @@ if command -v lighttpd >/dev/null; then
 server.document-root = "$TMP/www"
 server.bind = "127.0.0.1"
 server.port = $LPORT
-server.max-connections = $((N + 1024))
-server.max-fds = $((N * 2 + 1024))
+server.max-connections = $((N * 2 + 1024))
+server.max-fds = $((N * 4 + 1024))
 server.max-keep-alive-idle = 300
 server.max-keep-alive-requests = 100000
 LIGHTTPD

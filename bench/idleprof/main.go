@@ -69,6 +69,7 @@ func main() {
 	time.Sleep(time.Second)
 	if *gcFirst {
 		runtime.GC()
+		runtime.GC()
 	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
