@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"portico/internal/procattr"
 )
 
 // Per-run cgroups: the exact answer to "what did this script start".
@@ -147,7 +149,10 @@ func (c *cgroups) probe() bool {
 		Path:        "/proc/self/exe",
 		Args:        []string{shimArg0, "-", "-"},
 		Env:         []string{shimEnv + "=probe"},
-		SysProcAttr: &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd},
+		SysProcAttr: &syscall.SysProcAttr{},
+	}
+	if !procattr.IntoCgroup(cmd.SysProcAttr, fd) {
+		return false
 	}
 	if err := cmd.Start(); err != nil {
 		return false

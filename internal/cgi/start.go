@@ -9,7 +9,16 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"portico/internal/procattr"
 )
+
+// shimEnv carries the limits to the exec shim: "resource=cur:max,...".
+const shimEnv = "PORTICO_CGI_RLIMITS"
+
+// shimArg0 is the exec shim's argv[0]; argv[1] is the program to run and
+// argv[2:] its own argv.
+const shimArg0 = "portico-cgi-exec"
 
 // start launches the script with its pipes and goroutines.
 func (h *Handler) start(r *http.Request, s *script, body io.Reader, spooled *os.File, clen int64) (*proc, error) {
@@ -35,12 +44,11 @@ func (h *Handler) start(r *http.Request, s *script, body io.Reader, spooled *os.
 		SysProcAttr: &syscall.SysProcAttr{
 			Setpgid:    true,
 			Credential: h.cred,
-			// Scripts die with portico, however it ends (SIGKILL, crash):
-			// nothing is left running that nobody answers for.
-			Pdeathsig: syscall.SIGKILL,
 		},
 		WaitDelay: h.grace,
 	}
+	// Scripts die with portico, however it ends (SIGKILL, crash).
+	procattr.DieWithParent(cmd.SysProcAttr)
 	if spooled != nil {
 		cmd.Stdin = spooled
 	} else if body != nil {
@@ -58,8 +66,7 @@ func (h *Handler) start(r *http.Request, s *script, body io.Reader, spooled *os.
 	if h.cg.on() {
 		if rc, err := h.cg.acquire(); err == nil {
 			cg = rc
-			cmd.SysProcAttr.UseCgroupFD = true
-			cmd.SysProcAttr.CgroupFD = rc.fd
+			procattr.IntoCgroup(cmd.SysProcAttr, rc.fd)
 		}
 	}
 	base := *cmd.SysProcAttr // the limiter may change its copy of it
@@ -83,7 +90,7 @@ func (h *Handler) start(r *http.Request, s *script, body io.Reader, spooled *os.
 		// one (and without cgroups from now on) rather than fail.
 		h.log.Warn("cgi: a run cgroup was removed by someone else; scripts run without cgroups from now on", "cgroup", cg.path)
 		cg = runCgroup{}
-		base.UseCgroupFD, base.CgroupFD = false, 0
+		procattr.NoCgroup(&base)
 		cmd, err = h.limiter.start(fresh(), fresh)
 	}
 	// The child has its copies; the parent keeps only its own ends.

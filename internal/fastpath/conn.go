@@ -220,7 +220,7 @@ func (c *conn) flushMore() error {
 	var serr error
 	err = rc.Write(func(fd uintptr) bool {
 		for len(p) > 0 {
-			n, e := syscall.SendmsgN(int(fd), p, nil, nil, syscall.MSG_MORE|syscall.MSG_NOSIGNAL)
+			n, e := syscall.SendmsgN(int(fd), p, nil, nil, sendMoreFlags)
 			if e == syscall.EINTR {
 				continue
 			}

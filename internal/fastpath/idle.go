@@ -58,13 +58,10 @@ func socketOf(nc net.Conn) syscall.RawConn {
 				return nil
 			}
 			return rc
-		case *rawsock.Socket:
-			rc, _ := c.SyscallConn()
-			return rc
 		case ReadThrough:
 			nc = c.Unwrap()
 		default:
-			return nil
+			return acceptedRaw(nc)
 		}
 	}
 	return nil

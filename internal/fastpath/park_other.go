@@ -18,3 +18,4 @@ func (c *conn) park(bool) bool         { return false }
 func (p *parker) takeAll() []*link     { return nil }
 func (p *parker) stop()                {}
 func (p *parker) closeParked(lk *link) { lk.nc.Close() }
+func (l *Listener) resume(*conn)       {} // nothing parks, nothing resumes

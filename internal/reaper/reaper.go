@@ -48,12 +48,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// BecomeSubreaper marks this process a child subreaper (process-wide,
-// idempotent, inherited by no child).
-func BecomeSubreaper() error {
-	return unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-}
-
 // Timing of the Reaper.
 const (
 	// scanGap bounds how often SIGCHLDs cause a scan (many scripts exit
@@ -191,17 +185,6 @@ func Reap(pid int) bool {
 	var ws unix.WaitStatus
 	got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 	return err == nil && got == pid
-}
-
-// pidfdsWork reports whether this kernel has pidfds (Linux 5.4+), with
-// which Go holds one for every child it started until its Wait returns.
-func pidfdsWork() bool {
-	fd, err := unix.PidfdOpen(os.Getpid(), 0)
-	if err != nil {
-		return false
-	}
-	unix.Close(fd)
-	return true
 }
 
 // waitedFor returns the pids this process holds a pidfd for (os/exec

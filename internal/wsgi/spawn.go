@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"runtime"
 	"syscall"
+
+	"portico/internal/procattr"
 )
 
 // spawner starts worker processes from one goroutine locked to its OS
@@ -64,7 +66,7 @@ func (s *spawner) start(cmd *exec.Cmd) error {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	procattr.DieWithParent(cmd.SysProcAttr)
 	errc := make(chan error, 1)
 	select {
 	case s.reqs <- spawnReq{cmd: cmd, err: errc}:

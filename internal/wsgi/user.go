@@ -58,7 +58,7 @@ func unreachableBy(dir string, cred *syscall.Credential) string {
 		case st.Gid == cred.Gid || slices.Contains(cred.Groups, st.Gid):
 			bit = 0o010
 		}
-		if st.Mode&bit == 0 {
+		if uint32(st.Mode)&bit == 0 { // uint16 on some systems
 			return chain[i]
 		}
 	}

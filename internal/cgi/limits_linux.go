@@ -52,13 +52,6 @@ import (
 // A traced start that fails with EPERM (ptrace forbidden by seccomp or
 // Yama) switches the handler to the shim for good, with one warning.
 
-// shimEnv carries the limits to the exec shim: "resource=cur:max,...".
-const shimEnv = "PORTICO_CGI_RLIMITS"
-
-// shimArg0 is the exec shim's argv[0]; argv[1] is the program to run and
-// argv[2:] its own argv.
-const shimArg0 = "portico-cgi-exec"
-
 // rlimit is one resource limit to set on every script.
 type rlimit struct {
 	resource int
