@@ -1,6 +1,9 @@
 package fastpath
 
-import "time"
+import (
+	"runtime"
+	"time"
+)
 
 // A goroutine that has served a connection stays a moment to serve the
 // next one the accept loop (or the parker) has, instead of ending: a new
@@ -24,6 +27,14 @@ func (l *Listener) dispatch(j job) {
 	case l.jobs <- j:
 	default:
 		go l.work(j)
+		// Let the new worker run now. On a busy core the caller (the
+		// accept loop, the parker) would otherwise go on, and a burst
+		// of connections would start a goroutine each before any of
+		// them ran: hundreds of stacks at once, and as many goroutine
+		// records, which the runtime keeps for good. Run at once, a
+		// worker serves the request its connection came with, and then
+		// waits for the next job, which the next dispatch hands it.
+		runtime.Gosched()
 	}
 }
 
