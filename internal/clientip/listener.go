@@ -41,19 +41,7 @@ type ListenOptions struct {
 // connection only through it.
 func Listen(ln net.Listener, opts ListenOptions) net.Listener {
 	if opts.ProxyProtocol != nil {
-		ln = &proxyproto.Listener{
-			Listener:          ln,
-			ReadHeaderTimeout: opts.HeaderTimeout,
-			ConnPolicy: func(o proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
-				if !opts.ProxyProtocol() {
-					return proxyproto.SKIP, nil // the connection as accepted
-				}
-				if opts.Resolver().Trusted(addrOf(o.Upstream)) {
-					return proxyproto.USE, nil
-				}
-				return proxyproto.REJECT, nil
-			},
-		}
+		ln = &proxyListener{Listener: ln, opts: opts}
 	}
 	if opts.MaxConnsPerIP != nil {
 		ln = &limitListener{Listener: ln, opts: opts, count: map[netip.Addr]int{}}
@@ -62,6 +50,49 @@ func Listen(ln net.Listener, opts ListenOptions) net.Listener {
 		ln = &rejectListener{Listener: ln, onReject: opts.OnReject, proxyProtocol: opts.ProxyProtocol}
 	}
 	return ln
+}
+
+// proxyListener gives the connections of a listener with PROXY protocol
+// on a reader of the header (go-proxyproto's, which reads it on the
+// first Read, under HeaderTimeout): the header's address is used from a
+// trusted peer, refused from any other. With PROXY protocol off (now: a
+// reload may turn it on) a connection is returned as accepted, and
+// nothing is asked of it (go-proxyproto's own Listener asks every
+// connection for both its addresses, a getsockname on a wildcard
+// listener, whose answer a socket accepted raw then keeps).
+type proxyListener struct {
+	net.Listener
+	opts ListenOptions
+}
+
+func (l *proxyListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil || !l.opts.ProxyProtocol() {
+		return c, err
+	}
+	policy := proxyproto.REJECT
+	if l.opts.Resolver().Trusted(peerOf(c)) {
+		policy = proxyproto.USE
+	}
+	// As go-proxyproto's Listener: 0 is its default, negative none.
+	timeout := l.opts.HeaderTimeout
+	switch {
+	case timeout == 0:
+		timeout = proxyproto.DefaultReadHeaderTimeout
+	case timeout < 0:
+		timeout = 0
+	}
+	return proxyproto.NewConn(c, proxyproto.WithPolicy(policy), proxyproto.SetReadHeaderTimeout(timeout)), nil
+}
+
+// peerOf is c's peer address, taken from the value a socket accepted raw
+// keeps (no net.Addr made for it) where it can.
+func peerOf(c net.Conn) netip.Addr {
+	if s, ok := c.(interface{ RemoteAddrPort() netip.AddrPort }); ok {
+		// No zone: a zoned address matches no prefix (netip.Prefix.Contains).
+		return s.RemoteAddrPort().Addr().WithZone("").Unmap()
+	}
+	return addrOf(c.RemoteAddr())
 }
 
 func addrOf(a net.Addr) netip.Addr {
@@ -200,7 +231,7 @@ func (c *limitConn) check() error {
 	case 3, 4:
 		return errTooManyConns
 	}
-	a := addrOf(c.Conn.RemoteAddr())
+	a := peerOf(c.Conn)
 	var res *Resolver
 	if c.l.opts.Resolver != nil {
 		res = c.l.opts.Resolver()

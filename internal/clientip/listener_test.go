@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -203,5 +204,64 @@ func TestAcceptWrapsOnlyWhatApplies(t *testing.T) {
 				t.Errorf("accepted a %T, want plain TCP: %v", c, tc.wantPlain)
 			}
 		})
+	}
+}
+
+// addrCountListener counts what its connections are asked of their
+// addresses.
+type addrCountListener struct {
+	net.Listener
+	remote, local atomic.Int32
+}
+
+type addrCountConn struct {
+	net.Conn
+	l *addrCountListener
+}
+
+func (l *addrCountListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return addrCountConn{c, l}, nil
+}
+
+func (c addrCountConn) RemoteAddr() net.Addr { c.l.remote.Add(1); return c.Conn.RemoteAddr() }
+func (c addrCountConn) LocalAddr() net.Addr  { c.l.local.Add(1); return c.Conn.LocalAddr() }
+
+// Accepting asks nothing of a connection's addresses while PROXY
+// protocol is off, and never its local one (on a wildcard listener
+// that is a getsockname per connection, whose answer a socket accepted
+// raw would keep).
+func TestProxyListenerAsksNoAddressItDoesNotNeed(t *testing.T) {
+	for _, proxy := range []bool{false, true} {
+		raw, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		counted := &addrCountListener{Listener: raw}
+		ln := Listen(counted, ListenOptions{
+			ProxyProtocol: func() bool { return proxy },
+			Resolver:      func() *Resolver { return New([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}) },
+		})
+		remote, data := serveOne(t, ln)
+		msg := "hello"
+		if proxy {
+			msg = "PROXY TCP4 192.0.2.7 127.0.0.1 1234 80\r\n" + msg
+		}
+		send(t, ln.Addr().String(), msg)
+		if got := <-data; got != "hello" {
+			t.Errorf("proxy %v: read %q", proxy, got)
+		}
+		<-remote
+		if n := counted.local.Load(); n != 0 {
+			t.Errorf("proxy %v: LocalAddr asked %d times", proxy, n)
+		}
+		// serveOne asks once itself.
+		if n := counted.remote.Load(); !proxy && n != 1 {
+			t.Errorf("proxy off: RemoteAddr asked %d times, want only serveOne's", n)
+		}
+		ln.Close()
 	}
 }
