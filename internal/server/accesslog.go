@@ -27,6 +27,12 @@ type accessLog struct {
 	stop   chan struct{}
 	done   chan struct{}
 	stamp  atomic.Pointer[timeStamp]
+	// closed: Close has flushed and closed the output (under mu); a
+	// request that ends later (a handler still running when shutdown
+	// closed its tree) writes nothing.
+	closed    bool
+	closeOnce sync.Once
+	closeErr  error
 }
 
 type timeStamp struct {
@@ -78,22 +84,26 @@ func (l *accessLog) flushLoop() {
 	}
 }
 
-// Close flushes and closes the log.
+// Close flushes and closes the log (once; later lines are dropped).
 func (l *accessLog) Close() error {
 	if l == nil {
 		return nil
 	}
-	close(l.stop)
-	<-l.done
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	err := l.out.Flush()
-	if l.closer != nil {
-		if cerr := l.closer.Close(); err == nil {
-			err = cerr
+	l.closeOnce.Do(func() {
+		close(l.stop)
+		<-l.done
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.closed = true
+		err := l.out.Flush()
+		if l.closer != nil {
+			if cerr := l.closer.Close(); err == nil {
+				err = cerr
+			}
 		}
-	}
-	return err
+		l.closeErr = err
+	})
+	return l.closeErr
 }
 
 func (l *accessLog) timeText(now time.Time) string {
@@ -214,7 +224,9 @@ func (l *accessLog) write(ln *logLine) {
 		b = append(b, '\n')
 	}
 	l.mu.Lock()
-	_, _ = l.out.Write(b)
+	if !l.closed {
+		_, _ = l.out.Write(b)
+	}
 	l.mu.Unlock()
 	*bp = b
 	linePool.Put(bp)

@@ -362,11 +362,11 @@ func (t *Tree) Close(ctx context.Context) error {
 		}
 	}
 	t.closers = nil
-	if t.log != nil {
-		if err := t.log.Close(); err != nil {
-			errs = append(errs, err)
-		}
-		t.log = nil
+	// t.log stays: a request still running (shutdown's deadline passed,
+	// or a handler ignores its cancelled context) reads it when it ends;
+	// a closed log drops its line.
+	if err := t.log.Close(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -348,3 +348,33 @@ func TestSiteHeadersSurviveEarlyHints(t *testing.T) {
 		t.Errorf("after a 103: X-Frame-Options %q, want DENY", got)
 	}
 }
+
+// A request still running when its tree closes (shutdown's deadline
+// passed) ends without racing the close: the access log it reads stays,
+// closed, and drops its line. Under -race, the tree's Close used to
+// clear the log the ending request read.
+func TestRequestEndingAfterTreeCloses(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{})
+	s, _, tr := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		io.WriteString(w, "late")
+	}), "combined")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.entry("k").ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/late", nil))
+	}()
+	<-started
+	closed := make(chan error, 1)
+	go func() { closed <- tr.Close(t.Context()) }()
+	close(release) // not ordered with Close: the race detector sees both
+	<-done
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Close(t.Context()); err != nil {
+		t.Errorf("a second Close: %v", err)
+	}
+}
