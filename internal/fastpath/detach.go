@@ -89,17 +89,8 @@ func socketUnder(nc net.Conn) (tc *net.TCPConn, parent Rewrapper, ok bool) {
 // rawSocketUnder returns the rawsock.Socket under nc's read-through
 // wrappers, if that is what nc is.
 func rawSocketUnder(nc net.Conn) *rawsock.Socket {
-	for i := 0; i < 8; i++ {
-		switch c := nc.(type) {
-		case *rawsock.Socket:
-			return c
-		case ReadThrough:
-			nc = c.Unwrap()
-		default:
-			return nil
-		}
-	}
-	return nil
+	s, _ := underReadThrough(nc).(*rawsock.Socket)
+	return s
 }
 
 // detachLongParked detaches the connections parked for ParkDetachAfter

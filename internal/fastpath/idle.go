@@ -50,19 +50,29 @@ type Rewrapper interface {
 // such as a PROXY-protocol reader: then the engine reads through it and
 // keeps its buffer while idle).
 func socketOf(nc net.Conn) syscall.RawConn {
-	for i := 0; i < 8; i++ {
-		switch c := nc.(type) {
-		case *net.TCPConn:
-			rc, err := c.SyscallConn()
-			if err != nil {
-				return nil
-			}
-			return rc
-		case ReadThrough:
-			nc = c.Unwrap()
-		default:
-			return acceptedRaw(nc)
+	switch c := underReadThrough(nc).(type) {
+	case nil:
+		return nil
+	case *net.TCPConn:
+		rc, err := c.SyscallConn()
+		if err != nil {
+			return nil
 		}
+		return rc
+	default:
+		return acceptedRaw(c)
+	}
+}
+
+// underReadThrough returns the connection under nc's read-through
+// wrappers (nc itself if it has none), or nil past 8 of them.
+func underReadThrough(nc net.Conn) net.Conn {
+	for i := 0; i < 8; i++ {
+		rt, ok := nc.(ReadThrough)
+		if !ok {
+			return nc
+		}
+		nc = rt.Unwrap()
 	}
 	return nil
 }
@@ -301,8 +311,6 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// remoteAddrString is a.String() (net/http's Request.RemoteAddr), in one
-// allocation for an IPv4 peer instead of three.
 // remoteAddrOf is Request.RemoteAddr for nc. A socket that keeps its
 // peer's address as a value (rawsock.Socket) is asked for that: no
 // net.Addr made to be thrown away, on every new connection.
@@ -316,6 +324,8 @@ func remoteAddrOf(nc net.Conn) string {
 	return remoteAddrString(nc.RemoteAddr())
 }
 
+// remoteAddrString is a.String() (net/http's Request.RemoteAddr), in one
+// allocation for an IPv4 peer instead of three.
 func remoteAddrString(a net.Addr) string {
 	ta, ok := a.(*net.TCPAddr)
 	if !ok || ta.Zone != "" {

@@ -52,15 +52,9 @@ func NewListener(tl *net.TCPListener) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := net.FileConn(f)
-	f.Close()
+	waiter, err := fileTCPConn(f)
 	if err != nil {
 		return nil, err
-	}
-	waiter, ok := c.(*net.TCPConn)
-	if !ok {
-		c.Close()
-		return nil, errors.New("rawsock: not a TCP listener")
 	}
 	rc, err := waiter.SyscallConn()
 	if err != nil {
@@ -352,7 +346,17 @@ func (s *Socket) newGoSocket() (*net.TCPConn, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("fcntl", err)
 	}
-	f := os.NewFile(uintptr(dup), "")
+	tc, err := fileTCPConn(os.NewFile(uintptr(dup), ""))
+	if err != nil {
+		return nil, err
+	}
+	_ = tc.SetKeepAlive(false) // net.FileConn turns probes on; accepted sockets have none
+	return tc, nil
+}
+
+// fileTCPConn makes a net.TCPConn, registered with the netpoller, over a
+// duplicate of f's TCP socket, and closes f.
+func fileTCPConn(f *os.File) (*net.TCPConn, error) {
 	c, err := net.FileConn(f)
 	f.Close()
 	if err != nil {
@@ -361,9 +365,8 @@ func (s *Socket) newGoSocket() (*net.TCPConn, error) {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		c.Close()
-		return nil, errors.New("not a TCP socket")
+		return nil, errors.New("rawsock: not a TCP socket")
 	}
-	_ = tc.SetKeepAlive(false) // net.FileConn turns probes on; accepted sockets have none
 	return tc, nil
 }
 
