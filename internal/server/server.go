@@ -209,7 +209,6 @@ func (s *Server) serve(opened []*listener) {
 			IdleTimeout:       srvCfg.IdleTimeout.D(),
 			MaxHeaderBytes:    int(srvCfg.MaxHeaderBytes),
 			ErrorLog:          log.New(&errorLogWriter{s.opts.Logger}, "", 0),
-			HTTP2:             http2Config(),
 		}
 		base := l.ln
 		if !l.tls {
@@ -225,9 +224,7 @@ func (s *Server) serve(opened []*listener) {
 			if wantsHTTP3(t.cfg, l.key) {
 				l.srv.Handler = s.startHTTP3(l, l.srv.TLSConfig, l.srv.Handler, srvCfg)
 			}
-			if err := serveHTTP2Guarded(l.srv); err != nil { // h2guard.go
-				s.opts.Logger.Error("HTTP/2 off on this listener", "addr", l.addr, "err", err)
-			}
+			serveHTTP2(l.srv, s.opts.Logger) // http2.go
 		}
 		s.listeners[l.key] = l
 		s.announceListener(l, t)

@@ -173,12 +173,3 @@ func modernCipherSuites() []uint16 {
 		tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 	}
 }
-
-// http2Config tunes Go's HTTP/2 server. Frames from the client may be at
-// most 16 KiB, the protocol's default (Go announces 1 MiB): a HEADERS
-// frame beyond it is then the connection error FRAME_SIZE_ERROR that
-// RFC 9113 section 4.2 asks for (h2spec 4.2/3) instead of a request Go
-// parses and answers 431, and browsers and curl send 16 KiB frames anyway.
-func http2Config() *http.HTTP2Config {
-	return &http.HTTP2Config{MaxReadFrameSize: 16 << 10}
-}

@@ -1,0 +1,334 @@
+package h2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+)
+
+// stream is one request and its response. Fields below mu are guarded by
+// the connection's mu.
+type stream struct {
+	c   *conn
+	id  uint32
+	req *http.Request
+	rw  responseWriter
+
+	cancel context.CancelFunc
+	// fixedStatus, when set, is answered instead of running the handler
+	// (431 for a header list over the limit).
+	fixedStatus int
+
+	sendWindow     int64
+	recvWindow     int64
+	recvCredit     int64
+	declaredLength int64 // content-length, or -1
+	bodyRead       int64 // DATA bytes received
+	body           []byte
+	trailer        http.Header
+	remoteDone     bool // END_STREAM received: no more body
+	answered       bool // the handler returned; kept only for the rules
+	reset          bool // reset by either side, or the connection ended
+	readDeadline   time.Time
+	writeDeadline  time.Time
+	deadlineTimer  *time.Timer
+	sawContinue    bool
+	wantsContinue  bool
+}
+
+var (
+	errStreamReset = errors.New("h2: stream reset")
+	errTimeout     = timeoutError{}
+)
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "h2: i/o timeout" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
+
+// connectionHeaders may not appear in HTTP/2 (RFC 9113 8.2.2).
+var connectionHeaders = map[string]bool{
+	"connection":        true,
+	"keep-alive":        true,
+	"proxy-connection":  true,
+	"transfer-encoding": true,
+	"upgrade":           true,
+}
+
+// newRequest builds st's request from its header block. A malformed
+// request is a stream error; a connection-specific field or an invalid
+// content-length ends the connection (PROTOCOL_ERROR: RFC 9113 5.4.1
+// allows it for any stream error, and a client that sends one talks
+// HTTP/1 framing rules into HTTP/2). status is 431 when the header list
+// was over the limit.
+func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (req *http.Request, status int, err error) {
+	streamErr := http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
+	var method, scheme, authority, path string
+	for _, hf := range f.PseudoFields() {
+		switch hf.Name {
+		case ":method":
+			method = hf.Value
+		case ":scheme":
+			scheme = hf.Value
+		case ":authority":
+			authority = hf.Value
+		case ":path":
+			path = hf.Value
+		default: // :status, and :protocol (RFC 8441), which portico does not offer
+			return nil, 0, streamErr
+		}
+	}
+	if method == "CONNECT" {
+		if scheme != "" || path != "" || authority == "" {
+			return nil, 0, streamErr
+		}
+	} else if method == "" || scheme == "" || path == "" || path[0] != '/' && !(path == "*" && method == "OPTIONS") {
+		return nil, 0, streamErr
+	}
+	if !validMethod(method) {
+		return nil, 0, streamErr
+	}
+	regular := f.RegularFields()
+	header := make(http.Header, len(regular))
+	var cookies []string
+	for _, hf := range regular {
+		if connectionHeaders[hf.Name] || hf.Name == "te" && hf.Value != "trailers" {
+			return nil, 0, http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		if hf.Name == "cookie" {
+			cookies = append(cookies, hf.Value)
+			continue
+		}
+		k := http.CanonicalHeaderKey(hf.Name)
+		header[k] = append(header[k], hf.Value)
+	}
+	if len(cookies) > 0 {
+		header["Cookie"] = []string{strings.Join(cookies, "; ")}
+	}
+	if cl := header["Content-Length"]; len(cl) > 0 {
+		n, ok := parseContentLength(cl)
+		if !ok {
+			return nil, 0, http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		if st.remoteDone && n != 0 {
+			return nil, 0, http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		st.declaredLength = n
+	}
+	if authority == "" {
+		authority = header.Get("Host")
+	}
+	var u *url.URL
+	if method == "CONNECT" {
+		u = &url.URL{Host: authority}
+		path = authority
+	} else if path == "*" {
+		u = &url.URL{Path: "*"}
+	} else if u, err = url.ParseRequestURI(path); err != nil {
+		return nil, 0, streamErr
+	}
+	var ctx context.Context
+	ctx, st.cancel = context.WithCancel(c.ctx)
+	r := http.Request{
+		Method:     method,
+		URL:        u,
+		Proto:      "HTTP/2.0",
+		ProtoMajor: 2,
+		Header:     header,
+		Host:       authority,
+		RemoteAddr: c.remoteAddr,
+		RequestURI: path,
+		TLS:        c.tlsState,
+	}
+	if st.remoteDone {
+		r.Body = http.NoBody
+	} else {
+		r.Body = streamBody{st}
+		r.ContentLength = st.declaredLength
+		if vs := header["Trailer"]; len(vs) > 0 {
+			r.Trailer = http.Header{}
+			for _, v := range vs {
+				for _, k := range strings.Split(v, ",") {
+					if k = http.CanonicalHeaderKey(textTrim(k)); k != "" && httpguts.ValidTrailerHeader(k) {
+						r.Trailer[k] = nil
+					}
+				}
+			}
+		}
+		st.wantsContinue = httpguts.HeaderValuesContainsToken(header["Expect"], "100-continue")
+	}
+	if f.Truncated {
+		status = http.StatusRequestHeaderFieldsTooLarge
+	}
+	return r.WithContext(ctx), status, nil
+}
+
+func textTrim(s string) string { return strings.Trim(s, " \t") }
+
+func validMethod(m string) bool {
+	for i := 0; i < len(m); i++ {
+		if !httpguts.IsTokenRune(rune(m[i])) {
+			return false
+		}
+	}
+	return m != ""
+}
+
+// parseContentLength accepts repeated content-length values only when
+// they agree (RFC 9110 8.6).
+func parseContentLength(vs []string) (int64, bool) {
+	var n int64 = -1
+	for _, v := range vs {
+		for _, part := range strings.Split(v, ",") {
+			part = textTrim(part)
+			if part == "" || part[0] == '+' || part[0] == '-' {
+				return 0, false
+			}
+			m, err := strconv.ParseInt(part, 10, 64)
+			if err != nil || n >= 0 && m != n {
+				return 0, false
+			}
+			n = m
+		}
+	}
+	return n, n >= 0
+}
+
+// cancelLocked ends st for its handler: its context is cancelled, and
+// its body reads and response writes fail.
+func (st *stream) cancelLocked() {
+	st.reset = true
+	if st.cancel != nil {
+		st.cancel()
+	}
+}
+
+// run serves st on a worker goroutine.
+func (st *stream) run() {
+	c := st.c
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler && c.srv.Logger != nil {
+				c.srv.Logger.Error("panic serving HTTP/2 request", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			}
+			c.mu.Lock()
+			c.resetStreamLocked(st.id, http2.ErrCodeInternal)
+			c.handlerDoneLocked(st)
+			c.mu.Unlock()
+		}
+		st.cancel()
+		st.stopDeadlineTimer()
+	}()
+	if st.fixedStatus != 0 {
+		st.rw.WriteHeader(st.fixedStatus)
+	} else {
+		c.handler.ServeHTTP(&st.rw, st.req)
+	}
+	st.rw.finish()
+	c.mu.Lock()
+	c.handlerDoneLocked(st)
+	c.mu.Unlock()
+}
+
+// streamBody is a request body: DATA frames as the read loop buffered
+// them.
+type streamBody struct{ st *stream }
+
+func (b streamBody) Read(p []byte) (int, error) {
+	st := b.st
+	c := st.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st.wantsContinue && !st.sawContinue {
+		st.sawContinue = true
+		if !st.rw.wroteHeader && !st.reset && !c.closed {
+			st.rw.writeHeadersLocked(http.StatusContinue, http.Header{}, false)
+			c.flushLocked()
+		}
+	}
+	for len(st.body) == 0 {
+		switch {
+		case st.remoteDone:
+			if st.trailer != nil {
+				for k, v := range st.trailer {
+					if st.req.Trailer == nil {
+						st.req.Trailer = http.Header{}
+					}
+					st.req.Trailer[k] = v
+				}
+				st.trailer = nil
+			}
+			return 0, io.EOF
+		case st.reset || c.closed:
+			return 0, errStreamReset
+		case !st.readDeadline.IsZero() && !time.Now().Before(st.readDeadline):
+			return 0, errTimeout
+		case len(p) == 0:
+			return 0, nil
+		}
+		c.cond.Wait()
+	}
+	n := copy(p, st.body)
+	st.body = st.body[:copy(st.body, st.body[n:])]
+	c.creditLocked(st, int64(n))
+	return n, nil
+}
+
+func (b streamBody) Close() error {
+	st := b.st
+	c := st.c
+	c.mu.Lock()
+	if n := int64(len(st.body)); n > 0 {
+		st.body = st.body[:0]
+		c.creditLocked(st, n)
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// setDeadline arms the timer that wakes st's waits when a deadline
+// passes.
+func (st *stream) setDeadline(read bool, t time.Time) {
+	c := st.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if read {
+		st.readDeadline = t
+	} else {
+		st.writeDeadline = t
+	}
+	next := st.readDeadline
+	if next.IsZero() || !st.writeDeadline.IsZero() && st.writeDeadline.Before(next) {
+		next = st.writeDeadline
+	}
+	if next.IsZero() {
+		return
+	}
+	d := time.Until(next)
+	if st.deadlineTimer == nil {
+		st.deadlineTimer = time.AfterFunc(d, func() {
+			c.mu.Lock()
+			c.cond.Broadcast()
+			c.mu.Unlock()
+		})
+		return
+	}
+	st.deadlineTimer.Reset(d)
+}
+
+func (st *stream) stopDeadlineTimer() {
+	if st.deadlineTimer != nil {
+		st.deadlineTimer.Stop()
+	}
+}

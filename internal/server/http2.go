@@ -1,0 +1,24 @@
+package server
+
+import (
+	"log/slog"
+	"net/http"
+
+	"portico/internal/h2"
+)
+
+// serveHTTP2 makes srv (a TLS listener's server, TLSConfig set) serve
+// HTTP/2 with portico's own engine (package h2), limits from srv:
+// MaxHeaderBytes, IdleTimeout, and frames of at most 16 KiB, the
+// protocol's default (a HEADERS frame beyond it is the connection error
+// FRAME_SIZE_ERROR RFC 9113 section 4.2 asks for; browsers and curl send
+// 16 KiB frames anyway). srv.Shutdown sends GOAWAY to its connections
+// and waits for their streams.
+func serveHTTP2(srv *http.Server, logger *slog.Logger) {
+	h2.ConfigureServer(srv, &h2.Server{
+		MaxHeaderBytes:   srv.MaxHeaderBytes,
+		MaxReadFrameSize: 16 << 10,
+		IdleTimeout:      srv.IdleTimeout,
+		Logger:           logger,
+	})
+}
