@@ -10,9 +10,10 @@ import (
 )
 
 // progressListener wraps accepted connections in progressConn, and on a
-// TLS listener with a write timeout also in writeBehindConn (its cheaper
-// HTTP/2 writes are worth the helper goroutine there; plain listeners keep
-// sendfile). A TLS listener's bare TCP connections read and write through
+// TLS listener with a write timeout also in writeBehindConn (HTTP/1.1
+// over TLS writes a response in pieces, which the helper gathers; an
+// HTTP/2 connection switches it to write-through, as its engine gathers
+// them itself; plain listeners keep sendfile). A TLS listener's bare TCP connections read and write through
 // rawsock.Conn (see package rawsock for why); wrapped ones (PROXY
 // protocol, connection limits) keep their wrappers' reads.
 type progressListener struct {

@@ -34,6 +34,7 @@ type writeBehindConn struct {
 	pending []byte    // written, not yet handed to the helper's write
 	spare   []byte    // the helper's last buffer, for the next pending
 	writing bool      // the helper goroutine runs
+	through bool      // writes go straight to Conn (writeThrough)
 	closing bool      // Close was called: the helper closes the connection when done
 	err     error     // the first write error, returned by later Writes
 }
@@ -79,8 +80,32 @@ func newWriteBehindConn(c net.Conn) *writeBehindConn {
 	return w
 }
 
+// writeThrough makes later writes go straight to the connection, once
+// what is pending is out: for HTTP/2, whose engine gathers a burst of
+// responses into one write itself, the helper would only add a goroutine
+// switch and a copy per write.
+func (c *writeBehindConn) writeThrough() {
+	c.mu.Lock()
+	c.through = true
+	c.mu.Unlock()
+}
+
 func (c *writeBehindConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
+	if c.through {
+		for c.writing && c.err == nil {
+			c.changed.Wait()
+		}
+		closing, err := c.closing, c.err
+		c.mu.Unlock()
+		if closing {
+			return 0, net.ErrClosed
+		}
+		if err != nil {
+			return 0, err
+		}
+		return c.Conn.Write(p)
+	}
 	defer c.mu.Unlock()
 	for c.err == nil && !c.closing && len(c.pending) >= writeBehindLimit {
 		c.changed.Wait()
