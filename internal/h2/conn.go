@@ -56,6 +56,10 @@ type conn struct {
 	processing bool // the read loop is working through read frames
 	writeErr   error
 	closed     bool // the connection is ending: no more frames, streams cancelled
+	started    bool // our SETTINGS are written: other frames may follow
+
+	resetIDs  [32]uint32 // streams we reset lately, whose frames in flight are ignored
+	resetNext int
 
 	sendWindow      int64 // connection-level, the client's credit to us
 	peerInitWindow  int32
@@ -124,6 +128,11 @@ func (c *conn) serve() {
 	c.nc.SetReadDeadline(time.Time{})
 
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.started = true
 	settings := []http2.Setting{
 		{ID: http2.SettingMaxConcurrentStreams, Val: c.srv.maxStreams()},
 		{ID: http2.SettingInitialWindowSize, Val: streamWindow},
@@ -148,7 +157,11 @@ func (c *conn) serve() {
 			c.mu.Unlock()
 			c.flush()
 		}
-		f, err := c.fr.ReadFrame()
+		var f http2.Frame
+		fh, err := c.fr.ReadFrameHeader()
+		if err == nil {
+			f, err = c.fr.ReadFrameForHeader(fh)
+		}
 		c.mu.Lock()
 		c.processing = true
 		if c.closed && !c.goAwaySent {
@@ -165,6 +178,12 @@ func (c *conn) serve() {
 		var se http2.StreamError
 		if errors.As(err, &se) {
 			c.mu.Lock()
+			if fh.Type == http2.FrameHeaders && c.isIdle(se.StreamID) && se.StreamID%2 == 1 {
+				// A HEADERS frame the framer rejected still opened
+				// (and so closed) its stream: DATA already on its
+				// way is then for a closed stream, not an idle one.
+				c.maxClientStream = se.StreamID
+			}
 			c.resetStreamLocked(se.StreamID, se.Code)
 			c.mu.Unlock()
 			continue
@@ -247,6 +266,14 @@ func (c *conn) goAwayGracefully() {
 	c.mu.Lock()
 	if c.closed || c.goAwaySent {
 		c.mu.Unlock()
+		return
+	}
+	if !c.started {
+		// No SETTINGS yet, so no GOAWAY may go first (RFC 9113 3.4):
+		// a connection that has not begun just closes.
+		c.closed = true
+		c.mu.Unlock()
+		c.nc.Close()
 		return
 	}
 	c.fw.WriteGoAway(c.maxClientStream, http2.ErrCodeNo, nil)
@@ -504,11 +531,24 @@ func (c *conn) resetStreamLocked(id uint32, code http2.ErrCode) {
 		return
 	}
 	c.fw.WriteRSTStream(id, code)
+	c.resetIDs[c.resetNext] = id
+	c.resetNext = (c.resetNext + 1) % len(c.resetIDs)
 	if st := c.streams[id]; st != nil {
 		st.cancelLocked()
 		c.forgetLocked(st)
 	}
 	c.scheduleFlushLocked()
+}
+
+// resetLately reports whether we reset stream id lately: the client may
+// have sent frames on it before it heard.
+func (c *conn) resetLately(id uint32) bool {
+	for _, r := range c.resetIDs {
+		if r == id && id != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // forgetLocked removes st from the stream table; its handler, if still
@@ -543,6 +583,9 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
 	if f.HasPriority() && f.Priority.StreamDep == id {
+		if id > c.maxClientStream && c.streams[id] == nil {
+			c.maxClientStream = id // opened, and closed by the reset
+		}
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 	}
 	if st := c.streams[id]; st != nil {
@@ -550,6 +593,9 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 			return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
 		}
 		return c.processTrailers(st, f)
+	}
+	if c.resetLately(id) {
+		return nil // trailers in flight when we reset the stream (RFC 9113 5.1)
 	}
 	if id <= c.maxClientStream {
 		return http2.ConnectionError(http2.ErrCodeProtocol)

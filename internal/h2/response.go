@@ -2,6 +2,7 @@ package h2
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,14 +105,14 @@ func (rw *responseWriter) write(p []byte, s string) (int, error) {
 		}
 		return n, nil
 	}
+	if p == nil {
+		p = []byte(s)
+	}
 	c := rw.st.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := rw.commitLocked(false); err != nil {
+	if err := rw.commitLocked(false, p); err != nil {
 		return 0, err
-	}
-	if p == nil {
-		p = []byte(s)
 	}
 	if err := rw.sendDataLocked(p, false); err != nil {
 		return 0, err
@@ -146,7 +147,7 @@ func (rw *responseWriter) FlushError() error {
 	c := rw.st.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := rw.commitLocked(false); err != nil {
+	if err := rw.commitLocked(false, nil); err != nil {
 		return err
 	}
 	c.flushLocked()
@@ -170,8 +171,9 @@ func (rw *responseWriter) SetWriteDeadline(t time.Time) error {
 func (rw *responseWriter) EnableFullDuplex() error { return nil }
 
 // commitLocked sends the HEADERS frame, if not sent, and the buffered
-// body. end ends the stream with them (the handler has returned).
-func (rw *responseWriter) commitLocked(end bool) error {
+// body. end ends the stream with them (the handler has returned); next
+// is the body about to follow them, unbuffered, for sniffing.
+func (rw *responseWriter) commitLocked(end bool, next []byte) error {
 	st := rw.st
 	c := st.c
 	if st.reset || c.closed {
@@ -189,9 +191,16 @@ func (rw *responseWriter) commitLocked(end bool) error {
 				h["Content-Length"] = []string{strconv.Itoa(len(buf))}
 			}
 		}
-		if _, ok := h["Content-Type"]; !ok && len(buf) > 0 && bodyAllowed(rw.status) {
+		// As net/http: sniff the first bytes, unless the handler named
+		// a type (even empty) or an encoding (a gzip body is not
+		// application/x-gzip to the client).
+		sniff := buf
+		if len(sniff) == 0 {
+			sniff = next
+		}
+		if _, ok := h["Content-Type"]; !ok && len(sniff) > 0 && bodyAllowed(rw.status) && h.Get("Content-Encoding") == "" {
 			h = rw.Header()
-			h["Content-Type"] = []string{http.DetectContentType(buf)}
+			h["Content-Type"] = []string{http.DetectContentType(sniff)}
 		}
 		rw.sentHeader = true
 		rw.writeHeadersLocked(rw.status, h, end && len(buf) == 0)
@@ -220,8 +229,8 @@ func (rw *responseWriter) finish() {
 	trailers := rw.trailers()
 	c.mu.Lock()
 	if len(trailers) == 0 {
-		rw.commitLocked(true)
-	} else if rw.commitLocked(false) == nil {
+		rw.commitLocked(true, nil)
+	} else if rw.commitLocked(false, nil) == nil {
 		rw.writeHeadersLocked(0, trailers, true)
 	}
 	c.scheduleFlushLocked()
@@ -229,6 +238,9 @@ func (rw *responseWriter) finish() {
 	c.mu.Unlock()
 	rw.done = true
 	if rw.buf != nil {
+		// Emptied first: a reset stream leaves its body unsent here,
+		// and the next response must not begin with it.
+		*rw.buf = (*rw.buf)[:0]
 		bufPool.Put(rw.buf)
 		rw.buf = nil
 	}
@@ -243,15 +255,12 @@ func (rw *responseWriter) finish() {
 // its Trailer header, and those with http.TrailerPrefix.
 func (rw *responseWriter) trailers() http.Header {
 	var t http.Header
-	for _, v := range rw.header["Trailer"] {
-		for _, k := range strings.Split(v, ",") {
-			k = http.CanonicalHeaderKey(textTrim(k))
-			if vs, ok := rw.header[k]; ok && k != "" && httpguts.ValidTrailerHeader(k) {
-				if t == nil {
-					t = http.Header{}
-				}
-				t[k] = vs
+	for _, k := range declaredTrailers(rw.header) {
+		if vs, ok := rw.header[k]; ok {
+			if t == nil {
+				t = http.Header{}
 			}
+			t[k] = vs
 		}
 	}
 	for k, vs := range rw.header {
@@ -263,6 +272,19 @@ func (rw *responseWriter) trailers() http.Header {
 		}
 	}
 	return t
+}
+
+// declaredTrailers lists the names h's Trailer header announces.
+func declaredTrailers(h http.Header) []string {
+	var names []string
+	for _, v := range h["Trailer"] {
+		for _, k := range strings.Split(v, ",") {
+			if k = http.CanonicalHeaderKey(textTrim(k)); k != "" && httpguts.ValidTrailerHeader(k) {
+				names = append(names, k)
+			}
+		}
+	}
+	return names
 }
 
 // sendDataLocked sends p as DATA frames as the flow-control windows
@@ -316,12 +338,17 @@ func (rw *responseWriter) writeHeadersLocked(status int, h http.Header, end bool
 	st := rw.st
 	c := st.c
 	c.hbuf.Reset()
+	var declared []string // trailer names, which the header block leaves out
 	if status != 0 {
 		c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(status)})
+		declared = declaredTrailers(h)
 	}
 	for k, vs := range h {
 		name := lowerName(k)
 		if connectionHeaders[name] || name == "te" || strings.HasPrefix(k, http.TrailerPrefix) || !httpguts.ValidHeaderFieldName(k) {
+			continue
+		}
+		if len(declared) > 0 && slices.Contains(declared, k) {
 			continue
 		}
 		if status != 0 && name == "content-length" && !bodyAllowed(status) {

@@ -84,8 +84,9 @@ type Server struct {
 	// MaxHeaderBytes bounds a request's header list (0: 1 MiB); a
 	// longer one is answered 431.
 	MaxHeaderBytes int
-	// MaxReadFrameSize is the largest frame accepted (0: 16 KiB, the
-	// protocol's default, which is not then announced).
+	// MaxReadFrameSize is the largest frame accepted (16 KiB, the
+	// protocol's default, which is not then announced, when 0 or outside
+	// the range RFC 9113 allows).
 	MaxReadFrameSize uint32
 	// IdleTimeout closes a connection with no request in flight for
 	// this long (GOAWAY NO_ERROR); 0 means never.
@@ -166,7 +167,9 @@ func (s *Server) Shutdown() {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.goAwayGracefully()
+		// Each on its own: a connection whose client reads nothing
+		// holds its flush, and must not hold the others' GOAWAY.
+		go c.goAwayGracefully()
 	}
 }
 
@@ -204,8 +207,8 @@ func (s *Server) maxHeaderBytes() uint32 {
 }
 
 func (s *Server) maxFrameSize() uint32 {
-	if s.MaxReadFrameSize == 0 {
-		return defaultMaxFrameSize
+	if s.MaxReadFrameSize < defaultMaxFrameSize || s.MaxReadFrameSize > 1<<24-1 {
+		return defaultMaxFrameSize // outside what SETTINGS_MAX_FRAME_SIZE allows
 	}
 	return s.MaxReadFrameSize
 }

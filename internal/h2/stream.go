@@ -252,7 +252,7 @@ func (b streamBody) Read(p []byte) (int, error) {
 	defer c.mu.Unlock()
 	if st.wantsContinue && !st.sawContinue {
 		st.sawContinue = true
-		if !st.rw.wroteHeader && !st.reset && !c.closed {
+		if !st.rw.sentHeader && !st.reset && !c.closed {
 			st.rw.writeHeadersLocked(http.StatusContinue, http.Header{}, false)
 			c.flushLocked()
 		}
