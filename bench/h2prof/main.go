@@ -1,7 +1,7 @@
 // Command h2prof runs portico's server on a config file (or, with -bare,
 // a plain net/http file server on the same TLS certificate) and writes a
-// CPU profile, to tell portico's own cost under HTTP/2 from Go's HTTP/2
-// server's.
+// CPU profile: portico's HTTP/2 engine (internal/h2) against Go's own
+// HTTP/2 server (net/http's, with -bare), on the same file.
 //
 //	h2prof -c portico.toml -cpuprofile cpu.out -for 15s
 //	h2prof -bare -addr 127.0.0.1:18445 -cert cert.pem -key key.pem -root www -cpuprofile bare.out -for 15s

@@ -415,9 +415,11 @@ func (c *conn) processSettings(f *http2.SettingsFrame) error {
 }
 
 // checkOutLocked ends a connection whose client sends control frames
-// that need answers (PING, SETTINGS) faster than it reads them.
+// that need answers (PING, SETTINGS) faster than it reads them. Handlers
+// flush their own data beyond maxPendingOut, so this much pending means
+// writes are stuck.
 func (c *conn) checkOutLocked() error {
-	if len(c.out) > 4*maxPendingOut && c.running == 0 {
+	if len(c.out) > 16*maxPendingOut {
 		return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 	}
 	return nil
@@ -480,13 +482,20 @@ func (c *conn) processData(f *http2.DataFrame) error {
 	// Padding is credited back at once; the data when it is read.
 	pad := n - int64(len(data))
 	if st.answered {
-		// The response is out; the body goes nowhere.
+		// The response is out; the body goes nowhere. A little of it
+		// is let through, so the stream's rules are still checked
+		// (trailers without END_STREAM, content-length) for a client
+		// that sent it before it heard; beyond that the client is
+		// told to stop (RST_STREAM NO_ERROR, RFC 9113 8.1).
 		c.creditLocked(nil, n)
 		if f.StreamEnded() {
 			c.forgetLocked(st)
 			return nil
 		}
-		c.resetStreamLocked(id, http2.ErrCodeNo)
+		st.discarded += n
+		if st.discarded > discardBeforeReset {
+			c.resetStreamLocked(id, http2.ErrCodeNo)
+		}
 		return nil
 	}
 	c.creditLocked(st, pad)

@@ -1471,13 +1471,36 @@ func TestFramesAfterServerReset(t *testing.T) {
 	if r := cl.response(1); r.status != 200 {
 		t.Fatalf("status %d", r.status)
 	}
-	cl.data(1, false, []byte("part of the body"))
+	// More than discardBeforeReset of body: the client is told to stop.
+	chunk := make([]byte, 16<<10)
+	for sent := 0; sent <= discardBeforeReset; sent += len(chunk) {
+		cl.data(1, false, chunk)
+	}
 	cl.wantResetStream(1, http2.ErrCodeNo)
 	cl.headers(1, true, "x-checksum", "1")
 	cl.get(3, "/")
 	if r := cl.response(3); r.status != 200 || cl.goAway != nil {
 		t.Fatalf("next request: %d, GOAWAY %v", r.status, cl.goAway)
 	}
+}
+
+// A stream answered before its body came still keeps its rules for a
+// little body sent meanwhile: a second HEADERS without END_STREAM is
+// PROTOCOL_ERROR (h2spec 8.1/1, which sends "test" first and failed when
+// that DATA made the engine reset the answered stream NO_ERROR and then
+// ignore the HEADERS).
+func TestAnsweredStreamKeepsRules(t *testing.T) {
+	ts := startServer(t, &Server{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "early")
+	}))
+	cl := ts.connect(t)
+	cl.request(1, "POST", "/", false)
+	if r := cl.response(1); r.status != 200 {
+		t.Fatalf("status %d", r.status)
+	}
+	cl.data(1, false, []byte("test"))
+	cl.headers(1, false, "x-test", "ok")
+	cl.wantResetStream(1, http2.ErrCodeProtocol)
 }
 
 // A HEADERS frame the framer rejects as malformed (an upper-case field

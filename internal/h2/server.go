@@ -50,7 +50,7 @@ const (
 
 	// maxPendingOut bounds the frames waiting to be written on a
 	// connection: a handler that writes beyond it flushes itself (and
-	// waits for the socket); control frames beyond four times it (a
+	// waits for the socket); control frames beyond 16 times it (a
 	// client that sends PINGs and reads nothing) end the connection.
 	maxPendingOut = 64 << 10
 
@@ -67,6 +67,11 @@ const (
 	// not become a TCP reset that destroys the GOAWAY before the client
 	// reads it.
 	lingerAfterGoAway = time.Second
+
+	// discardBeforeReset is how much body an answered stream takes (and
+	// drops) before it is reset: a client that sent a little before it
+	// heard the answer keeps its stream, one uploading more is stopped.
+	discardBeforeReset = 64 << 10
 
 	// maxAnswered bounds the streams kept after their response while the
 	// client may still send a body; beyond it the oldest is reset.

@@ -34,6 +34,7 @@ type stream struct {
 	recvCredit     int64
 	declaredLength int64 // content-length, or -1
 	bodyRead       int64 // DATA bytes received
+	discarded      int64 // DATA bytes received after the answer
 	body           []byte
 	trailer        http.Header
 	remoteDone     bool // END_STREAM received: no more body
@@ -101,8 +102,11 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (req *http.Requ
 	}
 	regular := f.RegularFields()
 	header := make(http.Header, len(regular))
+	// One backing array for the values, as net/textproto does: a field
+	// seen once (nearly all) takes a one-element slice of it.
+	values := make([]string, len(regular))
 	var cookies []string
-	for _, hf := range regular {
+	for i, hf := range regular {
 		if connectionHeaders[hf.Name] || hf.Name == "te" && hf.Value != "trailers" {
 			return nil, 0, http2.ConnectionError(http2.ErrCodeProtocol)
 		}
@@ -111,7 +115,12 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (req *http.Requ
 			continue
 		}
 		k := http.CanonicalHeaderKey(hf.Name)
-		header[k] = append(header[k], hf.Value)
+		if vs, ok := header[k]; ok {
+			header[k] = append(vs, hf.Value)
+			continue
+		}
+		values[i] = hf.Value
+		header[k] = values[i : i+1 : i+1]
 	}
 	if len(cookies) > 0 {
 		header["Cookie"] = []string{strings.Join(cookies, "; ")}

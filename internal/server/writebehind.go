@@ -19,7 +19,10 @@ import (
 // with other streams while the helper's write is pending; by the time the
 // helper runs, the next responses have joined the buffer (0.23 writes per
 // request in the same test, and portico's CPU per request down from 47 to
-// 33 microseconds in bench/tls-bench.sh; nginx's: 19).
+// 33 microseconds in bench/tls-bench.sh; nginx's: 19). portico's own
+// HTTP/2 engine (internal/h2) gathers its frames itself, so its
+// connections switch the helper off (writeThrough); HTTP/1.1 over TLS
+// keeps it.
 //
 // It needs the write timeout of the progressConn beneath it: that bounds
 // every write of the helper (callers' own write deadlines are overridden
