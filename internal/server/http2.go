@@ -1,7 +1,6 @@
 package server
 
 import (
-	"crypto/tls"
 	"log/slog"
 	"net/http"
 
@@ -22,11 +21,4 @@ func serveHTTP2(srv *http.Server, logger *slog.Logger) {
 		IdleTimeout:      srv.IdleTimeout,
 		Logger:           logger,
 	})
-	serve := srv.TLSNextProto["h2"]
-	srv.TLSNextProto["h2"] = func(hs *http.Server, c *tls.Conn, h http.Handler) {
-		if wb, ok := c.NetConn().(*writeBehindConn); ok {
-			wb.writeThrough() // the engine batches its writes itself
-		}
-		serve(hs, c, h)
-	}
 }
