@@ -67,9 +67,9 @@ type conn struct {
 	recvWindow      int64 // connection-level credit we gave and the client has not used
 	recvCredit      int64 // consumed bytes not yet given back
 	goAwaySent      bool
-	goAwayCloseWhen bool // close once no handler runs (graceful)
+	goAwayLast      uint32 // the last stream our first GOAWAY named
+	goAwayCloseWhen bool   // close once no handler runs (graceful)
 	idleTimer       *time.Timer
-	idleSince       time.Time
 
 	wmu sync.Mutex // serializes writes to nc, taken before mu
 }
@@ -176,6 +176,14 @@ func (c *conn) serve() {
 			continue
 		}
 		var se http2.StreamError
+		if errors.As(err, &se) && fh.Type == http2.FrameWindowUpdate && c.isIdle(se.StreamID) {
+			// A WINDOW_UPDATE (of increment 0) for a stream not opened
+			// is the connection error RFC 9113 5.1 asks for. Reset, the
+			// stream would be an idle one (6.4 forbids it), and recorded
+			// in resetIDs, its HEADERS would later be ignored as if in
+			// flight: no answer ever.
+			err = http2.ConnectionError(http2.ErrCodeProtocol)
+		}
 		if errors.As(err, &se) {
 			c.mu.Lock()
 			if fh.Type == http2.FrameHeaders && c.isIdle(se.StreamID) && se.StreamID%2 == 1 {
@@ -194,7 +202,6 @@ func (c *conn) serve() {
 			c.fail(http2.ErrCode(ce))
 		case errors.Is(err, http2.ErrFrameTooLarge):
 			c.fail(http2.ErrCodeFrameSize)
-		case errors.Is(err, errGracefulDone):
 		}
 		return
 	}
@@ -208,12 +215,15 @@ func (c *conn) wholeFrameBuffered() bool {
 		return false
 	}
 	h, _ := c.br.Peek(9)
+	if http2.FrameType(h[3]) == http2.FrameHeaders && h[4]&byte(http2.FlagHeadersEndHeaders) == 0 {
+		// The framer reads a header block whole: this frame comes with
+		// the CONTINUATION frames after it, which may not have come yet.
+		// Waiting for them marked as working through frames, the read
+		// loop held the responses that handlers left for it to flush.
+		return false
+	}
 	return n >= 9+int(h[0])<<16|int(h[1])<<8|int(h[2])
 }
-
-// errGracefulDone ends the read loop once a graceful GOAWAY has been
-// sent and the last handler returned.
-var errGracefulDone = errors.New("h2: connection done")
 
 // fail ends the connection with GOAWAY code: it flushes what is pending
 // and the GOAWAY, stops sending, and reads and discards what the client
@@ -222,7 +232,15 @@ var errGracefulDone = errors.New("h2: connection done")
 func (c *conn) fail(code http2.ErrCode) {
 	c.mu.Lock()
 	if !c.closed {
-		c.fw.WriteGoAway(c.maxClientStream, code, nil)
+		last := c.maxClientStream
+		if c.goAwaySent {
+			// After a graceful GOAWAY, streams the client opened were
+			// ignored but still counted in maxClientStream; a GOAWAY
+			// may not name a later stream than one before it (RFC 9113
+			// 6.8): the client may have retried those elsewhere.
+			last = c.goAwayLast
+		}
+		c.fw.WriteGoAway(last, code, nil)
 		c.goAwaySent = true
 	}
 	c.cancelAllLocked()
@@ -278,6 +296,7 @@ func (c *conn) goAwayGracefully() {
 	}
 	c.fw.WriteGoAway(c.maxClientStream, http2.ErrCodeNo, nil)
 	c.goAwaySent = true
+	c.goAwayLast = c.maxClientStream
 	c.goAwayCloseWhen = true
 	done := c.running == 0
 	c.mu.Unlock()
@@ -464,6 +483,13 @@ func (c *conn) processData(f *http2.DataFrame) error {
 	st := c.streams[id]
 	if st == nil || st.remoteDone {
 		c.creditLocked(nil, n)
+		if st == nil && c.resetLately(id) {
+			// In flight when we reset the stream: ignored (RFC 9113
+			// 5.1). A reset for each such frame would also push the
+			// other streams out of resetIDs, and their trailers in
+			// flight would then end the connection.
+			return nil
+		}
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
 	}
 	if n > st.recvWindow {
@@ -493,8 +519,21 @@ func (c *conn) processData(f *http2.DataFrame) error {
 			return nil
 		}
 		st.discarded += n
-		if st.discarded > discardBeforeReset {
+		if st.discarded > discardBeforeReset || st.recvWindow <= 0 {
+			// Past the allowance, or at the end of the stream's window
+			// (not given back once answered): the client could send
+			// nothing more to be reset for, and would wait for a
+			// WINDOW_UPDATE for good.
 			c.resetStreamLocked(id, http2.ErrCodeNo)
+		}
+		return nil
+	}
+	if st.bodyClosed {
+		// The handler closed the body: dropped, and given back to the
+		// connection at once (see streamBody.Close).
+		c.creditLocked(nil, n)
+		if f.StreamEnded() {
+			st.remoteDone = true
 		}
 		return nil
 	}
@@ -577,9 +616,10 @@ func (c *conn) forgetLocked(st *stream) {
 			}
 		}
 	}
-	// Body bytes the handler never read go back to the connection.
+	// Body bytes the handler never read go back to the connection, and
+	// the buffer goes now: a reset stream's handler may run on a while.
 	if unread := int64(len(st.body)); unread > 0 {
-		st.body = st.body[:0]
+		st.body = nil
 		c.creditLocked(nil, unread)
 	}
 	c.cond.Broadcast()
@@ -676,6 +716,12 @@ func (c *conn) processTrailers(st *stream, f *http2.MetaHeadersFrame) error {
 // it was reset).
 func (c *conn) handlerDoneLocked(st *stream) {
 	c.running--
+	// The body is closed with the handler, as net/http's is: a Read
+	// still waiting on a goroutine the handler left (http.Transport's
+	// body writer, after a proxied response) ends, instead of waiting
+	// for a body that goes nowhere, and for good if it ends with
+	// END_STREAM on the answered stream.
+	st.bodyClosed = true
 	if c.streams[st.id] == st {
 		if st.remoteDone {
 			c.forgetLocked(st)
@@ -685,11 +731,18 @@ func (c *conn) handlerDoneLocked(st *stream) {
 			c.open--
 			st.answered = true
 			if unread := int64(len(st.body)); unread > 0 {
-				st.body = st.body[:0]
+				st.body = nil
 				c.creditLocked(nil, unread)
 			}
+			c.cond.Broadcast() // for that left-over Read
 			c.answered = append(c.answered, st.id)
-			if len(c.answered) > maxAnswered {
+			switch {
+			case st.recvWindow <= 0:
+				// The client can send no DATA, which is what has an
+				// answered stream reset (processData): it would wait for
+				// a WINDOW_UPDATE for good. RFC 9113 8.1's NO_ERROR now.
+				c.resetStreamLocked(st.id, http2.ErrCodeNo)
+			case len(c.answered) > maxAnswered:
 				c.resetStreamLocked(c.answered[0], http2.ErrCodeNo)
 			}
 		}
@@ -731,11 +784,11 @@ func (c *conn) flusher() {
 // flush writes everything pending.
 func (c *conn) flush() {
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	c.mu.Lock()
 	c.flushing = false
 	if len(c.out) == 0 || c.writeErr != nil {
 		c.mu.Unlock()
+		c.wmu.Unlock()
 		return
 	}
 	buf := c.out
@@ -743,14 +796,29 @@ func (c *conn) flush() {
 	c.mu.Unlock()
 	_, err := c.nc.Write(buf)
 	c.mu.Lock()
-	c.spare = buf[:0]
-	if err != nil && c.writeErr == nil {
+	// The buffer is kept for the next flush unless a burst grew it (one
+	// large frame a client's settings allowed, many handlers' responses
+	// at once): the connection would hold that much for its life.
+	c.spare = nil
+	if cap(buf) <= maxKeptOut {
+		c.spare = buf[:0]
+	}
+	failed := err != nil && c.writeErr == nil
+	if failed {
 		c.writeErr = err
 		c.cancelAllLocked()
-		c.nc.Close()
 	}
 	c.cond.Broadcast()
 	c.mu.Unlock()
+	c.wmu.Unlock()
+	if failed {
+		// Closed with no lock held: a TLS connection's Close first
+		// writes close_notify, which on a socket whose client reads
+		// nothing waits as long as the write that failed (portico's
+		// progressConn moves the deadline on), and every handler, the
+		// read loop and Shutdown would wait with it for the locks.
+		c.nc.Close()
+	}
 }
 
 // flushNow is flush for a caller that needs the bytes out even while the

@@ -1686,3 +1686,25 @@ func TestExpectContinueReadWhileAnswering(t *testing.T) {
 		t.Fatalf("body %q, informational %v", r.body, r.informational)
 	}
 }
+
+// A client that opens no window (it reads nothing) does not hold a
+// response, and its handler, for ever: after WriteTimeout without window
+// the stream is reset CANCEL and the handler's write fails. Without the
+// bound the socket, never written to, never times out either.
+func TestWindowWaitHasWriteTimeout(t *testing.T) {
+	wrote := make(chan error, 1)
+	ts := startServer(t, &Server{WriteTimeout: 200 * time.Millisecond}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := w.Write(make([]byte, 8<<10)) // beyond the 4 KiB buffer: waits for window
+		wrote <- err
+	}))
+	cl := ts.connect(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+	start := time.Now()
+	cl.get(1, "/")
+	cl.wantResetStream(1, http2.ErrCodeCancel)
+	if err := waitFor(t, wrote, "the handler's write"); err == nil {
+		t.Fatal("the write waiting for window succeeded")
+	}
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Fatalf("reset after %v, before the write timeout", d)
+	}
+}

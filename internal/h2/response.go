@@ -117,6 +117,11 @@ func (rw *responseWriter) write(p []byte, s string) (int, error) {
 	if err := rw.sendDataLocked(p, false); err != nil {
 		return 0, err
 	}
+	// What goes beyond the buffer goes out now, as with net/http, not
+	// when the handler returns, flushes or writes 64 KiB more: a
+	// full-duplex handler that answers one message and waits for the
+	// next must not sit on its answer.
+	c.scheduleFlushLocked()
 	return n, nil
 }
 
@@ -305,8 +310,21 @@ func (rw *responseWriter) sendDataLocked(p []byte, end bool) error {
 		n := int64(len(p))
 		n = min(n, int64(c.peerMaxFrame), st.sendWindow, c.sendWindow)
 		if n <= 0 {
-			if !st.writeDeadline.IsZero() && !time.Now().Before(st.writeDeadline) {
+			now := time.Now()
+			if !st.writeDeadline.IsZero() && !now.Before(st.writeDeadline) {
 				return errTimeout
+			}
+			if wt := c.srv.WriteTimeout; wt > 0 {
+				// A client that reads nothing sends no WINDOW_UPDATE,
+				// and the socket, never written to, never times out:
+				// the wait for window has the write timeout too.
+				if st.windowDeadline.IsZero() {
+					st.windowDeadline = now.Add(wt)
+					st.armDeadlineLocked()
+				} else if !now.Before(st.windowDeadline) {
+					c.resetStreamLocked(st.id, http2.ErrCodeCancel)
+					return errTimeout
+				}
 			}
 			if len(c.out) > 0 {
 				c.flushLocked()
@@ -315,6 +333,7 @@ func (rw *responseWriter) sendDataLocked(p []byte, end bool) error {
 			c.cond.Wait()
 			continue
 		}
+		st.windowDeadline = time.Time{} // the client is reading
 		last := end && n == int64(len(p))
 		c.fw.WriteData(st.id, last, p[:n])
 		st.sendWindow -= n

@@ -54,6 +54,10 @@ const (
 	// client that sends PINGs and reads nothing) end the connection.
 	maxPendingOut = 64 << 10
 
+	// maxKeptOut is the largest write buffer a connection keeps between
+	// flushes; a larger one, grown by a burst, is let go.
+	maxKeptOut = 4 * maxPendingOut
+
 	// workerIdle is how long a worker goroutine waits for its next
 	// request before it exits.
 	workerIdle = 10 * time.Second
@@ -93,6 +97,11 @@ type Server struct {
 	// protocol's default, which is not then announced, when 0 or outside
 	// the range RFC 9113 allows).
 	MaxReadFrameSize uint32
+	// WriteTimeout bounds how long a response waits for the client to
+	// open its flow-control window (it reads nothing): the stream is then
+	// reset (CANCEL). 0 means no bound. Writes to the socket have their
+	// own timeout beneath (portico's progressConn).
+	WriteTimeout time.Duration
 	// IdleTimeout closes a connection with no request in flight for
 	// this long (GOAWAY NO_ERROR); 0 means never.
 	IdleTimeout time.Duration

@@ -38,10 +38,12 @@ type stream struct {
 	body           []byte
 	trailer        http.Header
 	remoteDone     bool // END_STREAM received: no more body
+	bodyClosed     bool // the handler closed the body or returned: DATA is dropped
 	answered       bool // the handler returned; kept only for the rules
 	reset          bool // reset by either side, or the connection ended
 	readDeadline   time.Time
 	writeDeadline  time.Time
+	windowDeadline time.Time // a wait for flow-control window ends (Server.WriteTimeout)
 	deadlineTimer  *time.Timer
 	sawContinue    bool
 	wantsContinue  bool
@@ -268,6 +270,8 @@ func (b streamBody) Read(p []byte) (int, error) {
 	}
 	for len(st.body) == 0 {
 		switch {
+		case st.bodyClosed:
+			return 0, http.ErrBodyReadAfterClose
 		case st.remoteDone:
 			if st.trailer != nil {
 				for k, v := range st.trailer {
@@ -289,25 +293,39 @@ func (b streamBody) Read(p []byte) (int, error) {
 		c.cond.Wait()
 	}
 	n := copy(p, st.body)
-	st.body = st.body[:copy(st.body, st.body[n:])]
+	// Past what was read, not the rest copied down: a body read in small
+	// pieces would copy all that is buffered per Read (a byte at a time,
+	// 32 GiB for a 256 KiB window). Once read, the buffer goes: a stream
+	// waiting for more keeps none (hundreds of streams each holding the
+	// largest burst they took would be far beyond the connection window).
+	st.body = st.body[n:]
+	if len(st.body) == 0 {
+		st.body = nil
+	}
 	c.creditLocked(st, int64(n))
 	return n, nil
 }
 
+// Close drops the body: what is buffered and what still comes goes back
+// to the connection's window at once, not to the stream's (the client is
+// to stop sending what no one reads), rather than wait, unread, for the
+// handler to return.
 func (b streamBody) Close() error {
 	st := b.st
 	c := st.c
 	c.mu.Lock()
+	st.bodyClosed = true
 	if n := int64(len(st.body)); n > 0 {
-		st.body = st.body[:0]
-		c.creditLocked(st, n)
+		st.body = nil
+		c.creditLocked(nil, n)
 	}
+	c.cond.Broadcast() // a Read waiting on another goroutine ends
 	c.mu.Unlock()
 	return nil
 }
 
-// setDeadline arms the timer that wakes st's waits when a deadline
-// passes.
+// setDeadline sets a read or write deadline and wakes st's waits when
+// it passes: now if it has.
 func (st *stream) setDeadline(read bool, t time.Time) {
 	c := st.c
 	c.mu.Lock()
@@ -317,27 +335,57 @@ func (st *stream) setDeadline(read bool, t time.Time) {
 	} else {
 		st.writeDeadline = t
 	}
-	next := st.readDeadline
-	if next.IsZero() || !st.writeDeadline.IsZero() && st.writeDeadline.Before(next) {
-		next = st.writeDeadline
+	if !t.IsZero() && !t.After(time.Now()) {
+		c.cond.Broadcast()
 	}
-	if next.IsZero() {
-		return
-	}
-	d := time.Until(next)
-	if st.deadlineTimer == nil {
-		st.deadlineTimer = time.AfterFunc(d, func() {
-			c.mu.Lock()
-			c.cond.Broadcast()
-			c.mu.Unlock()
-		})
-		return
-	}
-	st.deadlineTimer.Reset(d)
+	st.armDeadlineLocked()
 }
 
-func (st *stream) stopDeadlineTimer() {
-	if st.deadlineTimer != nil {
-		st.deadlineTimer.Stop()
+// armDeadlineLocked sets st's timer for the earliest deadline still to
+// come. Only one to come: a timer set for one already passed fired at
+// once and left the other deadline, later, with nothing to wake its
+// waiter (a write waiting for a WINDOW_UPDATE waited past its deadline
+// for good).
+func (st *stream) armDeadlineLocked() {
+	now := time.Now()
+	var next time.Time
+	for _, t := range [3]time.Time{st.readDeadline, st.writeDeadline, st.windowDeadline} {
+		if t.After(now) && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
 	}
+	if next.IsZero() {
+		if st.deadlineTimer != nil {
+			st.deadlineTimer.Stop()
+		}
+		return
+	}
+	if st.deadlineTimer == nil {
+		st.deadlineTimer = time.AfterFunc(next.Sub(now), st.deadlinePassed)
+		return
+	}
+	st.deadlineTimer.Reset(next.Sub(now))
+}
+
+// deadlinePassed wakes st's waits, and sets the timer for the other
+// deadline if it is still to come.
+func (st *stream) deadlinePassed() {
+	c := st.c
+	c.mu.Lock()
+	c.cond.Broadcast()
+	st.armDeadlineLocked()
+	c.mu.Unlock()
+}
+
+// stopDeadlineTimer ends st's deadlines when its handler has returned:
+// a timer firing meanwhile finds none to set itself for again.
+func (st *stream) stopDeadlineTimer() {
+	if st.deadlineTimer == nil {
+		return // no deadline was ever set: nothing to lock for
+	}
+	c := st.c
+	c.mu.Lock()
+	st.readDeadline, st.writeDeadline, st.windowDeadline = time.Time{}, time.Time{}, time.Time{}
+	st.deadlineTimer.Stop()
+	c.mu.Unlock()
 }

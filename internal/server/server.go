@@ -224,7 +224,7 @@ func (s *Server) serve(opened []*listener) {
 			if wantsHTTP3(t.cfg, l.key) {
 				l.srv.Handler = s.startHTTP3(l, l.srv.TLSConfig, l.srv.Handler, srvCfg)
 			}
-			serveHTTP2(l.srv, s.opts.Logger) // http2.go
+			serveHTTP2(l.srv, srvCfg.WriteTimeout.D(), s.opts.Logger) // http2.go
 		}
 		s.listeners[l.key] = l
 		s.announceListener(l, t)
