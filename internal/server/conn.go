@@ -9,20 +9,17 @@ import (
 	"portico/internal/rawsock"
 )
 
-// progressListener wraps accepted connections in progressConn. A TLS
-// listener's bare TCP connections read and write through rawsock.Conn
-// (see package rawsock for why); wrapped ones (PROXY protocol,
-// connection limits) keep their wrappers' reads.
-//
-// TLS connections used to write through a helper goroutine that gathered
-// small writes (writeBehindConn), for Go's HTTP/2 server, which flushed
-// nearly every frame on its own; portico's engine (internal/h2) gathers
-// its frames itself, and HTTP/1.1 over TLS was 2-14% faster without the
-// helper (wrk, 1 KiB keep-alive, three interleaved runs), so it is gone.
+// progressListener wraps accepted connections in progressConn, and on a
+// TLS listener with a write timeout also in writeBehindConn (HTTP/1.1
+// over TLS writes a response in pieces, which the helper gathers; an
+// HTTP/2 connection switches it to write-through, as its engine gathers
+// them itself; plain listeners keep sendfile). A TLS listener's bare TCP connections read and write through
+// rawsock.Conn (see package rawsock for why); wrapped ones (PROXY
+// protocol, connection limits) keep their wrappers' reads.
 type progressListener struct {
 	net.Listener
 	writeTimeout time.Duration
-	tls          bool
+	writeBehind  bool
 }
 
 func (l progressListener) Accept() (net.Conn, error) {
@@ -30,12 +27,16 @@ func (l progressListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if tc, ok := c.(*net.TCPConn); ok && l.tls {
+	if tc, ok := c.(*net.TCPConn); ok && l.writeBehind {
 		if rc, err := rawsock.NewConn(tc); err == nil {
 			c = rc
 		}
 	}
-	return &progressConn{Conn: c, writeTimeout: l.writeTimeout}, nil
+	pc := &progressConn{Conn: c, writeTimeout: l.writeTimeout}
+	if l.writeBehind && l.writeTimeout > 0 {
+		return newWriteBehindConn(pc), nil
+	}
+	return pc, nil
 }
 
 // progressConn moves the write deadline forward before every write, so a

@@ -101,9 +101,9 @@ func TestHTTP2OversizedFrameIsFrameSizeError(t *testing.T) {
 }
 
 // Many concurrent HTTP/2 responses, small and large, arrive whole and
-// in order of bytes, over a few connections; so do HTTP/1.1 responses on
-// connections closed after them (close_notify must not cut them).
-func TestHTTPSResponsesWhole(t *testing.T) {
+// in order of bytes through the write-behind connection, over a few
+// connections; so do HTTP/1.1 responses on connections closed after them.
+func TestHTTP2ResponsesWholeThroughWriteBehind(t *testing.T) {
 	small := strings.Repeat("s", 1024)
 	large := strings.Repeat("0123456789abcdef", 64<<10) // 1 MiB: Writes wait for room
 	addr, roots := startTLSSite(t, map[string]string{"small.html": small, "large.bin": large})

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"net/http"
 	"time"
@@ -25,4 +26,11 @@ func serveHTTP2(srv *http.Server, writeTimeout time.Duration, logger *slog.Logge
 		WriteTimeout:     writeTimeout,
 		Logger:           logger,
 	})
+	serve := srv.TLSNextProto["h2"]
+	srv.TLSNextProto["h2"] = func(hs *http.Server, c *tls.Conn, h http.Handler) {
+		if wb, ok := c.NetConn().(*writeBehindConn); ok {
+			wb.writeThrough() // the engine batches its writes itself
+		}
+		serve(hs, c, h)
+	}
 }

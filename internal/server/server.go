@@ -218,7 +218,7 @@ func (s *Server) serve(opened []*listener) {
 		if !l.tls {
 			ln = s.fastListen(l.key, ln, srvCfg) // fast.go: hot static hits skip net/http
 		}
-		ln = progressListener{Listener: ln, writeTimeout: srvCfg.WriteTimeout.D(), tls: l.tls}
+		ln = progressListener{Listener: ln, writeTimeout: srvCfg.WriteTimeout.D(), writeBehind: l.tls}
 		if l.tls {
 			l.srv.TLSConfig = s.tlsConfig(l.key)
 			if wantsHTTP3(t.cfg, l.key) {
