@@ -101,7 +101,10 @@ func newConn(s *Server, nc net.Conn, h http.Handler, ctx context.Context) *conn 
 		st := tc.ConnectionState()
 		c.tlsState = &st
 	}
-	c.br = bufio.NewReaderSize(nc, 16<<10)
+	// Small: TLS buffers a whole record beneath, and a read as large as
+	// the buffer (a DATA payload) goes around it; an idle connection
+	// keeps this much.
+	c.br = bufio.NewReaderSize(nc, 4<<10)
 	c.fr = http2.NewFramer(nil, c.br)
 	c.fr.SetMaxReadFrameSize(s.maxFrameSize())
 	c.fr.MaxHeaderListSize = s.maxHeaderBytes()
