@@ -18,10 +18,10 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// startGuardedSite runs a TLS site with static files under root and a
+// startHTTP2Site runs a TLS site with static files under root and a
 // proxy route /echo/ to an upstream that answers a POST with its body
 // (after ?sleep= if asked), and returns it with an HTTP/2 client.
-func startGuardedSite(t *testing.T, dir string, port int, root string) (*Proc, *http.Client, func(root string) string) {
+func startHTTP2Site(t *testing.T, dir string, port int, root string) (*Proc, *http.Client, func(root string) string) {
 	t.Helper()
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if d, err := time.ParseDuration(r.URL.Query().Get("sleep")); err == nil {
@@ -37,13 +37,13 @@ func startGuardedSite(t *testing.T, dir string, port int, root string) (*Proc, *
 	t.Cleanup(upstream.Close)
 	cert, key := selfSigned(t, "localhost")
 	writeFiles(t, dir, map[string]string{"c.pem": cert, "c.key": key, "one/index.html": "one", "two/index.html": "two"})
-	p := startConfig(t, dir, guardedConfig(port, root, upstream.URL), 1)
+	p := startConfig(t, dir, http2Config(port, root, upstream.URL), 1)
 	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
 	t.Cleanup(tr.CloseIdleConnections)
-	return p, &http.Client{Transport: tr, Timeout: 20 * time.Second}, func(root string) string { return guardedConfig(port, root, upstream.URL) }
+	return p, &http.Client{Transport: tr, Timeout: 20 * time.Second}, func(root string) string { return http2Config(port, root, upstream.URL) }
 }
 
-func guardedConfig(port int, root, upstream string) string {
+func http2Config(port int, root, upstream string) string {
 	return fmt.Sprintf(`
 [server]
 access_log = "off"
@@ -61,13 +61,13 @@ http3 = false
 `, port, root, upstream)
 }
 
-// Through the HTTP/2 guard a real client still gets pages and has its
+// Over HTTP/2 a real client (Go's) gets pages and has its
 // POST bodies (small, and larger than the flow-control windows) arrive
 // whole, many at once on one connection, across a reload.
-func TestHTTP2ThroughGuardPagesPostsReload(t *testing.T) {
+func TestHTTP2PagesPostsReload(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
-	p, cl, cfg := startGuardedSite(t, dir, port, "one")
+	p, cl, cfg := startHTTP2Site(t, dir, port, "one")
 	base := fmt.Sprintf("https://127.0.0.1:%d", port)
 	check := func(want string) {
 		t.Helper()
@@ -120,13 +120,13 @@ func TestHTTP2ThroughGuardPagesPostsReload(t *testing.T) {
 	check("two")
 }
 
-// Stopping portico reaches HTTP/2 connections served through the guard:
+// Stopping portico reaches HTTP/2 connections:
 // an idle one gets GOAWAY and closes at once, a request in flight is
 // answered before the process exits (shutdown_timeout is 30s).
-func TestHTTP2ThroughGuardGracefulStop(t *testing.T) {
+func TestHTTP2GracefulStop(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
-	p, _, _ := startGuardedSite(t, dir, port, "one")
+	p, _, _ := startHTTP2Site(t, dir, port, "one")
 	idle := dialH2(t, port)
 	busy := &http.Client{Transport: &http2.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 20 * time.Second}
 	answered := make(chan string, 1)
@@ -173,7 +173,7 @@ func TestHTTP2ThroughGuardGracefulStop(t *testing.T) {
 // requests before it on the connection were answered.
 func TestHTTP2ConnectionHeaderEndsConnection(t *testing.T) {
 	port := freePort(t)
-	startGuardedSite(t, t.TempDir(), port, "one")
+	startHTTP2Site(t, t.TempDir(), port, "one")
 	c := dialH2(t, port)
 	fr := http2.NewFramer(c, c)
 	var block bytes.Buffer
@@ -226,4 +226,39 @@ func dialH2(t *testing.T, port int) *tls.Conn {
 	io.WriteString(c, http2.ClientPreface)
 	http2.NewFramer(c, c).WriteSettings()
 	return c
+}
+
+// A real browser (headless chromium) loads a page over HTTPS and HTTP/2
+// that fetches 30 files at once on the connection, one of them 2 MiB
+// (beyond every flow-control window, so the engine must wait for the
+// browser's WINDOW_UPDATEs), and POSTs a body through the proxy route;
+// the page writes what it got into the DOM.
+func TestHTTP2InBrowser(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	startHTTP2Site(t, dir, port, "one")
+	files := map[string]string{"one/big.bin": strings.Repeat("0123456789abcdef", 128<<10)}
+	for i := 1; i <= 30; i++ {
+		files[fmt.Sprintf("one/f%d.txt", i)] = fmt.Sprint(i)
+	}
+	files["one/page.html"] = `<!doctype html><html><body><div id="out">pending</div><script>
+const small = Array.from({length: 30}, (_, i) => fetch('/f' + (i + 1) + '.txt').then(r => r.text()));
+const big = fetch('/big.bin').then(r => r.arrayBuffer()).then(b => 'big=' + b.byteLength);
+const post = fetch('/echo/', {method: 'POST', body: 'posted'.repeat(1000)}).then(r => r.text()).then(t => 'post=' + t.length);
+Promise.all([Promise.all(small), big, post]).then(([s, b, p]) => {
+  const proto = performance.getEntriesByType('navigation')[0].nextHopProtocol;
+  document.getElementById('out').textContent = 'done proto=' + proto + ' ' + s.join(',') + ' ' + b + ' ' + p;
+}, e => { document.getElementById('out').textContent = 'error ' + e; });
+</script></body></html>`
+	writeFiles(t, dir, files)
+	dom := runChromium(t, "--ignore-certificate-errors", "--virtual-time-budget=20000", "--dump-dom",
+		fmt.Sprintf("https://127.0.0.1:%d/page.html", port))
+	var nums []string
+	for i := 1; i <= 30; i++ {
+		nums = append(nums, fmt.Sprint(i))
+	}
+	want := "done proto=h2 " + strings.Join(nums, ",") + fmt.Sprintf(" big=%d post=6000", 2<<20)
+	if !strings.Contains(dom, want) {
+		t.Fatalf("the page says:\n%s\nwant %q", dom, want)
+	}
 }
