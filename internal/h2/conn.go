@@ -248,7 +248,7 @@ func (c *conn) fail(code http2.ErrCode) {
 	}
 	c.cancelAllLocked()
 	c.mu.Unlock()
-	c.flushNow()
+	c.flush()
 	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
@@ -303,7 +303,7 @@ func (c *conn) goAwayGracefully() {
 	c.goAwayCloseWhen = true
 	done := c.running == 0
 	c.mu.Unlock()
-	c.flushNow()
+	c.flush()
 	if done {
 		c.closeGracefully()
 	}
@@ -823,10 +823,6 @@ func (c *conn) flush() {
 		c.nc.Close()
 	}
 }
-
-// flushNow is flush for a caller that needs the bytes out even while the
-// connection is marked closed (a GOAWAY).
-func (c *conn) flushNow() { c.flush() }
 
 // flushLocked is flush from a caller that holds mu.
 func (c *conn) flushLocked() {

@@ -2,6 +2,7 @@ package h2
 
 import (
 	"net/http"
+	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"portico/internal/httpnum"
 )
 
 // bufMax is how much of a body a response keeps before its first frame:
@@ -129,7 +132,7 @@ func (rw *responseWriter) parseDeclared() {
 	rw.parsedCL = true
 	rw.declared = -1
 	if v := rw.header["Content-Length"]; len(v) == 1 {
-		if n, err := strconv.ParseInt(v[0], 10, 64); err == nil && n >= 0 {
+		if n, ok := httpnum.Digits(v[0]); ok {
 			rw.declared = n
 		}
 	}
@@ -284,7 +287,7 @@ func declaredTrailers(h http.Header) []string {
 	var names []string
 	for _, v := range h["Trailer"] {
 		for _, k := range strings.Split(v, ",") {
-			if k = http.CanonicalHeaderKey(textTrim(k)); k != "" && httpguts.ValidTrailerHeader(k) {
+			if k = http.CanonicalHeaderKey(textproto.TrimString(k)); k != "" && httpguts.ValidTrailerHeader(k) {
 				names = append(names, k)
 			}
 		}

@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,19 +142,10 @@ func ConfigureServer(hs *http.Server, s *Server) {
 	if hs.TLSConfig == nil {
 		hs.TLSConfig = &tls.Config{}
 	}
-	if !hasProto(hs.TLSConfig.NextProtos, "h2") {
+	if !slices.Contains(hs.TLSConfig.NextProtos, "h2") {
 		hs.TLSConfig.NextProtos = append([]string{"h2"}, hs.TLSConfig.NextProtos...)
 	}
 	hs.RegisterOnShutdown(s.Shutdown)
-}
-
-func hasProto(list []string, p string) bool {
-	for _, v := range list {
-		if v == p {
-			return true
-		}
-	}
-	return false
 }
 
 // ServeConn serves one connection until it ends; c has negotiated "h2"

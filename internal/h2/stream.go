@@ -6,14 +6,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
+
+	"portico/internal/httpnum"
 )
 
 // stream is one request and its response. Fields below mu are guarded by
@@ -99,7 +101,7 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (req *http.Requ
 	} else if method == "" || scheme == "" || path == "" || path[0] != '/' && !(path == "*" && method == "OPTIONS") {
 		return nil, 0, streamErr
 	}
-	if !validMethod(method) {
+	if !httpguts.ValidHeaderFieldName(method) { // a token, as a field name is
 		return nil, 0, streamErr
 	}
 	regular := f.RegularFields()
@@ -167,14 +169,10 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (req *http.Requ
 	} else {
 		r.Body = streamBody{st}
 		r.ContentLength = st.declaredLength
-		if vs := header["Trailer"]; len(vs) > 0 {
-			r.Trailer = http.Header{}
-			for _, v := range vs {
-				for _, k := range strings.Split(v, ",") {
-					if k = http.CanonicalHeaderKey(textTrim(k)); k != "" && httpguts.ValidTrailerHeader(k) {
-						r.Trailer[k] = nil
-					}
-				}
+		if names := declaredTrailers(header); len(names) > 0 {
+			r.Trailer = make(http.Header, len(names))
+			for _, k := range names {
+				r.Trailer[k] = nil
 			}
 		}
 		st.wantsContinue = httpguts.HeaderValuesContainsToken(header["Expect"], "100-continue")
@@ -185,29 +183,14 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (req *http.Requ
 	return r.WithContext(ctx), status, nil
 }
 
-func textTrim(s string) string { return strings.Trim(s, " \t") }
-
-func validMethod(m string) bool {
-	for i := 0; i < len(m); i++ {
-		if !httpguts.IsTokenRune(rune(m[i])) {
-			return false
-		}
-	}
-	return m != ""
-}
-
 // parseContentLength accepts repeated content-length values only when
 // they agree (RFC 9110 8.6).
 func parseContentLength(vs []string) (int64, bool) {
 	var n int64 = -1
 	for _, v := range vs {
 		for _, part := range strings.Split(v, ",") {
-			part = textTrim(part)
-			if part == "" || part[0] == '+' || part[0] == '-' {
-				return 0, false
-			}
-			m, err := strconv.ParseInt(part, 10, 64)
-			if err != nil || n >= 0 && m != n {
+			m, ok := httpnum.Digits(textproto.TrimString(part))
+			if !ok || n >= 0 && m != n {
 				return 0, false
 			}
 			n = m
