@@ -87,14 +87,17 @@ func TestPEP3333Validator(t *testing.T) {
 func TestExcInfoAfterHeaders(t *testing.T) {
 	t.Parallel()
 	tp, _ := newPEPPool(t, "application")
+	// The cut comes either after the headers went out (the body then
+	// ends in an error) or, when the error reaches the spool before its
+	// first flush, before them (the request fails): on a loaded machine
+	// CI saw the second. Neither lets the client take it as whole.
 	resp, err := testClient.Get(tp.srv.URL + "/pep/exc-after")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err == nil || strings.Contains(string(b), "never sent") {
-		t.Errorf("body %q read without error; want a cut response", b)
+	if err == nil {
+		b, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if rerr == nil || strings.Contains(string(b), "never sent") {
+			t.Errorf("body %q read without error; want a cut response", b)
+		}
 	}
 	tp.logs.waitLog(t, 3*time.Second, "ValueError: after the headers")
 	// The worker serves on.
