@@ -37,7 +37,8 @@ func main() {
 	heapFile := flag.String("heap", "", "write a heap profile of the idle connections")
 	settle := flag.Duration("settle", 15*time.Second, "wait after the connections are idle (a parked connection detaches after 10s)")
 	verbose := flag.Bool("v", false, "print the growth of every runtime/metrics memory class")
-	gcFirst := flag.Bool("gc", false, "collect once before the first figure (a server that has collected holds the GC's metadata already)")
+	warm := flag.Int("warm", 0, "open and close this many connections first, as idle-rss.sh's WARM (a server that has served before)")
+	gcFirst := flag.Bool("gc", true, "collect twice before the first figure, as portico run does once it listens (false: the first collections' metadata counts against the connections)")
 	client := flag.String("client", "", "(internal) run as the client of this address")
 	flag.Parse()
 	if *client != "" {
@@ -67,6 +68,11 @@ func main() {
 		log.Fatal(err)
 	}
 	time.Sleep(time.Second)
+	if *warm > 0 {
+		stop, _ := startClient(addr, *warm)
+		stop()
+		time.Sleep(*settle)
+	}
 	if *gcFirst {
 		runtime.GC()
 		runtime.GC()
@@ -76,31 +82,35 @@ func main() {
 	anon0 := rssAnonKiB()
 	m0 := memClasses()
 
-	cmd := exec.Command(os.Args[0], "-client", addr, "-n", strconv.Itoa(*n))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
+	peak := make(chan int)
+	sampling := make(chan struct{})
+	go func() { // the most goroutines at once while the connections open
+		most := 0
+		for {
+			most = max(most, runtime.NumGoroutine())
+			select {
+			case <-sampling:
+				peak <- most
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	stop, err := startClient(addr, *n)
 	if err != nil {
 		log.Fatal(err)
 	}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "ready") {
-		log.Fatalf("client: %q %v", line, err)
-	}
+	defer stop()
+	close(sampling)
+	peakGoroutines := <-peak
 	time.Sleep(*settle)
 	runtime.ReadMemStats(&after)
 	anon1 := rssAnonKiB()
 	per := func(a, b uint64) float64 { return float64(int64(b)-int64(a)) / float64(*n) }
-	fmt.Printf("per connection: RssAnon %.0f B  HeapInuse %.0f  HeapAlloc %.0f  StackInuse %.0f  GCSys %.0f  OtherSys %.0f  MSpanInuse %.0f  HeapReleased %.0f  NumGoroutine %d NumGC %d->%d\n",
+	fmt.Printf("per connection: RssAnon %.0f B  HeapInuse %.0f  HeapAlloc %.0f  StackInuse %.0f  GCSys %.0f  OtherSys %.0f  MSpanInuse %.0f  HeapReleased %.0f  NumGoroutine %d (peak %d) NumGC %d->%d\n",
 		float64(anon1-anon0)*1024/float64(*n), per(before.HeapInuse, after.HeapInuse), per(before.HeapAlloc, after.HeapAlloc),
 		per(before.StackInuse, after.StackInuse), per(before.GCSys, after.GCSys), per(before.OtherSys, after.OtherSys),
-		per(before.MSpanInuse, after.MSpanInuse), per(before.HeapReleased, after.HeapReleased), runtime.NumGoroutine(), before.NumGC, after.NumGC)
+		per(before.MSpanInuse, after.MSpanInuse), per(before.HeapReleased, after.HeapReleased), runtime.NumGoroutine(), peakGoroutines, before.NumGC, after.NumGC)
 	if *verbose {
 		for name, v := range memClasses() {
 			if d := int64(v) - int64(m0[name]); d != 0 {
@@ -119,8 +129,35 @@ func main() {
 		}
 		f.Close()
 	}
-	stdin.Close()
-	cmd.Wait()
+}
+
+// startClient starts this program again as a client that opens n
+// connections to addr, and returns once all are answered; stop closes
+// them.
+func startClient(addr string, n int) (stop func(), err error) {
+	cmd := exec.Command(os.Args[0], "-client", addr, "-n", strconv.Itoa(n))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	stop = func() {
+		stdin.Close()
+		cmd.Wait()
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "ready") {
+		stop()
+		return nil, fmt.Errorf("client: %q %v", line, err)
+	}
+	return stop, nil
 }
 
 // runClient opens n connections to addr, one request each, prints

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -107,6 +108,18 @@ func runServer(cfg *config.Config, opts runOptions, stdout, stderr io.Writer) in
 	if q := opts.quick; q != nil {
 		announceQuick(lg, q, srv.Addrs())
 	}
+	// Two garbage collections once the server listens. Loading the config
+	// leaves garbage (TOML, templates, error pages), and a server whose
+	// requests allocate nothing may not collect for a long time: Go's
+	// periodic collection only starts after a first one. A process's
+	// first two collections also build metadata once (about 0.8 MB: the
+	// span sets of the size classes in use, kept in two halves that
+	// alternate by cycle); without this it came with the first bursts of
+	// traffic, counted against the connections that set it off
+	// (bench/idle-rss.sh). Here it costs a few milliseconds before any
+	// request.
+	runtime.GC()
+	runtime.GC()
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			logger.Info("SIGHUP: reloading config")

@@ -177,6 +177,20 @@ func (w *ResponseWriter) Refresh() time.Time {
 	return w.c.now
 }
 
+// Done reads the clock as the response is complete, once per response:
+// later calls return the same time. The handler that reports how long an
+// upstream took and the entry that logs the request share that reading,
+// and the engine counts the wait for the next request from it without
+// reading the clock again.
+func (w *ResponseWriter) Done() time.Time {
+	if !w.ended {
+		w.c.now = time.Now()
+		w.ended = true
+		w.slow = false
+	}
+	return w.c.now
+}
+
 // Now is the engine's clock as last read: the request's arrival, or the
 // last Refresh.
 func (w *ResponseWriter) Now() time.Time { return w.c.now }

@@ -114,3 +114,50 @@ func TestRelayAbortCloses(t *testing.T) {
 		t.Errorf("connection not closed: %v", err)
 	}
 }
+
+// Done reads the clock once per response: the handler that reports an
+// upstream's time and the entry that logs the request get the same end,
+// it is not before the request's arrival, and each request reads anew.
+func TestDoneReadsTheClockOncePerResponse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type reading struct{ start, first, second, now time.Time }
+	got := make(chan reading, 2)
+	fl := Listen(ln, HandlerFunc(func(req *Request, w *ResponseWriter) bool {
+		w.WriteHeader(204)
+		first := w.Done()
+		time.Sleep(2 * time.Millisecond)
+		got <- reading{req.Start, first, w.Done(), w.Now()}
+		return true
+	}), Options{})
+	t.Cleanup(func() { fl.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	var prev time.Time
+	for i := range 2 {
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 204 {
+			t.Fatalf("request %d: %v %v", i, resp, err)
+		}
+		r := <-got
+		if !r.first.Equal(r.second) || !r.now.Equal(r.first) {
+			t.Errorf("request %d: Done gave %v then %v, Now %v: want one reading", i, r.first, r.second, r.now)
+		}
+		if r.first.Before(r.start) {
+			t.Errorf("request %d: Done %v before the request's start %v", i, r.first, r.start)
+		}
+		if !r.first.After(prev) {
+			t.Errorf("request %d: Done %v not after the previous response's %v", i, r.first, prev)
+		}
+		prev = r.first
+		time.Sleep(2 * time.Millisecond)
+	}
+}

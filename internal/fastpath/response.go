@@ -39,6 +39,7 @@ type ResponseWriter struct {
 	filter      HeaderFilter
 	lr          io.LimitedReader
 	slow        bool   // wrote to the socket directly: the clock needs a fresh read
+	ended       bool   // Done read the clock at the response's end
 	hidden      string // a request field RawHeader leaves out (HideRequestField)
 
 	// What a cache or proxy handler reports for the access log.

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"testing"
+	"time"
 
 	"portico/internal/config"
 )
@@ -100,8 +101,9 @@ func BenchmarkPick(b *testing.B) {
 			b.Run(name, func(b *testing.B) {
 				h := newHandler(b, config.Proxy{Upstreams: ups, Balance: policy}, Options{})
 				b.ReportAllocs()
+				now := time.Now()
 				for b.Loop() {
-					if h.pick(0, "198.51.100.7:4321") == nil {
+					if h.pick(now, 0, "198.51.100.7:4321") == nil {
 						b.Fatal("nil")
 					}
 				}

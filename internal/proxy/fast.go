@@ -175,17 +175,20 @@ func (h *Handler) fastServe(st *fastState, req *fastpath.Request, w *fastpath.Re
 	const idem, hasBody = true, false // ServeFast takes bodiless GET and HEAD only
 	rs := h.newRetryState()
 	client := h.fastClientKey(req, w)
-	u := h.pick(rs.tried, client)
 	// The first attempt starts with the request (the engine read the
 	// clock as it arrived: a few microseconds ago); a retry reads it.
 	sent := req.Start
+	if sent.IsZero() {
+		sent = time.Now()
+	}
+	u := h.pick(sent, rs.tried, client)
 	for attempt := 0; ; attempt++ {
 		if u == nil {
 			h.fastError(st, req, w, rs.giveUp())
 			return
 		}
-		if attempt > 0 || sent.IsZero() {
-			sent = time.Now()
+		if attempt > 0 {
+			sent = w.Refresh()
 		}
 		rs.start(u, sent)
 		u.active.Add(1)
@@ -207,12 +210,12 @@ func (h *Handler) fastServe(st *fastState, req *fastpath.Request, w *fastpath.Re
 				return
 			}
 			h.logRetry(u, err)
-			u = h.pick(rs.tried, client)
+			u = h.pick(done, rs.tried, client)
 			continue
 		}
 		u.observe(c.head.status, done.Sub(sent))
 		if rs.afterStatus(c.head.status, idem, hasBody, done) {
-			if next := h.pick(rs.tried, client); next != nil {
+			if next := h.pick(done, rs.tried, client); next != nil {
 				h.logRetry(u, fmt.Errorf("status %d", c.head.status))
 				h.fastDrain(c, u, isHEAD)
 				w.ReportUpstream(u.addr, done.Sub(sent))
@@ -224,7 +227,9 @@ func (h *Handler) fastServe(st *fastState, req *fastpath.Request, w *fastpath.Re
 		}
 		h.pool.ok(u)
 		h.fastRelay(st, req, w, c, u, isHEAD)
-		w.ReportUpstream(u.addr, time.Since(sent))
+		if w.Recording() {
+			w.ReportUpstream(u.addr, w.Done().Sub(sent))
+		}
 		u.active.Add(-1)
 		return
 	}

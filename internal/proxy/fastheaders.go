@@ -6,6 +6,7 @@ package proxy
 
 import (
 	"bytes"
+	"net/textproto"
 
 	"portico/internal/fastpath"
 )
@@ -111,7 +112,7 @@ func (h *Handler) fastRequestHeaders(st *fastState, req *fastpath.Request, raw [
 		if c <= 0 {
 			return false
 		}
-		name, val := line[:c], bytes.Trim(line[c+1:], " \t")
+		name, val := line[:c], textproto.TrimBytes(line[c+1:]) // the engine let no CR or LF in
 		kind := requestKind(name)
 		switch kind {
 		case rqDrop:

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 )
 
@@ -200,15 +201,15 @@ func parseResponseHead(buf []byte, h *respHead) (int, error) {
 // is buffered yet; a CR not followed by LF is the caller's problem (it
 // shows up as a control byte in the line).
 func lineEnd(buf []byte, p int) (end, next int) {
-	for i := p; i < len(buf); i++ {
-		if buf[i] == '\n' {
-			if i > p && buf[i-1] == '\r' {
-				return i - 1, i + 1
-			}
-			return i, i + 1
-		}
+	i := bytes.IndexByte(buf[p:], '\n')
+	if i < 0 {
+		return -1, -1
 	}
-	return -1, -1
+	i += p
+	if i > p && buf[i-1] == '\r' {
+		return i - 1, i + 1
+	}
+	return i, i + 1
 }
 
 // prefixOK reports whether an incomplete status line could still be valid.

@@ -279,10 +279,11 @@ func (h *Handler) Close(ctx context.Context) error {
 	return err
 }
 
-// pick chooses the upstream of the next attempt; when every upstream is out
-// of rotation by passive checks only, it tries them anyway (as nginx).
-func (h *Handler) pick(tried uint64, remoteAddr string) *upstream {
-	now := time.Now().UnixNano()
+// pick chooses the upstream of the next attempt at time now (a clock the
+// caller has read already); when every upstream is out of rotation by
+// passive checks only, it tries them anyway (as nginx).
+func (h *Handler) pick(at time.Time, tried uint64, remoteAddr string) *upstream {
+	now := at.UnixNano()
 	if u := h.bal.pick(now, tried, remoteAddr, false); u != nil {
 		return u
 	}

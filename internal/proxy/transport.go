@@ -34,7 +34,7 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	rs := h.newRetryState()
 	tr, _ := ctx.Value(traceKey{}).(*upstreamTrace) // nil without an access log
 	client := h.clientKey(req.RemoteAddr, req.Header["X-Forwarded-For"])
-	u := h.pick(rs.tried, client)
+	u := h.pick(time.Now(), rs.tried, client)
 	for attempt := 0; ; attempt++ {
 		if u == nil {
 			return nil, rs.giveUp()
@@ -84,13 +84,14 @@ func (t retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				return nil, rs.lastErr
 			}
 			h.logRetry(u, err)
-			u = h.pick(rs.tried, client)
+			u = h.pick(time.Now(), rs.tried, client)
 			continue
 		}
 
-		u.observe(resp.StatusCode, time.Since(sent))
-		if rs.afterStatus(resp.StatusCode, idem, hasBody, time.Now()) {
-			if next := h.pick(rs.tried, client); next != nil {
+		now := time.Now()
+		u.observe(resp.StatusCode, now.Sub(sent))
+		if rs.afterStatus(resp.StatusCode, idem, hasBody, now) {
+			if next := h.pick(now, rs.tried, client); next != nil {
 				h.logRetry(u, fmt.Errorf("status %d", resp.StatusCode))
 				drainClose(resp.Body)
 				tr.attempt(u.addr, sent)

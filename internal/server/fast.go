@@ -97,7 +97,7 @@ func (f *fastEntry) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter)
 		}
 		siteName = st.name
 	}
-	now := time.Now()
+	now := w.Done()
 	if t.log != nil {
 		t.log.logFast(req, w, user, remote, siteName, start, now)
 	}
