@@ -241,6 +241,11 @@ http {
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host \$host;
+            # The forwarding fields a proxy sends (portico always does;
+            # the upstream, on the load's CPU, parses them too), as in
+            # proxy-bench.sh.
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
         }
         location /cached/ {
             proxy_pass http://cacheapp;
