@@ -295,10 +295,9 @@ func (c *rejectConn) ReadFrom(r io.Reader) (int64, error) { return readFrom(c.Co
 // CloseWrite keeps net/http's graceful close.
 func (c *rejectConn) CloseWrite() error { return closeWrite(c.Conn) }
 
-// SyscallConn keeps the fast path's socket-level writes through the
-// wrappers: without it the header of a file response goes out in its own
-// segment (no MSG_MORE), which halved 1 MiB sendfile throughput. Only
-// writes and non-consuming peeks use it; reads stay on the wrapper.
+// SyscallConn keeps the fast path's socket-level calls through the
+// wrappers (ResponseWriter.ClientGone's non-consuming peek); reads stay
+// on the wrapper.
 func (c *limitConn) SyscallConn() (syscall.RawConn, error)  { return syscallConn(c.Conn) }
 func (c *rejectConn) SyscallConn() (syscall.RawConn, error) { return syscallConn(c.Conn) }
 
