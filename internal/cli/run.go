@@ -50,9 +50,11 @@ func runServer(cfg *config.Config, opts runOptions, stdout, stderr io.Writer) in
 	defer lg.close()
 	logger := lg.own
 	defer redirectStdLog(logger)()
-	metrics := server.NewMetrics()
+	metrics := metricsFor(cfg)
 	srv := server.New(server.Options{Logger: logger, Announce: lg.announce, Stdout: stdout, Stderr: stderr, Metrics: metrics})
-	metrics.Watch(srv)
+	if metrics != nil {
+		metrics.Watch(srv)
+	}
 
 	// Signals are caught before listening, so a SIGTERM right after start
 	// is a clean shutdown, not a kill.
@@ -197,4 +199,16 @@ func oneLine(err error) string {
 		return s[:i]
 	}
 	return s
+}
+
+// metricsFor returns the metrics portico counts under cfg: none without
+// an admin listener, the only place they are read (it starts with the
+// process; a reload does not add one). Counting a 404 served at full
+// speed took 0.8% of its CPU in a profile (2.6% before package durhist
+// and the per-site lookup it replaced).
+func metricsFor(cfg *config.Config) *server.Metrics {
+	if cfg.Server.Admin == "" {
+		return nil
+	}
+	return server.NewMetrics()
 }

@@ -88,6 +88,7 @@ type conn struct {
 	// the deadlines below derive from it; after a response that may have
 	// taken long (a file, a big body) it is read again.
 	now time.Time
+	clk clock // what reads it (clock.go)
 	// rawScratch holds RawHeader's copy of the header block when a field
 	// is hidden; reused across requests.
 	rawScratch []byte
@@ -160,7 +161,7 @@ func (c *conn) setReadDeadline(d time.Time, idle bool) {
 
 // write writes p to the socket now, bypassing the buffer.
 func (c *conn) write(p []byte) (int, error) {
-	c.setWriteDeadline(time.Now())
+	c.setWriteDeadline(c.clk.now())
 	return c.writeSocket(p)
 }
 
@@ -204,7 +205,7 @@ func (c *conn) serve() {
 	c.getOut()
 	c.remoteAddr = remoteAddrOf(c.nc)
 	c.req.RemoteAddr = c.remoteAddr
-	c.now = time.Now()
+	c.now = c.clk.now()
 	c.run(true, false)
 }
 
@@ -364,7 +365,7 @@ const (
 // serveParsed serves the request parseRequest just read into c.req, whose
 // header block is the first n buffered bytes.
 func (c *conn) serveParsed(n int) serveOutcome {
-	c.now = time.Now()
+	c.now = c.clk.now()
 	req := &c.req
 	req.Start = c.now
 	c.w = ResponseWriter{c: c, head: req.Method == "HEAD", keepAlive: req.KeepAlive, proto10: req.ProtoMinor == 0}
@@ -385,7 +386,7 @@ func (c *conn) serveParsed(n int) serveOutcome {
 	c.w.finish()
 	c.w.defaults = nil
 	if c.w.slow {
-		c.now = time.Now()
+		c.now = c.clk.now()
 	}
 	_, _ = c.br.Discard(n)
 	if c.werr != nil {

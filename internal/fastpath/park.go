@@ -304,7 +304,7 @@ func (l *Listener) resume(c *conn) {
 		_ = l.parker.attach(lk) // failed: the stand-in's read fails, and run closes
 		c.src.nc = lk.nc
 	}
-	c.now = time.Now()
+	c.now = c.clk.now()
 	// The kick moved the read deadline to the past. Restored, it must
 	// not hide Close's (which comes after closing is set): closing is
 	// checked after.

@@ -29,7 +29,7 @@ func (r *Recorder) Serve(h Handler, req *Request) bool {
 	r.c.werr = nil
 	r.c.now = req.Start
 	if r.c.now.IsZero() {
-		r.c.now = time.Now()
+		r.c.now = r.c.clk.now()
 	}
 	r.c.w = ResponseWriter{c: &r.c, head: req.Method == "HEAD", keepAlive: req.KeepAlive, proto10: req.ProtoMinor == 0}
 	if !h.ServeFast(req, &r.c.w) {

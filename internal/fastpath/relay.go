@@ -66,7 +66,7 @@ func (w *ResponseWriter) Flush() error {
 	w.endHeader()
 	w.slow = true
 	if w.c.l.opts.WriteTimeout > 0 {
-		w.c.setWriteDeadline(time.Now())
+		w.c.setWriteDeadline(w.c.clk.now())
 	}
 	return w.c.flush()
 }
@@ -158,7 +158,7 @@ func (w *ResponseWriter) WriteInterim(status int, lines []byte) error {
 	c.out = append(b, "\r\n"...)
 	w.slow = true
 	if c.l.opts.WriteTimeout > 0 {
-		c.setWriteDeadline(time.Now())
+		c.setWriteDeadline(c.clk.now())
 	}
 	return c.flush()
 }
@@ -172,7 +172,7 @@ var errInterim = errors.New("fastpath: WriteInterim after WriteHeader or with a 
 // the handler need not read the clock again (time.Now costs 50-200 ns on
 // a VM).
 func (w *ResponseWriter) Refresh() time.Time {
-	w.c.now = time.Now()
+	w.c.now = w.c.clk.now()
 	w.slow = true
 	return w.c.now
 }
@@ -184,7 +184,7 @@ func (w *ResponseWriter) Refresh() time.Time {
 // reading the clock again.
 func (w *ResponseWriter) Done() time.Time {
 	if !w.ended {
-		w.c.now = time.Now()
+		w.c.now = w.c.clk.now()
 		w.ended = true
 		w.slow = false
 	}

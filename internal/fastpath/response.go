@@ -301,7 +301,7 @@ func (w *ResponseWriter) SendFile(f *os.File, n int64) (int64, error) {
 	for written < n && err == nil {
 		chunk := min(n-written, sendfileSlice)
 		if c.l.opts.WriteTimeout > 0 {
-			c.setWriteDeadline(time.Now())
+			c.setWriteDeadline(c.clk.now())
 		}
 		w.lr = io.LimitedReader{R: f, N: chunk}
 		var k int64

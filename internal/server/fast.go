@@ -101,7 +101,11 @@ func (f *fastEntry) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter)
 	if t.log != nil {
 		t.log.logFast(req, w, user, remote, siteName, start, now)
 	}
-	t.metrics.observe(siteName, w.Status(), now.Sub(start))
+	if st != nil && st.metrics != nil {
+		st.metrics.observe(w.Status(), now.Sub(start))
+	} else {
+		t.metrics.observe(siteName, w.Status(), now.Sub(start))
+	}
 	if rt != nil {
 		rt.metrics.observe(w.Status(), now.Sub(start))
 	}

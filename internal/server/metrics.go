@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"portico/internal/durhist"
 )
 
 // Metrics are portico's Prometheus metrics. Label lookups are cached per
@@ -18,7 +20,7 @@ import (
 type Metrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	duration *durhist.Vec
 	inflight prometheus.Gauge
 
 	access accessCounters // access.go
@@ -28,8 +30,12 @@ type Metrics struct {
 }
 
 // siteMetrics are one site's request metrics, their labels resolved.
+// A site resolves them when the tree is built (build.go), so counting a
+// request looks nothing up by name.
 type siteMetrics struct {
-	duration prometheus.Observer
+	name     string
+	requests *prometheus.CounterVec
+	duration *durhist.Histogram
 	// byCode[status] is the requests counter of that status, filled on
 	// first use.
 	byCode [600]atomic.Pointer[prometheus.Counter]
@@ -40,8 +46,16 @@ func (m *Metrics) site(name string) *siteMetrics {
 	if v, ok := m.sites.Load(name); ok {
 		return v.(*siteMetrics)
 	}
-	v, _ := m.sites.LoadOrStore(name, &siteMetrics{duration: m.duration.WithLabelValues(name)})
+	v, _ := m.sites.LoadOrStore(name, &siteMetrics{name: name, requests: m.requests, duration: m.duration.With(name)})
 	return v.(*siteMetrics)
+}
+
+// siteOf is site for a tree being built: nil without metrics.
+func (m *Metrics) siteOf(name string) *siteMetrics {
+	if m == nil {
+		return nil
+	}
+	return m.site(name)
 }
 
 // NewMetrics creates the metrics and their registry.
@@ -51,10 +65,8 @@ func NewMetrics() *Metrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portico_requests_total", Help: "Requests served, by site and status code.",
 		}, []string{"site", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "portico_request_duration_seconds", Help: "Time to serve a request, by site.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"site"}),
+		duration: durhist.NewVec("portico_request_duration_seconds", "Time to serve a request, by site.",
+			durationBuckets, "site"),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "portico_requests_in_flight", Help: "Requests being served now.",
 		}),
@@ -70,23 +82,35 @@ func (m *Metrics) observe(site string, status int, d time.Duration) {
 	if m == nil {
 		return
 	}
-	sm := m.site(site)
+	m.site(site).observe(status, d)
+}
+
+// observe counts one request of the site. A nil siteMetrics (no
+// metrics) counts nothing.
+func (sm *siteMetrics) observe(status int, d time.Duration) {
+	if sm == nil {
+		return
+	}
 	var c prometheus.Counter
 	if status >= 0 && status < len(sm.byCode) {
 		if p := sm.byCode[status].Load(); p != nil {
 			c = *p
 		} else {
 			p = new(prometheus.Counter)
-			*p = m.requests.WithLabelValues(site, strconv.Itoa(status))
+			*p = sm.requests.WithLabelValues(sm.name, strconv.Itoa(status))
 			sm.byCode[status].Store(p)
 			c = *p
 		}
 	} else {
-		c = m.requests.WithLabelValues(site, strconv.Itoa(status))
+		c = sm.requests.WithLabelValues(sm.name, strconv.Itoa(status))
 	}
 	c.Inc()
-	sm.duration.Observe(d.Seconds())
+	sm.duration.Observe(d)
 }
+
+// durationBuckets are the upper bounds, in seconds, of the request
+// duration histograms (per site and per route).
+var durationBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
 // cacheCollector reports the response caches of the live tree.
 type cacheCollector struct {

@@ -20,6 +20,7 @@ type recorder struct {
 	bytes       int64
 	wroteHeader bool
 	site        string
+	siteMetrics *siteMetrics   // the site's, once a site took the request
 	route       *routeObserver // the route that served it, nil if none
 	siteHeaders [][2]string    // the site's headers, restored on the final response after a 1xx
 	interim     bool           // a 1xx was sent

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"portico/internal/durhist"
 )
 
 // Per-route request metrics (what people alert on: a route's error rate
@@ -12,13 +14,13 @@ import (
 
 type routeMetrics struct {
 	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	duration *durhist.Vec
 }
 
 // routeObserver holds one route's resolved metrics.
 type routeObserver struct {
 	byClass  [6]prometheus.Counter // index status/100; 0 for anything odd
-	duration prometheus.Observer
+	duration *durhist.Histogram
 }
 
 func (m *Metrics) registerRouteMetrics() {
@@ -27,10 +29,8 @@ func (m *Metrics) registerRouteMetrics() {
 			Name: "portico_route_requests_total",
 			Help: "Requests answered, by site, route and status class (1xx..5xx); class 5xx are the route's errors.",
 		}, []string{"site", "route", "class"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "portico_route_request_duration_seconds", Help: "Time to serve a request, by site and route.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"site", "route"}),
+		duration: durhist.NewVec("portico_route_request_duration_seconds", "Time to serve a request, by site and route.",
+			durationBuckets, "site", "route"),
 	}
 	m.registry.MustRegister(m.routes.requests, m.routes.duration)
 }
@@ -40,7 +40,7 @@ func (m *Metrics) route(site, path string) *routeObserver {
 	if m == nil {
 		return nil
 	}
-	o := &routeObserver{duration: m.routes.duration.WithLabelValues(site, path)}
+	o := &routeObserver{duration: m.routes.duration.With(site, path)}
 	for i, class := range []string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"} {
 		o.byClass[i] = m.routes.requests.WithLabelValues(site, path, class)
 	}
@@ -56,5 +56,5 @@ func (o *routeObserver) observe(status int, d time.Duration) {
 		c = 0
 	}
 	o.byClass[c].Inc()
-	o.duration.Observe(d.Seconds())
+	o.duration.Observe(d)
 }

@@ -318,7 +318,11 @@ func (t *Tree) finish(r *http.Request, rec *recorder) {
 	if t.log != nil {
 		t.log.log(r, rec, now)
 	}
-	t.metrics.observe(rec.site, rec.status, now.Sub(rec.start))
+	if rec.siteMetrics != nil {
+		rec.siteMetrics.observe(rec.status, now.Sub(rec.start))
+	} else {
+		t.metrics.observe(rec.site, rec.status, now.Sub(rec.start))
+	}
 	rec.route.observe(rec.status, now.Sub(rec.start))
 	*rec = recorder{}
 	recorderPool.Put(rec)

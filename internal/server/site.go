@@ -44,6 +44,7 @@ type site struct {
 	autoTLS bool      // tls = "auto": certificates from the ACME manager
 	// rewrites run before routing (rewrite.go).
 	rewrites []rewriteRule
+	metrics  *siteMetrics // nil without metrics
 }
 
 func newSite(name string, routes []*route, headers map[string]string) *site {
@@ -79,6 +80,7 @@ const maxRedispatch = 10
 func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rec, ok := w.(*recorder); ok {
 		rec.site = s.name
+		rec.siteMetrics = s.metrics
 		rec.siteHeaders = s.headers
 	}
 	h := w.Header()
