@@ -306,6 +306,45 @@ func TestSendFile(t *testing.T) {
 	}
 }
 
+// A file of several slices: its header goes out with MSG_MORE, corked
+// with the file's start, and the slices with a yield between them. The
+// client gets the header (nothing leaves it corked), every byte in
+// order, and the next pipelined answer after it.
+func TestSendFileOfSeveralSlices(t *testing.T) {
+	ts := newTestServer(t, Options{})
+	name := filepath.Join(t.TempDir(), "f")
+	var b strings.Builder
+	for i := 0; b.Len() < 2*sendfileSlice+12345; i++ {
+		fmt.Fprintf(&b, "%08d\n", i)
+	}
+	data := b.String()
+	os.WriteFile(name, []byte(data), 0o644)
+	ts.fast.file = name
+	c, br := ts.dial(t)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET /file HTTP/1.1\r\nHost: x\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+	if r := readResp(t, br, "GET"); r.body != data {
+		t.Errorf("got %d bytes, want %d (first difference at %d)", len(r.body), len(data), firstDiff(r.body, data))
+	}
+	if r := readResp(t, br, "GET"); r.body != "hello a" {
+		t.Errorf("after the file: got %q", r.body)
+	}
+	// A lone file request: the answer must not wait for a next one.
+	fmt.Fprintf(c, "GET /file HTTP/1.1\r\nHost: x\r\n\r\n")
+	if r := readResp(t, br, "GET"); r.body != data {
+		t.Errorf("second time: got %d bytes, want %d", len(r.body), len(data))
+	}
+}
+
+func firstDiff(a, b string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
 // A fast GET, then a POST with a body on the same connection: the POST
 // reaches net/http intact, and net/http keeps serving the connection.
 func TestHandOffMidConnection(t *testing.T) {

@@ -16,3 +16,8 @@ func acceptedRaw(nc net.Conn) syscall.RawConn {
 	}
 	return nil
 }
+
+// sendMoreFlags: an answer's head is sent with more to come (MSG_MORE
+// corks it with the body the next call sends), and a peer gone makes
+// EPIPE, not SIGPIPE.
+const sendMoreFlags = syscall.MSG_MORE | syscall.MSG_NOSIGNAL
