@@ -82,7 +82,7 @@ func (l *proxyListener) Accept() (net.Conn, error) {
 	case timeout < 0:
 		timeout = 0
 	}
-	return proxyproto.NewConn(c, proxyproto.WithPolicy(policy), proxyproto.SetReadHeaderTimeout(timeout)), nil
+	return newProxyConn(c, proxyproto.WithPolicy(policy), proxyproto.SetReadHeaderTimeout(timeout)), nil
 }
 
 // peerOf is c's peer address, taken from the value a socket accepted raw
@@ -302,9 +302,6 @@ func (c *limitConn) SyscallConn() (syscall.RawConn, error)  { return syscallConn
 func (c *rejectConn) SyscallConn() (syscall.RawConn, error) { return syscallConn(c.Conn) }
 
 func syscallConn(c net.Conn) (syscall.RawConn, error) {
-	if pc, ok := c.(*proxyproto.Conn); ok {
-		c = pc.Raw()
-	}
 	if sc, ok := c.(syscall.Conn); ok {
 		return sc.SyscallConn()
 	}
@@ -319,9 +316,6 @@ func readFrom(c net.Conn, r io.Reader) (int64, error) {
 }
 
 func closeWrite(c net.Conn) error {
-	if pc, ok := c.(*proxyproto.Conn); ok {
-		c = pc.Raw()
-	}
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}

@@ -265,3 +265,102 @@ func TestProxyListenerAsksNoAddressItDoesNotNeed(t *testing.T) {
 		ln.Close()
 	}
 }
+
+// A PROXY connection reads through once the bytes go-proxyproto buffered
+// after the header are taken: then it reads the socket itself, keeps the
+// header's addresses, and takes another socket when the fast path parks
+// it (Rewrap) without losing them.
+func TestProxyConnReadsThroughAfterTheHeader(t *testing.T) {
+	res := New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
+	ln := listen(t, ListenOptions{ProxyProtocol: func() bool { return true }, HeaderTimeout: time.Second, Resolver: func() *Resolver { return res }})
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client := send(t, ln.Addr().String(), "PROXY TCP4 192.0.2.1 192.0.2.2 1234 80\r\nfirst")
+	c := <-accepted
+	if c == nil {
+		t.Fatal("accept failed")
+	}
+	defer c.Close()
+	pc, ok := c.(*proxyConn)
+	if !ok {
+		t.Fatalf("accepted a %T", c)
+	}
+	if pc.ReadsThroughNow() {
+		t.Fatal("reads through before the header is read")
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "first" {
+		t.Fatalf("read %q, %v; want the bytes after the header", buf[:n], err)
+	}
+	if !pc.ReadsThroughNow() {
+		t.Fatal("still not reading through after a 4 KiB read took go-proxyproto's buffer")
+	}
+	if got := c.RemoteAddr().String(); got != "192.0.2.1:1234" {
+		t.Errorf("RemoteAddr %q", got)
+	}
+	if got := c.LocalAddr().String(); got != "192.0.2.2:80" {
+		t.Errorf("LocalAddr %q", got)
+	}
+	// What the fast path does to a parked connection: the wrapper gets
+	// another socket over the same descriptor (here: the same socket
+	// under a wrapper that counts reads).
+	counted := &countingConn{Conn: pc.Unwrap()}
+	pc.Rewrap(counted)
+	io.WriteString(client, "second")
+	n, err = c.Read(buf)
+	if err != nil || string(buf[:n]) != "second" || counted.reads.Load() != 1 {
+		t.Fatalf("after Rewrap: read %q, %v, through the new socket %d times", buf[:n], err, counted.reads.Load())
+	}
+	if got := c.RemoteAddr().String(); got != "192.0.2.1:1234" {
+		t.Errorf("after Rewrap: RemoteAddr %q", got)
+	}
+}
+
+// A small first Read leaves bytes in go-proxyproto's buffer: the
+// connection does not read through yet, and loses nothing.
+func TestProxyConnSmallReadsKeepTheBuffer(t *testing.T) {
+	res := New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
+	ln := listen(t, ListenOptions{ProxyProtocol: func() bool { return true }, HeaderTimeout: time.Second, Resolver: func() *Resolver { return res }})
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	send(t, ln.Addr().String(), "PROXY TCP4 192.0.2.1 192.0.2.2 1234 80\r\nabcdefgh")
+	c := <-accepted
+	if c == nil {
+		t.Fatal("accept failed")
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var got []byte
+	small := make([]byte, 3)
+	for len(got) < 8 {
+		n, err := c.Read(small)
+		if err != nil {
+			t.Fatalf("after %q: %v", got, err)
+		}
+		got = append(got, small[:n]...)
+		if c.(*proxyConn).ReadsThroughNow() {
+			t.Fatalf("reads through after a %d-byte read", len(small))
+		}
+	}
+	if string(got) != "abcdefgh" {
+		t.Errorf("read %q", got)
+	}
+}
+
+type countingConn struct {
+	net.Conn
+	reads atomic.Int32
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	c.reads.Add(1)
+	return c.Conn.Read(p)
+}

@@ -77,6 +77,9 @@ func socketUnder(nc net.Conn) (tc *net.TCPConn, parent Rewrapper, ok bool) {
 			rw, ok := above.(Rewrapper)
 			return nil, rw, ok
 		case ReadThrough:
+			if !readsThroughNow(c) {
+				return nil, nil, false
+			}
 			above = c
 			nc = c.Unwrap()
 		default:

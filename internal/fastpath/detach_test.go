@@ -182,10 +182,11 @@ func TestDetachedConnKeepsLimitSlot(t *testing.T) {
 	}
 }
 
-// A connection that sent a PROXY header reads through the PROXY reader,
-// which may hold bytes: it is not parked (nor detached), and its client
-// address stays the header's across idle waits.
-func TestProxyProtocolConnKeepsAddress(t *testing.T) {
+// A connection that sent a PROXY header is parked and let go of Go's
+// socket once the bytes after the header are taken (clientip's PROXY
+// reader then reads through), and keeps the header's client address
+// across parking, detaching and waking.
+func TestProxyProtocolConnParksAndKeepsAddress(t *testing.T) {
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -194,8 +195,9 @@ func TestProxyProtocolConnKeepsAddress(t *testing.T) {
 	ln := clientip.Listen(raw, clientip.ListenOptions{
 		ProxyProtocol: func() bool { return true },
 		HeaderTimeout: time.Second,
-		MaxConnsPerIP: func() int { return 0 },
+		MaxConnsPerIP: func() int { return 1 },
 		Resolver:      func() *clientip.Resolver { return trusted },
+		OnReject:      func(string, net.Addr) {},
 	})
 	fl := addrServer(t, ln, Options{IdleTimeout: 10 * time.Second, ParkIdleAfter: 20 * time.Millisecond, ParkDetachAfter: time.Millisecond})
 	c, err := net.Dial("tcp", raw.Addr().String())
@@ -205,15 +207,19 @@ func TestProxyProtocolConnKeepsAddress(t *testing.T) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(c)
-	fmt.Fprintf(c, "PROXY TCP4 203.0.113.7 192.0.2.1 40000 80\r\n")
-	for round := 0; round < 2; round++ {
-		if got := getAddr(t, c, br); !strings.HasPrefix(got, "203.0.113.7:40000 ") {
-			t.Fatalf("round %d: addresses %q, want the PROXY header's client", round, got)
-		}
-		time.Sleep(100 * time.Millisecond)
+	// The header and the first request in one write: go-proxyproto's
+	// buffer holds the request's start, which must not be lost.
+	fmt.Fprintf(c, "PROXY TCP4 203.0.113.7 192.0.2.1 40000 80\r\nGET /addr HTTP/1.1\r\nHost: x\r\n\r\n")
+	const want = "203.0.113.7:40000 192.0.2.1:80"
+	if r := readResp(t, br, "GET"); r.status != 200 || r.body != want {
+		t.Fatalf("first request: %d %q, want the PROXY header's %q", r.status, r.body, want)
 	}
-	if n := parksSoFar(fl); n != 0 {
-		t.Errorf("a PROXY connection parked %d times", n)
+	for round := 0; round < 3; round++ {
+		waitParked(t, fl, 1)
+		waitDetached(t, fl, 1)
+		if got := getAddr(t, c, br); got != want {
+			t.Fatalf("round %d: addresses %q, want %q", round, got, want)
+		}
 	}
 }
 

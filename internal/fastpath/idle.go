@@ -27,7 +27,8 @@ import (
 // once the connection has served a request. Its Write must be the wrapped
 // connection's: answers composed inside the idle wait are written on the
 // socket underneath. A wrapper that must see every byte (a byte counter)
-// must not implement it.
+// must not implement it; one that buffers only at first (a PROXY-protocol
+// reader) adds a ReadsThroughNow() bool method, false until then.
 type ReadThrough interface {
 	net.Conn
 	Unwrap() net.Conn
@@ -65,16 +66,29 @@ func socketOf(nc net.Conn) syscall.RawConn {
 }
 
 // underReadThrough returns the connection under nc's read-through
-// wrappers (nc itself if it has none), or nil past 8 of them.
+// wrappers (nc itself if it has none), or nil past 8 of them or under a
+// wrapper that does not read through yet.
 func underReadThrough(nc net.Conn) net.Conn {
 	for i := 0; i < 8; i++ {
 		rt, ok := nc.(ReadThrough)
 		if !ok {
 			return nc
 		}
+		if !readsThroughNow(rt) {
+			return nil
+		}
 		nc = rt.Unwrap()
 	}
 	return nil
+}
+
+// readsThroughNow reports whether a ReadThrough wrapper reads through at
+// this point of its connection: one may buffer at first (a PROXY-protocol
+// reader, until the bytes after the header are taken) and say so with a
+// ReadsThroughNow method.
+func readsThroughNow(rt ReadThrough) bool {
+	w, ok := rt.(interface{ ReadsThroughNow() bool })
+	return !ok || w.ReadsThroughNow()
 }
 
 // takeReader gives the connection its read buffer.
