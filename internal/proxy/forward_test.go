@@ -63,6 +63,13 @@ func TestH2CSmugglingRefused(t *testing.T) {
 			// An upstream that speaks h2c.
 			return "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n", true
 		}
+		if req.Method == "HEAD" {
+			// No body after a HEAD answer: five stray bytes on a kept
+			// connection made the next request through it fail (502) now
+			// and then (1 run in 100 with -race), which is not what this
+			// test is about.
+			return "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n", false
+		}
 		return "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nplain", false
 	})
 	h := newHandler(t, config.Proxy{Upstreams: []string{"http://" + up.addr}}, Options{})
