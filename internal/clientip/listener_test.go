@@ -271,23 +271,8 @@ func TestProxyListenerAsksNoAddressItDoesNotNeed(t *testing.T) {
 // header's addresses, and takes another socket when the fast path parks
 // it (Rewrap) without losing them.
 func TestProxyConnReadsThroughAfterTheHeader(t *testing.T) {
-	res := New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
-	ln := listen(t, ListenOptions{ProxyProtocol: func() bool { return true }, HeaderTimeout: time.Second, Resolver: func() *Resolver { return res }})
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	client := send(t, ln.Addr().String(), "PROXY TCP4 192.0.2.1 192.0.2.2 1234 80\r\nfirst")
-	c := <-accepted
-	if c == nil {
-		t.Fatal("accept failed")
-	}
-	defer c.Close()
-	pc, ok := c.(*proxyConn)
-	if !ok {
-		t.Fatalf("accepted a %T", c)
-	}
+	client, pc := acceptProxyConn(t, "first")
+	c := net.Conn(pc)
 	if pc.ReadsThroughNow() {
 		t.Fatal("reads through before the header is read")
 	}
@@ -324,19 +309,7 @@ func TestProxyConnReadsThroughAfterTheHeader(t *testing.T) {
 // A small first Read leaves bytes in go-proxyproto's buffer: the
 // connection does not read through yet, and loses nothing.
 func TestProxyConnSmallReadsKeepTheBuffer(t *testing.T) {
-	res := New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
-	ln := listen(t, ListenOptions{ProxyProtocol: func() bool { return true }, HeaderTimeout: time.Second, Resolver: func() *Resolver { return res }})
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	send(t, ln.Addr().String(), "PROXY TCP4 192.0.2.1 192.0.2.2 1234 80\r\nabcdefgh")
-	c := <-accepted
-	if c == nil {
-		t.Fatal("accept failed")
-	}
-	defer c.Close()
+	_, c := acceptProxyConn(t, "abcdefgh")
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	var got []byte
 	small := make([]byte, 3)
@@ -346,7 +319,7 @@ func TestProxyConnSmallReadsKeepTheBuffer(t *testing.T) {
 			t.Fatalf("after %q: %v", got, err)
 		}
 		got = append(got, small[:n]...)
-		if c.(*proxyConn).ReadsThroughNow() {
+		if c.ReadsThroughNow() {
 			t.Fatalf("reads through after a %d-byte read", len(small))
 		}
 	}
@@ -355,6 +328,32 @@ func TestProxyConnSmallReadsKeepTheBuffer(t *testing.T) {
 	}
 }
 
+// acceptProxyConn connects to a PROXY-protocol listener trusting
+// loopback, sends a v1 header (client 192.0.2.1:1234, server 192.0.2.2:80)
+// and then after, and returns the client's end and the accepted connection.
+func acceptProxyConn(t *testing.T, after string) (net.Conn, *proxyConn) {
+	t.Helper()
+	res := New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
+	ln := listen(t, ListenOptions{ProxyProtocol: func() bool { return true }, HeaderTimeout: time.Second, Resolver: func() *Resolver { return res }})
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client := send(t, ln.Addr().String(), "PROXY TCP4 192.0.2.1 192.0.2.2 1234 80\r\n"+after)
+	c := <-accepted
+	if c == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { c.Close() })
+	pc, ok := c.(*proxyConn)
+	if !ok {
+		t.Fatalf("accepted a %T", c)
+	}
+	return client, pc
+}
+
+// countingConn counts the reads made through it.
 type countingConn struct {
 	net.Conn
 	reads atomic.Int32

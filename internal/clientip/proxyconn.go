@@ -42,6 +42,15 @@ func newProxyConn(c net.Conn, opts ...func(*proxyproto.Conn)) *proxyConn {
 
 func (p *proxyConn) socket() net.Conn { return *p.sock.Load() }
 
+// current is what reads, writes and deadlines go to: go-proxyproto's
+// reader until it holds nothing, then the socket.
+func (p *proxyConn) current() net.Conn {
+	if p.through.Load() {
+		return p.socket()
+	}
+	return p.pc
+}
+
 func (p *proxyConn) Read(b []byte) (int, error) {
 	if p.through.Load() {
 		return p.socket().Read(b)
@@ -56,19 +65,10 @@ func (p *proxyConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
-func (p *proxyConn) Write(b []byte) (int, error) {
-	if p.through.Load() {
-		return p.socket().Write(b)
-	}
-	return p.pc.Write(b) // waits for the header, as go-proxyproto does
-}
+// Write waits for the header first, before it is read (go-proxyproto's).
+func (p *proxyConn) Write(b []byte) (int, error) { return p.current().Write(b) }
 
-func (p *proxyConn) Close() error {
-	if p.through.Load() {
-		return p.socket().Close()
-	}
-	return p.pc.Close()
-}
+func (p *proxyConn) Close() error { return p.current().Close() }
 
 // RemoteAddr is the header's source, as go-proxyproto's: the socket's
 // peer without a header, or with a LOCAL one (a health check).
@@ -93,26 +93,11 @@ func (p *proxyConn) LocalAddr() net.Addr {
 	return p.socket().LocalAddr()
 }
 
-func (p *proxyConn) SetDeadline(t time.Time) error {
-	if p.through.Load() {
-		return p.socket().SetDeadline(t)
-	}
-	return p.pc.SetDeadline(t)
-}
+func (p *proxyConn) SetDeadline(t time.Time) error { return p.current().SetDeadline(t) }
 
-func (p *proxyConn) SetReadDeadline(t time.Time) error {
-	if p.through.Load() {
-		return p.socket().SetReadDeadline(t)
-	}
-	return p.pc.SetReadDeadline(t)
-}
+func (p *proxyConn) SetReadDeadline(t time.Time) error { return p.current().SetReadDeadline(t) }
 
-func (p *proxyConn) SetWriteDeadline(t time.Time) error {
-	if p.through.Load() {
-		return p.socket().SetWriteDeadline(t)
-	}
-	return p.pc.SetWriteDeadline(t)
-}
+func (p *proxyConn) SetWriteDeadline(t time.Time) error { return p.current().SetWriteDeadline(t) }
 
 // Unwrap returns the socket.
 func (p *proxyConn) Unwrap() net.Conn { return p.socket() }
@@ -130,12 +115,7 @@ func (p *proxyConn) ReadsThroughNow() bool { return p.through.Load() }
 func (p *proxyConn) Rewrap(nc net.Conn) { p.sock.Store(&nc) }
 
 // ReadFrom keeps sendfile (both engines look for io.ReaderFrom).
-func (p *proxyConn) ReadFrom(r io.Reader) (int64, error) {
-	if p.through.Load() {
-		return readFrom(p.socket(), r)
-	}
-	return p.pc.ReadFrom(r)
-}
+func (p *proxyConn) ReadFrom(r io.Reader) (int64, error) { return readFrom(p.current(), r) }
 
 // CloseWrite keeps net/http's graceful close.
 func (p *proxyConn) CloseWrite() error { return closeWrite(p.socket()) }

@@ -12,13 +12,31 @@ import (
 
 // Tests of relay.go, the API of a relaying handler (the reverse proxy).
 
-func TestRelayAPI(t *testing.T) {
+// serveRelay serves h on a loopback listener (net/http, if given, takes
+// what h declines) and returns a client connection to it.
+func serveRelay(t *testing.T, h Handler, slow http.Handler) net.Conn {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	fl := Listen(ln, h, Options{})
+	if slow != nil {
+		go http.Serve(fl, slow)
+	}
+	t.Cleanup(func() { fl.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	return c
+}
+
+func TestRelayAPI(t *testing.T) {
 	var raws []string
-	fl := Listen(ln, HandlerFunc(func(req *Request, w *ResponseWriter) bool {
+	c := serveRelay(t, HandlerFunc(func(req *Request, w *ResponseWriter) bool {
 		raws = append(raws, string(w.RawHeader()))
 		if req.Path == "/decline" {
 			return false
@@ -42,16 +60,7 @@ func TestRelayAPI(t *testing.T) {
 		w.WriteChunk([]byte(strings.Repeat("c", 20000)))
 		w.EndChunks([]byte("X-T: 1\r\n"))
 		return true
-	}), Options{})
-	go http.Serve(fl, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "net/http") }))
-	t.Cleanup(func() { fl.Close() })
-
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	}), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "net/http") }))
 	// Two pipelined requests, then one handed off.
 	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\nX-Unknown: 1\r\nx-lower:  v \r\n\r\n"+
 		"GET /b?q HTTP/1.1\r\nHost: y\r\n\r\n"+
@@ -91,24 +100,13 @@ func TestRelayAPI(t *testing.T) {
 }
 
 func TestRelayAbortCloses(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fl := Listen(ln, HandlerFunc(func(req *Request, w *ResponseWriter) bool {
+	c := serveRelay(t, HandlerFunc(func(req *Request, w *ResponseWriter) bool {
 		w.WriteHeader(200)
 		w.AddHeader("Content-Length", "10")
 		w.Write([]byte("abc"))
 		w.Abort()
 		return true
-	}), Options{})
-	t.Cleanup(func() { fl.Close() })
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	}), nil)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	if _, err := io.ReadAll(c); err != nil {
 		t.Errorf("connection not closed: %v", err)
@@ -119,26 +117,15 @@ func TestRelayAbortCloses(t *testing.T) {
 // upstream's time and the entry that logs the request get the same end,
 // it is not before the request's arrival, and each request reads anew.
 func TestDoneReadsTheClockOncePerResponse(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	type reading struct{ start, first, second, now time.Time }
 	got := make(chan reading, 2)
-	fl := Listen(ln, HandlerFunc(func(req *Request, w *ResponseWriter) bool {
+	c := serveRelay(t, HandlerFunc(func(req *Request, w *ResponseWriter) bool {
 		w.WriteHeader(204)
 		first := w.Done()
 		time.Sleep(2 * time.Millisecond)
 		got <- reading{req.Start, first, w.Done(), w.Now()}
 		return true
-	}), Options{})
-	t.Cleanup(func() { fl.Close() })
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	}), nil)
 	br := bufio.NewReader(c)
 	var prev time.Time
 	for i := range 2 {

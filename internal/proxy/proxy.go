@@ -279,7 +279,7 @@ func (h *Handler) Close(ctx context.Context) error {
 	return err
 }
 
-// pick chooses the upstream of the next attempt at time now (a clock the
+// pick chooses the upstream of the next attempt, at (a clock reading the
 // caller has read already); when every upstream is out of rotation by
 // passive checks only, it tries them anyway (as nginx).
 func (h *Handler) pick(at time.Time, tried uint64, remoteAddr string) *upstream {

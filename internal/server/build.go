@@ -213,7 +213,7 @@ func (t *Tree) buildSite(sc *config.Site, logger *slog.Logger, trusted []netip.P
 		return nil, fmt.Errorf("%s: site %q: rewrite: %w", sc.Source, sc.Name, err)
 	}
 	st.rewrites = rw
-	st.metrics = t.metrics.siteOf(sc.Name)
+	st.metrics = t.metrics.site(sc.Name)
 	return st, nil
 }
 

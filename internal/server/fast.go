@@ -101,11 +101,11 @@ func (f *fastEntry) ServeFast(req *fastpath.Request, w *fastpath.ResponseWriter)
 	if t.log != nil {
 		t.log.logFast(req, w, user, remote, siteName, start, now)
 	}
-	if st != nil && st.metrics != nil {
-		st.metrics.observe(w.Status(), now.Sub(start))
-	} else {
-		t.metrics.observe(siteName, w.Status(), now.Sub(start))
+	var sm *siteMetrics
+	if st != nil {
+		sm = st.metrics
 	}
+	t.metrics.observe(sm, siteName, w.Status(), now.Sub(start))
 	if rt != nil {
 		rt.metrics.observe(w.Status(), now.Sub(start))
 	}

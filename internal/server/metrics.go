@@ -41,21 +41,16 @@ type siteMetrics struct {
 	byCode [600]atomic.Pointer[prometheus.Counter]
 }
 
-// site returns the metrics of the named site.
+// site returns the metrics of the named site; nil without metrics.
 func (m *Metrics) site(name string) *siteMetrics {
+	if m == nil {
+		return nil
+	}
 	if v, ok := m.sites.Load(name); ok {
 		return v.(*siteMetrics)
 	}
 	v, _ := m.sites.LoadOrStore(name, &siteMetrics{name: name, requests: m.requests, duration: m.duration.With(name)})
 	return v.(*siteMetrics)
-}
-
-// siteOf is site for a tree being built: nil without metrics.
-func (m *Metrics) siteOf(name string) *siteMetrics {
-	if m == nil {
-		return nil
-	}
-	return m.site(name)
 }
 
 // NewMetrics creates the metrics and their registry.
@@ -78,11 +73,14 @@ func NewMetrics() *Metrics {
 	return m
 }
 
-func (m *Metrics) observe(site string, status int, d time.Duration) {
-	if m == nil {
-		return
+// observe counts a request of a site: sm, the site's metrics resolved
+// when the tree was built, or else (no site took the request) the
+// metrics of the site named.
+func (m *Metrics) observe(sm *siteMetrics, site string, status int, d time.Duration) {
+	if sm == nil {
+		sm = m.site(site)
 	}
-	m.site(site).observe(status, d)
+	sm.observe(status, d)
 }
 
 // observe counts one request of the site. A nil siteMetrics (no

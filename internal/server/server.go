@@ -318,11 +318,7 @@ func (t *Tree) finish(r *http.Request, rec *recorder) {
 	if t.log != nil {
 		t.log.log(r, rec, now)
 	}
-	if rec.siteMetrics != nil {
-		rec.siteMetrics.observe(rec.status, now.Sub(rec.start))
-	} else {
-		t.metrics.observe(rec.site, rec.status, now.Sub(rec.start))
-	}
+	t.metrics.observe(rec.siteMetrics, rec.site, rec.status, now.Sub(rec.start))
 	rec.route.observe(rec.status, now.Sub(rec.start))
 	*rec = recorder{}
 	recorderPool.Put(rec)
