@@ -9,7 +9,8 @@
 # revision (so uncommitted changes are not measured), and the upstreams
 # (bench/upstream, bench/cacheupstream) from AFTER. Then, for every
 # scenario, it runs old portico, new portico and nginx in interleaved
-# rounds and prints one table of medians and ratios to nginx:
+# rounds (each round in a rotated order) and prints tables of medians and
+# ratios, and of new's ratios round by round with the rounds it won:
 #
 #   ka      static 1 KiB file, keep-alive
 #   close   static 1 KiB file, a new connection per request
@@ -443,9 +444,18 @@ for t in $SCENARIOS; do
 	for s in $(servers_for "$t"); do run_wrk "$s" "$t" 1s >/dev/null; done
 done
 
+# rotated LIST R: the list started at its R-th element, so that no server
+# is always measured first (or always right after the same other one) in
+# a round: the machine's slow drifts then fall on every server alike.
+rotated() {
+	local -a l=($1)
+	local i n=${#l[@]}
+	for ((i = 0; i < n; i++)); do echo "${l[(i + $2) % n]}"; done
+}
+
 for r in $(seq "$ROUNDS"); do
 	for t in $SCENARIOS; do
-		for s in $(servers_for "$t"); do
+		for s in $(rotated "$(servers_for "$t")" "$r"); do
 			read -r v c < <(run_wrk "$s" "$t" "$DURATION")
 			[ -n "$v" ] || die "$s $t: wrk printed no Requests/sec"
 			echo "$v" >>"$TMP/result.$s.$t"
@@ -493,3 +503,26 @@ echo
 echo "server CPU per request, microseconds (medians; ratios: nginx's or old's over new's, above 1 = new needs less)"
 printf '%-7s %11s %11s %11s %11s %10s %10s %8s %11s %9s %9s\n' scenario old new nginx lighttpd nginx/old nginx/new old/new lighttpd/new caddy/new apache/new
 table cpu
+
+# The same comparisons round by round: a round measures every server
+# within a minute, so its ratios see less of the machine's drift than
+# ratios of medians taken over the whole run. Each cell is the median of
+# new's per-round ratios to the peer (req/s, and the peer's CPU per
+# request over new's) and the rounds new was ahead in.
+paired() { # scenario peer -> "1.04x 3/5 | 1.02x 4/5", or "-"
+	local t=$1 p=$2
+	[ -f "$TMP/result.$p.$t" ] || { echo -; return; }
+	paste "$TMP/result.new.$t" "$TMP/result.$p.$t" "$TMP/cpu.new.$t" "$TMP/cpu.$p.$t" |
+		awk '{r[NR] = $1 / $2; c[NR] = $4 / $3; rw += $1 > $2; cw += $4 > $3}
+		function med(a, n,   i, j, t) {
+			for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+			return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
+		}
+		END {printf "%.2fx %d/%d | %.2fx %d/%d\n", med(r, NR), rw, NR, med(c, NR), cw, NR}'
+}
+echo
+echo "new against each, round by round: median of the per-round ratios and rounds won (req/s | CPU per request)"
+printf '%-7s %-23s %-23s %-23s %-23s\n' scenario old nginx lighttpd caddy
+for t in $SCENARIOS; do
+	printf '%-7s %-23s %-23s %-23s %-23s\n' "$t" "$(paired "$t" old)" "$(paired "$t" nginx)" "$(paired "$t" lighttpd)" "$(paired "$t" caddy)"
+done
