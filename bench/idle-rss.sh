@@ -26,6 +26,8 @@
 # MARGINAL=1 then opens N more and reports what each of those added: the
 # cost of one more idle connection, without what a first load costs once
 # (on any server, whether fresh or warmed).
+# TLS=1 measures HTTPS connections (HTTP/1.1 by ALPN; a throwaway
+# self-signed certificate) on portico and nginx; lighttpd is left out.
 #   bench/idle-rss.sh [N]
 set -euo pipefail
 N=${1:-2000}
@@ -38,6 +40,12 @@ ulimit -n $((N * 4 + 1024))
 (cd "$ROOT" && go build -o "$TMP/portico" ./cmd/portico)
 mkdir -p "$TMP/www"
 head -c 1024 /dev/zero | tr '\0' x >"$TMP/www/1k.txt"
+TLS=${TLS:-}
+if [ -n "$TLS" ]; then
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-keyout "$TMP/key.pem" -out "$TMP/cert.pem" -subj /CN=localhost \
+		-addext subjectAltName=DNS:localhost 2>/dev/null
+fi
 
 rss_kib() { # field pid... -> summed field (VmRSS, RssAnon) of the processes and their children, KiB
 	local field=$1 total=0 p kids
@@ -53,12 +61,19 @@ rss_kib() { # field pid... -> summed field (VmRSS, RssAnon) of the processes and
 
 hold() { # port fifo [n] -> holds n (N) idle connections until the fifo's writer closes it
 	# (not stdin: python's stdin is this script, from the here-document)
-	python3 - "$1" "${3:-$N}" "$2" <<'PY'
-import socket, sys
-port, n, ctl = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+	python3 - "$1" "${3:-$N}" "$2" "$TLS" <<'PY'
+import socket, ssl, sys
+port, n, ctl, tls = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+ctx = None
+if tls:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    ctx.set_alpn_protocols(["http/1.1"])
 socks = []
 for _ in range(n):
     s = socket.create_connection(("127.0.0.1", port))
+    if ctx:
+        s = ctx.wrap_socket(s, server_hostname="localhost")
     s.sendall(b"GET /1k.txt HTTP/1.1\r\nHost: x\r\n\r\n")
     socks.append(s)
 got = 0
@@ -127,6 +142,8 @@ measure() { # name pid port
 	fi
 }
 
+TLS_SITE=""
+[ -n "$TLS" ] && TLS_SITE="tls = { cert = \"$TMP/cert.pem\", key = \"$TMP/key.pem\" }"
 run_portico() { # name binary
 	local port
 	port=$(free_port)
@@ -136,6 +153,7 @@ access_log = "off"
 idle_timeout = "5m"
 [[site]]
 listen = ["127.0.0.1:$port"]
+$TLS_SITE
   [[site.route]]
   path = "/"
   static = { root = "$TMP/www" }
@@ -153,6 +171,8 @@ if [ -n "${PORTICO_BASELINE:-}" ]; then
 fi
 
 NPORT=$(free_port)
+NGINX_TLS=""
+[ -n "$TLS" ] && NGINX_TLS="ssl_certificate $TMP/cert.pem; ssl_certificate_key $TMP/key.pem;"
 mkdir -p "$TMP/nginx"
 cat >"$TMP/nginx/nginx.conf" <<NGINX
 worker_processes 1;
@@ -165,7 +185,11 @@ http {
   access_log off;
   keepalive_timeout 300s;
   keepalive_requests 100000;
-  server { listen 127.0.0.1:$NPORT; root $TMP/www; }
+  server {
+    listen 127.0.0.1:$NPORT${TLS:+ ssl};
+    $NGINX_TLS
+    root $TMP/www;
+  }
 }
 NGINX
 taskset -c "$SERVER_CPU" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" >/dev/null 2>&1 &
@@ -174,7 +198,7 @@ wait_port "$NPORT"
 measure nginx $! "$NPORT"
 kill "$!" 2>/dev/null || true
 
-if command -v lighttpd >/dev/null; then
+if [ -z "$TLS" ] && command -v lighttpd >/dev/null; then
 	LPORT=$(free_port)
 	cat >"$TMP/lighttpd.conf" <<LIGHTTPD
 server.document-root = "$TMP/www"
