@@ -301,6 +301,12 @@ func BenchmarkFastEntry1KiB(b *testing.B) { benchFastEntry(b, "/1k.txt") }
 // static handler's 404 page, rendered once, with the same log and metrics.
 func BenchmarkFast404(b *testing.B) { benchFastEntry(b, "/missing.txt") }
 
+// BenchmarkFast404Bare is BenchmarkFast404 as the benchmarks against
+// nginx and lighttpd run it: no access log, no metrics (no admin).
+func BenchmarkFast404Bare(b *testing.B) {
+	benchFastEntryConfig(b, "/missing.txt", `access_log = "off"`, "", nil)
+}
+
 // BenchmarkFastEntryRateLimited is BenchmarkFastEntry1KiB on a route
 // with a rate limit that is never reached (issue 12: >= 0.9x the open
 // route).
@@ -317,12 +323,19 @@ func BenchmarkFastEntryHeaderRule(b *testing.B) {
 func benchFastEntry(b *testing.B, path string) { benchFastEntryRoute(b, path, "") }
 
 func benchFastEntryRoute(b *testing.B, path, routeExtra string) {
+	benchFastEntryConfig(b, path, `access_log = "stdout"`, routeExtra, NewMetrics())
+}
+
+// benchFastEntryConfig serves path through the fast entry of a site with
+// a static route; server and routeExtra are TOML lines for [server] and
+// the route, metrics nil for none.
+func benchFastEntryConfig(b *testing.B, path, server, routeExtra string, metrics *Metrics) {
 	dir := b.TempDir()
 	os.WriteFile(filepath.Join(dir, "1k.txt"), []byte(strings.Repeat("x", 1024)), 0o644)
 	file := filepath.Join(dir, "portico.toml")
 	os.WriteFile(file, []byte(fmt.Sprintf(`
 [server]
-access_log = "stdout"
+%s
 [[site]]
 listen = ["127.0.0.1:0"]
 headers = { "X-Frame-Options" = "DENY" }
@@ -330,12 +343,12 @@ headers = { "X-Frame-Options" = "DENY" }
 path = "/"
 static = { root = %q }
 %s
-`, dir, routeExtra)), 0o644)
+`, server, dir, routeExtra)), 0o644)
 	cfg, err := config.Load(file)
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := New(Options{Stdout: io.Discard, Metrics: NewMetrics()})
+	s := New(Options{Stdout: io.Discard, Metrics: metrics})
 	t, err := s.build(cfg)
 	if err != nil {
 		b.Fatal(err)
