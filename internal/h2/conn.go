@@ -1,7 +1,6 @@
 package h2
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -31,7 +30,7 @@ type conn struct {
 	ctx        context.Context // parent of every request's context; never cancelled itself
 	tlsState   *tls.ConnectionState
 	remoteAddr string
-	br         *bufio.Reader
+	rd         *idleReader // the read loop's (idleread.go)
 	fr         *http2.Framer
 
 	// Read loop only.
@@ -100,11 +99,8 @@ func newConn(s *Server, nc net.Conn, h http.Handler, ctx context.Context) *conn 
 		st := tc.ConnectionState()
 		c.tlsState = &st
 	}
-	// Small: TLS buffers a whole record beneath, and a read as large as
-	// the buffer (a DATA payload) goes around it; an idle connection
-	// keeps this much.
-	c.br = bufio.NewReaderSize(nc, 4<<10)
-	c.fr = http2.NewFramer(nil, c.br)
+	c.rd = newIdleReader(nc, &s.readBuffers)
+	c.fr = http2.NewFramer(nil, c.rd)
 	c.fr.SetMaxReadFrameSize(s.maxFrameSize())
 	c.fr.MaxHeaderListSize = s.maxHeaderBytes()
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
@@ -120,10 +116,11 @@ func newConn(s *Server, nc net.Conn, h http.Handler, ctx context.Context) *conn 
 var errClientPreface = errors.New("h2: bad client preface")
 
 func (c *conn) serve() {
+	defer c.rd.release()
 	defer c.shutdown()
 	c.nc.SetReadDeadline(time.Now().Add(prefaceTimeout))
 	var preface [len(http2.ClientPreface)]byte
-	if _, err := io.ReadFull(c.br, preface[:]); err != nil || string(preface[:]) != http2.ClientPreface {
+	if _, err := io.ReadFull(c.rd, preface[:]); err != nil || string(preface[:]) != http2.ClientPreface {
 		return
 	}
 	c.nc.SetReadDeadline(time.Time{})
@@ -157,6 +154,7 @@ func (c *conn) serve() {
 			c.processing = false
 			c.mu.Unlock()
 			c.flush()
+			c.rd.park()
 		}
 		var f http2.Frame
 		fh, err := c.fr.ReadFrameHeader()
@@ -211,11 +209,11 @@ func (c *conn) serve() {
 // wholeFrameBuffered reports whether the next frame can be read without
 // waiting for the client.
 func (c *conn) wholeFrameBuffered() bool {
-	n := c.br.Buffered()
+	n := c.rd.Buffered()
 	if n < 9 {
 		return false
 	}
-	h, _ := c.br.Peek(9)
+	h, _ := c.rd.Peek(9)
 	if http2.FrameType(h[3]) == http2.FrameHeaders && h[4]&byte(http2.FlagHeadersEndHeaders) == 0 {
 		// The framer reads a header block whole: this frame comes with
 		// the CONTINUATION frames after it, which may not have come yet.

@@ -1,12 +1,23 @@
 package h2
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // goroutinesIn counts the goroutines whose stack holds fn.
@@ -50,5 +61,99 @@ func TestIdleConnectionKeepsNoFlusher(t *testing.T) {
 	cl.get(9, "/")
 	if r := cl.response(9); string(r.body) != "hello" {
 		t.Fatalf("after idling: body %q", r.body)
+	}
+}
+
+// selfSignedTLS is a server config with a fresh self-signed certificate
+// that offers h2.
+func selfSignedTLS(t *testing.T) *tls.Config {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		DNSNames:     []string{"localhost"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+		NextProtos:   []string{"h2"},
+	}
+}
+
+// waitReadBuffers waits until srv's connections hold want read buffers.
+func waitReadBuffers(t *testing.T, srv *Server, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for srv.readBuffers.Load() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("connections hold %d read buffers, want %d", srv.readBuffers.Load(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// An idle TLS connection gives its read buffer back, and takes one again
+// for the next request; bodies larger than the buffer and several
+// requests in a row read right across it.
+func TestIdleTLSConnectionHoldsNoReadBuffer(t *testing.T) {
+	srv := &Server{}
+	ts := startServer(t, srv, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		fmt.Fprintf(w, "%s %s %d", r.Method, r.URL.Path, len(b))
+	}), wrapConn(func(nc net.Conn) net.Conn { return tls.Server(nc, selfSignedTLS(t)) }))
+	tr := &http2.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	t.Cleanup(tr.CloseIdleConnections)
+	hc := &http.Client{Transport: tr, Timeout: testTimeout}
+	do := func(method, path, body, want string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, "https://"+ts.addr+path, strings.NewReader(body))
+		if body == "" {
+			req.Body = nil
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || string(b) != want {
+			t.Fatalf("%s %s: %v %d %q, want 200 %q", method, path, err, resp.StatusCode, b, want)
+		}
+	}
+	do("GET", "/one", "", "GET /one 0")
+	do("POST", "/two", strings.Repeat("z", 200000), "POST /two 200000")
+	waitReadBuffers(t, srv, 0)
+	do("GET", "/three", "", "GET /three 0")
+	waitReadBuffers(t, srv, 0)
+}
+
+// Over plain TCP (h2c) the buffer stays: waiting with a one-byte read
+// would cost a system call more per wait.
+func TestIdlePlainConnectionKeepsItsReadBuffer(t *testing.T) {
+	srv := &Server{}
+	ts := startServer(t, srv, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello")
+	}))
+	cl := ts.connect(t)
+	cl.get(1, "/")
+	if r := cl.response(1); string(r.body) != "hello" {
+		t.Fatalf("body %q", r.body)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := srv.readBuffers.Load(); n != 1 {
+		t.Fatalf("the idle connection holds %d read buffers, want 1", n)
 	}
 }

@@ -111,6 +111,9 @@ type Server struct {
 
 	workers workerPool
 	date    atomic.Pointer[dateText]
+	// readBuffers counts the read buffers connections hold now; an idle
+	// TLS connection holds none (idleread.go).
+	readBuffers atomic.Int64
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
