@@ -28,6 +28,8 @@
 # (on any server, whether fresh or warmed).
 # TLS=1 measures HTTPS connections (HTTP/1.1 by ALPN; a throwaway
 # self-signed certificate) on portico and nginx; lighttpd is left out.
+# TLS=h2 the same with HTTP/2 connections (bench/h2hold), as browsers
+# hold them.
 #   bench/idle-rss.sh [N]
 set -euo pipefail
 N=${1:-2000}
@@ -38,6 +40,7 @@ chmod 755 "$TMP"
 . "$ROOT/bench/lib.sh"
 ulimit -n $((N * 4 + 1024))
 (cd "$ROOT" && go build -o "$TMP/portico" ./cmd/portico)
+[ "${TLS:-}" = h2 ] && (cd "$ROOT" && go build -o "$TMP/h2hold" ./bench/h2hold)
 mkdir -p "$TMP/www"
 head -c 1024 /dev/zero | tr '\0' x >"$TMP/www/1k.txt"
 TLS=${TLS:-}
@@ -60,6 +63,10 @@ rss_kib() { # field pid... -> summed field (VmRSS, RssAnon) of the processes and
 }
 
 hold() { # port fifo [n] -> holds n (N) idle connections until the fifo's writer closes it
+	if [ "$TLS" = h2 ]; then
+		"$TMP/h2hold" -addr "127.0.0.1:$1" -n "${3:-$N}" <"$2"
+		return
+	fi
 	# (not stdin: python's stdin is this script, from the here-document)
 	python3 - "$1" "${3:-$N}" "$2" "$TLS" <<'PY'
 import socket, ssl, sys
@@ -171,8 +178,9 @@ if [ -n "${PORTICO_BASELINE:-}" ]; then
 fi
 
 NPORT=$(free_port)
-NGINX_TLS=""
-[ -n "$TLS" ] && NGINX_TLS="ssl_certificate $TMP/cert.pem; ssl_certificate_key $TMP/key.pem;"
+NGINX_TLS="" NGINX_LISTEN=""
+[ -n "$TLS" ] && NGINX_TLS="ssl_certificate $TMP/cert.pem; ssl_certificate_key $TMP/key.pem;" NGINX_LISTEN=" ssl"
+[ "$TLS" = h2 ] && NGINX_LISTEN=" ssl http2"
 mkdir -p "$TMP/nginx"
 cat >"$TMP/nginx/nginx.conf" <<NGINX
 worker_processes 1;
@@ -186,7 +194,7 @@ http {
   keepalive_timeout 300s;
   keepalive_requests 100000;
   server {
-    listen 127.0.0.1:$NPORT${TLS:+ ssl};
+    listen 127.0.0.1:$NPORT$NGINX_LISTEN;
     $NGINX_TLS
     root $TMP/www;
   }
