@@ -1,15 +1,9 @@
 package h2
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"runtime"
@@ -18,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"portico/internal/devcert"
 )
 
 // goroutinesIn counts the goroutines whose stack holds fn.
@@ -64,29 +60,19 @@ func TestIdleConnectionKeepsNoFlusher(t *testing.T) {
 	}
 }
 
-// selfSignedTLS is a server config with a fresh self-signed certificate
-// that offers h2.
+// selfSignedTLS is a server config that offers h2, with a certificate
+// for localhost from a throwaway development CA (package devcert).
 func selfSignedTLS(t *testing.T) *tls.Config {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	files, err := devcert.Make(t.TempDir(), []string{"localhost"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	cert, err := tls.LoadX509KeyPair(files.Cert, files.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
-		NextProtos:   []string{"h2"},
-	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}}
 }
 
 // waitReadBuffers waits until srv's connections hold want read buffers.
@@ -106,6 +92,7 @@ func waitReadBuffers(t *testing.T, srv *Server, want int64) {
 // requests in a row read right across it.
 func TestIdleTLSConnectionHoldsNoReadBuffer(t *testing.T) {
 	srv := &Server{}
+	serverTLS := selfSignedTLS(t)
 	ts := startServer(t, srv, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(r.Body)
 		if err != nil {
@@ -113,7 +100,7 @@ func TestIdleTLSConnectionHoldsNoReadBuffer(t *testing.T) {
 			return
 		}
 		fmt.Fprintf(w, "%s %s %d", r.Method, r.URL.Path, len(b))
-	}), wrapConn(func(nc net.Conn) net.Conn { return tls.Server(nc, selfSignedTLS(t)) }))
+	}), wrapConn(func(nc net.Conn) net.Conn { return tls.Server(nc, serverTLS) }))
 	tr := &http2.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
 	t.Cleanup(tr.CloseIdleConnections)
 	hc := &http.Client{Transport: tr, Timeout: testTimeout}
