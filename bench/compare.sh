@@ -510,15 +510,14 @@ table cpu
 # new's per-round ratios to the peer (req/s, and the peer's CPU per
 # request over new's) and the rounds new was ahead in.
 paired() { # scenario peer -> "1.04x 3/5 | 1.02x 4/5", or "-"
-	local t=$1 p=$2
+	local t=$1 p=$2 rows
 	[ -f "$TMP/result.$p.$t" ] || { echo -; return; }
-	paste "$TMP/result.new.$t" "$TMP/result.$p.$t" "$TMP/cpu.new.$t" "$TMP/cpu.$p.$t" |
-		awk '{r[NR] = $1 / $2; c[NR] = $4 / $3; rw += $1 > $2; cw += $4 > $3}
-		function med(a, n,   i, j, t) {
-			for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
-			return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
-		}
-		END {printf "%.2fx %d/%d | %.2fx %d/%d\n", med(r, NR), rw, NR, med(c, NR), cw, NR}'
+	# per round: new's req/s over the peer's, the peer's CPU over new's
+	rows=$(paste "$TMP/result.new.$t" "$TMP/result.$p.$t" "$TMP/cpu.new.$t" "$TMP/cpu.$p.$t" |
+		awk '{print $1 / $2, $4 / $3}')
+	printf '%.2fx %d/%d | %.2fx %d/%d\n' \
+		"$(awk '{print $1}' <<<"$rows" | median /dev/stdin)" "$(awk '$1 > 1' <<<"$rows" | wc -l)" "$(wc -l <<<"$rows")" \
+		"$(awk '{print $2}' <<<"$rows" | median /dev/stdin)" "$(awk '$2 > 1' <<<"$rows" | wc -l)" "$(wc -l <<<"$rows")"
 }
 echo
 echo "new against each, round by round: median of the per-round ratios and rounds won (req/s | CPU per request)"
